@@ -1,0 +1,270 @@
+// DeviceHub: one Durable Object per device (idFromName(deviceId)). It owns the agent's single
+// hibernatable WebSocket, answers heartbeats without waking (auto-response), runs RPCs to the
+// agent with deadlines, notices silent agents with an alarm, and writes online/offline and
+// last-seen to D1 when they change. State that must outlive hibernation lives in storage or in
+// the socket's attachment; in-memory fields only hold what dies with in-flight requests anyway.
+import { DurableObject } from 'cloudflare:workers';
+import {
+  AgentMessageSchema,
+  HEARTBEAT_PING,
+  HEARTBEAT_PONG,
+  RpcMethods,
+  isRpcMethod,
+  parseMessage,
+  type HubMessage,
+  type RpcError,
+} from '../shared/protocol/messages.ts';
+import { PROTOCOL_VERSION, RELAY_VERSION } from '../shared/version.ts';
+import { DeviceFactsSchema, type DeviceFacts } from '../shared/api/device-info.ts';
+import { decodeFrame, FrameError } from '../shared/protocol/frames.ts';
+
+/** What the Worker gets back from `call`: errors are values, since classes do not cross RPC. */
+export type HubCallResult = { ok: true; result: unknown } | { ok: false; error: RpcError };
+
+export interface HubStatus {
+  online: boolean;
+  connectedAt: number | null;
+  agentVersion: string | null;
+  capabilities: string[];
+}
+
+interface SocketAttachment {
+  deviceId: string;
+  connectedAt: number;
+  helloAt: number | null;
+  agentVersion: string | null;
+  capabilities: string[];
+}
+
+interface Pending {
+  resolve: (r: HubCallResult) => void;
+  timer: ReturnType<typeof setTimeout>;
+  method: string;
+}
+
+/** Close codes the agent understands. */
+export const CloseCode = {
+  REPLACED: 4000,
+  REVOKED: 4003,
+  HEARTBEAT_TIMEOUT: 4008,
+  PROTOCOL_ERROR: 4002,
+} as const;
+
+/** A device is offline after this many heartbeat intervals of silence. */
+const MISSED_HEARTBEATS = 3;
+
+export class DeviceHub extends DurableObject<Env> {
+  private pending = new Map<number, Pending>();
+  private nextRpcId = 1;
+  private badFrames = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
+  }
+
+  private get heartbeatMs(): number {
+    const n = Number(this.env.HEARTBEAT_INTERVAL_MS);
+    return Number.isFinite(n) && n >= 100 ? n : 10_000;
+  }
+
+  /** Only the Worker calls this, after it verified the agent's JWT: the agent's WebSocket upgrade. */
+  async fetch(request: Request): Promise<Response> {
+    if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') return new Response('expected a WebSocket upgrade', { status: 426 });
+    const deviceId = request.headers.get('x-pirelay-device-id');
+    if (!deviceId) return new Response('missing device id', { status: 400 });
+
+    // A second connection from the same device replaces the first.
+    for (const old of this.ctx.getWebSockets()) this.closeSocket(old, CloseCode.REPLACED, 'replaced by a newer connection');
+    this.failPending('DEVICE_OFFLINE', 'the device reconnected before answering');
+
+    const pair = new WebSocketPair();
+    const server = pair[1];
+    this.ctx.acceptWebSocket(server);
+    const now = Date.now();
+    const attachment: SocketAttachment = { deviceId, connectedAt: now, helloAt: null, agentVersion: null, capabilities: [] };
+    server.serializeAttachment(attachment);
+    await this.ctx.storage.put('deviceId', deviceId);
+    await this.setOnline(deviceId, true, now);
+    await this.ctx.storage.setAlarm(now + this.heartbeatMs);
+    return new Response(null, { status: 101, webSocket: pair[0] });
+  }
+
+  async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    if (typeof message !== 'string') {
+      // Stream frames arrive here once tunnels are built; until then every stream is refused.
+      try {
+        decodeFrame(message);
+      } catch (e) {
+        if (e instanceof FrameError) return this.rejectFrame(`malformed binary frame: ${e.message}`);
+        throw e;
+      }
+      return this.rejectFrame('no streams are open on this socket');
+    }
+    const msg = parseMessage(AgentMessageSchema, message);
+    if (!msg) return this.rejectFrame(`invalid control message: ${message.slice(0, 200)}`);
+    switch (msg.t) {
+      case 'hello':
+        return this.onHello(ws, msg.protocol, msg.agent_version, msg.capabilities, msg.facts);
+      case 'ping':
+        return this.send(ws, { t: 'pong' });
+      case 'pong':
+        return;
+      case 'res': {
+        const p = this.pending.get(msg.id);
+        if (!p) return; // answered after its deadline: nothing waits for it any more
+        this.pending.delete(msg.id);
+        clearTimeout(p.timer);
+        if (!msg.ok) return p.resolve({ ok: false, error: msg.error ?? { code: 'DEVICE_ERROR', message: 'the device reported an error' } });
+        const schema = isRpcMethod(p.method) ? RpcMethods[p.method].result : null;
+        const parsed = schema ? schema.safeParse(msg.result) : null;
+        if (parsed && !parsed.success) {
+          console.warn(`device answered ${p.method} with an invalid result`, parsed.error.issues.slice(0, 3));
+          return p.resolve({ ok: false, error: { code: 'BAD_DEVICE_RESPONSE', message: `the device's ${p.method} result did not match the protocol` } });
+        }
+        return p.resolve({ ok: true, result: parsed ? parsed.data : msg.result });
+      }
+    }
+  }
+
+  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    await this.onSocketGone(ws, `closed (${code}${reason ? `: ${reason}` : ''})`);
+  }
+
+  async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    await this.onSocketGone(ws, `error: ${String(error)}`);
+  }
+
+  /** Closes agents that stopped answering heartbeats, and keeps last-seen fresh in D1. */
+  async alarm(): Promise<void> {
+    const now = Date.now();
+    const deadline = this.heartbeatMs * MISSED_HEARTBEATS;
+    for (const ws of this.ctx.getWebSockets()) {
+      const att = ws.deserializeAttachment() as SocketAttachment | null;
+      const lastPing = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+      const last = Math.max(lastPing, att?.connectedAt ?? 0);
+      if (now - last > deadline) this.closeSocket(ws, CloseCode.HEARTBEAT_TIMEOUT, 'no heartbeat');
+    }
+    const deviceId = await this.ctx.storage.get<string>('deviceId');
+    const live = this.liveSocket();
+    if (deviceId) await this.setOnline(deviceId, !!live, now);
+    if (live) await this.ctx.storage.setAlarm(now + this.heartbeatMs);
+    else this.failPending('DEVICE_OFFLINE', 'the device went silent');
+  }
+
+  // ---- methods the Worker calls through the stub ----
+
+  /** Sends one RPC to the agent and waits for its answer or the deadline. */
+  async call(method: string, params: unknown, timeoutMs: number): Promise<HubCallResult> {
+    const ws = this.liveSocket();
+    if (!ws) return { ok: false, error: { code: 'DEVICE_OFFLINE', message: 'the device is not connected' } };
+    const id = this.nextRpcId++;
+    return new Promise<HubCallResult>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve({ ok: false, error: { code: 'DEVICE_TIMEOUT', message: `the device did not answer ${method} within ${timeoutMs} ms` } });
+      }, timeoutMs);
+      this.pending.set(id, { resolve, timer, method });
+      try {
+        this.send(ws, { t: 'req', id, method, params });
+      } catch {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        resolve({ ok: false, error: { code: 'DEVICE_OFFLINE', message: 'the device connection dropped' } });
+      }
+    });
+  }
+
+  /** Closes the agent's socket, e.g. when the device is revoked or rejected. */
+  async disconnect(reason: string): Promise<void> {
+    for (const ws of this.ctx.getWebSockets()) this.closeSocket(ws, CloseCode.REVOKED, reason);
+    this.failPending('DEVICE_OFFLINE', 'the device was disconnected');
+    const deviceId = await this.ctx.storage.get<string>('deviceId');
+    if (deviceId) await this.setOnline(deviceId, false, Date.now());
+  }
+
+  async status(): Promise<HubStatus> {
+    const ws = this.liveSocket();
+    const att = ws ? (ws.deserializeAttachment() as SocketAttachment) : null;
+    return {
+      online: !!ws,
+      connectedAt: att?.connectedAt ?? null,
+      agentVersion: att?.agentVersion ?? null,
+      capabilities: att?.capabilities ?? [],
+    };
+  }
+
+  // ---- internals ----
+
+  private liveSocket(): WebSocket | null {
+    for (const ws of this.ctx.getWebSockets()) if (ws.readyState === WebSocket.OPEN) return ws;
+    return null;
+  }
+
+  private send(ws: WebSocket, msg: HubMessage): void {
+    ws.send(JSON.stringify(msg));
+  }
+
+  private closeSocket(ws: WebSocket, code: number, reason: string): void {
+    try {
+      this.send(ws, { t: 'bye', code: String(code), reason });
+      ws.close(code, reason);
+    } catch {
+      // already closed
+    }
+  }
+
+  private rejectFrame(why: string): void {
+    this.badFrames++;
+    console.warn(`DeviceHub: rejected frame #${this.badFrames}: ${why}`);
+  }
+
+  private async onHello(ws: WebSocket, protocol: number, agentVersion: string, capabilities: string[], facts: DeviceFacts | undefined) {
+    if (protocol !== PROTOCOL_VERSION) {
+      this.closeSocket(ws, CloseCode.PROTOCOL_ERROR, `protocol ${protocol} is not supported (relay speaks ${PROTOCOL_VERSION})`);
+      return;
+    }
+    const att = ws.deserializeAttachment() as SocketAttachment;
+    att.helloAt = Date.now();
+    att.agentVersion = agentVersion;
+    att.capabilities = capabilities;
+    ws.serializeAttachment(att);
+    this.send(ws, { t: 'hello_ack', protocol: PROTOCOL_VERSION, device_id: att.deviceId, heartbeat_ms: this.heartbeatMs, relay_version: RELAY_VERSION });
+    const f = facts ? DeviceFactsSchema.safeParse(facts) : null;
+    if (f?.success) {
+      await this.env.DB.prepare(
+        `UPDATE devices SET hostname = ?1, serial = ?2, hardware = ?3, os = ?4, os_version = ?5, architecture = ?6, mac = ?7, agent_version = ?8 WHERE id = ?9`,
+      )
+        .bind(f.data.hostname, f.data.serial, f.data.hardware, f.data.os, f.data.os_version, f.data.architecture, f.data.mac_address, agentVersion, att.deviceId)
+        .run();
+    } else {
+      await this.env.DB.prepare('UPDATE devices SET agent_version = ?1 WHERE id = ?2').bind(agentVersion, att.deviceId).run();
+    }
+  }
+
+  private async onSocketGone(ws: WebSocket, why: string): Promise<void> {
+    try {
+      ws.close(1000, 'closing');
+    } catch {
+      // already closed
+    }
+    const att = ws.deserializeAttachment() as SocketAttachment | null;
+    const others = this.ctx.getWebSockets().filter((s) => s !== ws && s.readyState === WebSocket.OPEN);
+    if (others.length === 0) {
+      this.failPending('DEVICE_OFFLINE', `the device connection ${why}`);
+      if (att) await this.setOnline(att.deviceId, false, Date.now());
+    }
+  }
+
+  private failPending(code: string, message: string): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.resolve({ ok: false, error: { code, message } });
+      this.pending.delete(id);
+    }
+  }
+
+  private async setOnline(deviceId: string, online: boolean, now: number): Promise<void> {
+    await this.env.DB.prepare('UPDATE devices SET online = ?1, last_seen = ?2 WHERE id = ?3').bind(online ? 1 : 0, now, deviceId).run();
+  }
+}

@@ -1,0 +1,58 @@
+// The binary frame codec of the device socket: [type u8][streamId u32 BE][payload].
+// Text frames carry JSON control messages (messages.ts); binary frames carry streams.
+// Web-standard APIs only: this module runs unchanged on workerd, Bun and Deno.
+
+export const FrameType = {
+  /** Open a stream; payload is a JSON StreamOpen (see streams in the tunnels work). */
+  OPEN: 1,
+  DATA: 2,
+  /** Grant more credit; payload is a u32 BE byte count. */
+  WINDOW: 3,
+  /** Half-close: the sender will send no more data on this stream. */
+  CLOSE: 4,
+  /** Abort the stream in both directions; payload is an optional UTF-8 reason. */
+  RESET: 5,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+export const FRAME_HEADER_BYTES = 5;
+/** Well under the 32 MiB Durable Object WebSocket message limit. */
+export const MAX_FRAME_PAYLOAD = 256 * 1024;
+export const MAX_STREAM_ID = 0xffffffff;
+
+export interface Frame {
+  type: FrameType;
+  streamId: number;
+  payload: Uint8Array;
+}
+
+export class FrameError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FrameError';
+  }
+}
+
+const KNOWN_TYPES = new Set<number>(Object.values(FrameType));
+
+export function encodeFrame(type: FrameType, streamId: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+  if (!KNOWN_TYPES.has(type)) throw new FrameError(`unknown frame type ${type}`);
+  if (!Number.isInteger(streamId) || streamId < 0 || streamId > MAX_STREAM_ID) throw new FrameError(`bad stream id ${streamId}`);
+  if (payload.byteLength > MAX_FRAME_PAYLOAD) throw new FrameError(`payload of ${payload.byteLength} bytes exceeds ${MAX_FRAME_PAYLOAD}`);
+  const out = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
+  out[0] = type;
+  new DataView(out.buffer).setUint32(1, streamId, false);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/** Decodes one frame; throws FrameError on anything malformed. The payload is a view, not a copy. */
+export function decodeFrame(data: ArrayBuffer | Uint8Array): Frame {
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+  if (bytes.byteLength < FRAME_HEADER_BYTES) throw new FrameError(`frame of ${bytes.byteLength} bytes is shorter than its header`);
+  const type = bytes[0]!;
+  if (!KNOWN_TYPES.has(type)) throw new FrameError(`unknown frame type ${type}`);
+  if (bytes.byteLength - FRAME_HEADER_BYTES > MAX_FRAME_PAYLOAD) throw new FrameError('frame payload too large');
+  const streamId = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1, false);
+  return { type: type as FrameType, streamId, payload: bytes.subarray(FRAME_HEADER_BYTES) };
+}

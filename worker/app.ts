@@ -1,0 +1,60 @@
+// Builds the Hono app: every native route, the compatibility layers and the error rendering.
+// Entry points (index.ts, tests) only wire a runtime to what this returns.
+import { HTTPException } from 'hono/http-exception';
+import { ApiError, errorBody } from './errors.ts';
+import { newApp, type App } from './openapi.ts';
+import { RELAY_VERSION } from '../shared/version.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerAuthRoutes } from './routes/auth.ts';
+import { registerApiKeyRoutes } from './routes/api-keys.ts';
+import { registerUserRoutes } from './routes/users.ts';
+import { registerRoleRoutes } from './routes/roles.ts';
+import { registerEnrollmentRoutes } from './routes/enrollment.ts';
+import { registerDeviceRoutes } from './routes/devices.ts';
+import { registerAgentRoutes } from './routes/agents.ts';
+import { registerAgentConnectRoute } from './routes/agent-connect.ts';
+import { registerPiTunnelRoutes } from './compat/pitunnel.ts';
+
+export interface AppDeps {
+  /** When this relay instance started (ms), for /health's uptime. */
+  startedAt: number;
+}
+
+export function createApp(deps: AppDeps): App {
+  const app = newApp();
+
+  app.onError((e, c) => {
+    if (e instanceof ApiError) return c.json(errorBody(e.code, e.message, e.details), e.status);
+    if (e instanceof HTTPException) {
+      const status = e.status;
+      const code = status === 401 ? 'UNAUTHORIZED' : status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST';
+      return c.json(errorBody(code, e.message || 'Bad request'), status);
+    }
+    console.error('unhandled error', c.req.method, c.req.path, e);
+    return c.json(errorBody('INTERNAL', 'Internal error'), 500);
+  });
+  app.notFound((c) => c.json(errorBody('NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`), 404));
+
+  registerHealthRoutes(app, deps);
+  registerAuthRoutes(app);
+  registerApiKeyRoutes(app);
+  registerUserRoutes(app);
+  registerRoleRoutes(app);
+  registerEnrollmentRoutes(app);
+  registerDeviceRoutes(app);
+  registerAgentRoutes(app);
+  registerAgentConnectRoute(app);
+  registerPiTunnelRoutes(app);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'basicAuth', {
+    type: 'http',
+    scheme: 'basic',
+    description: 'An API key as the user name and an empty password (curl -u KEY:)',
+  });
+  app.doc31('/api/v1/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'pirelay', version: RELAY_VERSION, description: 'The native pirelay API' },
+  });
+  return app;
+}

@@ -1,0 +1,105 @@
+// The D1 schema: the source of truth for every table and row type. Migrations under
+// migrations/ are generated from this file by drizzle-kit (`npm run db:generate`).
+import { sqliteTable, text, integer, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+/** Timestamps are Unix milliseconds; the API renders them as ISO 8601. */
+const ms = (name: string) => integer(name);
+
+export const users = sqliteTable('users', {
+  id: text('id').primaryKey(),
+  username: text('username').notNull(),
+  email: text('email'),
+  passwordHash: text('password_hash').notNull(),
+  /** JSON array of role ids. */
+  roles: text('roles', { mode: 'json' }).$type<string[]>().notNull(),
+  authProvider: text('auth_provider').notNull().default('local'),
+  disabled: integer('disabled', { mode: 'boolean' }).notNull().default(false),
+  createdAt: ms('created_at').notNull(),
+  lastLogin: ms('last_login'),
+}, (t) => [uniqueIndex('users_username_unique').on(t.username)]);
+
+export const roles = sqliteTable('roles', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  description: text('description').notNull().default(''),
+  permissions: text('permissions', { mode: 'json' }).$type<string[]>().notNull(),
+  isSystem: integer('is_system', { mode: 'boolean' }).notNull().default(false),
+});
+
+/** One row per login; logout revokes it, so a session JWT stops working before it expires. */
+export const sessions = sqliteTable('sessions', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  createdAt: ms('created_at').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+  revokedAt: ms('revoked_at'),
+}, (t) => [index('sessions_user_idx').on(t.userId)]);
+
+/** API keys are shown once; only their SHA-256 is kept. */
+export const apiKeys = sqliteTable('api_keys', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  prefix: text('prefix').notNull(),
+  keyHash: text('key_hash').notNull(),
+  /** Optional narrowing of the owner's permissions; null means "as the owner". */
+  permissions: text('permissions', { mode: 'json' }).$type<string[] | null>(),
+  createdAt: ms('created_at').notNull(),
+  expiresAt: ms('expires_at'),
+  lastUsedAt: ms('last_used_at'),
+  revokedAt: ms('revoked_at'),
+}, (t) => [uniqueIndex('api_keys_hash_unique').on(t.keyHash), index('api_keys_user_idx').on(t.userId)]);
+
+/** Failed-login counters for rate limiting, keyed by "username|ip". */
+export const loginAttempts = sqliteTable('login_attempts', {
+  key: text('key').primaryKey(),
+  failures: integer('failures').notNull(),
+  windowStart: ms('window_start').notNull(),
+});
+
+export const enrollmentTokens = sqliteTable('enrollment_tokens', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull().default(''),
+  tokenHash: text('token_hash').notNull(),
+  prefix: text('prefix').notNull(),
+  autoApprove: integer('auto_approve', { mode: 'boolean' }).notNull().default(false),
+  /** Set when the token was made for one pre-registered device (POST /api/v1/agents). */
+  deviceId: text('device_id'),
+  maxUses: integer('max_uses'),
+  uses: integer('uses').notNull().default(0),
+  createdBy: text('created_by'),
+  createdAt: ms('created_at').notNull(),
+  expiresAt: ms('expires_at'),
+  revokedAt: ms('revoked_at'),
+}, (t) => [uniqueIndex('enrollment_tokens_hash_unique').on(t.tokenHash)]);
+
+export const DEVICE_STATUSES = ['pending', 'approved', 'rejected', 'revoked'] as const;
+export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
+
+export const devices = sqliteTable('devices', {
+  id: text('id').primaryKey(),
+  /** Display name; defaults to the hostname. */
+  name: text('name').notNull(),
+  hostname: text('hostname').notNull().default(''),
+  serial: text('serial').notNull().default(''),
+  hardware: text('hardware').notNull().default(''),
+  os: text('os').notNull().default(''),
+  osVersion: text('os_version').notNull().default(''),
+  architecture: text('architecture').notNull().default(''),
+  mac: text('mac').notNull().default(''),
+  agentVersion: text('agent_version').notNull().default(''),
+  /** Ed25519 public key as a JWK JSON string; null until an agent enrolls. */
+  publicKey: text('public_key'),
+  status: text('status').$type<DeviceStatus>().notNull(),
+  online: integer('online', { mode: 'boolean' }).notNull().default(false),
+  lastSeen: ms('last_seen'),
+  registeredAt: ms('registered_at').notNull(),
+  approvedAt: ms('approved_at'),
+  enrollmentTokenId: text('enrollment_token_id'),
+}, (t) => [index('devices_status_idx').on(t.status)]);
+
+export type User = typeof users.$inferSelect;
+export type Role = typeof roles.$inferSelect;
+export type ApiKey = typeof apiKeys.$inferSelect;
+export type EnrollmentToken = typeof enrollmentTokens.$inferSelect;
+export type Device = typeof devices.$inferSelect;

@@ -1,0 +1,28 @@
+// The Worker's side of talking to a device: find its DeviceHub and call an RPC on the agent,
+// turning the hub's outcome into the API's errors (DEVICE_OFFLINE 503, DEVICE_TIMEOUT 504).
+import { RpcMethods, type RpcMethod, type RpcParams, type RpcResult } from '../../shared/protocol/messages.ts';
+import { ApiError } from '../errors.ts';
+import type { HubCallResult } from '../../durable-objects/device-hub.ts';
+
+export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
+
+export function hubFor(env: Env, deviceId: string) {
+  return env.DEVICE_HUB.get(env.DEVICE_HUB.idFromName(deviceId));
+}
+
+export async function callDevice<M extends RpcMethod>(
+  env: Env,
+  deviceId: string,
+  method: M,
+  params: RpcParams<M>,
+  timeoutMs = DEFAULT_RPC_TIMEOUT_MS,
+): Promise<RpcResult<M>> {
+  // The stub's inferred type loses `unknown` payloads, so name the shape the hub returns.
+  const outcome = (await hubFor(env, deviceId).call(method, params, timeoutMs)) as HubCallResult;
+  if (outcome.ok) return RpcMethods[method].result.parse(outcome.result) as RpcResult<M>;
+  const { code, message, details } = outcome.error;
+  const extra = { device_id: deviceId, method, ...(details && typeof details === 'object' ? (details as Record<string, unknown>) : {}) };
+  if (code === 'DEVICE_OFFLINE') throw new ApiError(503, code, 'Device is offline', extra);
+  if (code === 'DEVICE_TIMEOUT') throw new ApiError(504, code, 'Device did not answer in time', extra);
+  throw new ApiError(502, code, message, extra);
+}

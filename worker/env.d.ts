@@ -1,0 +1,9 @@
+// Secrets are not in wrangler.toml, so `wrangler types` cannot see them; declare them here.
+declare namespace Cloudflare {
+  interface Env {
+    /** HMAC key for session JWTs, at least 32 characters (`wrangler secret put SESSION_SECRET`). */
+    SESSION_SECRET?: string;
+    /** One-time token that allows creating the first admin (`wrangler secret put BOOTSTRAP_TOKEN`). */
+    BOOTSTRAP_TOKEN?: string;
+  }
+}
