@@ -15,6 +15,7 @@ export default defineConfig(async () => {
             SESSION_SECRET: 'test-session-secret-0123456789abcdef0123456789',
             BOOTSTRAP_TOKEN: 'test-bootstrap-token',
             HEARTBEAT_INTERVAL_MS: '1000',
+            RPC_TIMEOUT_MS: '1500',
           },
         },
       }),

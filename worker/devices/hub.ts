@@ -6,6 +6,12 @@ import type { HubCallResult } from '../../durable-objects/device-hub.ts';
 
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
 
+/** The RPC deadline: RPC_TIMEOUT_MS from the environment, else 10 s. */
+export function rpcTimeout(env: Env): number {
+  const n = Number(env.RPC_TIMEOUT_MS);
+  return Number.isFinite(n) && n > 0 ? n : DEFAULT_RPC_TIMEOUT_MS;
+}
+
 export function hubFor(env: Env, deviceId: string) {
   return env.DEVICE_HUB.get(env.DEVICE_HUB.idFromName(deviceId));
 }
@@ -15,7 +21,7 @@ export async function callDevice<M extends RpcMethod>(
   deviceId: string,
   method: M,
   params: RpcParams<M>,
-  timeoutMs = DEFAULT_RPC_TIMEOUT_MS,
+  timeoutMs = rpcTimeout(env),
 ): Promise<RpcResult<M>> {
   // The stub's inferred type loses `unknown` payloads, so name the shape the hub returns.
   const outcome = (await hubFor(env, deviceId).call(method, params, timeoutMs)) as HubCallResult;
