@@ -10,9 +10,6 @@ import { AGENT_JWT_AUDIENCE, AGENT_JWT_MAX_AGE_S } from '../../shared/constants.
 
 export function registerAgentConnectRoute(app: App) {
   app.get('/agent/connect', async (c) => {
-    if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
-      throw new ApiError(426, 'UPGRADE_REQUIRED', 'Expected a WebSocket upgrade');
-    }
     const token = credentialFrom(c.req.header('authorization')) ?? c.req.query('token');
     if (!token) throw unauthorized('Missing agent token');
     let deviceId: string;
@@ -42,6 +39,11 @@ export function registerAgentConnectRoute(app: App) {
     if (device.status === 'pending') throw new ApiError(403, 'DEVICE_PENDING', 'Device is waiting for approval', { device_id: deviceId });
     if (device.status !== 'approved') throw new ApiError(403, 'DEVICE_REVOKED', `Device is ${device.status}`, { device_id: deviceId, status: device.status });
 
+    // Checked after authentication on purpose: an agent whose dial failed sends a plain GET to
+    // learn why (pending, revoked, bad key), and 426 tells it that all is well but the upgrade.
+    if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
+      throw new ApiError(426, 'UPGRADE_REQUIRED', 'Expected a WebSocket upgrade', { device_id: deviceId });
+    }
     const headers = new Headers(c.req.raw.headers);
     headers.set('x-pirelay-device-id', deviceId);
     return hubFor(c.env, deviceId).fetch(new Request(c.req.raw.url, { headers }));

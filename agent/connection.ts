@@ -1,0 +1,225 @@
+// The agent's one WebSocket to the relay: dials out (works behind NAT), says hello, answers RPCs,
+// keeps a heartbeat, and reconnects forever with capped exponential backoff plus jitter. While
+// the relay is unreachable it probes /health every second, so it is back as soon as the relay is.
+import type { JWK } from 'jose';
+import { AGENT_CONNECT_PATH, RECONNECT_CAP_MS } from '../shared/constants.ts';
+import { HEARTBEAT_PING, HubMessageSchema, parseMessage, type AgentMessage } from '../shared/protocol/messages.ts';
+import { decodeFrame, FrameError } from '../shared/protocol/frames.ts';
+import { PROTOCOL_VERSION, AGENT_VERSION } from '../shared/version.ts';
+import type { DeviceFacts } from '../shared/api/device-info.ts';
+import { backoffDelay } from './backoff.ts';
+import { signConnectToken } from './identity.ts';
+import type { Logger } from './log.ts';
+import { dispatchRpc, type RpcHandlers } from './rpc.ts';
+
+export interface ConnectionOptions {
+  relay: string;
+  deviceId: string;
+  privateJwk: JWK;
+  capabilities: string[];
+  facts: () => Promise<DeviceFacts | undefined>;
+  handlers: RpcHandlers;
+  log: Logger;
+  maxBackoffMs?: number;
+  /** Called whenever the connection state changes (for tests and status output). */
+  onState?: (state: ConnectionState) => void;
+}
+
+export type ConnectionState = 'connecting' | 'online' | 'offline' | 'waiting-approval' | 'refused' | 'stopped';
+
+type Diagnosis = { kind: 'unreachable' } | { kind: 'pending' } | { kind: 'refused'; code: string; status: number } | { kind: 'ok' };
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+
+export class AgentConnection {
+  private stopper = new AbortController();
+  private ws: WebSocket | null = null;
+  private loop: Promise<void> | null = null;
+
+  constructor(private readonly opts: ConnectionOptions) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    try {
+      this.ws?.close(1000, 'agent stopping');
+    } catch {
+      // already closed
+    }
+    await this.loop;
+    this.opts.onState?.('stopped');
+  }
+
+  private get stopped() {
+    return this.stopper.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    const { log } = this.opts;
+    let attempt = 0;
+    let lastDiagnosis = '';
+    while (!this.stopped) {
+      this.opts.onState?.('connecting');
+      const acked = await this.connectOnce().catch((e) => {
+        log.warn('connection attempt failed', { error: String(e) });
+        return false;
+      });
+      if (this.stopped) break;
+      this.opts.onState?.('offline');
+      if (acked) attempt = 0;
+      let delay = backoffDelay(attempt++, this.opts.maxBackoffMs ?? RECONNECT_CAP_MS);
+      const why = acked ? ({ kind: 'ok' } as Diagnosis) : await this.diagnose();
+      const label = why.kind === 'refused' ? `refused:${why.code}` : why.kind;
+      if (label !== lastDiagnosis) {
+        if (why.kind === 'pending') log.info('device is waiting for approval on the relay');
+        else if (why.kind === 'refused') log.error('relay refused this device', { status: why.status, code: why.code });
+        else if (why.kind === 'unreachable') log.warn('relay unreachable; retrying', { relay: this.opts.relay });
+        lastDiagnosis = label;
+      }
+      if (why.kind === 'pending') {
+        this.opts.onState?.('waiting-approval');
+        delay = Math.min(delay, 5_000);
+      } else if (why.kind === 'refused') {
+        this.opts.onState?.('refused');
+      }
+      log.debug('reconnecting', { in_ms: delay, attempt });
+      if (why.kind === 'unreachable') await this.waitForRelay(delay);
+      else await sleep(delay, this.stopper.signal);
+    }
+  }
+
+  /** Sleeps up to `ms`, but returns as soon as the relay answers /health again. */
+  private async waitForRelay(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (!this.stopped && Date.now() < until) {
+      await sleep(Math.min(1_000, until - Date.now()), this.stopper.signal);
+      try {
+        const res = await fetch(new URL('/health', this.opts.relay), { signal: AbortSignal.timeout(1_000) });
+        if (res.ok) return;
+      } catch {
+        // still down
+      }
+    }
+  }
+
+  /** After a failed connect: ask the relay (a plain GET) why, or learn that it is unreachable. */
+  private async diagnose(): Promise<Diagnosis> {
+    try {
+      const token = await signConnectToken(this.opts.deviceId, this.opts.privateJwk);
+      const res = await fetch(new URL(AGENT_CONNECT_PATH, this.opts.relay), {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(5_000),
+      });
+      if (res.status === 426) return { kind: 'ok' };
+      const body = (await res.json().catch(() => ({}))) as { code?: string };
+      if (res.status === 403 && body.code === 'DEVICE_PENDING') return { kind: 'pending' };
+      if (res.status >= 500) return { kind: 'unreachable' };
+      return { kind: 'refused', code: body.code ?? String(res.status), status: res.status };
+    } catch {
+      return { kind: 'unreachable' };
+    }
+  }
+
+  /** One connection's life. Resolves when it ends; true if the hub acknowledged our hello. */
+  private async connectOnce(): Promise<boolean> {
+    const { log } = this.opts;
+    const token = await signConnectToken(this.opts.deviceId, this.opts.privateJwk);
+    const url = new URL(AGENT_CONNECT_PATH, this.opts.relay);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const facts = await this.opts.facts().catch(() => undefined);
+
+    return new Promise<boolean>((resolve) => {
+      let acked = false;
+      let lastRx = Date.now();
+      let heartbeat: ReturnType<typeof setInterval> | null = null;
+      // Bun's WebSocket takes headers, so the token never appears in a URL or an access log.
+      const ws = new WebSocket(url.toString(), { headers: { authorization: `Bearer ${token}` } } as unknown as string[]);
+      ws.binaryType = 'arraybuffer';
+      this.ws = ws;
+      const send = (msg: AgentMessage) => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+      };
+
+      ws.addEventListener('open', () => {
+        send({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: AGENT_VERSION, capabilities: this.opts.capabilities, facts });
+      });
+      ws.addEventListener('message', (ev) => {
+        lastRx = Date.now();
+        if (typeof ev.data !== 'string') {
+          try {
+            const frame = decodeFrame(ev.data as ArrayBuffer);
+            log.warn('ignoring stream frame: no streams are supported yet', { stream: frame.streamId, type: frame.type });
+          } catch (e) {
+            if (e instanceof FrameError) log.warn('ignoring malformed binary frame', { error: e.message });
+            else throw e;
+          }
+          return;
+        }
+        const msg = parseMessage(HubMessageSchema, ev.data);
+        if (!msg) {
+          log.warn('ignoring invalid message from relay', { sample: ev.data.slice(0, 120) });
+          return;
+        }
+        switch (msg.t) {
+          case 'hello_ack': {
+            acked = true;
+            log.info('connected to relay', { device_id: msg.device_id, relay_version: msg.relay_version });
+            this.opts.onState?.('online');
+            const every = Math.max(100, msg.heartbeat_ms);
+            if (heartbeat) clearInterval(heartbeat);
+            heartbeat = setInterval(() => {
+              if (Date.now() - lastRx > every * 3) {
+                log.warn('relay stopped answering heartbeats; reconnecting');
+                ws.close(4008, 'heartbeat timeout');
+                return;
+              }
+              if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT_PING);
+            }, every);
+            return;
+          }
+          case 'req':
+            void dispatchRpc(this.opts.handlers, msg.method, msg.params).then((reply) =>
+              send(reply.ok ? { t: 'res', id: msg.id, ok: true, result: reply.result } : { t: 'res', id: msg.id, ok: false, error: reply.error }),
+            );
+            return;
+          case 'ping':
+            send({ t: 'pong' });
+            return;
+          case 'bye':
+            log.warn('relay is closing the connection', { code: msg.code, reason: msg.reason });
+            return;
+          case 'pong':
+            return;
+        }
+      });
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        if (heartbeat) clearInterval(heartbeat);
+        if (this.ws === ws) this.ws = null;
+        resolve(acked);
+      };
+      ws.addEventListener('close', (ev) => {
+        if (acked) log.info('disconnected from relay', { code: ev.code, reason: ev.reason });
+        finish();
+      });
+      ws.addEventListener('error', () => {
+        // 'close' normally follows; make sure a failed dial still ends this attempt.
+        setTimeout(() => {
+          if (ws.readyState === WebSocket.CLOSED) finish();
+        }, 250);
+      });
+    });
+  }
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bun
+// The agent's command line: `enroll` once, then `run` under systemd. `info` and `processes`
+// print what the agent would report, which helps when checking a device by hand.
+import { parseArgs } from 'node:util';
+import { ENROLL_PATH } from '../shared/constants.ts';
+import { EnrollResponseSchema, type EnrollRequest } from '../shared/api/enroll.ts';
+import { AGENT_VERSION } from '../shared/version.ts';
+import { defaultConfigPath, loadConfig, saveConfig } from './config.ts';
+import { AgentConnection } from './connection.ts';
+import { newKeyPair } from './identity.ts';
+import { createLogger } from './log.ts';
+import { createSystemReader } from './system/index.ts';
+import type { RpcHandlers } from './rpc.ts';
+
+const USAGE = `pirelay agent ${AGENT_VERSION}
+
+Usage:
+  agent enroll --relay URL --token TOKEN [--name NAME] [--config PATH] [--force]
+  agent run [--config PATH] [--simulate] [--max-backoff-ms N]
+  agent info | processes [--root DIR]
+  agent version
+
+Options:
+  --config PATH        agent config file (default: $PIRELAY_AGENT_CONFIG, /etc/pirelay/agent.json as root,
+                       else ~/.config/pirelay/agent.json)
+  --simulate           use simulated hardware backends (HID, capture) instead of /dev devices
+  --root DIR           read /proc, /sys and /etc under DIR (for testing on a snapshot)
+  --max-backoff-ms N   cap of the reconnect backoff (default 30000)
+`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      relay: { type: 'string' },
+      token: { type: 'string' },
+      name: { type: 'string' },
+      config: { type: 'string' },
+      force: { type: 'boolean', default: false },
+      simulate: { type: 'boolean', default: false },
+      root: { type: 'string', default: '/' },
+      'max-backoff-ms': { type: 'string' },
+    },
+    strict: true,
+  });
+  const configPath = values.config ?? defaultConfigPath();
+  const log = createLogger();
+
+  switch (command) {
+    case 'enroll': {
+      if (!values.relay || !values.token) throw new UsageError('enroll needs --relay URL and --token TOKEN');
+      const relay = new URL(values.relay);
+      if (!values.force && (await Bun.file(configPath).exists())) {
+        throw new UsageError(`${configPath} already exists; pass --force to enroll again`);
+      }
+      const system = createSystemReader({ root: values.root });
+      const facts = await system.facts();
+      const { privateJwk, publicJwk } = await newKeyPair();
+      const body: EnrollRequest = {
+        token: values.token,
+        public_key: { kty: 'OKP', crv: 'Ed25519', x: publicJwk.x! },
+        facts,
+        agent_version: AGENT_VERSION,
+        ...(values.name ? { name: values.name } : {}),
+      };
+      const res = await fetch(new URL(ENROLL_PATH, relay), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const json = (await res.json().catch(() => null)) as unknown;
+      if (!res.ok) {
+        const err = json as { error?: string; code?: string } | null;
+        console.error(`enrollment failed: ${res.status} ${err?.code ?? ''} ${err?.error ?? ''}`.trim());
+        return 1;
+      }
+      const enrolled = EnrollResponseSchema.parse(json);
+      await saveConfig(configPath, {
+        relay: relay.toString().replace(/\/$/, ''),
+        device_id: enrolled.device_id,
+        name: enrolled.name,
+        private_key: privateJwk as typeof privateJwk & { kty: 'OKP'; crv: 'Ed25519' },
+        public_key: { kty: 'OKP', crv: 'Ed25519', x: publicJwk.x! },
+        enrolled_at: new Date().toISOString(),
+      });
+      console.log(JSON.stringify({ device_id: enrolled.device_id, name: enrolled.name, status: enrolled.status, config: configPath }));
+      return 0;
+    }
+    case 'run': {
+      const config = await loadConfig(configPath);
+      const system = createSystemReader({ root: values.root });
+      const ticker = setInterval(() => system.tick(), 1_000);
+      const handlers: RpcHandlers = {
+        device_info: () => system.deviceInfo(),
+        process_list: () => system.processList(),
+        ping: () => ({ now: Date.now() }),
+      };
+      const maxBackoff = values['max-backoff-ms'] ? Number(values['max-backoff-ms']) : undefined;
+      if (maxBackoff !== undefined && !(maxBackoff >= 100)) throw new UsageError('--max-backoff-ms must be a number ≥ 100');
+      const connection = new AgentConnection({
+        relay: config.relay,
+        deviceId: config.device_id,
+        privateJwk: config.private_key,
+        capabilities: ['device_info', 'process_list', ...(values.simulate ? ['simulated'] : [])],
+        facts: () => system.facts(),
+        handlers,
+        log,
+        maxBackoffMs: maxBackoff,
+      });
+      log.info('agent starting', { device_id: config.device_id, relay: config.relay, simulate: values.simulate, version: AGENT_VERSION });
+      connection.start();
+      await new Promise<void>((resolve) => {
+        const stop = async (signal: string) => {
+          log.info('agent stopping', { signal });
+          clearInterval(ticker);
+          await connection.stop();
+          resolve();
+        };
+        process.once('SIGINT', () => void stop('SIGINT'));
+        process.once('SIGTERM', () => void stop('SIGTERM'));
+      });
+      return 0;
+    }
+    case 'info':
+      console.log(JSON.stringify(await createSystemReader({ root: values.root }).deviceInfo(), null, 2));
+      return 0;
+    case 'processes':
+      console.log(JSON.stringify(await createSystemReader({ root: values.root }).processList(), null, 2));
+      return 0;
+    case 'version':
+      console.log(AGENT_VERSION);
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+      console.log(USAGE);
+      return 0;
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`${e.message}\n\n${USAGE}`);
+      process.exit(2);
+    }
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exit(1);
+  },
+);

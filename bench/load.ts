@@ -1,0 +1,44 @@
+// A small closed-loop load generator: `concurrency` workers each send requests back to back for
+// `durationMs`, over keep-alive connections. Reports requests/s and latency percentiles.
+import { Agent, request } from 'undici';
+
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export async function load(url: string, opts: { concurrency: number; durationMs: number; headers?: Record<string, string>; maxRequests?: number }): Promise<LoadResult> {
+  const dispatcher = new Agent({ connections: opts.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+  const latencies: number[] = [];
+  let errors = 0;
+  let sent = 0;
+  const started = performance.now();
+  const until = started + opts.durationMs;
+  const worker = async () => {
+    while (performance.now() < until && (opts.maxRequests === undefined || sent < opts.maxRequests)) {
+      sent++;
+      const t0 = performance.now();
+      try {
+        const res = await request(url, { dispatcher, headers: opts.headers });
+        await res.body.arrayBuffer();
+        if (res.statusCode >= 400) errors++;
+      } catch {
+        errors++;
+      }
+      latencies.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  const elapsed = (performance.now() - started) / 1000;
+  await dispatcher.close();
+  latencies.sort((a, b) => a - b);
+  return { requests: latencies.length, errors, rps: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}

@@ -1,0 +1,61 @@
+// `npm run bench`: brings up the relay and a demo agent the way `npm start` does, then measures
+// against a baseline in the same run and prints a table. Numbers are reported, never asserted.
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { startDevEnv, waitOnline } from './dev-env.ts';
+import { load, percentile } from '../bench/load.ts';
+import { freePort, tempDir } from '../test/e2e/harness.ts';
+
+const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
+
+function rssMiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const dir = await tempDir('bench');
+const env = await startDevEnv({ dir, port: await freePort(), demoDevices: ['bench-pi'] });
+try {
+  await waitOnline(env, 30_000);
+  const { url, apiKey, devices } = env.state;
+  const auth = { authorization: `Bearer ${apiKey}` };
+  const deviceId = devices[0]!.id;
+  const rows: [string, string, string][] = [];
+  const fmt = (n: number, d = 1) => n.toFixed(d);
+
+  // Device RPC round trip, one at a time.
+  for (let i = 0; i < 50; i++) await fetch(`${url}/api/v1/devices/${deviceId}/info`, { headers: auth }).then((r) => r.arrayBuffer());
+  const rtts: number[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const t0 = performance.now();
+    const r = await fetch(`${url}/api/v1/devices/${deviceId}/info`, { headers: auth });
+    await r.arrayBuffer();
+    if (r.status !== 200) throw new Error(`device_info answered ${r.status}`);
+    rtts.push(performance.now() - t0);
+  }
+  rtts.sort((a, b) => a - b);
+  rows.push(['device_info RPC round trip (1000 sequential)', `p50 ${fmt(percentile(rtts, 50), 2)} ms, p99 ${fmt(percentile(rtts, 99), 2)} ms`, 'p50 ≤ 3 ms, p99 ≤ 15 ms']);
+
+  // Baseline: a trivial route in the same runtime; then /devices (auth + one D1 query).
+  for (const c of [1, 64]) {
+    const base = await load(`${url}/health`, { concurrency: c, durationMs: DURATION_MS });
+    rows.push([`GET /health (baseline) c=${c}`, `${fmt(base.rps, 0)} req/s, p50 ${fmt(base.p50, 2)} ms, p99 ${fmt(base.p99, 2)} ms`, '—']);
+    const devs = await load(`${url}/devices`, { concurrency: c, durationMs: DURATION_MS, headers: auth });
+    if (devs.errors) throw new Error(`/devices had ${devs.errors} errors`);
+    rows.push([`GET /devices c=${c}`, `${fmt(devs.rps, 0)} req/s, p50 ${fmt(devs.p50, 2)} ms, p99 ${fmt(devs.p99, 2)} ms`, '—']);
+  }
+
+  // Agent idle RSS: let it settle, then read /proc.
+  await new Promise((r) => setTimeout(r, 3_000));
+  const agentPid = env.agents.get(deviceId)!.pid!;
+  rows.push(['agent idle RSS', `${fmt(rssMiB(agentPid))} MiB`, '≤ 32 MiB']);
+
+  const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
+  console.log(`\npirelay benchmark (${new Date().toISOString()}, ${DURATION_MS / 1000} s per load run)\n`);
+  console.log(`| ${'measure'.padEnd(w[0]!)} | ${'result'.padEnd(w[1]!)} | target |`);
+  console.log(`|${'-'.repeat(w[0]! + 2)}|${'-'.repeat(w[1]! + 2)}|--------|`);
+  for (const [a, b, c] of rows) console.log(`| ${a.padEnd(w[0]!)} | ${b.padEnd(w[1]!)} | ${c} |`);
+} finally {
+  await env.stop();
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,121 @@
+// Runs the relay locally in workerd through Miniflare's API (no `wrangler dev` proxies in the
+// way): bundles worker/index.ts with esbuild, takes bindings from wrangler.toml, applies D1
+// migrations the way `wrangler d1 migrations apply --local` records them, and persists state
+// under the given directory. Used by `npm start`, the end-to-end tests and the benchmarks.
+// As a CLI: `tsx scripts/relay.ts [--port 8787] [--state .pirelay/state] [--var KEY=VALUE ...]`.
+import { build } from 'esbuild';
+import { Miniflare, type WorkerOptions } from 'miniflare';
+import { unstable_getMiniflareWorkerOptions } from 'wrangler';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
+
+export interface RelayOptions {
+  port?: number;
+  host?: string;
+  /** Directory for D1 and Durable Object state; reused across restarts. */
+  stateDir: string;
+  /** Extra or overriding vars and secrets (SESSION_SECRET, BOOTSTRAP_TOKEN, HEARTBEAT_INTERVAL_MS …). */
+  vars?: Record<string, string>;
+  log?: boolean;
+}
+
+export interface Relay {
+  url: string;
+  mf: Miniflare;
+  stop(): Promise<void>;
+}
+
+export async function bundleWorker(outDir: string): Promise<string> {
+  await mkdir(outDir, { recursive: true });
+  const outfile = join(outDir, 'index.js');
+  await build({
+    entryPoints: [join(ROOT, 'worker/index.ts')],
+    outfile,
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    conditions: ['workerd', 'worker', 'browser'],
+    mainFields: ['module', 'main'],
+    external: ['cloudflare:*', 'node:*'],
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+/** Applies migrations/NNNN_*.sql not yet recorded in d1_migrations (wrangler's own table). */
+export async function applyMigrations(mf: Miniflare): Promise<string[]> {
+  const db = await mf.getD1Database('DB');
+  await db.exec('CREATE TABLE IF NOT EXISTS d1_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)');
+  const done = new Set((await db.prepare('SELECT name FROM d1_migrations').all<{ name: string }>()).results.map((r) => r.name));
+  const dir = join(ROOT, 'migrations');
+  const files = (await readdir(dir)).filter((f) => /^\d{4}_.*\.sql$/.test(f)).sort();
+  const applied: string[] = [];
+  for (const f of files) {
+    if (done.has(f)) continue;
+    const sql = await readFile(join(dir, f), 'utf8');
+    const statements = sql
+      .split(/-->\s*statement-breakpoint|;\s*\n/)
+      .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+      .filter(Boolean);
+    await db.batch([...statements.map((s) => db.prepare(s)), db.prepare('INSERT INTO d1_migrations (name) VALUES (?1)').bind(f)]);
+    applied.push(f);
+  }
+  return applied;
+}
+
+export async function startRelay(opts: RelayOptions): Promise<Relay> {
+  const stateDir = resolve(opts.stateDir);
+  const script = await bundleWorker(join(stateDir, '..', 'build'));
+  const fromToml = unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml'));
+  const w = fromToml.workerOptions as WorkerOptions & { bindings?: Record<string, unknown> };
+  const mf = new Miniflare({
+    name: 'pirelay',
+    modules: true,
+    scriptPath: script,
+    modulesRoot: dirname(script),
+    compatibilityDate: w.compatibilityDate,
+    compatibilityFlags: w.compatibilityFlags,
+    d1Databases: w.d1Databases,
+    durableObjects: w.durableObjects,
+    bindings: { ...(w.bindings ?? {}), ...(opts.vars ?? {}) },
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 8787,
+    defaultPersistRoot: stateDir,
+    d1Persist: true,
+    durableObjectsPersist: true,
+    unsafeStickyBlobs: true,
+  } as ConstructorParameters<typeof Miniflare>[0]);
+  const url = (await mf.ready).toString().replace(/\/$/, '');
+  await applyMigrations(mf);
+  return { url, mf, stop: () => mf.dispose() };
+}
+
+function parseArgs(argv: string[]) {
+  const out: { port: number; state: string; vars: Record<string, string> } = { port: Number(process.env.PORT ?? 8787), state: '.pirelay/state', vars: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--port') out.port = Number(argv[++i]);
+    else if (a === '--state') out.state = argv[++i]!;
+    else if (a === '--var') {
+      const [k, ...v] = argv[++i]!.split('=');
+      out.vars[k!] = v.join('=');
+    }
+  }
+  return out;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = parseArgs(process.argv.slice(2));
+  const relay = await startRelay({ port: args.port, stateDir: args.state, vars: args.vars });
+  console.log(`relay listening on ${relay.url}`);
+  const stop = async () => {
+    await relay.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
