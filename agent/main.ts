@@ -78,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
         relay: relay.toString().replace(/\/$/, ''),
         device_id: enrolled.device_id,
         name: enrolled.name,
-        private_key: privateJwk as typeof privateJwk & { kty: 'OKP'; crv: 'Ed25519' },
+        private_key: { ...privateJwk, kty: 'OKP', crv: 'Ed25519', x: publicJwk.x!, d: privateJwk.d },
         public_key: { kty: 'OKP', crv: 'Ed25519', x: publicJwk.x! },
         enrolled_at: new Date().toISOString(),
       });

@@ -15,7 +15,7 @@ import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../../shared/protocol/messages.t
 type Ws = ServerWebSocket<{ id: number }>;
 
 interface FakeRelay {
-  server: Server;
+  server: Server<{ id: number }>;
   url: string;
   received: string[];
   sockets: Ws[];
@@ -40,7 +40,7 @@ function fakeRelay(port = 0, opts: { refuse?: { status: number; code: string } }
     pings: 0,
     silent: false,
     url: '',
-    server: null as unknown as Server,
+    server: null as unknown as Server<{ id: number }>,
     async waitFor(fn, ms = 5_000) {
       const until = Date.now() + ms;
       while (Date.now() < until) {
@@ -144,7 +144,7 @@ describe('agent connection', () => {
       const res = relay.received.map((m) => JSON.parse(m)).filter((m) => m.t === 'res');
       return res.length >= 3 && res;
     });
-    const byId = new Map(answers.map((a: { id: number }) => [a.id, a]));
+    const byId = new Map<number, unknown>(answers.map((a: { id: number }) => [a.id, a]));
     expect(byId.get(1)).toMatchObject({ ok: false, error: { code: 'UNKNOWN_METHOD' } });
     expect(byId.get(2)).toMatchObject({ ok: false, error: { code: 'INVALID_PARAMS' } });
     expect(byId.get(3)).toEqual({ t: 'res', id: 3, ok: true, result: { now: 42 } });

@@ -1,0 +1,90 @@
+// Parses one process's /proc/PID files. Any of them can disappear between listing /proc and
+// reading them (the process exited), so every reader returns null instead of throwing.
+import { listDir, parseColonFields, readText } from './proc.ts';
+
+export interface ProcStat {
+  pid: number;
+  /** The kernel's comm: the executable name, at most 15 bytes, may contain spaces and parentheses. */
+  comm: string;
+  /** One-letter state code: R, S, D, Z, T, t, X, I, … */
+  state: string;
+  ppid: number;
+  /** utime + stime, in clock ticks (USER_HZ, 100 per second). */
+  ticks: number;
+  /** Clock ticks after boot at which the process started; tells a reused pid from the old process. */
+  starttime: number;
+}
+
+/**
+ * Parses /proc/PID/stat: `pid (comm) state ppid … utime stime … starttime …`. comm may itself hold
+ * ") " and spaces, so it runs from the first '(' to the LAST ')' and the numbered fields follow.
+ */
+export function parseProcStat(text: string): ProcStat | null {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return null;
+  const pid = Number(text.slice(0, open).trim());
+  const rest = text.slice(close + 1).trim().split(/\s+/);
+  // rest[0] is field 3 (state), so field n is rest[n - 3].
+  const state = rest[0];
+  const ppid = Number(rest[1]);
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  const starttime = Number(rest[19]);
+  const numbers = [pid, ppid, utime, stime, starttime];
+  if (!state || !numbers.every((n) => Number.isSafeInteger(n) && n >= 0) || pid <= 0) return null;
+  return { pid, comm: text.slice(open + 1, close), state, ppid, ticks: utime + stime, starttime };
+}
+
+export async function readProcStat(root: string, pid: number): Promise<ProcStat | null> {
+  const text = await readText(root, `/proc/${pid}/stat`);
+  return text === null ? null : parseProcStat(text);
+}
+
+export async function listPids(root: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await listDir(root, '/proc')) {
+    if (/^\d+$/.test(name)) pids.push(Number(name));
+  }
+  return pids.sort((a, b) => a - b);
+}
+
+export interface ProcDetails extends ProcStat {
+  /** Real uid, as psutil's username() uses; null if status had none. */
+  uid: number | null;
+  /** Resident set size in bytes (VmRSS; kernel threads have none and read as 0). */
+  rss: number;
+  /** Arguments joined by spaces; empty for kernel threads and zombies. */
+  cmdline: string;
+}
+
+export function parseStatus(text: string): { uid: number | null; rss: number } {
+  const fields = parseColonFields(text);
+  const uid = Number(fields.get('Uid')?.split(/\s+/)[0] ?? Number.NaN);
+  const rssKib = Number(fields.get('VmRSS')?.replace(/\s*kB$/, '') ?? 0);
+  return {
+    uid: Number.isSafeInteger(uid) && uid >= 0 ? uid : null,
+    rss: Number.isSafeInteger(rssKib) && rssKib > 0 ? rssKib * 1024 : 0,
+  };
+}
+
+/**
+ * /proc/PID/cmdline is NUL-separated and NUL-terminated; programs that set their title (sshd)
+ * pad it with more NULs, which the trim removes along with the terminator.
+ */
+export function parseCmdline(text: string): string {
+  return text.replace(/\0/g, ' ').trim();
+}
+
+/** stat, status and cmdline of one process; null if the process is gone (or unreadable). */
+export async function readProcDetails(root: string, pid: number): Promise<ProcDetails | null> {
+  const [statText, statusText, cmdlineText] = await Promise.all([
+    readText(root, `/proc/${pid}/stat`),
+    readText(root, `/proc/${pid}/status`),
+    readText(root, `/proc/${pid}/cmdline`),
+  ]);
+  if (statText === null || statusText === null || cmdlineText === null) return null;
+  const stat = parseProcStat(statText);
+  if (stat === null) return null;
+  return { ...stat, ...parseStatus(statusText), cmdline: parseCmdline(cmdlineText) };
+}
