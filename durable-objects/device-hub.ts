@@ -52,6 +52,8 @@ export const CloseCode = {
 
 /** A device is offline after this many heartbeat intervals of silence. */
 const MISSED_HEARTBEATS = 3;
+/** How often a connected device's last-seen time is refreshed in D1. */
+const LAST_SEEN_WRITE_MS = 60_000;
 
 export class DeviceHub extends DurableObject<Env> {
   private pending = new Map<number, Pending>();
@@ -147,7 +149,9 @@ export class DeviceHub extends DurableObject<Env> {
     }
     const deviceId = await this.ctx.storage.get<string>('deviceId');
     const live = this.liveSocket();
-    if (deviceId) await this.setOnline(deviceId, !!live, now);
+    // D1 hears about a live device once a minute (last-seen), about a dead one at once.
+    const lastWrite = (await this.ctx.storage.get<number>('lastSeenWrittenAt')) ?? 0;
+    if (deviceId && (!live || now - lastWrite >= LAST_SEEN_WRITE_MS)) await this.setOnline(deviceId, !!live, now);
     if (live) await this.ctx.storage.setAlarm(now + this.heartbeatMs);
     else this.failPending('DEVICE_OFFLINE', 'the device went silent');
   }
@@ -266,5 +270,6 @@ export class DeviceHub extends DurableObject<Env> {
 
   private async setOnline(deviceId: string, online: boolean, now: number): Promise<void> {
     await this.env.DB.prepare('UPDATE devices SET online = ?1, last_seen = ?2 WHERE id = ?3').bind(online ? 1 : 0, now, deviceId).run();
+    await this.ctx.storage.put('lastSeenWrittenAt', now);
   }
 }

@@ -168,7 +168,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
   };
   for (const d of state.devices) startAgent(d.id);
 
-  return {
+  const devEnv: DevEnv = {
     relay,
     state,
     agents,
@@ -177,9 +177,11 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
     stopAgent,
     async stop() {
       await Promise.all([...agents.keys()].map((id) => stopAgent(id)));
-      await relay.stop();
+      // Tests may have restarted the relay: stop whichever one is current.
+      await devEnv.relay.stop();
     },
   };
+  return devEnv;
 }
 
 /** Resolves once every demo device shows online in the API. */

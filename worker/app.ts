@@ -27,7 +27,7 @@ export function createApp(deps: AppDeps): App {
     if (e instanceof ApiError) return c.json(errorBody(e.code, e.message, e.details), e.status);
     if (e instanceof HTTPException) {
       const status = e.status;
-      const code = status === 401 ? 'UNAUTHORIZED' : status === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST';
+      const code = status === 401 ? 'UNAUTHORIZED' : status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST';
       return c.json(errorBody(code, e.message || 'Bad request'), status);
     }
     console.error('unhandled error', c.req.method, c.req.path, e);

@@ -5,5 +5,7 @@ declare namespace Cloudflare {
     SESSION_SECRET?: string;
     /** One-time token that allows creating the first admin (`wrangler secret put BOOTSTRAP_TOKEN`). */
     BOOTSTRAP_TOKEN?: string;
+    /** "true" lets anyone create a viewer account through POST /api/v1/auth/register. */
+    ALLOW_REGISTRATION?: string;
   }
 }

@@ -37,4 +37,4 @@ export const deviceErrors = {
 } as const;
 export { err as errorResponse };
 
-export const bearerSecurity = [{ bearerAuth: [] }, { basicAuth: [] }];
+export const bearerSecurity: Record<string, string[]>[] = [{ bearerAuth: [] }, { basicAuth: [] }];

@@ -154,14 +154,30 @@ describe('spine end to end', () => {
     expect(r.body.code).toBe('DEVICE_OFFLINE');
   });
 
-  it('reconnects by itself after the relay restarts', async () => {
+  it('marks a silent agent (alive but not answering) offline by the heartbeat alarm', async () => {
     startAgent();
     await waitFor('device online again', deviceOnline, 15_000);
+    // SIGSTOP keeps the TCP connection open but silences the agent: only the alarm can notice.
+    agent!.kill('SIGSTOP');
+    const stoppedAt = Date.now();
+    try {
+      await waitFor('silent device offline', async () => !(await deviceOnline()), HEARTBEAT_MS * 6 + 3_000, 50);
+      expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(HEARTBEAT_MS * 3 - 100);
+    } finally {
+      agent!.kill('SIGCONT');
+    }
+    // Once resumed, the agent notices its socket is gone and dials again.
+    await waitFor('device online after resume', deviceOnline, 15_000);
+  });
+
+  it('reconnects by itself after the relay restarts', async () => {
+    const connectsBefore = agentLog.split('connected to relay').length;
     await env.relay.stop();
     await new Promise((r) => setTimeout(r, 1_500));
     const { SESSION_SECRET, BOOTSTRAP_TOKEN } = JSON.parse(readFileSync(join(dir, 'secrets.json'), 'utf8'));
     env.relay = await startRelay({ port, stateDir: join(dir, 'state'), vars: { SESSION_SECRET, BOOTSTRAP_TOKEN, HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS) } });
     const back = Date.now();
+    await waitFor('a new connection after relay restart', async () => agentLog.split('connected to relay').length > connectsBefore, 15_000, 50);
     await waitFor('device online after relay restart', deviceOnline, 15_000, 100);
     // The agent probes /health every second while the relay is away, so it is back quickly.
     expect(Date.now() - back).toBeLessThan(5_000);

@@ -6,6 +6,9 @@ import { forbidden, unauthorized } from '../errors.ts';
 import { permits } from './permissions.ts';
 import { credentialFrom, resolvePrincipal, type Principal } from './principal.ts';
 
+/** Per-isolate memo of API keys whose last-used time was written recently. */
+const touched = new Map<string, number>();
+
 export async function authenticate(c: Context<AppEnv>): Promise<Principal | null> {
   const cached = c.get('principal');
   if (cached !== undefined) return cached;
@@ -16,8 +19,16 @@ export async function authenticate(c: Context<AppEnv>): Promise<Principal | null
       db: c.env.DB,
       secret: c.env.SESSION_SECRET,
       now: Date.now(),
-      touchApiKey: (id) =>
-        c.executionCtx.waitUntil(c.env.DB.prepare('UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2').bind(Date.now(), id).run()),
+      touchApiKey: (id) => {
+        // A burst of requests with one key would otherwise each write; once a minute is enough.
+        const now = Date.now();
+        if ((touched.get(id) ?? 0) > now - 60_000) return;
+        touched.set(id, now);
+        if (touched.size > 10_000) touched.clear();
+        c.executionCtx.waitUntil(
+          c.env.DB.prepare('UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?3)').bind(now, id, now - 60_000).run(),
+        );
+      },
     });
   }
   c.set('principal', principal);

@@ -1,4 +1,131 @@
-// Placeholder: filled in by the PiTunnel compatibility work.
+// PiTunnel's API at the relay root, as its documentation shows it, so scripts written for
+// api.pitunnel.com work by changing the host: `curl https://relay/devices -u KEY:` and
+// `curl https://relay/device_info -u KEY: -d device_id=…`. The device id may come as a form
+// field (what `curl -d` sends), a query parameter or a JSON body; errors keep our one shape.
+//
+// Choices where the seed is silent: only approved devices are listed (pending ones are not yet
+// "registered" to PiTunnel's mind); gpu_temp and cpu_temp are null, not missing, when a device
+// has no such sensor, so clients indexing the key directly do not break; mac_address is upper
+// case without separators, as in the seed's example.
+import { z } from 'zod';
+import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { App } from '../openapi.ts';
+import type { AppEnv } from '../app-env.ts';
+import { requires } from '../auth/middleware.ts';
+import { ApiError, validationError } from '../errors.ts';
+import { DeviceIdSchema } from '../../shared/api/devices.ts';
+import type { DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
+import { callDevice } from '../devices/hub.ts';
+import { listDevices, requireApprovedDevice, type DeviceRow } from '../devices/queries.ts';
 
-export function registerPiTunnelRoutes(_app: App) {}
+const DeviceIdInput = z.object({ device_id: DeviceIdSchema });
+
+/** A device_id is a few dozen bytes; nothing PiTunnel accepts needs more than this. */
+const MAX_BODY_BYTES = 16 * 1024;
+const limitBody = bodyLimit({
+  maxSize: MAX_BODY_BYTES,
+  onError: () => {
+    throw new ApiError(413, 'PAYLOAD_TOO_LARGE', `Request body is larger than ${MAX_BODY_BYTES} bytes`);
+  },
+});
+
+export function pitunnelDevice(row: DeviceRow) {
+  return {
+    id: row.id,
+    hostname: row.hostname,
+    serial: row.serial,
+    display_name: row.name,
+    os: row.os,
+    os_version: row.osVersion,
+    hardware: row.hardware,
+    online: row.online,
+  };
+}
+
+/** "b8:27:eb:2a:7f:c1" → "B827EB2A7FC1", the form PiTunnel shows. */
+export function pitunnelMac(mac: string): string {
+  return mac.replace(/[^0-9a-fA-F]/g, '').toUpperCase();
+}
+
+export function pitunnelDeviceInfo(info: DeviceInfo) {
+  return {
+    disk_usage: info.disk_usage,
+    cpu_usage: info.cpu.usage_percent,
+    mem_used_percent: info.memory.used_percent,
+    mem_total: info.memory.total,
+    mem_available: info.memory.available,
+    cpu_temp: info.cpu_temp,
+    gpu_temp: info.gpu_temp,
+    mac_address: pitunnelMac(info.mac_address),
+    hostname: info.hostname,
+  };
+}
+
+export function pitunnelProcessList(list: ProcessList) {
+  return list.processes.map((p) => ({ memory_percent: p.memory_percent, pid: p.pid, name: p.name, cpu_percent: p.cpu_percent }));
+}
+
+/** The body as UTF-8 (read as bytes: workerd warns when .text() meets a form content type). */
+async function bodyText(c: Context<AppEnv>): Promise<string> {
+  return new TextDecoder().decode(await c.req.arrayBuffer());
+}
+
+/** Reads device_id from the body (form, multipart or JSON) or else the query string. */
+async function deviceIdOf(c: Context<AppEnv>): Promise<string> {
+  let fromBody: unknown;
+  if (c.req.method === 'POST') {
+    const type = (c.req.header('content-type') ?? '').toLowerCase();
+    if (type.includes('json')) {
+      const text = await bodyText(c);
+      if (text.trim()) {
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          throw new ApiError(400, 'BAD_REQUEST', 'Malformed JSON in request body');
+        }
+        if (json && typeof json === 'object') fromBody = (json as Record<string, unknown>).device_id;
+      }
+    } else if (type.startsWith('multipart/form-data')) {
+      let form: FormData;
+      try {
+        form = await c.req.formData();
+      } catch {
+        throw new ApiError(400, 'BAD_REQUEST', 'Malformed multipart body');
+      }
+      fromBody = form.get('device_id') ?? undefined;
+    } else {
+      // application/x-www-form-urlencoded, or a bare `-d device_id=…` without a content type.
+      fromBody = new URLSearchParams(await bodyText(c)).get('device_id') ?? undefined;
+    }
+  }
+  const parsed = DeviceIdInput.safeParse({ device_id: fromBody ?? c.req.query('device_id') });
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message, code: i.code }));
+    const missing = fromBody === undefined && c.req.query('device_id') === undefined;
+    throw validationError(missing ? 'device_id is required (form field or query parameter)' : 'Invalid device_id', { issues });
+  }
+  return parsed.data.device_id;
+}
+
+export function registerPiTunnelRoutes(app: App) {
+  const read = requires('devices:read');
+
+  app.on(['GET', 'POST'], '/devices', read, async (c) => {
+    const rows = await listDevices(c.env.DB, { status: 'approved' });
+    return c.json({ devices: rows.map(pitunnelDevice) });
+  });
+
+  app.on(['GET', 'POST'], '/device_info', read, limitBody, async (c) => {
+    const id = await deviceIdOf(c);
+    await requireApprovedDevice(c.env.DB, id);
+    return c.json({ device_info: pitunnelDeviceInfo(await callDevice(c.env, id, 'device_info', {})) });
+  });
+
+  app.on(['GET', 'POST'], '/process_list', read, limitBody, async (c) => {
+    const id = await deviceIdOf(c);
+    await requireApprovedDevice(c.env.DB, id);
+    return c.json({ process_list: pitunnelProcessList(await callDevice(c.env, id, 'process_list', {})) });
+  });
+}

@@ -1,6 +1,7 @@
 // The D1 schema: the source of truth for every table and row type. Migrations under
 // migrations/ are generated from this file by drizzle-kit (`npm run db:generate`).
 import { sqliteTable, text, integer, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import type { DEVICE_STATUSES } from '../../shared/api/devices.ts';
 
 /** Timestamps are Unix milliseconds; the API renders them as ISO 8601. */
 const ms = (name: string) => integer(name);
@@ -73,7 +74,6 @@ export const enrollmentTokens = sqliteTable('enrollment_tokens', {
   revokedAt: ms('revoked_at'),
 }, (t) => [uniqueIndex('enrollment_tokens_hash_unique').on(t.tokenHash)]);
 
-export const DEVICE_STATUSES = ['pending', 'approved', 'rejected', 'revoked'] as const;
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 
 export const devices = sqliteTable('devices', {

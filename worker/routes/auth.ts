@@ -1,4 +1,256 @@
-// Placeholder: filled in by the auth work.
+// /api/v1/auth/* and /api/v1/bootstrap: how a person gets and ends a session, manages their own
+// account, and how a fresh deployment gets its first admin. A deployed relay ships with no
+// default password; the operator proves control with the BOOTSTRAP_TOKEN secret instead, once.
+import { createRoute } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import { eq } from 'drizzle-orm';
+import type { AppEnv } from '../app-env.ts';
 import type { App } from '../openapi.ts';
+import { authErrors, bearerSecurity, errorResponse } from '../openapi.ts';
+import { ApiError } from '../errors.ts';
+import { getDb, iso, schema, type Db } from '../db/index.ts';
+import type { User } from '../db/schema.ts';
+import { principalOf, requires } from '../auth/middleware.ts';
+import { randomId, sha256Hex, timingSafeEqual } from '../auth/crypto.ts';
+import { hashPassword, verifyPassword } from '../auth/password.ts';
+import { assertLoginAllowed, clearLoginFailures, loginKeys, recordLoginFailure } from '../auth/rate-limit.ts';
+import { createSession, revokeSession, revokeUserSessions } from '../auth/sessions.ts';
+import { issueApiKey } from './api-keys.ts';
+import { permissionsOfRoles } from './roles.ts';
+import { insertUser, UserOut, userView } from './users.ts';
+import {
+  BootstrapRequestSchema,
+  BootstrapResponseSchema,
+  ChangePasswordRequestSchema,
+  LoginRequestSchema,
+  LoginResponseSchema,
+  MeSchema,
+  RegisterRequestSchema,
+  UpdateMeRequestSchema,
+} from '../../shared/api/auth.ts';
 
-export function registerAuthRoutes(_app: App) {}
+const json = <T>(schema: T) => ({ 'application/json': { schema } });
+const security = bearerSecurity;
+const MeOut = MeSchema.openapi('Me');
+
+const invalidCredentials = () => new ApiError(401, 'INVALID_CREDENTIALS', 'Invalid username or password');
+
+async function meView(db: Db, user: User, permissions?: string[]) {
+  return {
+    id: user.id,
+    username: user.username,
+    email: user.email,
+    roles: user.roles,
+    permissions: permissions ?? (await permissionsOfRoles(db, user.roles)),
+    auth_provider: user.authProvider,
+    last_login: iso(user.lastLogin),
+  };
+}
+
+async function currentUser(db: Db, userId: string): Promise<User> {
+  const user = await db.query.users.findFirst({ where: eq(schema.users.id, userId) });
+  if (!user) throw new ApiError(401, 'UNAUTHORIZED', 'Missing or invalid credentials');
+  return user;
+}
+
+/** Runs before body validation, so a closed door answers the same whatever was sent. */
+const registrationOpen: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (c.env.ALLOW_REGISTRATION !== 'true') throw new ApiError(403, 'REGISTRATION_DISABLED', 'Self-registration is disabled on this relay');
+  await next();
+};
+
+const bootstrapAllowed: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const expected = c.env.BOOTSTRAP_TOKEN;
+  if (!expected) throw new ApiError(403, 'BOOTSTRAP_DISABLED', 'BOOTSTRAP_TOKEN is not set on this relay');
+  const given = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+  // Comparing digests keeps the comparison constant-time even when the lengths differ.
+  if (!timingSafeEqual(await sha256Hex(given), await sha256Hex(expected))) {
+    throw new ApiError(401, 'INVALID_BOOTSTRAP_TOKEN', 'Missing or wrong bootstrap token');
+  }
+  const anyUser = await c.env.DB.prepare('SELECT 1 FROM users LIMIT 1').first();
+  if (anyUser) throw new ApiError(409, 'ALREADY_BOOTSTRAPPED', 'Users already exist; bootstrap only creates the first admin');
+  await next();
+};
+
+const login = createRoute({
+  method: 'post',
+  path: '/api/v1/auth/login',
+  tags: ['auth'],
+  summary: 'Log in with username and password; returns a session token',
+  request: { body: { required: true, content: json(LoginRequestSchema.openapi('LoginRequest')) } },
+  responses: {
+    200: { description: 'A session', content: json(LoginResponseSchema.openapi('LoginResponse')) },
+    400: errorResponse('Invalid input'),
+    401: errorResponse('Wrong username or password (INVALID_CREDENTIALS)'),
+    403: errorResponse('Right password, but the account is disabled (ACCOUNT_DISABLED)'),
+    429: errorResponse('Too many failed attempts (RATE_LIMITED); see Retry-After'),
+  },
+});
+
+const logout = createRoute({
+  method: 'post',
+  path: '/api/v1/auth/logout',
+  tags: ['auth'],
+  summary: 'End the current session',
+  security,
+  middleware: requires(),
+  responses: { 204: { description: 'Logged out' }, ...authErrors },
+});
+
+const getMe = createRoute({
+  method: 'get',
+  path: '/api/v1/auth/me',
+  tags: ['auth'],
+  summary: 'Who am I',
+  security,
+  middleware: requires(),
+  responses: { 200: { description: 'The caller', content: json(MeOut) }, ...authErrors },
+});
+
+const updateMe = createRoute({
+  method: 'put',
+  path: '/api/v1/auth/me',
+  tags: ['auth'],
+  summary: 'Update your profile',
+  security,
+  middleware: requires(),
+  request: { body: { required: true, content: json(UpdateMeRequestSchema.openapi('UpdateMeRequest')) } },
+  responses: { 200: { description: 'The caller, updated', content: json(MeOut) }, ...authErrors },
+});
+
+const changePassword = createRoute({
+  method: 'put',
+  path: '/api/v1/auth/me/password',
+  tags: ['auth'],
+  summary: 'Change your password; ends your other sessions',
+  security,
+  middleware: requires(),
+  request: { body: { required: true, content: json(ChangePasswordRequestSchema.openapi('ChangePasswordRequest')) } },
+  responses: {
+    204: { description: 'Changed' },
+    ...authErrors,
+    403: errorResponse('current_password is wrong (INVALID_CURRENT_PASSWORD)'),
+    429: errorResponse('Too many failed attempts (RATE_LIMITED)'),
+  },
+});
+
+const register = createRoute({
+  method: 'post',
+  path: '/api/v1/auth/register',
+  tags: ['auth'],
+  summary: 'Create a viewer account (only when ALLOW_REGISTRATION is "true")',
+  middleware: registrationOpen,
+  request: { body: { required: true, content: json(RegisterRequestSchema.openapi('RegisterRequest')) } },
+  responses: {
+    201: { description: 'Created', content: json(UserOut) },
+    400: errorResponse('Invalid input'),
+    403: errorResponse('Registration is disabled (REGISTRATION_DISABLED)'),
+    409: errorResponse('Username taken (CONFLICT)'),
+  },
+});
+
+const bootstrap = createRoute({
+  method: 'post',
+  path: '/api/v1/bootstrap',
+  tags: ['auth'],
+  summary: 'Create the first admin and an admin API key (Authorization: Bearer <BOOTSTRAP_TOKEN>)',
+  security: [{ bearerAuth: [] }],
+  middleware: bootstrapAllowed,
+  request: { body: { required: true, content: json(BootstrapRequestSchema.openapi('BootstrapRequest')) } },
+  responses: {
+    201: { description: 'The admin, and its API key (shown only here)', content: json(BootstrapResponseSchema.openapi('BootstrapResponse')) },
+    400: errorResponse('Invalid input'),
+    401: errorResponse('Missing or wrong bootstrap token (INVALID_BOOTSTRAP_TOKEN)'),
+    403: errorResponse('BOOTSTRAP_TOKEN is not set (BOOTSTRAP_DISABLED)'),
+    409: errorResponse('Users already exist (ALREADY_BOOTSTRAPPED)'),
+  },
+});
+
+export function registerAuthRoutes(app: App) {
+  app.openapi(login, async (c) => {
+    const { username, password } = c.req.valid('json');
+    const keys = loginKeys(c, username);
+    await assertLoginAllowed(c, keys);
+    const db = getDb(c.env.DB);
+    const user = await db.query.users.findFirst({ where: eq(schema.users.username, username) });
+    // verifyPassword does the full work even without a user, so timing does not reveal one.
+    const ok = await verifyPassword(password, user?.authProvider === 'local' ? user.passwordHash : null);
+    if (!user || !ok) {
+      await recordLoginFailure(c.env.DB, keys);
+      throw invalidCredentials();
+    }
+    // Only someone who knows the password learns that the account is disabled.
+    if (user.disabled) throw new ApiError(403, 'ACCOUNT_DISABLED', 'This account is disabled');
+    await clearLoginFailures(c.env.DB, keys);
+    const now = Date.now();
+    const { token, expiresAt } = await createSession(c.env, user.id, now);
+    await db.update(schema.users).set({ lastLogin: now }).where(eq(schema.users.id, user.id));
+    const { id, email, roles, permissions } = await meView(db, user);
+    return c.json({ token, user: { id, username: user.username, email, roles, permissions }, expires_at: iso(expiresAt)! }, 200);
+  });
+
+  app.openapi(logout, async (c) => {
+    const principal = principalOf(c);
+    if (principal.kind !== 'session' || !principal.sessionId) {
+      throw new ApiError(400, 'NOT_A_SESSION', 'Logout ends a session; revoke an API key with DELETE /api/v1/api-keys/{id}');
+    }
+    await revokeSession(c.env.DB, principal.sessionId);
+    return c.body(null, 204);
+  });
+
+  app.openapi(getMe, async (c) => {
+    const principal = principalOf(c);
+    const db = getDb(c.env.DB);
+    // An API key's permissions may be narrower than its owner's; show what this credential can do.
+    return c.json(await meView(db, await currentUser(db, principal.userId), principal.permissions), 200);
+  });
+
+  app.openapi(updateMe, async (c) => {
+    const principal = principalOf(c);
+    const db = getDb(c.env.DB);
+    await db.update(schema.users).set({ email: c.req.valid('json').email }).where(eq(schema.users.id, principal.userId));
+    return c.json(await meView(db, await currentUser(db, principal.userId), principal.permissions), 200);
+  });
+
+  app.openapi(changePassword, async (c) => {
+    const { current_password, new_password } = c.req.valid('json');
+    const principal = principalOf(c);
+    const db = getDb(c.env.DB);
+    // Same throttle as login: a stolen session must not become a password-guessing oracle.
+    const keys = loginKeys(c, principal.username);
+    await assertLoginAllowed(c, keys);
+    const user = await currentUser(db, principal.userId);
+    if (!(await verifyPassword(current_password, user.authProvider === 'local' ? user.passwordHash : null))) {
+      await recordLoginFailure(c.env.DB, keys);
+      // 403, not 401: the caller is authenticated, and clients treat 401 as "log in again".
+      throw new ApiError(403, 'INVALID_CURRENT_PASSWORD', 'current_password is wrong');
+    }
+    await db.update(schema.users).set({ passwordHash: await hashPassword(new_password) }).where(eq(schema.users.id, user.id));
+    await revokeUserSessions(c.env.DB, user.id, principal.sessionId);
+    await clearLoginFailures(c.env.DB, keys);
+    return c.body(null, 204);
+  });
+
+  app.openapi(register, async (c) => {
+    const body = c.req.valid('json');
+    const user = await insertUser(getDb(c.env.DB), { ...body, roles: ['viewer'] });
+    return c.json(userView(user), 201);
+  });
+
+  app.openapi(bootstrap, async (c) => {
+    const body = c.req.valid('json');
+    const db = getDb(c.env.DB);
+    const id = randomId(16);
+    // One statement, so two racing bootstrap calls cannot both create an admin.
+    const { meta } = await c.env.DB.prepare(
+      `INSERT INTO users (id, username, email, password_hash, roles, auth_provider, disabled, created_at)
+       SELECT ?1, ?2, ?3, ?4, '["admin"]', 'local', 0, ?5 WHERE NOT EXISTS (SELECT 1 FROM users)`,
+    )
+      .bind(id, body.username, body.email ?? null, await hashPassword(body.password), Date.now())
+      .run();
+    if (!meta.changes) throw new ApiError(409, 'ALREADY_BOOTSTRAPPED', 'Users already exist; bootstrap only creates the first admin');
+    const user = await currentUser(db, id);
+    const { key } = await issueApiKey(db, { userId: id, name: 'bootstrap', permissions: null, expiresAt: null });
+    return c.json({ user: userView(user), api_key: key }, 201);
+  });
+}

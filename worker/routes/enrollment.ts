@@ -1,4 +1,108 @@
-// Placeholder: filled in by the enrollment work.
+// Enrollment: admins make, list and revoke enrollment tokens (/api/v1/enrollment-tokens), and
+// agents trade one for a device record (POST /api/v1/enroll). The enroll call has no user
+// credentials: the token in its body is the credential.
+import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
+import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
+import { requires, principalOf } from '../auth/middleware.ts';
+import { notFound, validationError } from '../errors.ts';
+import * as S from '../devices/api-schemas.ts';
+import {
+  insertEnrollmentToken,
+  listEnrollmentTokens,
+  prepareEnrollmentToken,
+  revokeEnrollmentToken,
+} from '../devices/enrollment-tokens.ts';
+import { presentEnrollmentToken } from '../devices/present.ts';
+import { enroll } from '../devices/enroll.ts';
+import { ENROLL_PATH } from '../../shared/constants.ts';
 
-export function registerEnrollmentRoutes(_app: App) {}
+const HOUR_MS = 3_600_000;
+
+export function registerEnrollmentRoutes(app: App) {
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/enrollment-tokens',
+      tags: ['enrollment'],
+      summary: 'Create an enrollment token (the secret is shown only in this response)',
+      security: S.security,
+      middleware: [requires('devices:admin')],
+      request: { body: { required: true, content: { 'application/json': { schema: S.CreateEnrollmentToken } } } },
+      responses: { 201: S.json(S.CreatedEnrollmentToken, 'The token, with its secret'), ...authErrors },
+    }),
+    async (c) => {
+      const body = c.req.valid('json');
+      const now = Date.now();
+      let expiresAt: number | null = null;
+      if (body.expires_in_hours !== undefined) expiresAt = now + Math.round(body.expires_in_hours * HOUR_MS);
+      if (body.expires_at !== undefined) {
+        expiresAt = Date.parse(body.expires_at);
+        if (expiresAt <= now) throw validationError('expires_at is in the past', { field: 'expires_at' });
+      }
+      const { row, token } = await prepareEnrollmentToken(
+        { name: body.name, autoApprove: body.auto_approve, expiresAt, maxUses: body.max_uses, createdBy: principalOf(c).userId },
+        now,
+      );
+      await insertEnrollmentToken(c.env.DB, row);
+      return c.json({ ...presentEnrollmentToken(row, now), token }, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/enrollment-tokens',
+      tags: ['enrollment'],
+      summary: 'List enrollment tokens (never their secrets)',
+      security: S.security,
+      middleware: [requires('devices:admin')],
+      responses: { 200: S.json(S.EnrollmentTokenList, 'Every token, newest first'), ...authErrors },
+    }),
+    async (c) => {
+      const now = Date.now();
+      const rows = await listEnrollmentTokens(c.env.DB);
+      return c.json({ enrollment_tokens: rows.map((r) => presentEnrollmentToken(r, now)) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/v1/enrollment-tokens/{id}',
+      tags: ['enrollment'],
+      summary: 'Revoke an enrollment token; devices already enrolled with it are not affected',
+      security: S.security,
+      middleware: [requires('devices:admin')],
+      request: { params: S.TokenIdParam },
+      responses: { 200: S.json(S.EnrollmentToken, 'The revoked token'), ...authErrors, ...notFoundError },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const now = Date.now();
+      const row = await revokeEnrollmentToken(c.env.DB, id, now);
+      if (!row) throw notFound('Enrollment token', { id });
+      return c.json(presentEnrollmentToken(row, now), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: ENROLL_PATH,
+      tags: ['enrollment'],
+      summary: "Register a device's public key and facts with an enrollment token (used by `agent enroll`)",
+      description:
+        'No user credentials: the enrollment token in the body authenticates. The device is pending until approved, ' +
+        'unless the token auto-approves or was made for this device by POST /api/v1/agents.',
+      request: { body: { required: true, content: { 'application/json': { schema: S.EnrollRequest } } } },
+      responses: {
+        201: S.json(S.EnrollResponse, 'The device is registered'),
+        400: errorResponse('Invalid request, public key or facts (VALIDATION_ERROR)'),
+        401: errorResponse('INVALID_ENROLLMENT_TOKEN, ENROLLMENT_TOKEN_EXPIRED or ENROLLMENT_TOKEN_EXHAUSTED'),
+        ...conflictError,
+      },
+    }),
+    async (c) => c.json(await enroll(c.env.DB, c.req.valid('json'), Date.now()), 201),
+  );
+}

@@ -1,4 +1,225 @@
-// Placeholder: filled in by the users work.
+// /api/v1/users: accounts, as Tyto has them. Deleting a user disables it (soft delete) and
+// ends its sessions and API keys, so history that names the user stays readable. Guards keep
+// an operator of this API from locking everyone out (no disabling yourself, no removing the
+// last admin) or from escalating (you only manage users whose permissions you hold yourself).
+import { createRoute, z } from '@hono/zod-openapi';
+import { asc, eq } from 'drizzle-orm';
 import type { App } from '../openapi.ts';
+import { authErrors, bearerSecurity, conflictError, errorResponse, notFoundError } from '../openapi.ts';
+import { ApiError, conflict, notFound, unprocessable } from '../errors.ts';
+import { getDb, iso, schema, type Db } from '../db/index.ts';
+import type { User } from '../db/schema.ts';
+import { principalOf, requires } from '../auth/middleware.ts';
+import type { Principal } from '../auth/principal.ts';
+import { randomId } from '../auth/crypto.ts';
+import { hashPassword } from '../auth/password.ts';
+import { revokeUserSessions } from '../auth/sessions.ts';
+import { revokeUserApiKeys } from './api-keys.ts';
+import { assertHolds, knownRolePermissions, permissionsOfRoles } from './roles.ts';
+import {
+  CreateUserRequestSchema,
+  ResetPasswordRequestSchema,
+  UpdateUserRequestSchema,
+  UserListSchema,
+  UserSchema,
+  type UpdateUserRequest,
+} from '../../shared/api/auth.ts';
 
-export function registerUserRoutes(_app: App) {}
+export const UserOut = UserSchema.openapi('User');
+const UserParams = z.object({ id: z.string().min(1).max(64) });
+const json = <T>(schema: T) => ({ 'application/json': { schema } });
+const security = bearerSecurity;
+const ADMIN_ROLE = 'admin';
+
+export function userView(u: User) {
+  return {
+    id: u.id,
+    username: u.username,
+    email: u.email,
+    roles: u.roles,
+    auth_provider: u.authProvider,
+    disabled: u.disabled,
+    created_at: iso(u.createdAt)!,
+    last_login: iso(u.lastLogin),
+  };
+}
+
+const isUniqueViolation = (e: unknown) => e instanceof Error && /UNIQUE constraint failed/i.test(`${e.message} ${String(e.cause ?? '')}`);
+
+/** Creates a local user; 409 CONFLICT when the username is taken. Roles are not checked here. */
+export async function insertUser(db: Db, input: { username: string; password: string; email?: string | null; roles: string[] }): Promise<User> {
+  const taken = await db.query.users.findFirst({ where: eq(schema.users.username, input.username), columns: { id: true } });
+  if (taken) throw conflict(`Username "${input.username}" is taken`, { username: input.username });
+  try {
+    const [user] = await db
+      .insert(schema.users)
+      .values({
+        id: randomId(16),
+        username: input.username,
+        email: input.email ?? null,
+        passwordHash: await hashPassword(input.password),
+        roles: [...new Set(input.roles)],
+        createdAt: Date.now(),
+      })
+      .returning();
+    return user!;
+  } catch (e) {
+    if (isUniqueViolation(e)) throw conflict(`Username "${input.username}" is taken`, { username: input.username });
+    throw e;
+  }
+}
+
+async function targetUser(db: Db, caller: Principal, id: string): Promise<User> {
+  const user = await db.query.users.findFirst({ where: eq(schema.users.id, id) });
+  if (!user) throw notFound('User', { id });
+  assertHolds(caller, await permissionsOfRoles(db, user.roles), 'manage a user with');
+  return user;
+}
+
+async function otherEnabledAdmins(d1: D1Database, exceptId: string): Promise<number> {
+  const n = await d1
+    .prepare('SELECT count(*) AS n FROM users u, json_each(u.roles) r WHERE r.value = ?1 AND u.disabled = 0 AND u.id != ?2')
+    .bind(ADMIN_ROLE, exceptId)
+    .first<number>('n');
+  return n ?? 0;
+}
+
+/** The one path for changing a user, so PUT and DELETE share the lockout and escalation guards. */
+async function changeUser(d1: D1Database, caller: Principal, target: User, change: UpdateUserRequest): Promise<User> {
+  const db = getDb(d1);
+  if (change.roles) assertHolds(caller, await knownRolePermissions(db, change.roles), 'grant');
+  const disabling = change.disabled === true && !target.disabled;
+  if (disabling && target.id === caller.userId) throw unprocessable('CANNOT_DISABLE_SELF', 'You cannot disable your own account');
+  const adminAfter = !(change.disabled ?? target.disabled) && (change.roles ?? target.roles).includes(ADMIN_ROLE);
+  const adminBefore = !target.disabled && target.roles.includes(ADMIN_ROLE);
+  if (adminBefore && !adminAfter && (await otherEnabledAdmins(d1, target.id)) === 0) {
+    throw new ApiError(409, 'LAST_ADMIN', 'This is the last enabled admin; make another admin first');
+  }
+  const [updated] = await db
+    .update(schema.users)
+    .set({ email: change.email, roles: change.roles && [...new Set(change.roles)], disabled: change.disabled })
+    .where(eq(schema.users.id, target.id))
+    .returning();
+  if (disabling) {
+    await revokeUserSessions(d1, target.id);
+    await revokeUserApiKeys(d1, target.id);
+  }
+  return updated!;
+}
+
+const routeBase = { tags: ['users'], security };
+
+const listUsers = createRoute({
+  ...routeBase,
+  method: 'get',
+  path: '/api/v1/users',
+  summary: 'List users (disabled ones included)',
+  middleware: requires('users:read'),
+  responses: { 200: { description: 'All users', content: json(UserListSchema) }, ...authErrors },
+});
+
+const createUser = createRoute({
+  ...routeBase,
+  method: 'post',
+  path: '/api/v1/users',
+  summary: 'Create a user',
+  middleware: requires('users:write'),
+  request: { body: { required: true, content: json(CreateUserRequestSchema.openapi('CreateUserRequest')) } },
+  responses: { 201: { description: 'Created', content: json(UserOut) }, ...authErrors, ...conflictError },
+});
+
+const getUser = createRoute({
+  ...routeBase,
+  method: 'get',
+  path: '/api/v1/users/{id}',
+  summary: 'Get a user',
+  middleware: requires('users:read'),
+  request: { params: UserParams },
+  responses: { 200: { description: 'The user', content: json(UserOut) }, ...authErrors, ...notFoundError },
+});
+
+const updateUser = createRoute({
+  ...routeBase,
+  method: 'put',
+  path: '/api/v1/users/{id}',
+  summary: 'Update a user (email, roles, disabled)',
+  middleware: requires('users:write'),
+  request: { params: UserParams, body: { required: true, content: json(UpdateUserRequestSchema.openapi('UpdateUserRequest')) } },
+  responses: {
+    200: { description: 'Updated', content: json(UserOut) },
+    ...authErrors,
+    ...notFoundError,
+    409: errorResponse('Would leave no enabled admin (LAST_ADMIN)'),
+    422: errorResponse('You cannot disable yourself (CANNOT_DISABLE_SELF)'),
+  },
+});
+
+const deleteUser = createRoute({
+  ...routeBase,
+  method: 'delete',
+  path: '/api/v1/users/{id}',
+  summary: 'Disable a user (soft delete); ends its sessions and revokes its API keys',
+  middleware: requires('users:write'),
+  request: { params: UserParams },
+  responses: {
+    204: { description: 'Disabled' },
+    ...authErrors,
+    ...notFoundError,
+    409: errorResponse('Would leave no enabled admin (LAST_ADMIN)'),
+    422: errorResponse('You cannot disable yourself (CANNOT_DISABLE_SELF)'),
+  },
+});
+
+const resetPassword = createRoute({
+  ...routeBase,
+  method: 'put',
+  path: '/api/v1/users/{id}/password',
+  summary: "Reset a user's password; ends that user's sessions",
+  middleware: requires('users:write'),
+  request: { params: UserParams, body: { required: true, content: json(ResetPasswordRequestSchema.openapi('ResetPasswordRequest')) } },
+  responses: { 204: { description: 'Password set' }, ...authErrors, ...notFoundError },
+});
+
+export function registerUserRoutes(app: App) {
+  app.openapi(listUsers, async (c) => {
+    const rows = await getDb(c.env.DB).select().from(schema.users).orderBy(asc(schema.users.createdAt), asc(schema.users.username));
+    return c.json({ users: rows.map(userView) }, 200);
+  });
+
+  app.openapi(createUser, async (c) => {
+    const body = c.req.valid('json');
+    const db = getDb(c.env.DB);
+    assertHolds(principalOf(c), await knownRolePermissions(db, body.roles), 'grant');
+    return c.json(userView(await insertUser(db, body)), 201);
+  });
+
+  app.openapi(getUser, async (c) => {
+    const { id } = c.req.valid('param');
+    const user = await getDb(c.env.DB).query.users.findFirst({ where: eq(schema.users.id, id) });
+    if (!user) throw notFound('User', { id });
+    return c.json(userView(user), 200);
+  });
+
+  app.openapi(updateUser, async (c) => {
+    const caller = principalOf(c);
+    const target = await targetUser(getDb(c.env.DB), caller, c.req.valid('param').id);
+    return c.json(userView(await changeUser(c.env.DB, caller, target, c.req.valid('json'))), 200);
+  });
+
+  app.openapi(deleteUser, async (c) => {
+    const caller = principalOf(c);
+    const target = await targetUser(getDb(c.env.DB), caller, c.req.valid('param').id);
+    await changeUser(c.env.DB, caller, target, { disabled: true });
+    return c.body(null, 204);
+  });
+
+  app.openapi(resetPassword, async (c) => {
+    const caller = principalOf(c);
+    const db = getDb(c.env.DB);
+    const target = await targetUser(db, caller, c.req.valid('param').id);
+    await db.update(schema.users).set({ passwordHash: await hashPassword(c.req.valid('json').new_password) }).where(eq(schema.users.id, target.id));
+    // Resets usually follow a suspected compromise: whoever holds a session must log in again.
+    await revokeUserSessions(c.env.DB, target.id, target.id === caller.userId ? caller.sessionId : undefined);
+    return c.body(null, 204);
+  });
+}

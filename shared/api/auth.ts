@@ -1,0 +1,193 @@
+// Request and response shapes of the account API (login and sessions, first-admin bootstrap,
+// API keys, users, roles), in the wire format Tyto documents. Clients (CLI, dashboard, scripts)
+// and the Worker's validators share these, so a rule like the password policy lives in one place.
+import { z } from 'zod';
+
+export const PASSWORD_MIN_LENGTH = 8;
+/** PBKDF2 cost grows with nothing but iterations, yet a cap keeps request bodies small. */
+export const PASSWORD_MAX_LENGTH = 256;
+export const USERNAME_PATTERN = /^[a-zA-Z0-9_.-]{3,64}$/;
+/** "resource:action" with "*" wildcards, e.g. "devices:read", "alerts:*", "*". */
+export const PERMISSION_PATTERN = /^([a-z][a-z0-9-]*|\*)(:([a-z][a-z0-9-]*|\*))?$/;
+export const API_KEY_MAX_DAYS = 3650;
+
+const isoTime = z.iso.datetime({ offset: true });
+
+export const UsernameSchema = z
+  .string()
+  .regex(USERNAME_PATTERN, 'username must be 3-64 characters of letters, digits, "_", "." or "-"');
+export const PasswordSchema = z
+  .string()
+  .min(PASSWORD_MIN_LENGTH, `password must be at least ${PASSWORD_MIN_LENGTH} characters`)
+  .max(PASSWORD_MAX_LENGTH);
+export const EmailSchema = z.email().max(254);
+export const PermissionSchema = z.string().max(64).regex(PERMISSION_PATTERN, 'permission must look like "resource:action"');
+export const RoleIdSchema = z.string().min(1).max(64);
+const RoleListSchema = z.array(RoleIdSchema).min(1).max(16);
+
+// --- sessions -------------------------------------------------------------------------------
+
+/** Login does not apply the username/password policy, so it cannot be used to probe it. */
+export const LoginRequestSchema = z.object({
+  username: z.string().min(1).max(64),
+  password: z.string().min(1).max(PASSWORD_MAX_LENGTH),
+});
+export type LoginRequest = z.infer<typeof LoginRequestSchema>;
+
+export const SessionUserSchema = z.object({
+  id: z.string(),
+  username: z.string(),
+  email: z.string().nullable(),
+  roles: z.array(z.string()),
+  permissions: z.array(z.string()),
+});
+
+export const LoginResponseSchema = z.object({
+  token: z.string(),
+  user: SessionUserSchema,
+  expires_at: isoTime,
+});
+export type LoginResponse = z.infer<typeof LoginResponseSchema>;
+
+export const MeSchema = SessionUserSchema.extend({
+  auth_provider: z.string(),
+  last_login: isoTime.nullable(),
+});
+export type Me = z.infer<typeof MeSchema>;
+
+export const UpdateMeRequestSchema = z.object({ email: EmailSchema.nullable() });
+export type UpdateMeRequest = z.infer<typeof UpdateMeRequestSchema>;
+
+export const ChangePasswordRequestSchema = z.object({
+  current_password: z.string().min(1).max(PASSWORD_MAX_LENGTH),
+  new_password: PasswordSchema,
+});
+export type ChangePasswordRequest = z.infer<typeof ChangePasswordRequestSchema>;
+
+export const RegisterRequestSchema = z.object({
+  username: UsernameSchema,
+  password: PasswordSchema,
+  email: EmailSchema.optional(),
+});
+export type RegisterRequest = z.infer<typeof RegisterRequestSchema>;
+
+// --- users ----------------------------------------------------------------------------------
+
+export const UserSchema = z.object({
+  id: z.string(),
+  username: z.string(),
+  email: z.string().nullable(),
+  roles: z.array(z.string()),
+  auth_provider: z.string(),
+  disabled: z.boolean(),
+  created_at: isoTime,
+  last_login: isoTime.nullable(),
+});
+export type User = z.infer<typeof UserSchema>;
+
+export const UserListSchema = z.object({ users: z.array(UserSchema) });
+
+export const CreateUserRequestSchema = z.object({
+  username: UsernameSchema,
+  password: PasswordSchema,
+  email: EmailSchema.optional(),
+  roles: RoleListSchema,
+});
+export type CreateUserRequest = z.infer<typeof CreateUserRequestSchema>;
+
+export const UpdateUserRequestSchema = z
+  .object({
+    email: EmailSchema.nullable().optional(),
+    roles: RoleListSchema.optional(),
+    /** false re-enables a disabled user; true is the same as DELETE. */
+    disabled: z.boolean().optional(),
+  })
+  .refine((b) => b.email !== undefined || b.roles !== undefined || b.disabled !== undefined, 'give at least one of email, roles, disabled');
+export type UpdateUserRequest = z.infer<typeof UpdateUserRequestSchema>;
+
+export const ResetPasswordRequestSchema = z.object({ new_password: PasswordSchema });
+export type ResetPasswordRequest = z.infer<typeof ResetPasswordRequestSchema>;
+
+// --- first admin ----------------------------------------------------------------------------
+
+export const BootstrapRequestSchema = z.object({
+  username: UsernameSchema,
+  password: PasswordSchema,
+  email: EmailSchema.optional(),
+});
+export type BootstrapRequest = z.infer<typeof BootstrapRequestSchema>;
+
+/** api_key is the new admin's API key itself; it is shown this once. */
+export const BootstrapResponseSchema = z.object({ user: UserSchema, api_key: z.string() });
+export type BootstrapResponse = z.infer<typeof BootstrapResponseSchema>;
+
+// --- API keys -------------------------------------------------------------------------------
+
+export const CreateApiKeyRequestSchema = z
+  .object({
+    name: z.string().trim().min(1).max(64),
+    expires_in_days: z.number().int().min(1).max(API_KEY_MAX_DAYS).optional(),
+    expires_at: isoTime.optional(),
+    /** Narrows the key to these permissions; each must be one the caller holds. */
+    permissions: z.array(PermissionSchema).max(64).optional(),
+  })
+  .refine((b) => b.expires_in_days === undefined || b.expires_at === undefined, {
+    message: 'give expires_in_days or expires_at, not both',
+    path: ['expires_at'],
+  });
+export type CreateApiKeyRequest = z.infer<typeof CreateApiKeyRequestSchema>;
+
+const apiKeyFields = {
+  id: z.string(),
+  name: z.string(),
+  /** The first characters of the key, to recognise it; never enough to use it. */
+  prefix: z.string(),
+  /** null: the key acts with all of its owner's permissions. */
+  permissions: z.array(z.string()).nullable(),
+  created_at: isoTime,
+  expires_at: isoTime.nullable(),
+};
+
+export const CreatedApiKeySchema = z.object({ ...apiKeyFields, key: z.string() });
+export type CreatedApiKey = z.infer<typeof CreatedApiKeySchema>;
+
+export const ApiKeySchema = z.object({
+  ...apiKeyFields,
+  user_id: z.string(),
+  last_used_at: isoTime.nullable(),
+  revoked_at: isoTime.nullable(),
+});
+export type ApiKey = z.infer<typeof ApiKeySchema>;
+
+export const ApiKeyListSchema = z.object({ api_keys: z.array(ApiKeySchema) });
+
+export const ApiKeyListQuerySchema = z.object({
+  user_id: z.string().min(1).max(64).optional(),
+  all: z.enum(['true', 'false']).optional(),
+});
+
+// --- roles ----------------------------------------------------------------------------------
+
+export const RoleSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string(),
+  permissions: z.array(z.string()),
+  is_system: z.boolean(),
+});
+export type Role = z.infer<typeof RoleSchema>;
+
+export const RoleListResponseSchema = z.object({ roles: z.array(RoleSchema) });
+
+export const CreateRoleRequestSchema = z.object({
+  name: z.string().trim().min(1).max(64),
+  description: z.string().max(256).optional(),
+  permissions: z.array(PermissionSchema).max(64),
+});
+export type CreateRoleRequest = z.infer<typeof CreateRoleRequestSchema>;
+
+export const UpdateRoleRequestSchema = CreateRoleRequestSchema.partial().refine(
+  (b) => b.name !== undefined || b.description !== undefined || b.permissions !== undefined,
+  'give at least one of name, description, permissions',
+);
+export type UpdateRoleRequest = z.infer<typeof UpdateRoleRequestSchema>;
