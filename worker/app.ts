@@ -3,6 +3,7 @@
 import { HTTPException } from 'hono/http-exception';
 import { ApiError, errorBody } from './errors.ts';
 import { newApp, type App } from './openapi.ts';
+import { forgetPrincipalsOnWrite } from './auth/middleware.ts';
 import { RELAY_VERSION } from '../shared/version.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
@@ -35,6 +36,9 @@ export function createApp(deps: AppDeps): App {
   });
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`), 404));
 
+  for (const prefix of ['/api/v1/auth/*', '/api/v1/api-keys/*', '/api/v1/users/*', '/api/v1/roles/*', '/api/v1/api-keys', '/api/v1/users', '/api/v1/roles']) {
+    app.use(prefix, forgetPrincipalsOnWrite);
+  }
   registerHealthRoutes(app, deps);
   registerAuthRoutes(app);
   registerApiKeyRoutes(app);

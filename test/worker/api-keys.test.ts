@@ -1,4 +1,5 @@
 import { env } from 'cloudflare:test';
+import { forgetPrincipals } from '../../worker/auth/middleware.ts';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../worker/auth/crypto.ts';
 import { api, userWithKey } from './helpers.ts';
@@ -98,6 +99,8 @@ describe('using API keys', () => {
     const k = await createKey(key, { name: 'short-lived', expires_in_days: 1 });
     expect((await api('/api/v1/auth/me', { key: k.key })).status).toBe(200);
     await env.DB.prepare('UPDATE api_keys SET expires_at = ?1 WHERE id = ?2').bind(Date.now() - 1000, k.id).run();
+    // Written behind the API's back, so drop what this isolate resolved in the last seconds.
+    forgetPrincipals();
     await expectError(await api('/api/v1/auth/me', { key: k.key }), 401, 'UNAUTHORIZED');
   });
 
@@ -193,5 +196,25 @@ describe('DELETE /api/v1/api-keys/:id', () => {
     expect((await api(`/api/v1/api-keys/${k.id}`, { key: admin.key, method: 'DELETE' })).status).toBe(204);
     await expectError(await api('/api/v1/auth/me', { key: k.key }), 401, 'UNAUTHORIZED');
     await expectError(await api('/api/v1/api-keys/no-such-key', { key: admin.key, method: 'DELETE' }), 404, 'NOT_FOUND');
+  });
+});
+
+describe('resolved-credential cache', () => {
+  it('never outlives the key: a key expiring in 300 ms stops working then, though it was just used', async () => {
+    const { key } = await userWithKey(['viewer']);
+    const k = await createKey(key, { name: 'soon', expires_in_days: 1 });
+    await env.DB.prepare('UPDATE api_keys SET expires_at = ?1 WHERE id = ?2').bind(Date.now() + 300, k.id).run();
+    forgetPrincipals();
+    expect((await api('/api/v1/auth/me', { key: k.key })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 400));
+    await expectError(await api('/api/v1/auth/me', { key: k.key }), 401, 'UNAUTHORIZED');
+  });
+
+  it('a revoke through the API takes effect at once even right after the key was used', async () => {
+    const { key } = await userWithKey(['viewer']);
+    const k = await createKey(key, { name: 'revoked soon' });
+    expect((await api('/api/v1/auth/me', { key: k.key })).status).toBe(200);
+    expect((await api(`/api/v1/api-keys/${k.id}`, { key, method: 'DELETE' })).status).toBe(204);
+    await expectError(await api('/api/v1/auth/me', { key: k.key }), 401, 'UNAUTHORIZED');
   });
 });

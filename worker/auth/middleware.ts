@@ -14,14 +14,16 @@ export async function authenticate(c: Context<AppEnv>): Promise<Principal | null
   if (cached !== undefined) return cached;
   const credential = credentialFrom(c.req.header('authorization'));
   let principal: Principal | null = null;
-  if (credential) {
+  const now = Date.now();
+  const hit = credential ? principalCache.get(credential) : undefined;
+  if (hit && hit.until > now) principal = hit.principal;
+  else if (credential) {
     principal = await resolvePrincipal(credential, {
       db: c.env.DB,
       secret: c.env.SESSION_SECRET,
-      now: Date.now(),
+      now,
       touchApiKey: (id) => {
         // A burst of requests with one key would otherwise each write; once a minute is enough.
-        const now = Date.now();
         if ((touched.get(id) ?? 0) > now - 60_000) return;
         touched.set(id, now);
         if (touched.size > 10_000) touched.clear();
@@ -30,10 +32,33 @@ export async function authenticate(c: Context<AppEnv>): Promise<Principal | null
         );
       },
     });
+    if (principal) {
+      if (principalCache.size >= PRINCIPAL_CACHE_MAX) principalCache.clear();
+      principalCache.set(credential, { principal, until: Math.min(now + PRINCIPAL_CACHE_MS, principal.expiresAt ?? Infinity) });
+    }
   }
   c.set('principal', principal);
   return principal;
 }
+
+/**
+ * Resolved credentials, per isolate, for a few seconds: resolving costs a D1 round trip, which
+ * was half of a device RPC's latency. Any change to users, roles, keys or sessions made through
+ * this isolate clears it at once (see forgetPrincipals); other isolates notice within the TTL.
+ */
+const PRINCIPAL_CACHE_MS = 5_000;
+const PRINCIPAL_CACHE_MAX = 10_000;
+const principalCache = new Map<string, { principal: Principal; until: number }>();
+
+export function forgetPrincipals(): void {
+  principalCache.clear();
+}
+
+/** Clears the principal cache after every write to accounts, keys, sessions or roles. */
+export const forgetPrincipalsOnWrite: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await next();
+  if (c.req.method !== 'GET' && c.req.method !== 'HEAD') forgetPrincipals();
+};
 
 export function requires(...permissions: string[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {

@@ -13,6 +13,8 @@ export interface Principal {
   permissions: string[];
   sessionId?: string;
   apiKeyId?: string;
+  /** When the credential itself expires (ms), if it does. */
+  expiresAt: number | null;
 }
 
 export const API_KEY_PREFIX = 'prk_';
@@ -80,6 +82,7 @@ interface PrincipalRow {
   key_id?: string;
   key_permissions?: string | null;
   key_last_used?: number | null;
+  expires_at: number | null;
 }
 
 const ROLE_PERMISSIONS_SQL = `(SELECT json_group_array(r.permissions) FROM roles r WHERE r.id IN (SELECT value FROM json_each(u.roles)))`;
@@ -106,7 +109,7 @@ export async function resolvePrincipal(credential: string, opts: ResolveOptions)
     const row = await opts.db
       .prepare(
         `SELECT u.id AS user_id, u.username, u.roles, u.disabled, ${ROLE_PERMISSIONS_SQL} AS role_permissions,
-                k.id AS key_id, k.permissions AS key_permissions, k.last_used_at AS key_last_used
+                k.id AS key_id, k.permissions AS key_permissions, k.last_used_at AS key_last_used, k.expires_at
            FROM api_keys k JOIN users u ON u.id = k.user_id
           WHERE k.key_hash = ?1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?2)`,
       )
@@ -123,6 +126,7 @@ export async function resolvePrincipal(credential: string, opts: ResolveOptions)
       roles: JSON.parse(row.roles) as string[],
       permissions: narrow(owner, keyPerms),
       apiKeyId: row.key_id!,
+      expiresAt: row.expires_at,
     };
   }
   if (credential.split('.').length !== 3) return null;
@@ -130,7 +134,7 @@ export async function resolvePrincipal(credential: string, opts: ResolveOptions)
   if (!session) return null;
   const row = await opts.db
     .prepare(
-      `SELECT u.id AS user_id, u.username, u.roles, u.disabled, ${ROLE_PERMISSIONS_SQL} AS role_permissions
+      `SELECT u.id AS user_id, u.username, u.roles, u.disabled, ${ROLE_PERMISSIONS_SQL} AS role_permissions, s.expires_at
          FROM sessions s JOIN users u ON u.id = s.user_id
         WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3`,
     )
@@ -144,5 +148,6 @@ export async function resolvePrincipal(credential: string, opts: ResolveOptions)
     roles: JSON.parse(row.roles) as string[],
     permissions: permissionsOf(row),
     sessionId: session.sessionId,
+    expiresAt: row.expires_at,
   };
 }

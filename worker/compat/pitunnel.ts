@@ -16,8 +16,8 @@ import { requires } from '../auth/middleware.ts';
 import { ApiError, validationError } from '../errors.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import type { DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
-import { callDevice } from '../devices/hub.ts';
-import { listDevices, requireApprovedDevice, type DeviceRow } from '../devices/queries.ts';
+import { callApprovedDevice } from '../devices/hub.ts';
+import { listDevices, type DeviceRow } from '../devices/queries.ts';
 
 const DeviceIdInput = z.object({ device_id: DeviceIdSchema });
 
@@ -119,13 +119,11 @@ export function registerPiTunnelRoutes(app: App) {
 
   app.on(['GET', 'POST'], '/device_info', read, limitBody, async (c) => {
     const id = await deviceIdOf(c);
-    await requireApprovedDevice(c.env.DB, id);
-    return c.json({ device_info: pitunnelDeviceInfo(await callDevice(c.env, id, 'device_info', {})) });
+    return c.json({ device_info: pitunnelDeviceInfo(await callApprovedDevice(c.env, id, 'device_info', {})) });
   });
 
   app.on(['GET', 'POST'], '/process_list', read, limitBody, async (c) => {
     const id = await deviceIdOf(c);
-    await requireApprovedDevice(c.env.DB, id);
-    return c.json({ process_list: pitunnelProcessList(await callDevice(c.env, id, 'process_list', {})) });
+    return c.json({ process_list: pitunnelProcessList(await callApprovedDevice(c.env, id, 'process_list', {})) });
   });
 }

@@ -5,10 +5,10 @@ import type { App } from '../openapi.ts';
 import { authErrors, conflictError, deviceErrors, errorResponse, notFoundError } from '../openapi.ts';
 import { requires } from '../auth/middleware.ts';
 import * as S from '../devices/api-schemas.ts';
-import { getDevice, listDevices, renameDevice, requireApprovedDevice } from '../devices/queries.ts';
+import { getDevice, listDevices, renameDevice } from '../devices/queries.ts';
 import { APPROVE, REJECT, REVOKE, applyStatus, removeDevice } from '../devices/lifecycle.ts';
 import { presentDevice } from '../devices/present.ts';
-import { callDevice } from '../devices/hub.ts';
+import { callApprovedDevice } from '../devices/hub.ts';
 
 const tags = ['devices'];
 const one = (summary: string) => ({ 200: S.json(S.Device, summary), ...authErrors, ...notFoundError });
@@ -119,13 +119,11 @@ export function registerDeviceRoutes(app: App) {
 
   app.openapi(live('info', 'Live device info (CPU, memory, disks, temperatures)', S.DeviceInfo), async (c) => {
     const { id } = c.req.valid('param');
-    await requireApprovedDevice(c.env.DB, id);
-    return c.json(await callDevice(c.env, id, 'device_info', {}), 200);
+    return c.json(await callApprovedDevice(c.env, id, 'device_info', {}), 200);
   });
 
   app.openapi(live('processes', 'Live process list', S.ProcessList), async (c) => {
     const { id } = c.req.valid('param');
-    await requireApprovedDevice(c.env.DB, id);
-    return c.json(await callDevice(c.env, id, 'process_list', {}), 200);
+    return c.json(await callApprovedDevice(c.env, id, 'process_list', {}), 200);
   });
 }
