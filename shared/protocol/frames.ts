@@ -12,6 +12,8 @@ export const FrameType = {
   CLOSE: 4,
   /** Abort the stream in both directions; payload is an optional UTF-8 reason. */
   RESET: 5,
+  /** The opened side's answer to OPEN: payload is a JSON StreamAccept (e.g. an HTTP response head). */
+  ACCEPT: 6,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 

@@ -45,6 +45,17 @@ export const RpcResponseSchema = z.union([
 
 export const PingSchema = z.object({ t: z.literal('ping') });
 export const PongSchema = z.object({ t: z.literal('pong') });
+/** The tunnels this device serves: the agent connects only to these targets. */
+export const TunnelTargetSchema = z.object({
+  id: z.string().max(64),
+  name: z.string().max(63),
+  kind: z.enum(['http', 'tcp']),
+  target_host: z.string().max(255),
+  target_port: z.number().int().min(1).max(65535),
+});
+export type TunnelTarget = z.infer<typeof TunnelTargetSchema>;
+export const TunnelsMessageSchema = z.object({ t: z.literal('tunnels'), tunnels: z.array(TunnelTargetSchema).max(1000) });
+
 /** Sent before the hub closes a socket on purpose, so the agent can log why. */
 export const ByeSchema = z.object({ t: z.literal('bye'), code: z.string().max(64), reason: z.string().max(1024) });
 
@@ -58,7 +69,7 @@ export const AgentMessageSchema = z.discriminatedUnion('t', [
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
 
 /** Messages the hub may send to an agent. */
-export const HubMessageSchema = z.discriminatedUnion('t', [HelloAckSchema, RpcRequestSchema, PingSchema, PongSchema, ByeSchema]);
+export const HubMessageSchema = z.discriminatedUnion('t', [HelloAckSchema, RpcRequestSchema, PingSchema, PongSchema, ByeSchema, TunnelsMessageSchema]);
 export type HubMessage = z.infer<typeof HubMessageSchema>;
 
 /** Every RPC the hub may call on an agent: params are validated by the agent, results by the hub. */

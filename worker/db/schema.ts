@@ -103,3 +103,39 @@ export type Role = typeof roles.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
 export type EnrollmentToken = typeof enrollmentTokens.$inferSelect;
 export type Device = typeof devices.$inferSelect;
+
+export const TUNNEL_KINDS = ['http', 'tcp'] as const;
+export const TUNNEL_ACCESS = ['public', 'basic', 'bearer', 'pirelay'] as const;
+
+/**
+ * A tunnel maps a public name (the subdomain `<name>.<TUNNEL_DOMAIN>` for http, or a TCP-over-
+ * WebSocket endpoint for tcp) to one target on the device's side. The target is fixed here: a
+ * visitor can never pick another host or port.
+ */
+export const tunnels = sqliteTable('tunnels', {
+  id: text('id').primaryKey(),
+  deviceId: text('device_id').notNull().references(() => devices.id, { onDelete: 'cascade' }),
+  /** A DNS label: lowercase letters, digits and hyphens, 1-63 chars, unique across the relay. */
+  name: text('name').notNull(),
+  kind: text('kind').$type<(typeof TUNNEL_KINDS)[number]>().notNull(),
+  targetHost: text('target_host').notNull(),
+  targetPort: integer('target_port').notNull(),
+  access: text('access').$type<(typeof TUNNEL_ACCESS)[number]>().notNull().default('public'),
+  basicUser: text('basic_user'),
+  /** PBKDF2 hash (worker/auth/password.ts) of the basic-auth password. */
+  basicPasswordHash: text('basic_password_hash'),
+  /** SHA-256 of the bearer token; the token itself is shown once. */
+  bearerTokenHash: text('bearer_token_hash'),
+  bearerPrefix: text('bearer_prefix'),
+  /** Requests per minute per tunnel; null: no limit. */
+  rateLimitPerMinute: integer('rate_limit_per_minute'),
+  enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+  /** Open (tunnel-control `connect`) or closed (`disconnect`, or the agent went offline without allow_clientless). */
+  connected: integer('connected', { mode: 'boolean' }).notNull().default(true),
+  /** Whether the tunnel stays open while the agent is offline (visitors wait for it, up to a bound). */
+  allowClientless: integer('allow_clientless', { mode: 'boolean' }).notNull().default(true),
+  createdAt: ms('created_at').notNull(),
+  updatedAt: ms('updated_at').notNull(),
+}, (t) => [uniqueIndex('tunnels_name_unique').on(t.name), index('tunnels_device_idx').on(t.deviceId)]);
+
+export type Tunnel = typeof tunnels.$inferSelect;
