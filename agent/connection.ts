@@ -4,7 +4,8 @@
 import type { JWK } from 'jose';
 import { AGENT_CONNECT_PATH, RECONNECT_CAP_MS } from '../shared/constants.ts';
 import { HEARTBEAT_PING, HubMessageSchema, parseMessage, type AgentMessage } from '../shared/protocol/messages.ts';
-import { decodeFrame, FrameError } from '../shared/protocol/frames.ts';
+import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
+import type { TunnelTarget } from '../shared/protocol/messages.ts';
 import { PROTOCOL_VERSION, AGENT_VERSION } from '../shared/version.ts';
 import type { DeviceFacts } from '../shared/api/device-info.ts';
 import { backoffDelay } from './backoff.ts';
@@ -21,8 +22,17 @@ export interface ConnectionOptions {
   handlers: RpcHandlers;
   log: Logger;
   maxBackoffMs?: number;
+  /** Serves the streams the hub opens (tunnels); without it every stream is refused. */
+  streams?: StreamHandler;
   /** Called whenever the connection state changes (for tests and status output). */
   onState?: (state: ConnectionState) => void;
+}
+
+export interface StreamHandler {
+  setTunnels(tunnels: TunnelTarget[]): void;
+  handleOpen(stream: MuxStream, open: StreamOpen): void;
+  /** The socket is gone: everything it carried is over. */
+  closeAll(): void;
 }
 
 export type ConnectionState = 'connecting' | 'online' | 'offline' | 'waiting-approval' | 'refused' | 'stopped';
@@ -149,6 +159,16 @@ export class AgentConnection {
       const send = (msg: AgentMessage) => {
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
       };
+      // Streams live and die with this socket: after a reconnect both sides start from scratch.
+      const streams = this.opts.streams;
+      const mux = new StreamMux(
+        { send: (frame) => ws.readyState === WebSocket.OPEN && ws.send(frame) },
+        {
+          side: 'agent',
+          onOpen: (stream, open) => (streams ? streams.handleOpen(stream, open) : stream.reset('REFUSED', 'this agent serves no streams')),
+          onError: (message) => log.warn('stream protocol error', { message }),
+        },
+      );
 
       ws.addEventListener('open', () => {
         send({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: AGENT_VERSION, capabilities: this.opts.capabilities, facts });
@@ -156,13 +176,7 @@ export class AgentConnection {
       ws.addEventListener('message', (ev) => {
         lastRx = Date.now();
         if (typeof ev.data !== 'string') {
-          try {
-            const frame = decodeFrame(ev.data as ArrayBuffer);
-            log.warn('ignoring stream frame: no streams are supported yet', { stream: frame.streamId, type: frame.type });
-          } catch (e) {
-            if (e instanceof FrameError) log.warn('ignoring malformed binary frame', { error: e.message });
-            else throw e;
-          }
+          mux.receive(ev.data as ArrayBuffer);
           return;
         }
         const msg = parseMessage(HubMessageSchema, ev.data);
@@ -198,6 +212,9 @@ export class AgentConnection {
           case 'bye':
             log.warn('relay is closing the connection', { code: msg.code, reason: msg.reason });
             return;
+          case 'tunnels':
+            streams?.setTunnels(msg.tunnels);
+            return;
           case 'pong':
             return;
         }
@@ -207,6 +224,8 @@ export class AgentConnection {
         if (finished) return;
         finished = true;
         if (heartbeat) clearInterval(heartbeat);
+        mux.resetAll('SOCKET_CLOSED', 'the relay connection closed');
+        streams?.closeAll();
         if (this.ws === ws) this.ws = null;
         resolve(acked);
       };

@@ -11,6 +11,7 @@ import { newKeyPair } from './identity.ts';
 import { createLogger } from './log.ts';
 import { createSystemReader } from './system/index.ts';
 import type { RpcHandlers } from './rpc.ts';
+import { createTunnelService } from './tunnels/service.ts';
 
 const USAGE = `pirelay agent ${AGENT_VERSION}
 
@@ -96,11 +97,13 @@ async function main(argv: string[]): Promise<number> {
       };
       const maxBackoff = values['max-backoff-ms'] ? Number(values['max-backoff-ms']) : undefined;
       if (maxBackoff !== undefined && !(maxBackoff >= 100)) throw new UsageError('--max-backoff-ms must be a number ≥ 100');
+      const tunnels = createTunnelService({ log });
       const connection = new AgentConnection({
         relay: config.relay,
         deviceId: config.device_id,
         privateJwk: config.private_key,
-        capabilities: ['device_info', 'process_list', ...(values.simulate ? ['simulated'] : [])],
+        capabilities: ['device_info', 'process_list', 'tunnels', ...(values.simulate ? ['simulated'] : [])],
+        streams: tunnels,
         facts: () => system.facts(),
         handlers,
         log,

@@ -15,8 +15,14 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-export async function load(url: string, opts: { concurrency: number; durationMs: number; headers?: Record<string, string>; maxRequests?: number }): Promise<LoadResult> {
-  const dispatcher = new Agent({ connections: opts.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+/** Resolves every host name to 127.0.0.1, as browsers and curl do for *.localhost. */
+export const loopbackLookup = (_h: string, _o: unknown, cb: (e: null, a: { address: string; family: number }[]) => void) => cb(null, [{ address: '127.0.0.1', family: 4 }]);
+
+export async function load(
+  url: string,
+  opts: { concurrency: number; durationMs: number; headers?: Record<string, string>; maxRequests?: number; onProgress?: (done: number, elapsedMs: number) => void },
+): Promise<LoadResult> {
+  const dispatcher = new Agent({ connections: opts.concurrency, pipelining: 1, keepAliveTimeout: 30_000, connect: { lookup: loopbackLookup } as never });
   const latencies: number[] = [];
   let errors = 0;
   let sent = 0;
@@ -34,6 +40,7 @@ export async function load(url: string, opts: { concurrency: number; durationMs:
         errors++;
       }
       latencies.push(performance.now() - t0);
+      opts.onProgress?.(latencies.length, performance.now() - started);
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));

@@ -16,7 +16,10 @@ import {
 } from '../shared/protocol/messages.ts';
 import { PROTOCOL_VERSION, RELAY_VERSION } from '../shared/version.ts';
 import { DeviceFactsSchema, type DeviceFacts } from '../shared/api/device-info.ts';
-import { decodeFrame, FrameError } from '../shared/protocol/frames.ts';
+import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
+import { agentTargets, deviceOfTunnel, loadTunnels, TunnelRateLimiter, type HubTunnel } from './tunnel-table.ts';
+import { proxyHttp, proxyTcp, proxyWebSocket } from './tunnel-proxy.ts';
+import { tunnelError } from './tunnel-pages.ts';
 
 /** What the Worker gets back from `call`: errors are values, since classes do not cross RPC. */
 export type HubCallResult = { ok: true; result: unknown } | { ok: false; error: RpcError };
@@ -59,6 +62,15 @@ export class DeviceHub extends DurableObject<Env> {
   private pending = new Map<number, Pending>();
   private nextRpcId = 1;
   private badFrames = 0;
+  /** Streams of the current agent socket; rebuilt for each socket (stale ids die with the old one). */
+  private mux: StreamMux | null = null;
+  private muxSocket: WebSocket | null = null;
+  /** Open streams per tunnel, so closing or deleting a tunnel can cut its traffic at once. */
+  private tunnelStreams = new Map<string, Set<MuxStream>>();
+  private tunnels: Map<string, HubTunnel> | null = null;
+  private rateLimiter = new TunnelRateLimiter();
+  /** Visitors of allow_clientless tunnels waiting for the agent to come back. */
+  private agentWaiters = new Set<() => void>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -70,8 +82,13 @@ export class DeviceHub extends DurableObject<Env> {
     return Number.isFinite(n) && n >= 100 ? n : 10_000;
   }
 
-  /** Only the Worker calls this, after it verified the agent's JWT: the agent's WebSocket upgrade. */
+  /**
+   * Only the Worker calls this: a tunnel visitor it has already let in (x-pirelay-kind), or the
+   * agent's WebSocket upgrade after it verified the agent's JWT.
+   */
   async fetch(request: Request): Promise<Response> {
+    const kind = request.headers.get('x-pirelay-kind');
+    if (kind === 'tunnel-http' || kind === 'tunnel-tcp') return this.onVisitor(request, kind);
     if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') return new Response('expected a WebSocket upgrade', { status: 426 });
     const deviceId = request.headers.get('x-pirelay-device-id');
     if (!deviceId) return new Response('missing device id', { status: 400 });
@@ -89,20 +106,12 @@ export class DeviceHub extends DurableObject<Env> {
     await this.ctx.storage.put('deviceId', deviceId);
     await this.setOnline(deviceId, true, now);
     await this.ctx.storage.setAlarm(now + this.heartbeatMs);
+    for (const wake of this.agentWaiters) wake();
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    if (typeof message !== 'string') {
-      // Stream frames arrive here once tunnels are built; until then every stream is refused.
-      try {
-        decodeFrame(message);
-      } catch (e) {
-        if (e instanceof FrameError) return this.rejectFrame(`malformed binary frame: ${e.message}`);
-        throw e;
-      }
-      return this.rejectFrame('no streams are open on this socket');
-    }
+    if (typeof message !== 'string') return this.muxFor(ws).receive(message);
     const msg = parseMessage(AgentMessageSchema, message);
     if (!msg) return this.rejectFrame(`invalid control message: ${message.slice(0, 200)}`);
     switch (msg.t) {
@@ -187,6 +196,22 @@ export class DeviceHub extends DurableObject<Env> {
     if (deviceId) await this.setOnline(deviceId, false, Date.now());
   }
 
+  /** The Worker changed this device's tunnels: reload them, tell the agent, cut what was closed. */
+  async tunnelsChanged(): Promise<void> {
+    const deviceId = await this.ctx.storage.get<string>('deviceId');
+    if (!deviceId) {
+      this.tunnels = null; // never connected: load on first use
+      return;
+    }
+    this.tunnels = await loadTunnels(this.env.DB, deviceId);
+    for (const [id, streams] of this.tunnelStreams) {
+      const t = this.tunnels.get(id);
+      if (!t || !t.enabled || !t.connected) for (const s of streams) s.reset('TUNNEL_CLOSED', 'the tunnel was closed');
+    }
+    const ws = this.liveSocket();
+    if (ws) this.send(ws, { t: 'tunnels', tunnels: agentTargets(this.tunnels) });
+  }
+
   async status(): Promise<HubStatus> {
     const ws = this.liveSocket();
     const att = ws ? (ws.deserializeAttachment() as SocketAttachment) : null;
@@ -199,6 +224,96 @@ export class DeviceHub extends DurableObject<Env> {
   }
 
   // ---- internals ----
+
+  private muxFor(ws: WebSocket): StreamMux {
+    if (this.mux && this.muxSocket === ws) return this.mux;
+    this.dropMux('replaced by a newer connection');
+    this.muxSocket = ws;
+    this.mux = new StreamMux(
+      { send: (frame) => ws.send(frame) },
+      {
+        side: 'hub',
+        onOpen: (stream) => stream.reset('REFUSED', 'the hub accepts no streams from agents'),
+        onError: (message) => this.rejectFrame(message),
+      },
+    );
+    return this.mux;
+  }
+
+  private dropMux(reason: string): void {
+    this.mux?.resetAll('SOCKET_CLOSED', reason);
+    this.mux = null;
+    this.muxSocket = null;
+    this.tunnelStreams.clear();
+  }
+
+  private async tunnel(id: string): Promise<HubTunnel | null> {
+    if (this.tunnels?.has(id)) return this.tunnels.get(id)!;
+    const deviceId = (await this.ctx.storage.get<string>('deviceId')) ?? (await deviceOfTunnel(this.env.DB, id));
+    if (!deviceId) return null;
+    this.tunnels = await loadTunnels(this.env.DB, deviceId);
+    return this.tunnels.get(id) ?? null;
+  }
+
+  private async onVisitor(request: Request, kind: 'tunnel-http' | 'tunnel-tcp'): Promise<Response> {
+    const tunnel = await this.tunnel(request.headers.get('x-pirelay-tunnel-id') ?? '');
+    if (!tunnel) return tunnelError(request, 404, 'UNKNOWN_TUNNEL', 'No such tunnel', { 'x-pirelay-unknown-tunnel': '1' });
+    if (!tunnel.enabled) return tunnelError(request, 503, 'TUNNEL_DISABLED', `Tunnel ${tunnel.name} is disabled`);
+    if (!tunnel.connected) return tunnelError(request, 503, 'TUNNEL_CLOSED', `Tunnel ${tunnel.name} is closed`);
+    const isUpgrade = request.headers.get('upgrade')?.toLowerCase() === 'websocket';
+    if (kind === 'tunnel-tcp' && (tunnel.kind !== 'tcp' || !isUpgrade)) {
+      return tunnelError(request, tunnel.kind !== 'tcp' ? 400 : 426, 'NOT_A_TCP_TUNNEL', 'TCP tunnels are reached with a WebSocket upgrade');
+    }
+    if (kind === 'tunnel-http' && tunnel.kind !== 'http') return tunnelError(request, 400, 'NOT_AN_HTTP_TUNNEL', `Tunnel ${tunnel.name} carries TCP`);
+    const wait = this.rateLimiter.take(tunnel);
+    if (wait) return tunnelError(request, 429, 'RATE_LIMITED', `Tunnel ${tunnel.name} is over its request limit`, { 'retry-after': String(Math.ceil(wait / 1000)) });
+
+    let ws = this.liveSocket();
+    if (!ws && tunnel.allowClientless) ws = await this.waitForAgent(this.clientlessWaitMs);
+    if (!ws) return tunnelError(request, 503, 'DEVICE_OFFLINE', `The device behind ${tunnel.name} is offline`);
+    const open = (o: StreamOpen) => this.track(tunnel.id, this.muxFor(ws!).open(o));
+    if (kind === 'tunnel-tcp') return proxyTcp(open, tunnel, request);
+    if (isUpgrade) return proxyWebSocket(open, tunnel, request);
+    return proxyHttp(open, tunnel, request);
+  }
+
+  private track(tunnelId: string, stream: MuxStream): MuxStream {
+    let set = this.tunnelStreams.get(tunnelId);
+    if (!set) this.tunnelStreams.set(tunnelId, (set = new Set()));
+    set.add(stream);
+    void stream.closed.then(() => set!.delete(stream));
+    return stream;
+  }
+
+  private get clientlessWaitMs(): number {
+    const n = Number(this.env.CLIENTLESS_WAIT_MS);
+    return Number.isFinite(n) && n >= 0 ? n : 30_000;
+  }
+
+  /** Resolves with the agent's socket once it (re)connects and says hello, or null after `ms`. */
+  private waitForAgent(ms: number): Promise<WebSocket | null> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.agentWaiters.delete(done);
+        // The socket is accepted before hello; give the hello a moment to land.
+        setTimeout(() => resolve(this.liveSocket()), 50);
+      };
+      const timer = setTimeout(() => {
+        this.agentWaiters.delete(done);
+        resolve(null);
+      }, ms);
+      this.agentWaiters.add(done);
+    });
+  }
+
+  /** Tunnels without allow_clientless close as soon as their agent is gone (tunnel-control semantics). */
+  private async closeTunnelsWithoutClientless(deviceId: string): Promise<void> {
+    const res = await this.env.DB.prepare('UPDATE tunnels SET connected = 0, updated_at = ?1 WHERE device_id = ?2 AND allow_clientless = 0 AND connected = 1')
+      .bind(Date.now(), deviceId)
+      .run();
+    if (res.meta.changes) this.tunnels = await loadTunnels(this.env.DB, deviceId);
+  }
 
   private liveSocket(): WebSocket | null {
     for (const ws of this.ctx.getWebSockets()) if (ws.readyState === WebSocket.OPEN) return ws;
@@ -234,6 +349,8 @@ export class DeviceHub extends DurableObject<Env> {
     att.capabilities = capabilities;
     ws.serializeAttachment(att);
     this.send(ws, { t: 'hello_ack', protocol: PROTOCOL_VERSION, device_id: att.deviceId, heartbeat_ms: this.heartbeatMs, relay_version: RELAY_VERSION });
+    this.tunnels = await loadTunnels(this.env.DB, att.deviceId);
+    this.send(ws, { t: 'tunnels', tunnels: agentTargets(this.tunnels) });
     const f = facts ? DeviceFactsSchema.safeParse(facts) : null;
     if (f?.success) {
       await this.env.DB.prepare(
@@ -254,9 +371,13 @@ export class DeviceHub extends DurableObject<Env> {
     }
     const att = ws.deserializeAttachment() as SocketAttachment | null;
     const others = this.ctx.getWebSockets().filter((s) => s !== ws && s.readyState === WebSocket.OPEN);
+    if (this.muxSocket === ws) this.dropMux(`the device connection ${why}`);
     if (others.length === 0) {
       this.failPending('DEVICE_OFFLINE', `the device connection ${why}`);
-      if (att) await this.setOnline(att.deviceId, false, Date.now());
+      if (att) {
+        await this.setOnline(att.deviceId, false, Date.now());
+        await this.closeTunnelsWithoutClientless(att.deviceId);
+      }
     }
   }
 

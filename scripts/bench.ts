@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { startDevEnv, waitOnline } from './dev-env.ts';
 import { load } from '../bench/load.ts';
+import { benchTunnels } from '../bench/tunnels.ts';
 import { freePort, tempDir } from '../test/e2e/harness.ts';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
@@ -41,10 +42,12 @@ try {
     rows.push([`GET /devices c=${c}`, `${fmt(devs.rps, 0)} req/s, p50 ${fmt(devs.p50, 2)} ms, p99 ${fmt(devs.p99, 2)} ms`, '—']);
   }
 
-  // Agent idle RSS: let it settle, then read /proc.
+  // Agent idle RSS: let it settle, then read /proc (before the tunnels load it).
   await new Promise((r) => setTimeout(r, 3_000));
   const agentPid = env.agents.get(deviceId)!.pid!;
   rows.push(['agent idle RSS', `${fmt(rssMiB(agentPid))} MiB`, '≤ 32 MiB']);
+
+  if (!process.env.BENCH_SKIP_TUNNELS) rows.push(...(await benchTunnels(env, DURATION_MS)));
 
   const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
   console.log(`\npirelay benchmark (${new Date().toISOString()}, ${DURATION_MS / 1000} s per load run)\n`);

@@ -15,6 +15,8 @@ import { registerDeviceRoutes } from './routes/devices.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAgentConnectRoute } from './routes/agent-connect.ts';
 import { registerPiTunnelRoutes } from './compat/pitunnel.ts';
+import { registerTunnelRoutes } from './routes/tunnels.ts';
+import { registerTunnelControlRoutes } from './compat/tunnel-control.ts';
 
 export interface AppDeps {
   /** When this relay instance started (ms), for /health's uptime. */
@@ -49,6 +51,8 @@ export function createApp(deps: AppDeps): App {
   registerAgentRoutes(app);
   registerAgentConnectRoute(app);
   registerPiTunnelRoutes(app);
+  registerTunnelRoutes(app);
+  registerTunnelControlRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'basicAuth', {

@@ -1,10 +1,15 @@
 // The Worker entry: wires the runtime to the app built in app.ts and exports the DeviceHub class.
+// Requests for `<tunnel>.<TUNNEL_DOMAIN>` are tunnel visits and never reach the API's router.
 import { createApp } from './app.ts';
+import { tunnelDomain, tunnelNameFromHost, visitTunnel } from './tunnels/ingress.ts';
 
 export { DeviceHub } from '../durable-objects/device-hub.ts';
 
 const app = createApp({ startedAt: Date.now() });
 
 export default {
-  fetch: app.fetch,
+  fetch(request, env, ctx) {
+    const tunnel = tunnelNameFromHost(new URL(request.url), tunnelDomain(env));
+    return tunnel ? visitTunnel(request, env, ctx, tunnel) : app.fetch(request, env, ctx);
+  },
 } satisfies ExportedHandler<Env>;

@@ -1,4 +1,5 @@
-// SPEC (to be implemented): stream multiplexing over the one device socket.
+// Stream multiplexing over the one device socket: the wire rules, and StreamMux, the one
+// implementation both the DeviceHub and the agent run, so the two ends cannot disagree.
 //
 // Streams carry tunnel traffic (HTTP requests, WebSockets, TCP connections) as binary frames
 // [type u8][streamId u32][payload] (frames.ts). Either side may open a stream: the hub allocates
@@ -7,7 +8,14 @@
 // flight than the window its peer granted (INITIAL_WINDOW at open, then WINDOW frames as the
 // receiver's consumer reads), and the whole socket has a cap too, so one bulk transfer can
 // neither exhaust memory nor starve a terminal or a small request.
+//
+// The socket cap is a second window on stream id 0 (as in HTTP/2): the receiver grants DATA bytes
+// back as soon as it has *received* them (their memory is already bounded by the stream windows),
+// so the cap bounds what sits in the socket and on the network, not what slow readers hold, and a
+// few streams nobody reads can never block the others. Apart from OPEN and ACCEPT (JSON, once per
+// stream) nothing on the data path is parsed or copied more than once.
 import { z } from 'zod';
+import { decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameType, MAX_STREAM_ID, type Frame } from './frames.ts';
 
 /** Per-stream window each side grants at open. */
 export const INITIAL_WINDOW = 256 * 1024;
@@ -15,6 +23,12 @@ export const INITIAL_WINDOW = 256 * 1024;
 export const MAX_DATA_CHUNK = 64 * 1024;
 /** At most this many open streams per socket; more OPENs are reset with STREAM_LIMIT. */
 export const MAX_STREAMS = 4096;
+/** Default socket-wide cap on DATA bytes sent and not yet received by the peer. */
+export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+/** A receiver grants socket credit back (WINDOW on stream 0) once this many DATA bytes arrived. */
+export const SOCKET_ACK_BYTES = 128 * 1024;
+/** The stream id of socket-wide WINDOW frames; neither side ever allocates it. */
+export const SOCKET_STREAM_ID = 0;
 
 const Headers = z.array(z.tuple([z.string().max(256), z.string().max(16 * 1024)])).max(256);
 
@@ -37,6 +51,613 @@ export type StreamAccept = z.infer<typeof StreamAcceptSchema>;
 /**
  * WebSocket messages ride a websocket-kind stream as records: [kind u8 (0 text, 1 binary,
  * 2 close)][length u32 BE][payload]; a close record's payload is [code u16 BE][reason UTF-8].
- * Records may be split across DATA frames arbitrarily; the receiver reassembles them.
+ * Records may be split across DATA frames arbitrarily; the receiver reassembles them (ws-records.ts).
  */
 export const WsRecordKind = { TEXT: 0, BINARY: 1, CLOSE: 2 } as const;
+export type WsRecordKind = (typeof WsRecordKind)[keyof typeof WsRecordKind];
+
+/**
+ * Why a stream ended abnormally. On the wire a RESET's payload is "CODE: message"; codes in use:
+ * RESET_BY_PEER (no code given), SOCKET_CLOSED, STREAM_LIMIT, PROTOCOL_ERROR, FLOW_CONTROL,
+ * TARGET_REFUSED, REFUSED (the side takes no streams), CANCELLED (a reader or writer gave up).
+ */
+export class StreamResetError extends Error {
+  readonly code: string;
+  constructor(code: string, message = '') {
+    super(message || code);
+    this.name = 'StreamResetError';
+    this.code = code;
+  }
+}
+
+/** Sends one binary WebSocket message. */
+export interface MuxTransport {
+  send(frame: Uint8Array): void;
+}
+
+export interface MuxOptions {
+  /** The hub allocates even stream ids, the agent odd ones. */
+  side: 'hub' | 'agent';
+  /** The peer opened a stream; the handler must call stream.accept(...) or stream.reset(...). */
+  onOpen?: (stream: MuxStream, open: StreamOpen) => void;
+  /** Malformed or unexpected frames, for logging; receive() itself never throws. */
+  onError?: (message: string) => void;
+  /** Window this side grants each stream; at least INITIAL_WINDOW (the rest is granted at open). */
+  initialWindow?: number;
+  maxStreams?: number;
+  /** Socket-wide cap on DATA bytes sent and not yet received by the peer: writers wait beyond it. */
+  maxBufferedBytes?: number;
+}
+
+export interface MuxStream {
+  readonly id: number;
+  /** What the peer sent, for streams the peer opened; null for streams this side opened. */
+  readonly open: StreamOpen | null;
+  /**
+   * Bytes from the peer; closes at the peer's CLOSE, errors with StreamResetError on RESET.
+   * Cancelling it resets the stream unless the peer already closed. Async-iterable on every
+   * runtime this runs on (the DOM and WebWorker libs just do not declare it).
+   */
+  readonly readable: ReadableStream<Uint8Array> & AsyncIterable<Uint8Array>;
+  /** Bytes to the peer; a write resolves once it fits the peer's window. close() half-closes, abort() resets. */
+  readonly writable: WritableStream<Uint8Array>;
+  /** The peer's ACCEPT (or, for streams the peer opened, what accept() sent); rejects with StreamResetError. */
+  readonly accepted: Promise<StreamAccept>;
+  accept(info: StreamAccept): void;
+  reset(code: string, message?: string): void;
+  /** Both directions are done (closed or reset) and the id is free again; never rejects. */
+  readonly closed: Promise<void>;
+}
+
+const MAX_CREDIT = 0x7fffffff;
+const MAX_RESET_MESSAGE = 1024;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const FRAME_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([k, v]) => [v, k]));
+
+function u32(n: number): Uint8Array {
+  return new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+}
+
+function resetPayload(code: string, message: string): Uint8Array {
+  code = code.slice(0, 64);
+  const text = message && message !== code ? `${code}: ${message.slice(0, MAX_RESET_MESSAGE)}` : code;
+  return encoder.encode(text);
+}
+
+function parseReset(payload: Uint8Array): StreamResetError {
+  const text = decoder.decode(payload);
+  const m = /^([A-Za-z][A-Za-z0-9_.-]{0,63})(?:: ([\s\S]*))?$/.exec(text);
+  if (!m) return new StreamResetError('RESET_BY_PEER', text);
+  return new StreamResetError(m[1]!, m[2] ?? '');
+}
+
+function parseJson<T extends z.ZodType>(schema: T, payload: Uint8Array): z.infer<T> | null {
+  try {
+    const parsed = schema.safeParse(JSON.parse(decoder.decode(payload)));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+function readU32(b: Uint8Array): number {
+  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** What the mux and its streams share: the socket, its credit, and the table of live streams. */
+class Link {
+  readonly streams = new Map<number, Stream>();
+  /** DATA bytes this side may still send before the peer confirms it received earlier ones. */
+  socketCredit: number;
+  private socketWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly transport: MuxTransport,
+    private readonly onError: ((message: string) => void) | undefined,
+    readonly window: number,
+    readonly maxBuffered: number,
+  ) {
+    this.socketCredit = maxBuffered;
+  }
+
+  send(frame: Uint8Array): void {
+    try {
+      this.transport.send(frame);
+    } catch (e) {
+      this.report(`transport send failed: ${describe(e)}`);
+    }
+  }
+
+  /** DATA is built here rather than with encodeFrame: it is the one copy on the data path. */
+  sendData(id: number, chunk: Uint8Array, offset: number, length: number): void {
+    const frame = new Uint8Array(FRAME_HEADER_BYTES + length);
+    frame[0] = FrameType.DATA;
+    frame[1] = id >>> 24;
+    frame[2] = (id >>> 16) & 255;
+    frame[3] = (id >>> 8) & 255;
+    frame[4] = id & 255;
+    frame.set(offset === 0 && length === chunk.byteLength ? chunk : chunk.subarray(offset, offset + length), FRAME_HEADER_BYTES);
+    this.send(frame);
+  }
+
+  sendReset(id: number, code: string, message: string): void {
+    this.send(encodeFrame(FrameType.RESET, id, resetPayload(code, message)));
+  }
+
+  report(message: string): void {
+    try {
+      this.onError?.(message);
+    } catch {
+      // A logger that throws must not break the socket.
+    }
+  }
+
+  /** Waiters are woken in arrival order, so streams short of socket credit take turns. */
+  waitForSocketCredit(wake: () => void): void {
+    this.socketWaiters.push(wake);
+  }
+
+  grantSocketCredit(n: number): void {
+    this.socketCredit += n;
+    if (this.socketCredit > this.maxBuffered) {
+      this.report(`peer acknowledged ${this.socketCredit - this.maxBuffered} bytes more than were sent`);
+      this.socketCredit = this.maxBuffered;
+    }
+    this.wakeSocketWaiters();
+  }
+
+  /** A new socket starts with nothing in flight. */
+  restoreSocketCredit(): void {
+    this.socketCredit = this.maxBuffered;
+    this.wakeSocketWaiters();
+  }
+
+  private wakeSocketWaiters(): void {
+    const waiters = this.socketWaiters;
+    this.socketWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+export class StreamMux {
+  private readonly link: Link;
+  private readonly onOpen: MuxOptions['onOpen'];
+  private readonly maxStreams: number;
+  private readonly firstId: number;
+  private nextId: number;
+  private idsWrapped = false;
+  private highestPeerId = 0;
+  private socketUnacked = 0;
+
+  constructor(transport: MuxTransport, options: MuxOptions) {
+    const window = options.initialWindow ?? INITIAL_WINDOW;
+    const maxBuffered = options.maxBufferedBytes ?? MAX_BUFFERED_BYTES;
+    this.maxStreams = options.maxStreams ?? MAX_STREAMS;
+    // The peer assumes INITIAL_WINDOW, so a smaller window could not be enforced without resets.
+    if (!(window >= INITIAL_WINDOW && window <= MAX_CREDIT)) throw new RangeError(`initialWindow must be ${INITIAL_WINDOW}..${MAX_CREDIT}`);
+    if (!(this.maxStreams >= 1)) throw new RangeError('maxStreams must be at least 1');
+    // Below two receiver ack batches the sender would stall waiting for acks that come late or never.
+    if (!(maxBuffered >= 2 * SOCKET_ACK_BYTES)) throw new RangeError(`maxBufferedBytes must be at least ${2 * SOCKET_ACK_BYTES}`);
+    this.link = new Link(transport, options.onError, window, maxBuffered);
+    this.onOpen = options.onOpen;
+    this.firstId = options.side === 'hub' ? 2 : 1;
+    this.nextId = this.firstId;
+  }
+
+  /** Open streams (either side opened them). */
+  get size(): number {
+    return this.link.streams.size;
+  }
+
+  /** Sends OPEN; throws StreamResetError('STREAM_LIMIT') when this side already has maxStreams open. */
+  open(open: StreamOpen): MuxStream {
+    const { streams } = this.link;
+    if (streams.size >= this.maxStreams) throw new StreamResetError('STREAM_LIMIT', `at most ${this.maxStreams} streams per socket`);
+    const valid = StreamOpenSchema.parse(open);
+    const id = this.allocateId();
+    const frame = encodeFrame(FrameType.OPEN, id, encoder.encode(JSON.stringify(valid)));
+    const stream = new Stream(this.link, id, null, true);
+    streams.set(id, stream);
+    this.link.send(frame);
+    this.grantExtraWindow(id);
+    return stream;
+  }
+
+  /** Feeds one binary message from the socket; never throws. The mux keeps views of it: pass a buffer nobody reuses. */
+  receive(data: ArrayBuffer | Uint8Array): void {
+    let frame: Frame;
+    try {
+      frame = decodeFrame(data);
+    } catch (e) {
+      const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null;
+      const stream = bytes && bytes.byteLength >= FRAME_HEADER_BYTES ? this.link.streams.get(readU32(bytes.subarray(1))) : undefined;
+      if (stream) stream.protocolError(`malformed frame: ${describe(e)}`);
+      else this.link.report(`malformed frame: ${describe(e)}`);
+      return;
+    }
+    try {
+      this.dispatch(frame);
+    } catch (e) {
+      this.link.report(`failed to handle ${FRAME_NAMES[frame.type]} on stream ${frame.streamId}: ${describe(e)}`);
+    }
+  }
+
+  /** The socket is gone: every stream errors with StreamResetError(code), nothing is sent. The mux stays usable for a new socket. */
+  resetAll(code: string, message: string): void {
+    const error = new StreamResetError(code, message);
+    for (const stream of [...this.link.streams.values()]) stream.fail(error);
+    this.link.streams.clear();
+    this.highestPeerId = 0;
+    this.socketUnacked = 0;
+    this.link.restoreSocketCredit();
+  }
+
+  private grantExtraWindow(id: number): void {
+    const extra = this.link.window - INITIAL_WINDOW;
+    if (extra > 0) this.link.send(encodeFrame(FrameType.WINDOW, id, u32(extra)));
+  }
+
+  private allocateId(): number {
+    // open() checked the stream limit, so a free id turns up long before this could loop forever.
+    for (;;) {
+      const id = this.nextId;
+      this.nextId += 2;
+      if (this.nextId > MAX_STREAM_ID) {
+        this.nextId = this.firstId;
+        this.idsWrapped = true;
+      }
+      if (!this.link.streams.has(id)) return id;
+    }
+  }
+
+  private isPeerId(id: number): boolean {
+    return id % 2 !== this.firstId % 2;
+  }
+
+  /** Whether an id not in the table was ever in use, so a late frame for it is a normal race. */
+  private wasUsed(id: number): boolean {
+    return this.isPeerId(id) ? id <= this.highestPeerId : this.idsWrapped || id < this.nextId;
+  }
+
+  private dispatch({ type, streamId: id, payload }: Frame): void {
+    if (id === SOCKET_STREAM_ID) return this.onSocketFrame(type, payload);
+    if (type === FrameType.DATA) this.ackReceived(payload.byteLength);
+    const stream = this.link.streams.get(id);
+    if (type === FrameType.OPEN) return this.onPeerOpen(id, payload, stream);
+    if (!stream) {
+      // DATA, WINDOW, CLOSE, ACCEPT or RESET racing a reset that freed the id is normal.
+      if (!this.wasUsed(id)) this.link.report(`${FRAME_NAMES[type]} for stream ${id}, which was never opened`);
+      return;
+    }
+    switch (type) {
+      case FrameType.DATA:
+        return stream.onData(payload);
+      case FrameType.WINDOW:
+        if (payload.byteLength !== 4) return stream.protocolError(`WINDOW payload of ${payload.byteLength} bytes`);
+        return stream.onWindow(readU32(payload));
+      case FrameType.CLOSE:
+        return stream.onClose();
+      case FrameType.RESET:
+        return stream.fail(parseReset(payload));
+      case FrameType.ACCEPT:
+        return stream.onAccept(payload);
+    }
+  }
+
+  private onSocketFrame(type: FrameType, payload: Uint8Array): void {
+    if (type !== FrameType.WINDOW || payload.byteLength !== 4) {
+      this.link.report(`unexpected ${FRAME_NAMES[type]} of ${payload.byteLength} bytes on stream 0`);
+      return;
+    }
+    this.link.grantSocketCredit(readU32(payload));
+  }
+
+  /** Socket credit goes back on receipt: the stream windows already bound what receivers hold. */
+  private ackReceived(bytes: number): void {
+    this.socketUnacked += bytes;
+    if (this.socketUnacked >= SOCKET_ACK_BYTES) {
+      this.link.send(encodeFrame(FrameType.WINDOW, SOCKET_STREAM_ID, u32(this.socketUnacked)));
+      this.socketUnacked = 0;
+    }
+  }
+
+  private onPeerOpen(id: number, payload: Uint8Array, existing: Stream | undefined): void {
+    const link = this.link;
+    if (existing) return existing.protocolError('OPEN for an id already in use');
+    if (!this.isPeerId(id)) {
+      link.report(`OPEN with stream id ${id}, which belongs to this side`);
+      return link.sendReset(id, 'PROTOCOL_ERROR', 'stream id of the wrong parity');
+    }
+    if (id > this.highestPeerId) this.highestPeerId = id;
+    const open = parseJson(StreamOpenSchema, payload);
+    if (!open) {
+      link.report(`OPEN for stream ${id} is not a valid StreamOpen`);
+      return link.sendReset(id, 'PROTOCOL_ERROR', 'OPEN payload is not a valid StreamOpen');
+    }
+    if (link.streams.size >= this.maxStreams) return link.sendReset(id, 'STREAM_LIMIT', `at most ${this.maxStreams} streams per socket`);
+    if (!this.onOpen) return link.sendReset(id, 'REFUSED', 'this side accepts no streams');
+    const stream = new Stream(link, id, open, false);
+    link.streams.set(id, stream);
+    this.grantExtraWindow(id);
+    try {
+      this.onOpen(stream, open);
+    } catch (e) {
+      link.report(`onOpen for stream ${id} threw: ${describe(e)}`);
+      stream.reset('INTERNAL_ERROR', 'the stream handler failed');
+    }
+  }
+}
+
+/** One stream's state. Its two directions end independently; the id is freed when both have. */
+class Stream implements MuxStream {
+  readonly id: number;
+  readonly open: StreamOpen | null;
+  readonly readable: ReadableStream<Uint8Array> & AsyncIterable<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  readonly accepted: Promise<StreamAccept>;
+  readonly closed: Promise<void>;
+
+  private readonly link: Link;
+  private readonly local: boolean;
+  private rc!: ReadableStreamDefaultController<Uint8Array>;
+  private wc!: WritableStreamDefaultController;
+  private resolveAccepted!: (info: StreamAccept) => void;
+  private rejectAccepted!: (e: StreamResetError) => void;
+  private resolveClosed!: () => void;
+  private acceptState: 'pending' | 'accepted' | 'failed' = 'pending';
+
+  // Receiving: chunks not yet handed to a reader (at most one window), and credit bookkeeping.
+  private queue: (Uint8Array | undefined)[] = [];
+  private queueHead = 0;
+  private readerWaiting = false;
+  private readDone = false;
+  private remoteClosed = false;
+  private recvCredit: number;
+  private consumed = 0;
+
+  // Sending.
+  private sendCredit = INITIAL_WINDOW;
+  private creditWaiter: (() => void) | null = null;
+  private localClosed = false;
+  private error: StreamResetError | null = null;
+  private freed = false;
+
+  constructor(link: Link, id: number, open: StreamOpen | null, local: boolean) {
+    this.link = link;
+    this.id = id;
+    this.open = open;
+    this.local = local;
+    this.recvCredit = link.window;
+    // highWaterMark 0: pull() runs only when a reader asks, so "handed to a reader" is what
+    // consumed means, and the WINDOW we send tracks the consumer, not our own buffering.
+    this.readable = new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          this.rc = c;
+        },
+        pull: () => this.pull(),
+        cancel: () => this.onCancel(),
+      },
+      { highWaterMark: 0 },
+    ) as ReadableStream<Uint8Array> & AsyncIterable<Uint8Array>;
+    this.writable = new WritableStream<Uint8Array>(
+      {
+        start: (c) => {
+          this.wc = c;
+        },
+        write: (chunk) => this.write(chunk),
+        close: () => this.closeWrite(),
+        abort: (reason) => this.abortWrite(reason),
+      },
+      { highWaterMark: 1 },
+    );
+    this.accepted = new Promise<StreamAccept>((resolve, reject) => {
+      this.resolveAccepted = resolve;
+      this.rejectAccepted = reject;
+    });
+    this.accepted.catch(() => {});
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+  }
+
+  accept(info: StreamAccept): void {
+    if (this.local) throw new Error('accept() answers a stream the peer opened');
+    if (this.acceptState === 'accepted') throw new Error(`stream ${this.id} was already accepted`);
+    if (this.acceptState === 'failed' || this.freed) return; // the peer reset it first: a normal race
+    const valid = StreamAcceptSchema.parse(info);
+    this.link.send(encodeFrame(FrameType.ACCEPT, this.id, encoder.encode(JSON.stringify(valid))));
+    this.acceptState = 'accepted';
+    this.resolveAccepted(valid);
+  }
+
+  reset(code: string, message = ''): void {
+    if (this.freed) return;
+    this.link.sendReset(this.id, code, message);
+    this.fail(new StreamResetError(code, message));
+  }
+
+  // --- frames from the peer ---
+
+  onData(payload: Uint8Array): void {
+    if (this.remoteClosed) return this.protocolError('DATA after CLOSE');
+    const n = payload.byteLength;
+    if (n > this.recvCredit) {
+      this.link.report(`stream ${this.id}: peer sent ${n} bytes with ${this.recvCredit} of credit`);
+      return this.reset('FLOW_CONTROL', 'DATA beyond the granted window');
+    }
+    this.recvCredit -= n;
+    if (n === 0 || this.readDone) return;
+    if (this.readerWaiting) {
+      this.readerWaiting = false;
+      this.rc.enqueue(payload);
+      this.consume(n);
+    } else {
+      this.queue.push(payload);
+    }
+  }
+
+  onWindow(n: number): void {
+    if (n === 0) return this.protocolError('WINDOW of 0 bytes');
+    if (this.localClosed) return; // nothing more to send: a grant racing our CLOSE
+    this.sendCredit += n;
+    if (this.sendCredit > MAX_CREDIT) return this.reset('FLOW_CONTROL', 'window larger than 2^31-1');
+    this.wakeWriter();
+  }
+
+  onClose(): void {
+    if (this.remoteClosed) return this.protocolError('second CLOSE');
+    this.remoteClosed = true;
+    if (this.readerWaiting) {
+      this.readerWaiting = false;
+      this.finishRead();
+    }
+    if (this.localClosed) this.free();
+  }
+
+  onAccept(payload: Uint8Array): void {
+    if (!this.local) return this.protocolError('ACCEPT for a stream this side did not open');
+    if (this.acceptState !== 'pending') return this.protocolError('second ACCEPT');
+    const info = parseJson(StreamAcceptSchema, payload);
+    if (!info) return this.protocolError('ACCEPT payload is not a valid StreamAccept');
+    this.acceptState = 'accepted';
+    this.resolveAccepted(info);
+  }
+
+  protocolError(message: string): void {
+    this.link.report(`stream ${this.id}: ${message}`);
+    this.reset('PROTOCOL_ERROR', message);
+  }
+
+  /** Ends both directions with `error` and frees the id; sends nothing (reset() sends first). */
+  fail(error: StreamResetError): void {
+    if (this.freed) return;
+    this.error = error;
+    if (!this.readDone) {
+      this.readDone = true;
+      this.queue = [];
+      this.queueHead = 0;
+      this.rc.error(error);
+    }
+    if (!this.localClosed) {
+      this.localClosed = true;
+      this.wc.error(error);
+    }
+    this.wakeWriter();
+    this.free();
+  }
+
+  // --- the readable side ---
+
+  private pull(): void {
+    if (this.queueHead < this.queue.length) {
+      const chunk = this.queue[this.queueHead]!;
+      this.queue[this.queueHead++] = undefined;
+      if (this.queueHead === this.queue.length) {
+        this.queue = [];
+        this.queueHead = 0;
+      }
+      this.rc.enqueue(chunk);
+      this.consume(chunk.byteLength);
+    } else if (this.remoteClosed) {
+      this.finishRead();
+    } else {
+      this.readerWaiting = true;
+    }
+  }
+
+  private finishRead(): void {
+    if (this.readDone) return;
+    this.readDone = true;
+    this.rc.close();
+  }
+
+  /** Bytes reached the consumer: grant them back in batches, so a slow reader stops the sender. */
+  private consume(n: number): void {
+    if (this.remoteClosed || this.freed) return;
+    this.consumed += n;
+    if (this.consumed >= this.link.window >>> 2) {
+      this.link.send(encodeFrame(FrameType.WINDOW, this.id, u32(this.consumed)));
+      this.recvCredit += this.consumed;
+      this.consumed = 0;
+    }
+  }
+
+  private onCancel(): void {
+    this.readDone = true;
+    this.queue = [];
+    this.queueHead = 0;
+    // After the peer's CLOSE nothing more is coming, so giving up reading needs no RESET.
+    if (!this.remoteClosed) this.reset('CANCELLED', 'the reader cancelled');
+  }
+
+  // --- the writable side ---
+
+  private async write(input: Uint8Array): Promise<void> {
+    // Callers outside TypeScript's reach (pipeTo from a stream of mixed views) may hand us other bytes.
+    const raw = input as unknown;
+    let chunk: Uint8Array;
+    if (raw instanceof Uint8Array) chunk = raw;
+    else if (raw instanceof ArrayBuffer) chunk = new Uint8Array(raw);
+    else if (ArrayBuffer.isView(raw)) chunk = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+    else throw new TypeError('a stream carries bytes: write Uint8Array chunks');
+    const link = this.link;
+    const length = chunk.byteLength;
+    let offset = 0;
+    while (offset < length) {
+      if (this.error) throw this.error;
+      if (this.sendCredit <= 0) {
+        await new Promise<void>((resolve) => (this.creditWaiter = resolve));
+        continue;
+      }
+      if (link.socketCredit <= 0) {
+        // Woken by socket credit or by a reset (wakeWriter); a stale wake-up only re-checks.
+        await new Promise<void>((resolve) => {
+          this.creditWaiter = resolve;
+          link.waitForSocketCredit(() => this.wakeWriter());
+        });
+        continue;
+      }
+      const n = Math.min(length - offset, MAX_DATA_CHUNK, this.sendCredit, link.socketCredit);
+      this.sendCredit -= n;
+      link.socketCredit -= n;
+      link.sendData(this.id, chunk, offset, n);
+      offset += n;
+    }
+  }
+
+  private closeWrite(): void {
+    if (this.error) throw this.error;
+    if (this.localClosed) return;
+    this.localClosed = true;
+    this.link.send(encodeFrame(FrameType.CLOSE, this.id));
+    if (this.remoteClosed) this.free();
+  }
+
+  private abortWrite(reason: unknown): void {
+    if (reason instanceof StreamResetError) this.reset(reason.code, reason.message);
+    else this.reset('CANCELLED', reason === undefined ? 'the writer aborted' : describe(reason));
+  }
+
+  private wakeWriter(): void {
+    const wake = this.creditWaiter;
+    this.creditWaiter = null;
+    wake?.();
+  }
+
+  private free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.link.streams.delete(this.id);
+    if (this.acceptState === 'pending') {
+      this.acceptState = 'failed';
+      this.rejectAccepted(this.error ?? new StreamResetError('CLOSED', 'the stream closed without ACCEPT'));
+    }
+    this.resolveClosed();
+  }
+}

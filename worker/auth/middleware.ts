@@ -6,59 +6,57 @@ import { forbidden, unauthorized } from '../errors.ts';
 import { permits } from './permissions.ts';
 import { credentialFrom, resolvePrincipal, type Principal } from './principal.ts';
 
-/** Per-isolate memo of API keys whose last-used time was written recently. */
-const touched = new Map<string, number>();
-
-export async function authenticate(c: Context<AppEnv>): Promise<Principal | null> {
-  const cached = c.get('principal');
-  if (cached !== undefined) return cached;
-  const credential = credentialFrom(c.req.header('authorization'));
-  let principal: Principal | null = null;
-  const now = Date.now();
-  const hit = credential ? principalCache.get(credential) : undefined;
-  if (hit && hit.until > now) principal = hit.principal;
-  else if (credential) {
-    principal = await resolvePrincipal(credential, {
-      db: c.env.DB,
-      secret: c.env.SESSION_SECRET,
-      now,
-      touchApiKey: (id) => {
-        // A burst of requests with one key would otherwise each write; once a minute is enough.
-        if ((touched.get(id) ?? 0) > now - 60_000) return;
-        touched.set(id, now);
-        if (touched.size > 10_000) touched.clear();
-        c.executionCtx.waitUntil(
-          c.env.DB.prepare('UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?3)').bind(now, id, now - 60_000).run(),
-        );
-      },
-    });
-    if (principal) {
-      if (principalCache.size >= PRINCIPAL_CACHE_MAX) principalCache.clear();
-      principalCache.set(credential, { principal, until: Math.min(now + PRINCIPAL_CACHE_MS, principal.expiresAt ?? Infinity) });
-    }
-  }
-  c.set('principal', principal);
-  return principal;
+/** Only waitUntil is needed; Hono's context and the Worker's fetch handler both offer it. */
+export interface Background {
+  waitUntil(promise: Promise<unknown>): void;
 }
 
 /**
  * Resolved credentials, per isolate, for a few seconds: resolving costs a D1 round trip, which
  * was half of a device RPC's latency. Any change to users, roles, keys or sessions made through
- * this isolate clears it at once (see forgetPrincipals); other isolates notice within the TTL.
+ * this isolate clears it at once (see forgetPrincipals); other isolates notice within the TTL,
+ * and an entry never outlives the credential's own expiry.
  */
 const PRINCIPAL_CACHE_MS = 5_000;
-const PRINCIPAL_CACHE_MAX = 10_000;
+const CACHE_MAX = 10_000;
 const principalCache = new Map<string, { principal: Principal; until: number }>();
+/** API keys whose last-used time was written recently from this isolate (once a minute is enough). */
+const touched = new Map<string, number>();
 
 export function forgetPrincipals(): void {
   principalCache.clear();
 }
 
-/** Clears the principal cache after every write to accounts, keys, sessions or roles. */
-export const forgetPrincipalsOnWrite: MiddlewareHandler<AppEnv> = async (c, next) => {
-  await next();
-  if (c.req.method !== 'GET' && c.req.method !== 'HEAD') forgetPrincipals();
-};
+/** The principal behind a raw credential (API key or session JWT), or null. */
+export async function principalFor(env: Env, ctx: Background | undefined, credential: string, now = Date.now()): Promise<Principal | null> {
+  const hit = principalCache.get(credential);
+  if (hit && hit.until > now) return hit.principal;
+  const principal = await resolvePrincipal(credential, {
+    db: env.DB,
+    secret: env.SESSION_SECRET,
+    now,
+    touchApiKey: (id) => {
+      if (!ctx || (touched.get(id) ?? 0) > now - 60_000) return;
+      touched.set(id, now);
+      if (touched.size > CACHE_MAX) touched.clear();
+      ctx.waitUntil(env.DB.prepare('UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?3)').bind(now, id, now - 60_000).run());
+    },
+  });
+  if (principal) {
+    if (principalCache.size >= CACHE_MAX) principalCache.clear();
+    principalCache.set(credential, { principal, until: Math.min(now + PRINCIPAL_CACHE_MS, principal.expiresAt ?? Infinity) });
+  }
+  return principal;
+}
+
+export async function authenticate(c: Context<AppEnv>): Promise<Principal | null> {
+  const cached = c.get('principal');
+  if (cached !== undefined) return cached;
+  const credential = credentialFrom(c.req.header('authorization'));
+  const principal = credential ? await principalFor(c.env, c.executionCtx, credential) : null;
+  c.set('principal', principal);
+  return principal;
+}
 
 export function requires(...permissions: string[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -76,3 +74,9 @@ export function principalOf(c: Context<AppEnv>): Principal {
   if (!p) throw unauthorized();
   return p;
 }
+
+/** Clears the principal cache after every write to accounts, keys, sessions or roles. */
+export const forgetPrincipalsOnWrite: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await next();
+  if (c.req.method !== 'GET' && c.req.method !== 'HEAD') forgetPrincipals();
+};

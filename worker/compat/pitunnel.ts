@@ -7,17 +7,28 @@
 // "registered" to PiTunnel's mind); gpu_temp and cpu_temp are null, not missing, when a device
 // has no such sensor, so clients indexing the key directly do not break; mac_address is upper
 // case without separators, as in the seed's example.
+//
+// /tunnels lists a device's active tunnels: enabled, open (tunnel-control connect) and usable now
+// (the device is approved and online, or the tunnel allows clientless connections). available_at is where the
+// public reaches one: for http the hostname (`myapp.example.com`, with the port under localhost),
+// the seed's "HTTPS subdomain"; for tcp the WebSocket URL `pirelay tcp` dials, as we have no raw
+// TCP ports to hand out.
 import { z } from 'zod';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { requires } from '../auth/middleware.ts';
-import { ApiError, validationError } from '../errors.ts';
+import { ApiError, notFound, validationError } from '../errors.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import type { DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
 import { callApprovedDevice } from '../devices/hub.ts';
 import { listDevices, type DeviceRow } from '../devices/queries.ts';
+import { formatTarget } from '../../shared/api/tunnels.ts';
+import type { Tunnel } from '../db/schema.ts';
+import { findDeviceRef, listTunnels } from '../tunnels/queries.ts';
+import { publicHost, tcpConnectUrl, type UrlBase } from '../tunnels/present.ts';
+import { tunnelDomain } from '../tunnels/ingress.ts';
 
 const DeviceIdInput = z.object({ device_id: DeviceIdSchema });
 
@@ -64,6 +75,14 @@ export function pitunnelDeviceInfo(info: DeviceInfo) {
 
 export function pitunnelProcessList(list: ProcessList) {
   return list.processes.map((p) => ({ memory_percent: p.memory_percent, pid: p.pid, name: p.name, cpu_percent: p.cpu_percent }));
+}
+
+export function pitunnelTunnel(t: Tunnel, base: UrlBase) {
+  return {
+    destination: formatTarget(t.targetHost, t.targetPort),
+    available_at: t.kind === 'tcp' ? tcpConnectUrl(t.name, base) : publicHost(t.name, base),
+    name: t.name,
+  };
 }
 
 /** The body as UTF-8 (read as bytes: workerd warns when .text() meets a form content type). */
@@ -125,5 +144,15 @@ export function registerPiTunnelRoutes(app: App) {
   app.on(['GET', 'POST'], '/process_list', read, limitBody, async (c) => {
     const id = await deviceIdOf(c);
     return c.json({ process_list: pitunnelProcessList(await callApprovedDevice(c.env, id, 'process_list', {})) });
+  });
+
+  app.on(['GET', 'POST'], '/tunnels', requires('tunnels:read'), limitBody, async (c) => {
+    const id = await deviceIdOf(c);
+    const device = await findDeviceRef(c.env.DB, id);
+    if (!device) throw notFound('Device', { device_id: id });
+    const base: UrlBase = { requestUrl: new URL(c.req.url), domain: tunnelDomain(c.env) };
+    const usable = device.status === 'approved';
+    const active = (await listTunnels(c.env.DB, id)).filter((t) => usable && t.enabled && t.connected && (device.online || t.allowClientless));
+    return c.json({ tunnels: active.map((t) => pitunnelTunnel(t, base)) });
   });
 }

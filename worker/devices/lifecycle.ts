@@ -4,6 +4,7 @@
 import type { DeviceStatus } from '../db/schema.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { hubFor } from './hub.ts';
+import { forgetTunnels } from '../tunnels/name-cache.ts';
 import { changeStatus, deleteDevice, revokeBoundTokens, type DeviceRow, type StatusChange } from './queries.ts';
 
 export const APPROVE: StatusChange = { to: 'approved', from: ['pending', 'rejected', 'approved'] };
@@ -44,6 +45,7 @@ export async function applyStatus(
     throw wrongStatus(id, change.to, outcome.current);
   }
   if (change.to === 'revoked') await revokeBoundTokens(env.DB, id, now);
+  forgetTunnels(); // the ingress caches which device a tunnel name leads to, and whether it is approved
   if (change.to === 'revoked' || change.to === 'rejected') await disconnect(env, id, `device ${change.to}`);
   return outcome.row;
 }
@@ -58,5 +60,6 @@ function wrongStatus(id: string, to: DeviceStatus, current: DeviceStatus): ApiEr
 /** Deletes the device and closes its socket. */
 export async function removeDevice(env: Env, id: string): Promise<void> {
   if (!(await deleteDevice(env.DB, id, Date.now()))) throw notFound('Device', { device_id: id });
+  forgetTunnels();
   await disconnect(env, id, 'device removed');
 }

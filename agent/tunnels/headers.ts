@@ -1,0 +1,87 @@
+// Header rewriting at the agent end of a tunnel. Hop-by-hop headers describe one connection
+// (visitor↔relay, or agent↔target), so forwarding them would lie about ours; everything else
+// passes through untouched, including Content-Encoding and every Set-Cookie line.
+type HeaderList = [string, string][];
+
+/** RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones proxies still meet. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** The client WebSocket makes its own handshake; the visitor's would collide with it. */
+const WS_HANDSHAKE = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept']);
+
+/** Header names a Connection header lists are hop-by-hop too (RFC 9110 §7.6.1). */
+function connectionTokens(headers: HeaderList): Set<string> {
+  const out = new Set<string>();
+  for (const [name, value] of headers) {
+    if (name.toLowerCase() !== 'connection') continue;
+    for (const token of value.split(',')) if (token.trim()) out.add(token.trim().toLowerCase());
+  }
+  return out;
+}
+
+export interface RequestHeaderOptions {
+  /** The target's authority: sent as Host so name-based virtual hosts on the device answer. */
+  host: string;
+  /** Whether this request carries a body (Content-Length is dropped when it does not). */
+  hasBody: boolean;
+  websocket?: boolean;
+}
+
+/**
+ * The visitor's request headers as the target should see them. Host becomes the target's own
+ * authority (a local server configured for `localhost:8080` would not know the tunnel's public
+ * name); the public name survives in X-Forwarded-Host, which the relay sets and we only fill in
+ * when it is missing.
+ */
+export function requestHeaders(visitor: HeaderList, opts: RequestHeaderOptions): HeaderList {
+  const listed = connectionTokens(visitor);
+  const out: HeaderList = [];
+  let visitorHost: string | null = null;
+  let forwardedHost = false;
+  for (const [rawName, value] of visitor) {
+    const name = rawName.toLowerCase();
+    if (HOP_BY_HOP.has(name) || listed.has(name)) continue;
+    if (name === 'host') {
+      visitorHost ??= value;
+      continue;
+    }
+    // fetch cannot do 100-continue; the body is streamed right away instead.
+    if (name === 'expect') continue;
+    if (name === 'content-length' && !opts.hasBody) continue;
+    if (opts.websocket && WS_HANDSHAKE.has(name)) continue;
+    if (name === 'x-forwarded-host') forwardedHost = true;
+    out.push([name, value]);
+  }
+  out.push(['host', opts.host]);
+  if (visitorHost && !forwardedHost) out.push(['x-forwarded-host', visitorHost]);
+  return out;
+}
+
+/** The target's response headers for the visitor: hop-by-hop dropped, Set-Cookie kept apart. */
+export function responseHeaders(headers: Headers): HeaderList {
+  const listed = new Set<string>();
+  for (const token of (headers.get('connection') ?? '').split(',')) if (token.trim()) listed.add(token.trim().toLowerCase());
+  const out: HeaderList = [];
+  headers.forEach((value, name) => {
+    // Set-Cookie values contain commas (Expires=…), so a joined line cannot be split again.
+    if (name === 'set-cookie' || HOP_BY_HOP.has(name) || listed.has(name)) return;
+    out.push([name, value]);
+  });
+  for (const cookie of headers.getSetCookie()) out.push(['set-cookie', cookie]);
+  return out;
+}
+
+export function headerValue(headers: HeaderList, name: string): string | undefined {
+  for (const [n, v] of headers) if (n.toLowerCase() === name) return v;
+  return undefined;
+}

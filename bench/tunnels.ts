@@ -1,0 +1,138 @@
+// The tunnel part of `npm run bench`: HTTP through a tunnel against the same server direct, one
+// TCP stream through `pirelay tcp` against direct, a 1 GiB download with the relay's and agent's
+// peak RSS growth, and requests/s over 100,000 requests on one tunnel (it must not decay).
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { BUN, ROOT, waitFor, type DevEnv } from '../scripts/dev-env.ts';
+import { freePort } from '../test/e2e/harness.ts';
+import { load, loopbackLookup } from './load.ts';
+
+type Row = [string, string, string];
+const fmt = (n: number, d = 0) => n.toFixed(d);
+
+function rssMiB(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** workerd processes started by this process (Miniflare's runtime). */
+function workerdPids(): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (comm === 'workerd' && ppid === process.pid) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Reads `bytes` from a TCP source ("SEND n") at host:port; returns MB/s. */
+function tcpDownload(port: number, bytes: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let got = 0;
+    let t0 = 0;
+    sock.on('connect', () => {
+      t0 = performance.now();
+      sock.write(`SEND ${bytes}\n`);
+    });
+    sock.on('data', (d) => (got += d.byteLength));
+    sock.on('end', () => {
+      const s = (performance.now() - t0) / 1000;
+      if (got !== bytes) reject(new Error(`got ${got} of ${bytes} bytes`));
+      else resolve(bytes / 1e6 / s);
+      sock.destroy();
+    });
+    sock.on('error', reject);
+  });
+}
+
+export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  const { url, apiKey, devices } = env.state;
+  const deviceId = devices[0]!.id;
+  const port = Number(new URL(url).port);
+  const targets = spawn(BUN, [join(ROOT, 'test/fixtures/tunnel-targets.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const ports = await new Promise<{ http: number; tcp: number }>((resolve) => targets.stdout!.once('data', (d) => resolve(JSON.parse(String(d)))));
+    const mk = async (body: object) => {
+      const r = await fetch(`${url}/api/v1/devices/${deviceId}/tunnels`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      if (r.status !== 201) throw new Error(`tunnel create: ${r.status} ${await r.text()}`);
+    };
+    await mk({ name: 'bench', kind: 'http', target: `127.0.0.1:${ports.http}`, access: { mode: 'public' } });
+    await mk({ name: 'benchtcp', kind: 'tcp', target: `127.0.0.1:${ports.tcp}`, access: { mode: 'pirelay' } });
+    const tunnelUrl = `http://bench.localhost:${port}`;
+    const probe = new Agent({ connect: { lookup: loopbackLookup } as never });
+    await waitFor('bench tunnel', async () => (await request(`${tunnelUrl}/tiny`, { dispatcher: probe }).then(async (r) => (await r.body.text(), r.statusCode))) === 200, 15_000);
+
+    for (const c of [1, 64]) {
+      const direct = await load(`http://127.0.0.1:${ports.http}/tiny`, { concurrency: c, durationMs });
+      rows.push([`HTTP direct to the server c=${c}`, `${fmt(direct.rps)} req/s, p50 ${fmt(direct.p50, 2)} ms, p99 ${fmt(direct.p99, 2)} ms`, '—']);
+      const tun = await load(`${tunnelUrl}/tiny`, { concurrency: c, durationMs });
+      if (tun.errors) throw new Error(`tunnel load had ${tun.errors} errors`);
+      rows.push([`HTTP through the tunnel c=${c}`, `${fmt(tun.rps)} req/s, p50 ${fmt(tun.p50, 2)} ms, p99 ${fmt(tun.p99, 2)} ms`, c === 1 ? '≥ 3,000 req/s' : '≥ 5,000 req/s, p99 ≤ 50 ms']);
+    }
+
+    // One TCP stream: direct, then through `pirelay tcp` (the client as a library).
+    const TCP_BYTES = 512 * 1024 * 1024;
+    rows.push(['TCP one stream direct (512 MiB)', `${fmt(await tcpDownload(ports.tcp, TCP_BYTES))} MB/s`, '—']);
+    const { startTcpForward } = await import('../client/pirelay.ts');
+    const listen = await freePort();
+    const fwd = await startTcpForward({ relay: url, apiKey, target: `${deviceId}:${ports.tcp}`, listen: `127.0.0.1:${listen}` });
+    try {
+      rows.push(['TCP one stream through the tunnel (512 MiB)', `${fmt(await tcpDownload(fwd.port ?? listen, TCP_BYTES))} MB/s`, '≥ 500 MB/s']);
+    } finally {
+      await fwd.close();
+    }
+
+    // 1 GiB download through the HTTP tunnel, sampling RSS of the relay (workerd) and the agent.
+    const agentPid = env.agents.get(deviceId)!.pid!;
+    const relayPids = workerdPids();
+    const rss = () => rssMiB(agentPid) + relayPids.reduce((a, p) => a + rssMiB(p), 0);
+    const before = rss();
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
+    const GiB = 1024 * 1024 * 1024;
+    const t0 = performance.now();
+    const res = await request(`${tunnelUrl}/big?bytes=${GiB}`, { dispatcher: probe });
+    let got = 0;
+    for await (const chunk of res.body) got += (chunk as Buffer).byteLength;
+    const secs = (performance.now() - t0) / 1000;
+    clearInterval(sampler);
+    if (got !== GiB) throw new Error(`1 GiB download got ${got} bytes`);
+    rows.push(['1 GiB download through the tunnel', `${fmt(GiB / 1e6 / secs)} MB/s`, '≥ 500 MB/s']);
+    rows.push(['relay + agent RSS growth during it', `${fmt(peak - before, 1)} MiB (from ${fmt(before)} MiB)`, '≤ 64 MB']);
+
+    // 100,000 requests on one tunnel, requests/s per 20,000.
+    const marks: number[] = [];
+    let last = 0;
+    const total = await load(`${tunnelUrl}/tiny`, {
+      concurrency: 64,
+      durationMs: 10 * 60_000,
+      maxRequests: 100_000,
+      onProgress: (done, ms) => {
+        if (done % 20_000 === 0) {
+          marks.push((20_000 / (ms - last)) * 1000);
+          last = ms;
+        }
+      },
+    });
+    rows.push(['100,000 requests on one tunnel (c=64)', `${fmt(total.rps)} req/s overall; per 20k: ${marks.map((m) => fmt(m)).join(', ')}`, 'no decay']);
+  } finally {
+    targets.kill();
+  }
+  return rows;
+}

@@ -1,0 +1,247 @@
+// Carries a visitor's traffic over one stream of the device socket: an HTTP request and its
+// response (bodies streamed both ways, never buffered whole), a WebSocket (messages as records),
+// or a TCP connection reached through a client WebSocket (raw bytes, half-close as {"t":"eof"}).
+// The Worker has already checked access; the agent picks the target from its own tunnel table.
+import { StreamResetError, WsRecordKind, type MuxStream, type StreamAccept, type StreamOpen } from '../shared/protocol/streams.ts';
+import { encodeWsRecord, WsRecordDecoder } from '../shared/protocol/ws-records.ts';
+import type { HubTunnel } from './tunnel-table.ts';
+
+/** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
+export type OpenStream = (open: StreamOpen) => MuxStream;
+import { tunnelError } from './tunnel-pages.ts';
+
+/** How long the target may take to answer with a response head (or accept a connection). */
+const ACCEPT_TIMEOUT_MS = 30_000;
+/** Statuses whose responses have no body. */
+const NULL_BODY = new Set([204, 205, 304]);
+/** Bytes a visitor WebSocket may queue toward a slow device before it is closed (1013). */
+const MAX_WS_QUEUE = 16 * 1024 * 1024;
+const EOF_MESSAGE = '{"t":"eof"}';
+
+function headerList(headers: Headers, skip: (name: string) => boolean): [string, string][] {
+  const out: [string, string][] = [];
+  headers.forEach((value, name) => {
+    if (!skip(name)) out.push([name, value]);
+  });
+  return out;
+}
+
+const isInternal = (name: string) => name.startsWith('x-pirelay-');
+const WS_HANDSHAKE = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new StreamResetError('TARGET_TIMEOUT', `the target did not answer within ${ms / 1000} s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Turns a failed stream into the visitor's answer: 502 for the target's faults, 503 for ours. */
+export function streamFailure(request: Request, e: unknown): Response {
+  const err = e instanceof StreamResetError ? e : new StreamResetError('TARGET_ERROR', e instanceof Error ? e.message : String(e));
+  const offline = err.code === 'SOCKET_CLOSED' || err.code === 'STREAM_LIMIT';
+  const status = err.code === 'TARGET_TIMEOUT' ? 504 : offline ? 503 : 502;
+  const what = offline ? 'The device went offline' : err.code === 'TARGET_TIMEOUT' ? 'The target did not answer in time' : 'The target could not be reached';
+  return tunnelError(request, status, offline ? 'DEVICE_OFFLINE' : err.code, `${what}: ${err.message}`);
+}
+
+async function openAndAccept(openStream: OpenStream, open: StreamOpen): Promise<{ stream: MuxStream; head: StreamAccept }> {
+  const stream = openStream(open);
+  try {
+    return { stream, head: await withTimeout(stream.accepted, ACCEPT_TIMEOUT_MS) };
+  } catch (e) {
+    stream.reset(e instanceof StreamResetError ? e.code : 'CANCELLED', 'no answer');
+    throw e;
+  }
+}
+
+export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  const stream = openStream({
+    kind: 'http',
+    tunnel: tunnel.id,
+    method: request.method,
+    path: url.pathname + url.search,
+    headers: headerList(request.headers, isInternal),
+  });
+  // The request body flows while we wait for the head: an upload can be answered early (413…).
+  if (request.body) request.body.pipeTo(stream.writable).catch(() => stream.reset('CANCELLED', 'the visitor stopped sending'));
+  else stream.writable.close().catch(() => {});
+  let head: StreamAccept;
+  try {
+    head = await withTimeout(stream.accepted, ACCEPT_TIMEOUT_MS);
+  } catch (e) {
+    stream.reset(e instanceof StreamResetError ? e.code : 'CANCELLED', 'no response head');
+    return streamFailure(request, e);
+  }
+  const headers = new Headers();
+  for (const [name, value] of head.headers ?? []) headers.append(name, value);
+  const status = head.status ?? 502;
+  if (status < 200 || status > 599) {
+    stream.reset('PROTOCOL_ERROR', `status ${status} is not allowed here`);
+    return tunnelError(request, 502, 'BAD_TARGET_RESPONSE', `The target answered with status ${status}`);
+  }
+  if (NULL_BODY.has(status) || request.method === 'HEAD') {
+    stream.readable.cancel().catch(() => {});
+    return new Response(null, { status, headers });
+  }
+  return new Response(stream.readable, { status, headers });
+}
+
+/** Relays a visitor's WebSocket to the target's, message for message. */
+export async function proxyWebSocket(openStream: OpenStream, tunnel: HubTunnel, request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  const protocols = (request.headers.get('sec-websocket-protocol') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  let opened: { stream: MuxStream; head: StreamAccept };
+  try {
+    opened = await openAndAccept(openStream, {
+      kind: 'websocket',
+      tunnel: tunnel.id,
+      path: url.pathname + url.search,
+      headers: headerList(request.headers, (n) => isInternal(n) || WS_HANDSHAKE.has(n)),
+      protocols,
+    });
+  } catch (e) {
+    return streamFailure(request, e);
+  }
+  const { stream, head } = opened;
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  server.accept();
+  // Server sockets default to Blob for binary messages under current compatibility dates.
+  server.binaryType = 'arraybuffer';
+  const toDevice = queuedWriter(stream, () => server.close(1013, 'device is not keeping up'));
+  server.addEventListener('message', (ev) => {
+    const data = ev.data;
+    toDevice.write(typeof data === 'string' ? encodeWsRecord(WsRecordKind.TEXT, data) : encodeWsRecord(WsRecordKind.BINARY, new Uint8Array(data as ArrayBuffer)));
+  });
+  server.addEventListener('close', (ev) => {
+    toDevice.write(encodeWsRecord(WsRecordKind.CLOSE, closePayload(ev.code, ev.reason)));
+    toDevice.close();
+  });
+  server.addEventListener('error', () => stream.reset('CANCELLED', 'visitor socket error'));
+  void (async () => {
+    const decoder = new WsRecordDecoder();
+    try {
+      for await (const chunk of stream.readable) {
+        for (const rec of decoder.push(chunk)) {
+          if (rec.kind === 'text') server.send(rec.text);
+          else if (rec.kind === 'binary') server.send(rec.data);
+          else server.close(validCloseCode(rec.code), rec.reason);
+        }
+      }
+      server.close(1000, 'target closed');
+    } catch {
+      safeClose(server, 1011, 'target connection lost');
+    }
+  })();
+  return new Response(null, { status: 101, webSocket: client, headers: head.protocol ? { 'sec-websocket-protocol': head.protocol } : {} });
+}
+
+/** A TCP connection for a client WebSocket: binary messages are bytes, {"t":"eof"} a half-close. */
+export async function proxyTcp(openStream: OpenStream, tunnel: HubTunnel, request: Request): Promise<Response> {
+  let stream: MuxStream;
+  try {
+    ({ stream } = await openAndAccept(openStream, { kind: 'tcp', tunnel: tunnel.id }));
+  } catch (e) {
+    return streamFailure(request, e);
+  }
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  server.accept();
+  // Server sockets default to Blob for binary messages under current compatibility dates.
+  server.binaryType = 'arraybuffer';
+  const toDevice = queuedWriter(stream, () => server.close(1013, 'device is not keeping up'));
+  let sentEof = false;
+  server.addEventListener('message', (ev) => {
+    if (typeof ev.data === 'string') {
+      if (ev.data === EOF_MESSAGE && !sentEof) {
+        sentEof = true;
+        toDevice.close();
+      }
+      return;
+    }
+    if (!sentEof) toDevice.write(new Uint8Array(ev.data as ArrayBuffer));
+  });
+  server.addEventListener('close', () => {
+    // After an eof the client may close at once: let its queued bytes and the half-close reach
+    // the target first, then end the stream (nobody is left to read the target's answer).
+    if (sentEof) void toDevice.flushed().then(() => stream.reset('CANCELLED', 'client closed'));
+    else stream.reset('CANCELLED', 'client closed');
+  });
+  server.addEventListener('error', () => stream.reset('CANCELLED', 'client socket error'));
+  void (async () => {
+    try {
+      for await (const chunk of stream.readable) server.send(chunk);
+      server.send(EOF_MESSAGE);
+      await stream.closed;
+      safeClose(server, 1000, 'closed');
+    } catch (e) {
+      const err = e instanceof StreamResetError ? e : null;
+      try {
+        server.send(JSON.stringify({ t: 'error', code: err?.code ?? 'TARGET_ERROR', message: err?.message ?? String(e) }));
+      } catch {
+        // already closed
+      }
+      safeClose(server, 1011, 'connection lost');
+    }
+  })();
+  return new Response(null, { status: 101, webSocket: client });
+}
+
+/**
+ * Writes into a stream without awaiting each write (WebSocket events cannot be paused), keeping
+ * track of what is queued so a device that stops reading cannot grow the hub's memory forever.
+ */
+function queuedWriter(stream: MuxStream, onOverflow: () => void) {
+  const writer = stream.writable.getWriter();
+  let queued = 0;
+  let failed = false;
+  let closing: Promise<void> | null = null;
+  return {
+    /** Resolves once everything written (and the close, if any) has gone into the stream. */
+    flushed(): Promise<void> {
+      return (closing ?? writer.ready).catch(() => {});
+    },
+    write(chunk: Uint8Array) {
+      if (failed) return;
+      queued += chunk.byteLength;
+      if (queued > MAX_WS_QUEUE) {
+        failed = true;
+        stream.reset('CANCELLED', 'write queue overflow');
+        onOverflow();
+        return;
+      }
+      writer.write(chunk).then(
+        () => (queued -= chunk.byteLength),
+        () => (failed = true),
+      );
+    },
+    close() {
+      if (!failed && !closing) closing = writer.close();
+      closing?.catch(() => {});
+    },
+  };
+}
+
+function closePayload(code: number, reason: string): Uint8Array {
+  const r = new TextEncoder().encode(reason.slice(0, 120));
+  const out = new Uint8Array(2 + r.byteLength);
+  new DataView(out.buffer).setUint16(0, code || 1000);
+  out.set(r, 2);
+  return out;
+}
+
+/** Close codes a server may send (1005/1006/1015 are reserved for reporting, never sending). */
+function validCloseCode(code: number): number {
+  return code === 1000 || (code >= 1001 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999) ? code : 1000;
+}
+
+function safeClose(ws: WebSocket, code: number, reason: string) {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closed
+  }
+}

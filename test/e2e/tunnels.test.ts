@@ -1,0 +1,267 @@
+// Tunnels end to end: the relay in workerd, a real agent, real local services (a Bun HTTP/WS
+// server and a TCP echo), and visitors that reach them by subdomain, WebSocket and `pirelay tcp`.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+import { Agent, fetch as ufetch, WebSocket as UWebSocket, type Dispatcher } from 'undici';
+import { BUN, ROOT, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
+import { freePort, http, tempDir } from './harness.ts';
+import { join } from 'node:path';
+
+let env: DevEnv;
+let url: string;
+let port: number;
+let key: string;
+let deviceId: string;
+let targets: ChildProcess;
+let ports: { http: number; tcp: number };
+/** Resolves every name (e.g. myapp.localhost) to 127.0.0.1, as browsers and curl do. */
+const dispatcher: Dispatcher = new Agent({ connect: { lookup: (_h: string, _o: unknown, cb: (e: null, a: { address: string; family: number }[]) => void) => cb(null, [{ address: '127.0.0.1', family: 4 }]) } as never });
+const visit = (name: string, path: string, init: Parameters<typeof ufetch>[1] = {}) => ufetch(`http://${name}.localhost:${port}${path}`, { dispatcher, ...init });
+
+async function createTunnel(body: Record<string, unknown>) {
+  const r = await http(`${url}/api/v1/devices/${deviceId}/tunnels`, { key, json: body });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body;
+}
+
+beforeAll(async () => {
+  targets = spawn(BUN, [join(ROOT, 'test/fixtures/tunnel-targets.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  ports = await new Promise((resolve) => targets.stdout!.once('data', (d) => resolve(JSON.parse(String(d)))));
+  port = await freePort();
+  env = await startDevEnv({ dir: await tempDir('tunnels'), port, demoDevices: ['tunnel-pi'], vars: { HEARTBEAT_INTERVAL_MS: '500', CLIENTLESS_WAIT_MS: '8000' }, agentArgs: ['--max-backoff-ms', '500'] });
+  await waitOnline(env);
+  url = env.state.url;
+  key = env.state.apiKey;
+  deviceId = env.state.devices[0]!.id;
+  await createTunnel({ name: 'web', kind: 'http', target: `127.0.0.1:${ports.http}`, access: { mode: 'public' } });
+  // The agent learns the new tunnel over its socket; give it a moment.
+  await waitFor('tunnel reachable', async () => (await visit('web', '/tiny')).status === 200, 10_000);
+});
+
+afterAll(async () => {
+  await env?.stop();
+  targets?.kill();
+});
+
+describe('HTTP tunnels', () => {
+  it('carries method, path, query, headers and body, and adds X-Forwarded-*', async () => {
+    const res = await visit('web', '/echo/here?x=1&y=two', { method: 'POST', headers: { 'content-type': 'text/plain', 'x-custom': 'yes' }, body: 'hello target' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-target')).toBe('echo');
+    const seen = (await res.json()) as { method: string; path: string; query: string; headers: Record<string, string>; body: string };
+    expect(seen.method).toBe('POST');
+    expect(seen.path).toBe('/echo/here');
+    expect(seen.query).toBe('?x=1&y=two');
+    expect(seen.body).toBe('hello target');
+    expect(seen.headers['x-custom']).toBe('yes');
+    expect(seen.headers['x-forwarded-host']).toBe(`web.localhost:${port}`);
+    expect(seen.headers['x-forwarded-proto']).toBe('http');
+    expect(seen.headers['x-forwarded-for']).toBeTruthy();
+    expect(Object.keys(seen.headers).filter((h) => h.startsWith('x-pirelay-'))).toEqual([]);
+  });
+
+  it('keeps both Set-Cookie headers', async () => {
+    const res = await visit('web', '/cookies');
+    expect(res.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+  });
+
+  it('streams SSE as it is produced, not buffered', async () => {
+    const res = await visit('web', '/sse?n=4&every=400');
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const reader = res.body!.getReader();
+    const started = Date.now();
+    const first = await reader.read();
+    const firstAt = Date.now() - started;
+    expect(new TextDecoder().decode(first.value)).toContain('"n":0');
+    // The whole stream takes ≥ 1.2 s; the first event must arrive long before that.
+    expect(firstAt).toBeLessThan(800);
+    let rest = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+    expect(rest).toContain('"n":3');
+  });
+
+  it('passes a 64 MiB download intact', async () => {
+    const bytes = 64 * 1024 * 1024;
+    const res = await visit('web', `/big?bytes=${bytes}`);
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of res.body!) {
+      hash.update(chunk);
+      size += chunk.byteLength;
+    }
+    const expected = createHash('sha256');
+    for (let i = 0, sent = 0; sent < bytes; i++, sent += 65536) expected.update(Buffer.alloc(Math.min(65536, bytes - sent), i & 0xff));
+    expect(size).toBe(bytes);
+    expect(hash.digest('hex')).toBe(expected.digest('hex'));
+  });
+
+  it('passes a 32 MiB streamed upload intact', async () => {
+    const total = 32 * 1024 * 1024;
+    const hash = createHash('sha256');
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= total) return c.close();
+        const chunk = new Uint8Array(Math.min(256 * 1024, total - sent)).map((_, i) => (i * 7 + sent) & 0xff);
+        hash.update(chunk);
+        sent += chunk.byteLength;
+        c.enqueue(chunk);
+      },
+    });
+    const res = await visit('web', '/upload', { method: 'POST', body, duplex: 'half' } as never);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ size: total, sha256: hash.digest('hex') });
+  });
+
+  it('passes WebSocket upgrades through and echoes messages both ways', async () => {
+    const ws = new UWebSocket(`ws://web.localhost:${port}/ws`, { dispatcher, protocols: ['echo'] } as never);
+    ws.binaryType = 'arraybuffer';
+    const got: (string | number)[] = [];
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => {
+        ws.send('hello');
+        ws.send(new Uint8Array([1, 2, 3, 4, 5]));
+      };
+      ws.onmessage = (ev) => {
+        got.push(typeof ev.data === 'string' ? ev.data : (ev.data as ArrayBuffer).byteLength);
+        if (got.length === 2) resolve();
+      };
+      ws.onerror = () => reject(new Error('websocket error'));
+    });
+    expect(ws.protocol).toBe('echo');
+    expect(got).toEqual(['hello', 5]);
+    ws.close();
+  });
+
+  it('answers an unknown subdomain with a 404 page and a refused target with 502 and the reason', async () => {
+    const unknown = await visit('no-such-tunnel', '/');
+    expect(unknown.status).toBe(404);
+    expect(await unknown.text()).toMatch(/<html/i);
+    const dead = await freePort();
+    await createTunnel({ name: 'dead', kind: 'http', target: `127.0.0.1:${dead}`, access: { mode: 'public' } });
+    const res = await waitFor('dead tunnel known', async () => {
+      const r = await visit('dead', '/', { headers: { accept: 'application/json' } });
+      return r.status !== 404 && r;
+    });
+    expect(res.status).toBe(502);
+    const body = (await res.json()) as { code: string; error: string };
+    expect(body.code).toBe('TARGET_REFUSED');
+    expect(body.error).toMatch(/refused|ECONNREFUSED/i);
+  });
+});
+
+describe('tunnel access control', () => {
+  it('basic auth: refused without credentials (WWW-Authenticate), allowed with, never forwarded', async () => {
+    await createTunnel({ name: 'basic', kind: 'http', target: `127.0.0.1:${ports.http}`, access: { mode: 'basic', username: 'pi', password: 'raspberry-pie' } });
+    const denied = await waitFor('basic tunnel known', async () => {
+      const r = await visit('basic', '/');
+      return r.status !== 404 && r;
+    });
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('www-authenticate')).toMatch(/^Basic/);
+    const wrong = await visit('basic', '/', { headers: { authorization: `Basic ${Buffer.from('pi:nope').toString('base64')}` } });
+    expect(wrong.status).toBe(401);
+    const ok = await visit('basic', '/', { headers: { authorization: `Basic ${Buffer.from('pi:raspberry-pie').toString('base64')}`, cookie: 'pirelay_session=secret; theme=dark' } });
+    expect(ok.status).toBe(200);
+    const seen = (await ok.json()) as { headers: Record<string, string> };
+    expect(seen.headers.authorization).toBeUndefined();
+    expect(seen.headers.cookie ?? '').not.toContain('pirelay_session');
+  });
+
+  it('bearer token: refused without, allowed with the token shown once', async () => {
+    const t = await createTunnel({ name: 'bearer', kind: 'http', target: `127.0.0.1:${ports.http}`, access: { mode: 'bearer' } });
+    const token = t.bearer_token;
+    expect(token).toBeTruthy();
+    const denied = await waitFor('bearer tunnel known', async () => {
+      const r = await visit('bearer', '/');
+      return r.status !== 404 && r;
+    });
+    expect(denied.status).toBe(401);
+    expect((await visit('bearer', '/', { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    const ok = await visit('bearer', '/', { headers: { authorization: `Bearer ${token}` } });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { headers: Record<string, string> }).headers.authorization).toBeUndefined();
+  });
+
+  it('pirelay users: refused anonymously, allowed with an API key holding tunnels:use', async () => {
+    await createTunnel({ name: 'members', kind: 'http', target: `127.0.0.1:${ports.http}`, access: { mode: 'pirelay' } });
+    const denied = await waitFor('members tunnel known', async () => {
+      const r = await visit('members', '/');
+      return r.status !== 404 && r;
+    });
+    expect(denied.status).toBe(401);
+    const ok = await visit('members', '/', { headers: { authorization: `Bearer ${key}` } });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { headers: Record<string, string> }).headers.authorization).toBeUndefined();
+  });
+
+  it('rate limit per tunnel answers 429', async () => {
+    await createTunnel({ name: 'limited', kind: 'http', target: `127.0.0.1:${ports.http}`, access: { mode: 'public' }, rate_limit_per_minute: 3 });
+    await waitFor('limited tunnel known', async () => (await visit('limited', '/tiny')).status !== 404);
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await visit('limited', '/tiny')).status);
+    expect(statuses).toContain(429);
+  });
+});
+
+describe('TCP tunnels', () => {
+  let client: ChildProcess | null = null;
+  afterAll(() => client?.kill());
+
+  it('carries a TCP connection through `pirelay tcp` with half-close respected', async () => {
+    await createTunnel({ name: 'echo', kind: 'tcp', target: `127.0.0.1:${ports.tcp}`, access: { mode: 'pirelay' } });
+    const listen = await freePort();
+    client = spawn(BUN, [join(ROOT, 'client/pirelay.ts'), 'tcp', `${deviceId}:${ports.tcp}`, '--listen', `127.0.0.1:${listen}`, '--relay', url, '--api-key', key], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve) => client!.stdout!.on('data', (d) => String(d).includes('listening') && resolve()));
+    const reply = await new Promise<string>((resolve, reject) => {
+      const sock = connect(listen, '127.0.0.1');
+      let got = '';
+      sock.on('data', (d) => (got += d));
+      sock.on('end', () => resolve(got));
+      sock.on('error', reject);
+      sock.write('ping over tcp\n', () => sock.end()); // half-close, like `nc -N`
+    });
+    // The echo server answers "bye" only after it sees our EOF, so both directions worked.
+    expect(reply).toBe('ping over tcp\nbye after 14 bytes\n');
+  });
+});
+
+describe('tunnel-control API and allow_clientless', () => {
+  const call = (name: string, params: Record<string, string>) => http(`${url}/tunnel-api/${name}?${new URLSearchParams({ device_id: deviceId, tunnel: 'web', api_key: key, ...params })}`);
+
+  it('client_status says online while the agent is connected', async () => {
+    const r = await call('client_status', {});
+    expect(r.body).toEqual({ message: 'online', error_code: 0, success: true });
+  });
+
+  it('with allow_clientless a visitor waits for the agent to come back', async () => {
+    expect((await call('set_allow_clientless', { allow: 'true' })).body).toEqual({ allow_clientless: true, message: 'success', error_code: 0, success: true });
+    await env.stopAgent(deviceId);
+    await waitFor('offline', async () => (await call('client_status', {})).body.message === 'offline', 10_000);
+    expect((await call('client_status', {})).body).toEqual({ message: 'offline', error_code: 24, success: true });
+    const pending = visit('web', '/tiny');
+    await new Promise((r) => setTimeout(r, 500));
+    env.startAgent(deviceId);
+    const res = await pending;
+    expect(res.status).toBe(200);
+  });
+
+  it('without allow_clientless the tunnel closes as soon as the agent goes offline', async () => {
+    expect((await call('set_allow_clientless', { allow: 'false' })).body).toMatchObject({ allow_clientless: false, error_code: 0, success: true });
+    await waitFor('online', async () => (await call('client_status', {})).body.message === 'online', 10_000);
+    await env.stopAgent(deviceId);
+    await waitFor('offline', async () => (await call('client_status', {})).body.message === 'offline', 10_000);
+    const started = Date.now();
+    const res = await visit('web', '/tiny');
+    expect(res.status).toBe(503);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    env.startAgent(deviceId);
+    await waitFor('online again', async () => (await call('client_status', {})).body.message === 'online', 10_000);
+    // Still closed after the agent is back, until someone connects it again.
+    expect((await visit('web', '/tiny')).status).toBe(503);
+    expect((await call('connect', {})).body).toEqual({ message: 'OK', error_code: 0, success: true });
+    await waitFor('reopened', async () => (await visit('web', '/tiny')).status === 200, 10_000);
+  });
+});

@@ -1,0 +1,214 @@
+// The tunnel-control API (tunnel-control-api.txt) at /tunnel-api/<call>, so scripts that open a
+// tunnel, use it and close it again work against the relay:
+//
+//   /tunnel-api/connect?device_id=…&tunnel=<name>&api_key=…          open the tunnel
+//   /tunnel-api/disconnect?device_id=…&tunnel=<name>&api_key=…       close it (open streams are cut)
+//   /tunnel-api/client_status?device_id=…&api_key=…                  is the device online?
+//   /tunnel-api/set_allow_clientless?device_id=…[&tunnel=…]&allow=true|false
+//
+// GET or POST; parameters may come in the query string, a form body or a JSON body. The API key
+// may also be sent as the Authorization header (Bearer, or `curl -u KEY:`). Every answer is
+// {message, error_code, success} (set_allow_clientless adds allow_clientless first):
+//
+//   0  OK                  HTTP 200
+//   11 not connected       200  connect failed: the tunnel is disabled, or the device's hub could not be told
+//   12 not disconnected    200  the tunnel is closed in D1 but the hub could not be told to cut its streams; retry
+//   21 invalid api call    200  unknown <call>
+//   22 too many API calls  200  more than 60 calls a minute with one credential (counted per isolate, in memory;
+//                               Retry-After says when to try again)
+//   23 client blocked      200  the device is pending, rejected or revoked
+//   24 client inactive     200  the device is offline: client_status answers success:true with "offline",
+//                               connect answers success:false unless the tunnel allows clientless connections
+//   31 wrong data          200  missing or malformed parameters, unknown device or tunnel, allow not true|false
+//
+// The seed has no code for the caller's own credentials (its URLs carry account ids instead),
+// so those keep HTTP's statuses: 401 for a missing or invalid API key and 403 for one without
+// the permission (tunnels:read for client_status, tunnels:write otherwise), both with code 31.
+import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { App } from '../openapi.ts';
+import type { AppEnv } from '../app-env.ts';
+import { authenticate } from '../auth/middleware.ts';
+import { permits } from '../auth/permissions.ts';
+import { credentialFrom, type Principal } from '../auth/principal.ts';
+import { DeviceIdSchema } from '../../shared/api/devices.ts';
+import { TunnelRefSchema } from '../../shared/api/tunnels.ts';
+import { hubFor } from '../devices/hub.ts';
+import type { Tunnel } from '../db/schema.ts';
+import { principalFor } from '../auth/middleware.ts';
+import { findDeviceRef, findDeviceTunnel, setAllowClientless, updateTunnel, type DeviceRef } from '../tunnels/queries.ts';
+import { tunnelsChanged, tunnelsChangedQuietly } from '../tunnels/notify.ts';
+import { RateWindow } from '../tunnels/rate-window.ts';
+
+export const ErrorCode = {
+  OK: 0,
+  NOT_CONNECTED: 11,
+  NOT_DISCONNECTED: 12,
+  INVALID_CALL: 21,
+  TOO_MANY_CALLS: 22,
+  CLIENT_BLOCKED: 23,
+  CLIENT_INACTIVE: 24,
+  WRONG_DATA: 31,
+} as const;
+
+export const CALLS_PER_MINUTE = 60;
+const budget = new RateWindow(CALLS_PER_MINUTE);
+
+const CALLS = {
+  connect: 'tunnels:write',
+  disconnect: 'tunnels:write',
+  client_status: 'tunnels:read',
+  set_allow_clientless: 'tunnels:write',
+} as const;
+type Call = keyof typeof CALLS;
+const isCall = (name: string): name is Call => Object.hasOwn(CALLS, name);
+
+/** What one call answers: the seed's three fields, sometimes one more, and the HTTP status. */
+class Outcome {
+  constructor(
+    readonly code: number,
+    readonly message: string,
+    readonly success = code === ErrorCode.OK,
+    readonly status: ContentfulStatusCode = 200,
+    readonly headers: Record<string, string> = {},
+  ) {}
+}
+
+const wrongData = (why: string) => new Outcome(ErrorCode.WRONG_DATA, `Wrong data: ${why}`);
+
+const MAX_BODY_BYTES = 16 * 1024;
+const limitBody = bodyLimit({
+  maxSize: MAX_BODY_BYTES,
+  onError: (c) => c.json({ message: `Wrong data: request body is larger than ${MAX_BODY_BYTES} bytes`, error_code: ErrorCode.WRONG_DATA, success: false }, 413),
+});
+
+/** Query parameters, overlaid with the fields of a form or JSON body; values stay strings. */
+async function paramsOf(c: Context<AppEnv>): Promise<Record<string, string> | Outcome> {
+  const params: Record<string, string> = { ...c.req.query() };
+  if (c.req.method !== 'POST') return params;
+  const type = (c.req.header('content-type') ?? '').toLowerCase();
+  try {
+    if (type.startsWith('multipart/form-data')) {
+      (await c.req.formData()).forEach((v, k) => {
+        if (typeof v === 'string') params[k] = v;
+      });
+      return params;
+    }
+    const text = new TextDecoder().decode(await c.req.arrayBuffer());
+    if (!text.trim()) return params;
+    if (type.includes('json')) {
+      const json = JSON.parse(text) as unknown;
+      if (!json || typeof json !== 'object' || Array.isArray(json)) return wrongData('the JSON body must be an object');
+      for (const [k, v] of Object.entries(json)) if (['string', 'boolean', 'number'].includes(typeof v)) params[k] = String(v);
+      return params;
+    }
+    new URLSearchParams(text).forEach((v, k) => {
+      params[k] = v;
+    });
+    return params;
+  } catch {
+    return wrongData('the request body could not be read');
+  }
+}
+
+async function callerOf(c: Context<AppEnv>, params: Record<string, string>): Promise<Principal | null> {
+  if (credentialFrom(c.req.header('authorization'))) return authenticate(c);
+  return params.api_key ? principalFor(c.env, c.executionCtx, params.api_key) : null;
+}
+
+async function run(c: Context<AppEnv>, call: Call, params: Record<string, string>, device: DeviceRef): Promise<Outcome> {
+  let tunnel: Tunnel | undefined;
+  if (params.tunnel !== undefined) {
+    if (!TunnelRefSchema.safeParse(params.tunnel).success) return wrongData('tunnel must be a tunnel name');
+    tunnel = await findDeviceTunnel(c.env.DB, device.id, params.tunnel);
+    if (!tunnel) return wrongData(`device ${device.id} has no tunnel "${params.tunnel}"`);
+  }
+
+  switch (call) {
+    case 'client_status': {
+      const { online } = await hubFor(c.env, device.id).status();
+      return online ? new Outcome(ErrorCode.OK, 'online') : new Outcome(ErrorCode.CLIENT_INACTIVE, 'offline', true);
+    }
+
+    case 'connect': {
+      if (!tunnel) return wrongData('tunnel is required');
+      if (!tunnel.enabled) return new Outcome(ErrorCode.NOT_CONNECTED, `Not connected: tunnel "${tunnel.name}" is disabled`);
+      if (!tunnel.allowClientless && !(await hubFor(c.env, device.id).status()).online) {
+        return new Outcome(ErrorCode.CLIENT_INACTIVE, 'Client inactive: the device is offline and the tunnel does not allow clientless connections');
+      }
+      if (tunnel.connected) return new Outcome(ErrorCode.OK, 'OK');
+      await updateTunnel(c.env.DB, tunnel.id, { connected: true, updatedAt: Date.now() });
+      try {
+        await tunnelsChanged(c.env, device.id);
+      } catch (e) {
+        console.error('tunnel-control connect: hub not told', tunnel.id, e);
+        await updateTunnel(c.env.DB, tunnel.id, { connected: false, updatedAt: Date.now() });
+        await tunnelsChangedQuietly(c.env, device.id);
+        return new Outcome(ErrorCode.NOT_CONNECTED, 'Not connected: the device could not be reached; try again');
+      }
+      return new Outcome(ErrorCode.OK, 'OK');
+    }
+
+    case 'disconnect': {
+      if (!tunnel) return wrongData('tunnel is required');
+      // Closed in D1 first, so a visitor is refused even if the hub cannot be told right now.
+      if (tunnel.connected) await updateTunnel(c.env.DB, tunnel.id, { connected: false, updatedAt: Date.now() });
+      try {
+        await tunnelsChanged(c.env, device.id);
+      } catch (e) {
+        console.error('tunnel-control disconnect: hub not told', tunnel.id, e);
+        return new Outcome(ErrorCode.NOT_DISCONNECTED, 'Not disconnected: open connections could not be closed; try again');
+      }
+      return new Outcome(ErrorCode.OK, 'OK');
+    }
+
+    case 'set_allow_clientless': {
+      const allow = params.allow?.toLowerCase();
+      if (allow !== 'true' && allow !== 'false') return wrongData('allow must be true or false');
+      // Without a tunnel, the setting applies to all of the device's tunnels: the seed sets it
+      // per client (device), for the time its client script is being replaced.
+      await setAllowClientless(c.env.DB, device.id, tunnel?.id ?? null, allow === 'true', Date.now());
+      await tunnelsChangedQuietly(c.env, device.id);
+      return new Outcome(ErrorCode.OK, 'success');
+    }
+  }
+}
+
+async function handle(c: Context<AppEnv>, name: string): Promise<Response> {
+  const reply = (o: Outcome, extra: Record<string, unknown> = {}) => {
+    for (const [k, v] of Object.entries(o.headers)) c.header(k, v);
+    return c.json({ ...extra, message: o.message, error_code: o.code, success: o.success }, o.status);
+  };
+  if (!isCall(name)) return reply(new Outcome(ErrorCode.INVALID_CALL, `Invalid API call "${name}"; use one of ${Object.keys(CALLS).join(', ')}`));
+
+  const params = await paramsOf(c);
+  if (params instanceof Outcome) return reply(params);
+
+  const caller = await callerOf(c, params);
+  if (!caller) {
+    const msg = credentialFrom(c.req.header('authorization')) || params.api_key ? 'Invalid or expired API key' : 'An API key is required (api_key parameter or Authorization header)';
+    return reply(new Outcome(ErrorCode.WRONG_DATA, msg, false, 401, { 'www-authenticate': 'Bearer realm="pirelay"' }));
+  }
+  const wait = budget.hit(caller.apiKeyId ?? caller.sessionId ?? caller.userId);
+  if (wait) return reply(new Outcome(ErrorCode.TOO_MANY_CALLS, `Too many API calls; try again in ${wait} s`, false, 200, { 'retry-after': String(wait) }));
+  if (!permits(caller.permissions, CALLS[name])) {
+    return reply(new Outcome(ErrorCode.WRONG_DATA, `Forbidden: ${name} needs the ${CALLS[name]} permission`, false, 403));
+  }
+
+  if (params.device_id === undefined || params.device_id === '') return reply(wrongData('device_id is required'));
+  if (!DeviceIdSchema.safeParse(params.device_id).success) return reply(wrongData('device_id is malformed'));
+  const device = await findDeviceRef(c.env.DB, params.device_id);
+  if (!device) return reply(wrongData(`no device ${params.device_id}`));
+  if (device.status !== 'approved') return reply(new Outcome(ErrorCode.CLIENT_BLOCKED, `Client blocked: the device is ${device.status}`));
+
+  const outcome = await run(c, name, params, device);
+  if (name === 'set_allow_clientless' && outcome.success) return reply(outcome, { allow_clientless: params.allow!.toLowerCase() === 'true' });
+  return reply(outcome);
+}
+
+export function registerTunnelControlRoutes(app: App) {
+  app.on(['GET', 'POST'], '/tunnel-api/:call', limitBody, (c) => handle(c, c.req.param('call')));
+  app.on(['GET', 'POST'], '/tunnel-api', (c) => handle(c, ''));
+  app.on(['GET', 'POST'], '/tunnel-api/', (c) => handle(c, ''));
+}

@@ -1,0 +1,235 @@
+// The native tunnels API: list, create, read, change and delete a device's tunnels (a tunnel may
+// be named by id or name in the path), every tunnel at once for the dashboard, and the two
+// WebSocket endpoints TCP clients dial:
+//
+//   GET /api/v1/tunnels/{name}/connect              Upgrade: websocket   (tunnels:use)
+//   GET /api/v1/devices/{id}/tcp/{port}/connect     Upgrade: websocket   (tunnels:use)
+//
+// Each accepted WebSocket is one TCP connection to the tunnel's target on the device: binary
+// messages carry the bytes both ways, and closing either side closes the other. The second form
+// is what `pirelay tcp <device>:<port>` uses: the device by id or display name, the tunnel by its
+// target port. Credentials go in the Authorization header (API key or session), or as
+// `?api_key=` for WebSocket clients that cannot set headers. A plain GET (no upgrade) answers
+// 426 once the caller and tunnel check out, so a client can learn why a dial failed.
+import { createRoute } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import type { App } from '../openapi.ts';
+import type { AppEnv } from '../app-env.ts';
+import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
+import { requires } from '../auth/middleware.ts';
+import { ApiError, notFound } from '../errors.ts';
+import { json, security } from '../devices/api-schemas.ts';
+import { getDevice } from '../devices/queries.ts';
+import { hubFor } from '../devices/hub.ts';
+import * as S from '../tunnels/api-schemas.ts';
+import { devicesByIdOrName, getDeviceTunnel, listTunnels, tcpTunnelsOnPort, type VisitedTunnel } from '../tunnels/queries.ts';
+import { presentTunnel, type UrlBase } from '../tunnels/present.ts';
+import { changeTunnel, createTunnel, removeTunnel, type Saved } from '../tunnels/save.ts';
+import { apiKeyFromQuery } from '../tunnels/credential.ts';
+import { TUNNEL_USE_PERMISSION } from '../tunnels/access.ts';
+import { buildForwardRequest, clientIpOf, INTERNAL, isWebSocketUpgrade } from '../tunnels/forward.ts';
+import { forgetTunnel, tunnelNamed } from '../tunnels/name-cache.ts';
+import { tunnelDomain } from '../tunnels/ingress.ts';
+
+const tags = ['tunnels'];
+const read = requires('tunnels:read');
+const write = requires('tunnels:write');
+const use = [apiKeyFromQuery, requires(TUNNEL_USE_PERMISSION)];
+
+export const urlBase = (c: Context<AppEnv>): UrlBase => ({ requestUrl: new URL(c.req.url), domain: tunnelDomain(c.env) });
+
+const saved = (c: Context<AppEnv>, s: Saved) => ({ ...presentTunnel(s.row, urlBase(c)), ...(s.bearerToken ? { bearer_token: s.bearerToken } : {}) });
+
+const body = <T>(schema: T) => ({ required: true, content: { 'application/json': { schema } } });
+
+const connectResponses = {
+  101: { description: 'Switching Protocols: the WebSocket now carries one TCP connection to the target' },
+  ...authErrors,
+  ...notFoundError,
+  409: errorResponse('Several tunnels or devices match (AMBIGUOUS_TUNNEL, AMBIGUOUS_DEVICE)'),
+  426: errorResponse('Not a WebSocket upgrade (UPGRADE_REQUIRED)'),
+  503: errorResponse('The tunnel is disabled or closed, or the device is offline'),
+} as const;
+
+/** Hands a TCP client's WebSocket upgrade to the tunnel's DeviceHub. */
+async function connectTcp(c: Context<AppEnv>, tunnel: VisitedTunnel): Promise<Response> {
+  const details = { tunnel: tunnel.name };
+  if (tunnel.kind !== 'tcp') throw new ApiError(400, 'NOT_A_TCP_TUNNEL', `Tunnel ${tunnel.name} is an http tunnel; visit its public URL instead`, details);
+  if (!tunnel.enabled) throw new ApiError(503, 'TUNNEL_DISABLED', `Tunnel ${tunnel.name} is disabled`, details);
+  if (!tunnel.connected) throw new ApiError(503, 'TUNNEL_CLOSED', `Tunnel ${tunnel.name} is closed (disconnected)`, details);
+  if (tunnel.deviceStatus !== 'approved') {
+    throw new ApiError(503, 'DEVICE_NOT_APPROVED', `The device behind ${tunnel.name} is ${tunnel.deviceStatus}`, { ...details, status: tunnel.deviceStatus });
+  }
+  if (!isWebSocketUpgrade(c.req.raw.headers)) throw new ApiError(426, 'UPGRADE_REQUIRED', 'Expected a WebSocket upgrade', details);
+  // The hub needs no credential; the key in the query string stays here.
+  const url = new URL(c.req.url);
+  url.searchParams.delete('api_key');
+  const res = await hubFor(c.env, tunnel.deviceId).fetch(
+    buildForwardRequest(c.req.raw, tunnel, clientIpOf(c.req.raw), { stripAuthorization: true, kind: 'tunnel-tcp', url: url.toString() }),
+  );
+  if (res.status === 404 && res.headers.get(INTERNAL.unknownTunnel) === '1') {
+    forgetTunnel(tunnel.name);
+    throw notFound('Tunnel', details);
+  }
+  return res;
+}
+
+export function registerTunnelRoutes(app: App) {
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/tunnels',
+      tags,
+      summary: 'List every tunnel on the relay',
+      security,
+      middleware: [read],
+      responses: { 200: json(S.TunnelList, 'All tunnels, by name'), ...authErrors },
+    }),
+    async (c) => {
+      const base = urlBase(c);
+      return c.json({ tunnels: (await listTunnels(c.env.DB)).map((t) => presentTunnel(t, base)) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/devices/{id}/tunnels',
+      tags,
+      summary: "List a device's tunnels",
+      security,
+      middleware: [read],
+      request: { params: S.DeviceTunnelsParams },
+      responses: { 200: json(S.TunnelList, "The device's tunnels, by name"), ...authErrors, ...notFoundError },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      await getDevice(c.env.DB, id);
+      const base = urlBase(c);
+      return c.json({ tunnels: (await listTunnels(c.env.DB, id)).map((t) => presentTunnel(t, base)) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/devices/{id}/tunnels',
+      tags,
+      summary: 'Create a tunnel (a bearer token, if one is made, is shown only in this answer)',
+      security,
+      middleware: [write],
+      request: { params: S.DeviceTunnelsParams, body: body(S.CreateTunnel) },
+      responses: {
+        201: json(S.SavedTunnel, 'The new tunnel'),
+        ...authErrors,
+        ...notFoundError,
+        409: errorResponse('The name is taken (TUNNEL_NAME_TAKEN) or the device has too many tunnels (TUNNEL_LIMIT_REACHED)'),
+      },
+    }),
+    async (c) => c.json(saved(c, await createTunnel(c.env, c.req.valid('param').id, c.req.valid('json'))), 201),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/devices/{id}/tunnels/{tunnelId}',
+      tags,
+      summary: 'Get a tunnel by id or name',
+      security,
+      middleware: [read],
+      request: { params: S.DeviceTunnelParams },
+      responses: { 200: json(S.Tunnel, 'The tunnel'), ...authErrors, ...notFoundError },
+    }),
+    async (c) => {
+      const { id, tunnelId } = c.req.valid('param');
+      return c.json(presentTunnel(await getDeviceTunnel(c.env.DB, id, tunnelId), urlBase(c)), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/api/v1/devices/{id}/tunnels/{tunnelId}',
+      tags,
+      summary: 'Change a tunnel (access {mode:"bearer", rotate:true} makes a new token, shown only in this answer)',
+      security,
+      middleware: [write],
+      request: { params: S.DeviceTunnelParams, body: body(S.UpdateTunnel) },
+      responses: { 200: json(S.SavedTunnel, 'The tunnel after the change'), ...authErrors, ...notFoundError, ...conflictError },
+    }),
+    async (c) => {
+      const { id, tunnelId } = c.req.valid('param');
+      const current = await getDeviceTunnel(c.env.DB, id, tunnelId);
+      return c.json(saved(c, await changeTunnel(c.env, current, c.req.valid('json'))), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/v1/devices/{id}/tunnels/{tunnelId}',
+      tags,
+      summary: 'Delete a tunnel (its open connections are closed)',
+      security,
+      middleware: [write],
+      request: { params: S.DeviceTunnelParams },
+      responses: { 204: { description: 'Deleted' }, ...authErrors, ...notFoundError },
+    }),
+    async (c) => {
+      const { id, tunnelId } = c.req.valid('param');
+      await removeTunnel(c.env, await getDeviceTunnel(c.env.DB, id, tunnelId));
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/tunnels/{name}/connect',
+      tags,
+      summary: 'Open a TCP connection through a tcp tunnel, as a WebSocket',
+      description: 'Send `Upgrade: websocket`. Binary messages carry the TCP bytes both ways.',
+      security,
+      middleware: use,
+      request: { params: S.TunnelNameParams, query: S.ConnectQuery },
+      responses: connectResponses,
+    }),
+    async (c) => {
+      const { name } = c.req.valid('param');
+      const tunnel = await tunnelNamed(c.env.DB, name);
+      if (!tunnel) throw notFound('Tunnel', { tunnel: name });
+      return connectTcp(c, tunnel);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/devices/{id}/tcp/{port}/connect',
+      tags,
+      summary: "Open a TCP connection to a device's port, as a WebSocket (what `pirelay tcp <device>:<port>` dials)",
+      description: 'The device is named by id or display name; the tcp tunnel whose target port is {port} carries the connection.',
+      security,
+      middleware: use,
+      request: { params: S.DevicePortParams, query: S.ConnectQuery },
+      responses: connectResponses,
+    }),
+    async (c) => {
+      const { id, port } = c.req.valid('param');
+      const matches = await devicesByIdOrName(c.env.DB, id);
+      if (matches.length === 0) throw notFound('Device', { device: id });
+      if (matches.length > 1) {
+        throw new ApiError(409, 'AMBIGUOUS_DEVICE', `Several devices are named "${id}"; use the device id`, { device_ids: matches.map((d) => d.id) });
+      }
+      const deviceId = matches[0]!.id;
+      const tunnels = await tcpTunnelsOnPort(c.env.DB, deviceId, Number(port));
+      if (tunnels.length === 0) throw notFound('TCP tunnel', { device_id: deviceId, port: Number(port) });
+      if (tunnels.length > 1) {
+        throw new ApiError(409, 'AMBIGUOUS_TUNNEL', `Several tcp tunnels of this device target port ${port}; use /api/v1/tunnels/{name}/connect`, {
+          tunnels: tunnels.map((t) => t.name),
+        });
+      }
+      return connectTcp(c, { ...tunnels[0]!, deviceStatus: matches[0]!.status });
+    },
+  );
+}

@@ -1,0 +1,75 @@
+// The public side of http tunnels: a request whose Host is `<name>.<TUNNEL_DOMAIN>` (any port) is
+// a visit to tunnel <name>. We find the tunnel (cached per isolate), refuse what the relay can
+// refuse on its own (unknown, tcp, disabled, closed, wrong credentials), and hand the rest to the
+// device's DeviceHub, which carries it to the agent and returns the target's answer, WebSocket
+// upgrades included. Nothing here buffers a body.
+import { RESERVED_TUNNEL_NAMES, TUNNEL_NAME_PATTERN } from '../../shared/api/tunnels.ts';
+import { hubFor } from '../devices/hub.ts';
+import type { VisitedTunnel } from './queries.ts';
+import { basicMemo, checkTunnelAccess } from './access.ts';
+import { principalFor } from '../auth/middleware.ts';
+import { buildForwardRequest, clientIpOf, INTERNAL } from './forward.ts';
+import { forgetTunnel, tunnelNamed } from './name-cache.ts';
+import { visitorError } from './pages.ts';
+
+export const DEFAULT_TUNNEL_DOMAIN = 'localhost';
+
+export function tunnelDomain(env: Pick<Env, 'TUNNEL_DOMAIN'>): string {
+  return (env.TUNNEL_DOMAIN || DEFAULT_TUNNEL_DOMAIN).trim().toLowerCase().replace(/^\.+|\.+$/g, '') || DEFAULT_TUNNEL_DOMAIN;
+}
+
+/**
+ * The tunnel name a URL's host names, or null when the host is not `<label>.<domain>` (the relay's
+ * own host, deeper subdomains) or the label is one the relay keeps for itself (api., www., …).
+ */
+export function tunnelNameFromHost(url: URL, domain: string): string | null {
+  const host = url.hostname.toLowerCase().replace(/\.$/, '');
+  const suffix = `.${domain}`;
+  if (!host.endsWith(suffix)) return null;
+  const label = host.slice(0, -suffix.length);
+  if (!TUNNEL_NAME_PATTERN.test(label) || RESERVED_TUNNEL_NAMES.has(label)) return null;
+  return label;
+}
+
+/** Why the relay refuses a visit before asking the device, or null when it may go on. */
+function refusal(req: Request, name: string, tunnel: VisitedTunnel | null): Response | null {
+  if (!tunnel) return visitorError(req, 404, 'TUNNEL_NOT_FOUND', `There is no tunnel named "${name}" on this relay.`);
+  if (tunnel.kind === 'tcp') {
+    return visitorError(req, 400, 'NOT_AN_HTTP_TUNNEL', `"${name}" is a TCP tunnel. Connect with \`pirelay tcp\` (a WebSocket to /api/v1/tunnels/${name}/connect on the relay), not a browser.`);
+  }
+  if (!tunnel.enabled) return visitorError(req, 503, 'TUNNEL_DISABLED', `The tunnel "${name}" is disabled.`);
+  if (!tunnel.connected) return visitorError(req, 503, 'TUNNEL_CLOSED', `The tunnel "${name}" is closed (disconnected by its owner).`);
+  // A device that lost its approval can never come back online; do not let visitors wait for it.
+  if (tunnel.deviceStatus !== 'approved') return visitorError(req, 503, 'DEVICE_NOT_APPROVED', `The device behind "${name}" is ${tunnel.deviceStatus}.`);
+  return null;
+}
+
+export async function visitTunnel(req: Request, env: Env, ctx: ExecutionContext, name: string): Promise<Response> {
+  let tunnel = await tunnelNamed(env.DB, name);
+  // A second lookup happens only when the hub says our cached row is stale; a request with a body
+  // cannot be retried (its stream went to the first attempt), so it gets the 404 instead.
+  for (let attempt = 0; ; attempt++) {
+    const refused = refusal(req, name, tunnel);
+    if (refused) return refused;
+    const t = tunnel!;
+
+    const decision = await checkTunnelAccess(t, req.headers, { principal: (cred) => principalFor(env, ctx, cred), basicMemo });
+    if (!decision.allow) {
+      return visitorError(req, decision.status, decision.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN', decision.message, decision.challenge ? { 'www-authenticate': decision.challenge } : {});
+    }
+
+    let res: Response;
+    try {
+      res = await hubFor(env, t.deviceId).fetch(buildForwardRequest(req, t, clientIpOf(req), { stripAuthorization: decision.stripAuthorization, kind: 'tunnel-http' }));
+    } catch (e) {
+      console.error('tunnel forward failed', name, e);
+      return visitorError(req, 502, 'TUNNEL_UNREACHABLE', `The relay could not reach the device behind "${name}". Try again shortly.`);
+    }
+    if (res.status !== 404 || res.headers.get(INTERNAL.unknownTunnel) !== '1') return res;
+
+    forgetTunnel(name);
+    await res.body?.cancel();
+    if (attempt > 0 || req.body !== null) return visitorError(req, 404, 'TUNNEL_NOT_FOUND', `There is no tunnel named "${name}" on this relay.`);
+    tunnel = await tunnelNamed(env.DB, name);
+  }
+}
