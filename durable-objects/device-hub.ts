@@ -271,7 +271,7 @@ export class DeviceHub extends DurableObject<Env> {
     let ws = this.liveSocket();
     if (!ws && tunnel.allowClientless) ws = await this.waitForAgent(this.clientlessWaitMs);
     if (!ws) return tunnelError(request, 503, 'DEVICE_OFFLINE', `The device behind ${tunnel.name} is offline`);
-    const open = (o: StreamOpen) => this.track(tunnel.id, this.muxFor(ws!).open(o));
+    const open = (o: StreamOpen, options?: { fin?: boolean }) => this.track(tunnel.id, this.muxFor(ws!).open(o, options));
     if (kind === 'tunnel-tcp') return proxyTcp(open, tunnel, request);
     if (isUpgrade) return proxyWebSocket(open, tunnel, request);
     return proxyHttp(open, tunnel, request);

@@ -2,12 +2,12 @@
 // response (bodies streamed both ways, never buffered whole), a WebSocket (messages as records),
 // or a TCP connection reached through a client WebSocket (raw bytes, half-close as {"t":"eof"}).
 // The Worker has already checked access; the agent picks the target from its own tunnel table.
-import { StreamResetError, WsRecordKind, type MuxStream, type StreamAccept, type StreamOpen } from '../shared/protocol/streams.ts';
+import { StreamResetError, WsRecordKind, type Accepted, type MuxStream, type StreamAccept, type StreamOpen } from '../shared/protocol/streams.ts';
 import { encodeWsRecord, WsRecordDecoder } from '../shared/protocol/ws-records.ts';
 import type { HubTunnel } from './tunnel-table.ts';
 
 /** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
-export type OpenStream = (open: StreamOpen) => MuxStream;
+export type OpenStream = (open: StreamOpen, options?: { fin?: boolean }) => MuxStream;
 import { tunnelError } from './tunnel-pages.ts';
 
 /** How long the target may take to answer with a response head (or accept a connection). */
@@ -60,17 +60,19 @@ async function openAndAccept(openStream: OpenStream, open: StreamOpen): Promise<
 
 export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, request: Request): Promise<Response> {
   const url = new URL(request.url);
-  const stream = openStream({
-    kind: 'http',
-    tunnel: tunnel.id,
-    method: request.method,
-    path: url.pathname + url.search,
-    headers: headerList(request.headers, isInternal),
-  });
+  const stream = openStream(
+    {
+      kind: 'http',
+      tunnel: tunnel.id,
+      method: request.method,
+      path: url.pathname + url.search,
+      headers: headerList(request.headers, isInternal),
+    },
+    { fin: !request.body },
+  );
   // The request body flows while we wait for the head: an upload can be answered early (413…).
   if (request.body) request.body.pipeTo(stream.writable).catch(() => stream.reset('CANCELLED', 'the visitor stopped sending'));
-  else stream.writable.close().catch(() => {});
-  let head: StreamAccept;
+  let head: Accepted;
   try {
     head = await withTimeout(stream.accepted, ACCEPT_TIMEOUT_MS);
   } catch (e) {
@@ -88,6 +90,8 @@ export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, reque
     stream.readable.cancel().catch(() => {});
     return new Response(null, { status, headers });
   }
+  // A small response that arrived whole in its ACCEPT goes out as bytes: no stream to pump.
+  if (head.complete) return new Response(head.complete.byteLength ? (head.complete as Uint8Array<ArrayBuffer>) : null, { status, headers });
   return new Response(stream.readable, { status, headers });
 }
 

@@ -40,6 +40,7 @@ export interface DevEnvOptions {
   agentLogs?: 'inherit' | 'ignore';
   agentArgs?: string[];
   log?: (msg: string) => void;
+  inspectorPort?: number;
 }
 
 async function readJson<T>(path: string): Promise<T | null> {
@@ -112,7 +113,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
     await writePrivate(secretsPath, secrets);
   }
 
-  const relay = await startRelay({ port: opts.port ?? 8787, stateDir: join(dir, 'state'), vars: { ...secrets, ...(opts.vars ?? {}) } });
+  const relay = await startRelay({ port: opts.port ?? 8787, stateDir: join(dir, 'state'), vars: { ...secrets, ...(opts.vars ?? {}) }, inspectorPort: opts.inspectorPort });
   const url = relay.url;
   const statePath = join(dir, 'dev.json');
   let state = await readJson<DevState>(statePath);

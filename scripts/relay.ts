@@ -20,6 +20,8 @@ export interface RelayOptions {
   /** Extra or overriding vars and secrets (SESSION_SECRET, BOOTSTRAP_TOKEN, HEARTBEAT_INTERVAL_MS …). */
   vars?: Record<string, string>;
   log?: boolean;
+  /** Open the V8 inspector on this port (for CPU profiles of the relay). */
+  inspectorPort?: number;
 }
 
 export interface Relay {
@@ -88,6 +90,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     d1Persist: true,
     durableObjectsPersist: true,
     unsafeStickyBlobs: true,
+    ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
   } as ConstructorParameters<typeof Miniflare>[0]);
   const url = (await mf.ready).toString().replace(/\/$/, '');
   await applyMigrations(mf);

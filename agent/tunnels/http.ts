@@ -2,7 +2,7 @@
 // back, both streamed: an SSE feed flows event by event, a 1 GiB download never sits in memory
 // (the stream's credit window paces how fast we read the target), and when the visitor goes away
 // the request to the target is aborted at once so the target's connection is freed.
-import type { MuxStream, StreamOpen } from '../../shared/protocol/streams.ts';
+import { MAX_DATA_CHUNK, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
 import { headerValue, requestHeaders, responseHeaders } from './headers.ts';
 import { authority, describeFailure, timeoutFailure, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
 
@@ -106,9 +106,22 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
       await res.body?.cancel().catch(() => {});
       return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent a response head too large for a tunnel` });
     }
-    stream.accept({ status: res.status, headers });
     const expectBody = method !== 'HEAD' && !NO_BODY_STATUS.has(res.status);
     const expected = expectBody ? parseLength(res.headers.get('content-length')) : null;
+    if (!expectBody || (expected !== null && expected <= MAX_DATA_CHUNK)) {
+      // Small and of known length: the whole response rides in the ACCEPT frame (one frame, and
+      // the hub answers with bytes instead of pumping a stream).
+      const body = expectBody && expected ? new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0))) : undefined;
+      if (!expectBody) await res.body?.cancel().catch(() => {});
+      if (ended) return;
+      if (expectBody && (body?.byteLength ?? 0) !== expected) {
+        return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent ${body?.byteLength ?? 0} of the ${expected} bytes it announced` });
+      }
+      ended = true;
+      stream.accept({ status: res.status, headers }, { body, fin: true });
+      return;
+    }
+    stream.accept({ status: res.status, headers });
     let sent = 0;
     if (res.body && expectBody) {
       const source = res.body.getReader();

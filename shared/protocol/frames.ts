@@ -17,6 +17,20 @@ export const FrameType = {
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
+/**
+ * Flags in the high bits of the type byte (like HTTP/2's END_STREAM): they let the common case of
+ * a small request or response travel as one frame instead of three.
+ * FIN on OPEN, ACCEPT or DATA: the sender's direction ends with this frame (no CLOSE follows).
+ * BODY on ACCEPT: the payload is [u32 BE json length][json][first bytes of the body].
+ */
+export const FrameFlag = { FIN: 0x80, BODY: 0x40 } as const;
+const TYPE_MASK = 0x0f;
+const FLAGS_ALLOWED: Record<number, number> = {
+  [FrameType.OPEN]: FrameFlag.FIN,
+  [FrameType.DATA]: FrameFlag.FIN,
+  [FrameType.ACCEPT]: FrameFlag.FIN | FrameFlag.BODY,
+};
+
 export const FRAME_HEADER_BYTES = 5;
 /** Well under the 32 MiB Durable Object WebSocket message limit. */
 export const MAX_FRAME_PAYLOAD = 256 * 1024;
@@ -24,6 +38,8 @@ export const MAX_STREAM_ID = 0xffffffff;
 
 export interface Frame {
   type: FrameType;
+  /** FrameFlag bits; 0 for most frames. */
+  flags: number;
   streamId: number;
   payload: Uint8Array;
 }
@@ -37,12 +53,13 @@ export class FrameError extends Error {
 
 const KNOWN_TYPES = new Set<number>(Object.values(FrameType));
 
-export function encodeFrame(type: FrameType, streamId: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+export function encodeFrame(type: FrameType, streamId: number, payload: Uint8Array = new Uint8Array(0), flags = 0): Uint8Array {
   if (!KNOWN_TYPES.has(type)) throw new FrameError(`unknown frame type ${type}`);
+  if (flags & ~(FLAGS_ALLOWED[type] ?? 0)) throw new FrameError(`flags ${flags} are not allowed on frame type ${type}`);
   if (!Number.isInteger(streamId) || streamId < 0 || streamId > MAX_STREAM_ID) throw new FrameError(`bad stream id ${streamId}`);
   if (payload.byteLength > MAX_FRAME_PAYLOAD) throw new FrameError(`payload of ${payload.byteLength} bytes exceeds ${MAX_FRAME_PAYLOAD}`);
   const out = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
-  out[0] = type;
+  out[0] = type | flags;
   new DataView(out.buffer).setUint32(1, streamId, false);
   out.set(payload, FRAME_HEADER_BYTES);
   return out;
@@ -52,9 +69,11 @@ export function encodeFrame(type: FrameType, streamId: number, payload: Uint8Arr
 export function decodeFrame(data: ArrayBuffer | Uint8Array): Frame {
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
   if (bytes.byteLength < FRAME_HEADER_BYTES) throw new FrameError(`frame of ${bytes.byteLength} bytes is shorter than its header`);
-  const type = bytes[0]!;
-  if (!KNOWN_TYPES.has(type)) throw new FrameError(`unknown frame type ${type}`);
+  const type = bytes[0]! & TYPE_MASK;
+  const flags = bytes[0]! & ~TYPE_MASK;
+  if (!KNOWN_TYPES.has(type)) throw new FrameError(`unknown frame type ${bytes[0]}`);
+  if (flags & ~(FLAGS_ALLOWED[type] ?? 0)) throw new FrameError(`flags ${flags} are not allowed on frame type ${type}`);
   if (bytes.byteLength - FRAME_HEADER_BYTES > MAX_FRAME_PAYLOAD) throw new FrameError('frame payload too large');
   const streamId = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1, false);
-  return { type: type as FrameType, streamId, payload: bytes.subarray(FRAME_HEADER_BYTES) };
+  return { type: type as FrameType, flags, streamId, payload: bytes.subarray(FRAME_HEADER_BYTES) };
 }

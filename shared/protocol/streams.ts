@@ -15,7 +15,7 @@
 // few streams nobody reads can never block the others. Apart from OPEN and ACCEPT (JSON, once per
 // stream) nothing on the data path is parsed or copied more than once.
 import { z } from 'zod';
-import { decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameType, MAX_STREAM_ID, type Frame } from './frames.ts';
+import { decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameType, MAX_STREAM_ID, type Frame } from './frames.ts';
 
 /** Per-stream window each side grants at open. */
 export const INITIAL_WINDOW = 256 * 1024;
@@ -47,6 +47,15 @@ export const StreamAcceptSchema = z.object({
   protocol: z.string().max(256).optional(),
 });
 export type StreamAccept = z.infer<typeof StreamAcceptSchema>;
+
+/** What `accepted` resolves with: the ACCEPT, plus the whole body when it came inside it (FIN). */
+export type Accepted = StreamAccept & { complete?: Uint8Array };
+
+/** Options of an ACCEPT: the first bytes of the body ride in it, and FIN ends this direction. */
+export interface AcceptOptions {
+  body?: Uint8Array;
+  fin?: boolean;
+}
 
 /**
  * WebSocket messages ride a websocket-kind stream as records: [kind u8 (0 text, 1 binary,
@@ -102,8 +111,12 @@ export interface MuxStream {
   /** Bytes to the peer; a write resolves once it fits the peer's window. close() half-closes, abort() resets. */
   readonly writable: WritableStream<Uint8Array>;
   /** The peer's ACCEPT (or, for streams the peer opened, what accept() sent); rejects with StreamResetError. */
-  readonly accepted: Promise<StreamAccept>;
-  accept(info: StreamAccept): void;
+  readonly accepted: Promise<Accepted>;
+  /**
+   * Answers OPEN. `body` (≤ MAX_DATA_CHUNK) travels in the same frame and `fin` ends this
+   * direction there, so a small complete response is one frame; the writable is then done.
+   */
+  accept(info: StreamAccept, options?: AcceptOptions): void;
   reset(code: string, message?: string): void;
   /** Both directions are done (closed or reset) and the id is free again; never rejects. */
   readonly closed: Promise<void>;
@@ -254,16 +267,21 @@ export class StreamMux {
     return this.link.streams.size;
   }
 
-  /** Sends OPEN; throws StreamResetError('STREAM_LIMIT') when this side already has maxStreams open. */
-  open(open: StreamOpen): MuxStream {
+  /**
+   * Sends OPEN; throws StreamResetError('STREAM_LIMIT') when this side already has maxStreams open.
+   * With `fin` this side sends no data at all (e.g. a GET): no CLOSE frame follows.
+   */
+  open(open: StreamOpen, options: { fin?: boolean } = {}): MuxStream {
     const { streams } = this.link;
     if (streams.size >= this.maxStreams) throw new StreamResetError('STREAM_LIMIT', `at most ${this.maxStreams} streams per socket`);
-    const valid = StreamOpenSchema.parse(open);
+    // Our own callers build this from typed values; the receiving side validates it with zod.
+    const valid = open;
     const id = this.allocateId();
-    const frame = encodeFrame(FrameType.OPEN, id, encoder.encode(JSON.stringify(valid)));
+    const frame = encodeFrame(FrameType.OPEN, id, encoder.encode(JSON.stringify(valid)), options.fin ? FrameFlag.FIN : 0);
     const stream = new Stream(this.link, id, null, true);
     streams.set(id, stream);
     this.link.send(frame);
+    if (options.fin) stream.finishedWriting();
     this.grantExtraWindow(id);
     return stream;
   }
@@ -324,11 +342,11 @@ export class StreamMux {
     return this.isPeerId(id) ? id <= this.highestPeerId : this.idsWrapped || id < this.nextId;
   }
 
-  private dispatch({ type, streamId: id, payload }: Frame): void {
+  private dispatch({ type, flags, streamId: id, payload }: Frame): void {
     if (id === SOCKET_STREAM_ID) return this.onSocketFrame(type, payload);
     if (type === FrameType.DATA) this.ackReceived(payload.byteLength);
     const stream = this.link.streams.get(id);
-    if (type === FrameType.OPEN) return this.onPeerOpen(id, payload, stream);
+    if (type === FrameType.OPEN) return this.onPeerOpen(id, payload, stream, (flags & FrameFlag.FIN) !== 0);
     if (!stream) {
       // DATA, WINDOW, CLOSE, ACCEPT or RESET racing a reset that freed the id is normal.
       if (!this.wasUsed(id)) this.link.report(`${FRAME_NAMES[type]} for stream ${id}, which was never opened`);
@@ -336,7 +354,9 @@ export class StreamMux {
     }
     switch (type) {
       case FrameType.DATA:
-        return stream.onData(payload);
+        stream.onData(payload);
+        if (flags & FrameFlag.FIN && this.link.streams.get(id) === stream) stream.onClose();
+        return;
       case FrameType.WINDOW:
         if (payload.byteLength !== 4) return stream.protocolError(`WINDOW payload of ${payload.byteLength} bytes`);
         return stream.onWindow(readU32(payload));
@@ -345,7 +365,7 @@ export class StreamMux {
       case FrameType.RESET:
         return stream.fail(parseReset(payload));
       case FrameType.ACCEPT:
-        return stream.onAccept(payload);
+        return stream.onAccept(payload, flags, (n) => this.ackReceived(n));
     }
   }
 
@@ -366,7 +386,7 @@ export class StreamMux {
     }
   }
 
-  private onPeerOpen(id: number, payload: Uint8Array, existing: Stream | undefined): void {
+  private onPeerOpen(id: number, payload: Uint8Array, existing: Stream | undefined, fin: boolean): void {
     const link = this.link;
     if (existing) return existing.protocolError('OPEN for an id already in use');
     if (!this.isPeerId(id)) {
@@ -383,6 +403,7 @@ export class StreamMux {
     if (!this.onOpen) return link.sendReset(id, 'REFUSED', 'this side accepts no streams');
     const stream = new Stream(link, id, open, false);
     link.streams.set(id, stream);
+    if (fin) stream.onClose();
     this.grantExtraWindow(id);
     try {
       this.onOpen(stream, open);
@@ -397,16 +418,18 @@ export class StreamMux {
 class Stream implements MuxStream {
   readonly id: number;
   readonly open: StreamOpen | null;
-  readonly readable: ReadableStream<Uint8Array> & AsyncIterable<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
-  readonly accepted: Promise<StreamAccept>;
+  readonly accepted: Promise<Accepted>;
   readonly closed: Promise<void>;
 
+  // The web streams are made on first use: a small request answered in one ACCEPT never needs
+  // them, and making them is a measurable part of a tunnel request's cost.
+  private _readable?: ReadableStream<Uint8Array> & AsyncIterable<Uint8Array>;
+  private _writable?: WritableStream<Uint8Array>;
   private readonly link: Link;
   private readonly local: boolean;
-  private rc!: ReadableStreamDefaultController<Uint8Array>;
-  private wc!: WritableStreamDefaultController;
-  private resolveAccepted!: (info: StreamAccept) => void;
+  private rc?: ReadableStreamDefaultController<Uint8Array>;
+  private wc?: WritableStreamDefaultController;
+  private resolveAccepted!: (info: Accepted) => void;
   private rejectAccepted!: (e: StreamResetError) => void;
   private resolveClosed!: () => void;
   private acceptState: 'pending' | 'accepted' | 'failed' = 'pending';
@@ -433,30 +456,7 @@ class Stream implements MuxStream {
     this.open = open;
     this.local = local;
     this.recvCredit = link.window;
-    // highWaterMark 0: pull() runs only when a reader asks, so "handed to a reader" is what
-    // consumed means, and the WINDOW we send tracks the consumer, not our own buffering.
-    this.readable = new ReadableStream<Uint8Array>(
-      {
-        start: (c) => {
-          this.rc = c;
-        },
-        pull: () => this.pull(),
-        cancel: () => this.onCancel(),
-      },
-      { highWaterMark: 0 },
-    ) as ReadableStream<Uint8Array> & AsyncIterable<Uint8Array>;
-    this.writable = new WritableStream<Uint8Array>(
-      {
-        start: (c) => {
-          this.wc = c;
-        },
-        write: (chunk) => this.write(chunk),
-        close: () => this.closeWrite(),
-        abort: (reason) => this.abortWrite(reason),
-      },
-      { highWaterMark: 1 },
-    );
-    this.accepted = new Promise<StreamAccept>((resolve, reject) => {
+    this.accepted = new Promise<Accepted>((resolve, reject) => {
       this.resolveAccepted = resolve;
       this.rejectAccepted = reject;
     });
@@ -466,14 +466,77 @@ class Stream implements MuxStream {
     });
   }
 
-  accept(info: StreamAccept): void {
+  get readable(): ReadableStream<Uint8Array> & AsyncIterable<Uint8Array> {
+    // highWaterMark 0: pull() runs only when a reader asks, so "handed to a reader" is what
+    // consumed means, and the WINDOW we send tracks the consumer, not our own buffering.
+    return (this._readable ??= new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          this.rc = c;
+          if (this.error) c.error(this.error);
+        },
+        pull: () => this.pull(),
+        cancel: () => this.onCancel(),
+      },
+      { highWaterMark: 0 },
+    ) as ReadableStream<Uint8Array> & AsyncIterable<Uint8Array>);
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return (this._writable ??= new WritableStream<Uint8Array>(
+      {
+        start: (c) => {
+          this.wc = c;
+          if (this.localClosed) c.error(this.error ?? new StreamResetError('CLOSED', 'this direction of the stream already ended'));
+        },
+        write: (chunk) => this.write(chunk),
+        close: () => this.closeWrite(),
+        abort: (reason) => this.abortWrite(reason),
+      },
+      { highWaterMark: 1 },
+    ));
+  }
+
+  accept(info: StreamAccept, options: AcceptOptions = {}): void {
     if (this.local) throw new Error('accept() answers a stream the peer opened');
     if (this.acceptState === 'accepted') throw new Error(`stream ${this.id} was already accepted`);
     if (this.acceptState === 'failed' || this.freed) return; // the peer reset it first: a normal race
-    const valid = StreamAcceptSchema.parse(info);
-    this.link.send(encodeFrame(FrameType.ACCEPT, this.id, encoder.encode(JSON.stringify(valid))));
+    const valid = info;
+    const json = encoder.encode(JSON.stringify(valid));
+    let body = options.body && options.body.byteLength > 0 ? options.body : undefined;
+    if (body && body.byteLength > MAX_DATA_CHUNK) throw new RangeError(`an ACCEPT carries at most ${MAX_DATA_CHUNK} body bytes`);
+    const link = this.link;
+    // The inline body is DATA for flow control; without the credit it goes out as DATA later.
+    const inline = body !== undefined && body.byteLength <= this.sendCredit && body.byteLength <= link.socketCredit;
+    let flags = 0;
+    let payload = json;
+    if (inline && body) {
+      payload = new Uint8Array(4 + json.byteLength + body.byteLength);
+      payload.set(u32(json.byteLength), 0);
+      payload.set(json, 4);
+      payload.set(body, 4 + json.byteLength);
+      flags |= FrameFlag.BODY;
+      this.sendCredit -= body.byteLength;
+      link.socketCredit -= body.byteLength;
+      body = undefined;
+    }
+    if (options.fin && !body) flags |= FrameFlag.FIN;
+    link.send(encodeFrame(FrameType.ACCEPT, this.id, payload, flags));
     this.acceptState = 'accepted';
     this.resolveAccepted(valid);
+    if (flags & FrameFlag.FIN) this.finishedWriting();
+    else if (body) {
+      const writer = this.writable.getWriter();
+      void writer.write(body).then(() => (options.fin ? writer.close() : writer.releaseLock())).catch(() => {});
+    }
+  }
+
+  /** This side will send nothing more (OPEN or ACCEPT carried FIN): as if the writable closed. */
+  finishedWriting(): void {
+    if (this.localClosed) return;
+    this.localClosed = true;
+    this.wc?.error(new StreamResetError('CLOSED', 'this direction of the stream already ended'));
+    if (this.remoteClosed) this.free();
   }
 
   reset(code: string, message = ''): void {
@@ -495,7 +558,7 @@ class Stream implements MuxStream {
     if (n === 0 || this.readDone) return;
     if (this.readerWaiting) {
       this.readerWaiting = false;
-      this.rc.enqueue(payload);
+      this.rc!.enqueue(payload);
       this.consume(n);
     } else {
       this.queue.push(payload);
@@ -520,13 +583,30 @@ class Stream implements MuxStream {
     if (this.localClosed) this.free();
   }
 
-  onAccept(payload: Uint8Array): void {
+  onAccept(payload: Uint8Array, flags: number, ackReceived: (n: number) => void): void {
     if (!this.local) return this.protocolError('ACCEPT for a stream this side did not open');
     if (this.acceptState !== 'pending') return this.protocolError('second ACCEPT');
-    const info = parseJson(StreamAcceptSchema, payload);
+    let json = payload;
+    let body: Uint8Array | null = null;
+    if (flags & FrameFlag.BODY) {
+      if (payload.byteLength < 4) return this.protocolError('ACCEPT with a body but no length');
+      const n = readU32(payload);
+      if (4 + n > payload.byteLength) return this.protocolError('ACCEPT body length past the frame');
+      json = payload.subarray(4, 4 + n);
+      body = payload.subarray(4 + n);
+      ackReceived(body.byteLength);
+    }
+    const info = parseJson(StreamAcceptSchema, json);
     if (!info) return this.protocolError('ACCEPT payload is not a valid StreamAccept');
     this.acceptState = 'accepted';
-    this.resolveAccepted(info);
+    if (body && body.byteLength) this.onData(body);
+    const fin = (flags & FrameFlag.FIN) !== 0;
+    if (fin && this.streamAlive()) this.onClose();
+    this.resolveAccepted(fin ? { ...info, complete: body ?? new Uint8Array(0) } : info);
+  }
+
+  private streamAlive(): boolean {
+    return !this.freed;
   }
 
   protocolError(message: string): void {
@@ -542,11 +622,11 @@ class Stream implements MuxStream {
       this.readDone = true;
       this.queue = [];
       this.queueHead = 0;
-      this.rc.error(error);
+      this.rc?.error(error);
     }
     if (!this.localClosed) {
       this.localClosed = true;
-      this.wc.error(error);
+      this.wc?.error(error);
     }
     this.wakeWriter();
     this.free();
@@ -562,7 +642,7 @@ class Stream implements MuxStream {
         this.queue = [];
         this.queueHead = 0;
       }
-      this.rc.enqueue(chunk);
+      this.rc!.enqueue(chunk);
       this.consume(chunk.byteLength);
     } else if (this.remoteClosed) {
       this.finishRead();
@@ -574,7 +654,7 @@ class Stream implements MuxStream {
   private finishRead(): void {
     if (this.readDone) return;
     this.readDone = true;
-    this.rc.close();
+    this.rc!.close();
   }
 
   /** Bytes reached the consumer: grant them back in batches, so a slow reader stops the sender. */
@@ -609,6 +689,7 @@ class Stream implements MuxStream {
     const link = this.link;
     const length = chunk.byteLength;
     let offset = 0;
+    if (this.localClosed && !this.error) throw new StreamResetError('CLOSED', 'this direction of the stream already ended');
     while (offset < length) {
       if (this.error) throw this.error;
       if (this.sendCredit <= 0) {

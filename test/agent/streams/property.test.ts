@@ -8,6 +8,8 @@ import { INITIAL_WINDOW, MAX_DATA_CHUNK, StreamResetError, type MuxStream, type 
 import { bytes, loopback, prng, randInt, settle, sha256, sleep, type Side } from './helpers.ts';
 
 const MiB = 1024 * 1024;
+/** A run takes about a second; twenty without finishing means something waits forever. */
+const STALL_MS = 20_000;
 
 interface Plan {
   index: number;
@@ -148,11 +150,22 @@ async function run(seed: number, count: number, withResets: boolean): Promise<vo
     return outcome(results.slice(1) as PromiseSettledResult<string>[], results[0]);
   });
 
-  const openers = await Promise.all(openerTasks);
-  await settle(5);
-  const acceptors = await Promise.all(acceptorTasks);
-  await Promise.all(closedAll);
   const context = `seed ${seed}`;
+  // A stall (a lost grant, a missed wake-up) would otherwise only show as a test timeout.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${context}: stalled with ${l.hub.size} hub and ${l.agent.size} agent streams open`)), STALL_MS);
+  });
+  const [openers, acceptors] = await Promise.race([
+    (async () => {
+      const o = await Promise.all(openerTasks);
+      await settle(5);
+      const a = await Promise.all(acceptorTasks);
+      await Promise.all(closedAll);
+      return [o, a] as const;
+    })(),
+    stalled,
+  ]).finally(() => clearTimeout(timer));
 
   for (const plan of plans) {
     const o = openers[plan.index]!;

@@ -1,7 +1,7 @@
 // How fast the mux is in one process, over a loopback that delivers every frame in a later
 // microtask (or, closer to a socket, as its own task): one bulk stream's MB/s, and short
-// request/response streams per second. The figures are printed; the floors asserted are the
-// targets (500 MB/s, thousands of streams/s), a few times below what a laptop measures.
+// request/response streams per second. The figures are printed, and what is asserted is that
+// every byte and every stream arrived: speed targets belong to `npm run bench`, not to tests.
 import { describe, expect, it } from 'bun:test';
 import { StreamMux, type MuxStream } from '../../../shared/protocol/streams.ts';
 import { bytes, loopback, readAll, writeAll } from './helpers.ts';
@@ -47,25 +47,23 @@ async function bulk(hub: StreamMux, offered: Promise<MuxStream>, total: number):
 }
 
 describe('throughput', () => {
-  it('carries one bulk stream at 500 MB/s or more (frames delivered in a later microtask)', async () => {
-    const total = 512 * MiB;
+  it('carries one bulk stream whole (frames delivered in a later microtask)', async () => {
+    const total = 128 * MiB;
     const l = loopback();
     const { mbps, received, seconds } = await bulk(l.hub, l.agentOffers.next(), total);
     console.log(`single stream, microtask loopback: ${mbps.toFixed(0)} MB/s (${total / MiB} MiB in ${seconds.toFixed(2)} s)`);
     expect(received).toBe(total);
-    expect(mbps).toBeGreaterThan(500);
   });
 
   it('carries one bulk stream when every frame is its own task (MessageChannel)', async () => {
-    const total = 256 * MiB;
+    const total = 64 * MiB;
     const { hub, offered } = channelPair();
     const { mbps, received, seconds } = await bulk(hub, offered, total);
     console.log(`single stream, MessageChannel loopback: ${mbps.toFixed(0)} MB/s (${total / MiB} MiB in ${seconds.toFixed(2)} s)`);
     expect(received).toBe(total);
-    expect(mbps).toBeGreaterThan(150);
   });
 
-  it('runs thousands of short request/response streams per second', async () => {
+  it('runs 20,000 short request/response streams, 100 at a time, without leaking one', async () => {
     const l = loopback({
       agent: {
         onOpen: (s) => {
@@ -99,6 +97,5 @@ describe('throughput', () => {
     console.log(`short streams: ${rate.toFixed(0)} streams/s (${total} in ${seconds.toFixed(2)} s, ${concurrency} at a time)`);
     expect(ok).toBe(total);
     expect(l.hub.size + l.agent.size).toBe(0);
-    expect(rate).toBeGreaterThan(5000);
   });
 });

@@ -13,7 +13,7 @@ export interface Rig {
   link: Loopback;
   logs: string[];
   /** Opens a stream from the hub side, as the DeviceHub does for a visitor. */
-  open(open: StreamOpen): MuxStream;
+  open(open: StreamOpen, options?: { fin?: boolean }): MuxStream;
 }
 
 export function quietLogger(lines: string[] = []): Logger {
@@ -26,7 +26,7 @@ export function rig(tunnels: TunnelTarget[], opts: Partial<TunnelServiceOptions>
   const service = createTunnelService({ log: quietLogger(logs), ...opts });
   service.setTunnels(tunnels);
   const link = loopback({ agent: { onOpen: (stream, open) => service.handleOpen(stream, open) } });
-  return { service, link, logs, open: (o) => link.hub.open(o) };
+  return { service, link, logs, open: (o, options) => link.hub.open(o, options) };
 }
 
 export function tunnel(id: string, kind: 'http' | 'tcp', port: number, host = '127.0.0.1'): TunnelTarget {
