@@ -162,7 +162,8 @@ export class AgentConnection {
       // Streams live and die with this socket: after a reconnect both sides start from scratch.
       const streams = this.opts.streams;
       const mux = new StreamMux(
-        { send: (frame) => ws.readyState === WebSocket.OPEN && ws.send(frame) },
+        // Bun's WebSocket copies on send, so the mux may reuse its frame buffer.
+        { send: (frame) => ws.readyState === WebSocket.OPEN && ws.send(frame), copiesOnSend: true },
         {
           side: 'agent',
           onOpen: (stream, open) => (streams ? streams.handleOpen(stream, open) : stream.reset('REFUSED', 'this agent serves no streams')),

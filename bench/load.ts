@@ -34,7 +34,8 @@ export async function load(
       const t0 = performance.now();
       try {
         const res = await request(url, { dispatcher, headers: opts.headers });
-        await res.body.arrayBuffer();
+        // Count, don't keep: a large body would otherwise be copied into one buffer.
+        for await (const _ of res.body) void _;
         if (res.statusCode >= 400) errors++;
       } catch {
         errors++;

@@ -73,7 +73,9 @@ async function call(url: string, path: string, init: { method?: string; key?: st
 }
 
 export function runBun(args: string[], opts: { logs?: 'inherit' | 'ignore' | 'pipe'; prefix?: string } = {}): ChildProcess {
-  const child = spawn(BUN, args, { cwd: ROOT, stdio: ['ignore', opts.logs === 'ignore' ? 'ignore' : 'pipe', opts.logs === 'ignore' ? 'ignore' : 'pipe'] });
+  // PIRELAY_BUN_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the agents.
+  const flags = process.env.PIRELAY_BUN_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(BUN, [...flags, ...args], { cwd: ROOT, stdio: ['ignore', opts.logs === 'ignore' ? 'ignore' : 'pipe', opts.logs === 'ignore' ? 'ignore' : 'pipe'] });
   if (opts.logs === 'inherit') {
     const prefix = opts.prefix ?? '';
     for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer) => process.stderr.write(d.toString().replace(/^(?=.)/gm, prefix)));

@@ -232,3 +232,4 @@ function requestBody(
     { highWaterMark: 0 },
   );
 }
+

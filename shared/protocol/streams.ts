@@ -82,6 +82,11 @@ export class StreamResetError extends Error {
 /** Sends one binary WebSocket message. */
 export interface MuxTransport {
   send(frame: Uint8Array): void;
+  /**
+   * True when send() copies the bytes before returning (Bun's WebSocket does): the mux then
+   * builds DATA frames in one reused buffer instead of allocating one per frame.
+   */
+  readonly copiesOnSend?: boolean;
 }
 
 export interface MuxOptions {
@@ -168,6 +173,7 @@ class Link {
   /** DATA bytes this side may still send before the peer confirms it received earlier ones. */
   socketCredit: number;
   private socketWaiters: (() => void)[] = [];
+  private scratch: Uint8Array | undefined;
 
   constructor(
     private readonly transport: MuxTransport,
@@ -188,7 +194,9 @@ class Link {
 
   /** DATA is built here rather than with encodeFrame: it is the one copy on the data path. */
   sendData(id: number, chunk: Uint8Array, offset: number, length: number): void {
-    const frame = new Uint8Array(FRAME_HEADER_BYTES + length);
+    const frame = this.transport.copiesOnSend
+      ? (this.scratch ??= new Uint8Array(FRAME_HEADER_BYTES + MAX_DATA_CHUNK)).subarray(0, FRAME_HEADER_BYTES + length)
+      : new Uint8Array(FRAME_HEADER_BYTES + length);
     frame[0] = FrameType.DATA;
     frame[1] = id >>> 24;
     frame[2] = (id >>> 16) & 255;
