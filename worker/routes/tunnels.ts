@@ -6,7 +6,9 @@
 //   GET /api/v1/devices/{id}/tcp/{port}/connect     Upgrade: websocket   (tunnels:use)
 //
 // Each accepted WebSocket is one TCP connection to the tunnel's target on the device: binary
-// messages carry the bytes both ways, and closing either side closes the other. The second form
+// messages carry the bytes both ways; a text message {"t":"eof"} is a half-close (that side sends
+// no more, the other may still answer, as with `nc -N` or ssh); {"t":"error","code","message"}
+// from the relay explains a failure; closing the WebSocket closes the connection. The second form
 // is what `pirelay tcp <device>:<port>` uses: the device by id or display name, the tunnel by its
 // target port. Credentials go in the Authorization header (API key or session), or as
 // `?api_key=` for WebSocket clients that cannot set headers. A plain GET (no upgrade) answers
