@@ -57,6 +57,8 @@ export const CloseCode = {
 const MISSED_HEARTBEATS = 3;
 /** How often a connected device's last-seen time is refreshed in D1. */
 const LAST_SEEN_WRITE_MS = 60_000;
+/** allow_clientless visitors wait only for an agent that left less than this long ago. */
+const CLIENTLESS_RECENT_MS = 5 * 60_000;
 
 export class DeviceHub extends DurableObject<Env> {
   private pending = new Map<number, Pending>();
@@ -71,6 +73,8 @@ export class DeviceHub extends DurableObject<Env> {
   private rateLimiter = new TunnelRateLimiter();
   /** Visitors of allow_clientless tunnels waiting for the agent to come back. */
   private agentWaiters = new Set<() => void>();
+  /** When the agent's last socket went away (this instance's memory; null after a restart). */
+  private agentGoneAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -106,7 +110,6 @@ export class DeviceHub extends DurableObject<Env> {
     await this.ctx.storage.put('deviceId', deviceId);
     await this.setOnline(deviceId, true, now);
     await this.ctx.storage.setAlarm(now + this.heartbeatMs);
-    for (const wake of this.agentWaiters) wake();
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
@@ -268,8 +271,11 @@ export class DeviceHub extends DurableObject<Env> {
     const wait = this.rateLimiter.take(tunnel);
     if (wait) return tunnelError(request, 429, 'RATE_LIMITED', `Tunnel ${tunnel.name} is over its request limit`, { 'retry-after': String(Math.ceil(wait / 1000)) });
 
-    let ws = this.liveSocket();
-    if (!ws && tunnel.allowClientless) ws = await this.waitForAgent(this.clientlessWaitMs);
+    let ws = this.readySocket();
+    // allow_clientless: a visitor waits for an agent that is away for a moment (a restart, a
+    // network blip), not for one that has been gone for long or never came.
+    const recentlyGone = this.agentGoneAt !== null && Date.now() - this.agentGoneAt < CLIENTLESS_RECENT_MS;
+    if (!ws && tunnel.allowClientless && (recentlyGone || this.liveSocket())) ws = await this.waitForAgent(this.clientlessWaitMs);
     if (!ws) return tunnelError(request, 503, 'DEVICE_OFFLINE', `The device behind ${tunnel.name} is offline`);
     const open = (o: StreamOpen, options?: { fin?: boolean }) => this.track(tunnel.id, this.muxFor(ws!).open(o, options));
     if (kind === 'tunnel-tcp') return proxyTcp(open, tunnel, request);
@@ -296,8 +302,7 @@ export class DeviceHub extends DurableObject<Env> {
       const done = () => {
         clearTimeout(timer);
         this.agentWaiters.delete(done);
-        // The socket is accepted before hello; give the hello a moment to land.
-        setTimeout(() => resolve(this.liveSocket()), 50);
+        resolve(this.readySocket());
       };
       const timer = setTimeout(() => {
         this.agentWaiters.delete(done);
@@ -313,6 +318,12 @@ export class DeviceHub extends DurableObject<Env> {
       .bind(Date.now(), deviceId)
       .run();
     if (res.meta.changes) this.tunnels = await loadTunnels(this.env.DB, deviceId);
+  }
+
+  /** The agent's socket once its hello is done and it holds the tunnel table. */
+  private readySocket(): WebSocket | null {
+    const ws = this.liveSocket();
+    return ws && (ws.deserializeAttachment() as SocketAttachment | null)?.helloAt ? ws : null;
   }
 
   private liveSocket(): WebSocket | null {
@@ -344,13 +355,15 @@ export class DeviceHub extends DurableObject<Env> {
       return;
     }
     const att = ws.deserializeAttachment() as SocketAttachment;
+    this.send(ws, { t: 'hello_ack', protocol: PROTOCOL_VERSION, device_id: att.deviceId, heartbeat_ms: this.heartbeatMs, relay_version: RELAY_VERSION });
+    this.tunnels = await loadTunnels(this.env.DB, att.deviceId);
+    this.send(ws, { t: 'tunnels', tunnels: agentTargets(this.tunnels) });
+    // Only now may tunnel streams use this socket: the agent has its tunnel table before any OPEN.
     att.helloAt = Date.now();
     att.agentVersion = agentVersion;
     att.capabilities = capabilities;
     ws.serializeAttachment(att);
-    this.send(ws, { t: 'hello_ack', protocol: PROTOCOL_VERSION, device_id: att.deviceId, heartbeat_ms: this.heartbeatMs, relay_version: RELAY_VERSION });
-    this.tunnels = await loadTunnels(this.env.DB, att.deviceId);
-    this.send(ws, { t: 'tunnels', tunnels: agentTargets(this.tunnels) });
+    for (const wake of this.agentWaiters) wake();
     const f = facts ? DeviceFactsSchema.safeParse(facts) : null;
     if (f?.success) {
       await this.env.DB.prepare(
@@ -373,6 +386,7 @@ export class DeviceHub extends DurableObject<Env> {
     const others = this.ctx.getWebSockets().filter((s) => s !== ws && s.readyState === WebSocket.OPEN);
     if (this.muxSocket === ws) this.dropMux(`the device connection ${why}`);
     if (others.length === 0) {
+      this.agentGoneAt = Date.now();
       this.failPending('DEVICE_OFFLINE', `the device connection ${why}`);
       if (att) {
         await this.setOnline(att.deviceId, false, Date.now());

@@ -8,6 +8,8 @@ import { Agent, fetch as ufetch, WebSocket as UWebSocket, type Dispatcher } from
 import { BUN, ROOT, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
 import { freePort, http, tempDir } from './harness.ts';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { startRelay } from '../../scripts/relay.ts';
 
 let env: DevEnv;
 let url: string;
@@ -19,6 +21,9 @@ let ports: { http: number; tcp: number };
 /** Resolves every name (e.g. myapp.localhost) to 127.0.0.1, as browsers and curl do. */
 const dispatcher: Dispatcher = new Agent({ connect: { lookup: (_h: string, _o: unknown, cb: (e: null, a: { address: string; family: number }[]) => void) => cb(null, [{ address: '127.0.0.1', family: 4 }]) } as never });
 const visit = (name: string, path: string, init: Parameters<typeof ufetch>[1] = {}) => ufetch(`http://${name}.localhost:${port}${path}`, { dispatcher, ...init });
+
+/** The target's count of /big downloads in progress and cancelled by their client. */
+const downloads = async () => (await (await ufetch(`http://127.0.0.1:${ports.http}/downloads`)).json()) as { open: number; cancelled: number };
 
 async function createTunnel(body: Record<string, unknown>) {
   const r = await http(`${url}/api/v1/devices/${deviceId}/tunnels`, { key, json: body });
@@ -95,6 +100,35 @@ describe('HTTP tunnels', () => {
     for (let i = 0, sent = 0; sent < bytes; i++, sent += 65536) expected.update(Buffer.alloc(Math.min(65536, bytes - sent), i & 0xff));
     expect(size).toBe(bytes);
     expect(hash.digest('hex')).toBe(expected.digest('hex'));
+  });
+
+  it('a bulk download nobody reads does not stall a small request on the same device socket', async () => {
+    const controller = new AbortController();
+    const big = await visit('web', `/big?bytes=${1024 * 1024 * 1024}`, { signal: controller.signal });
+    await big.body!.getReader().read(); // then stop reading: its window fills and it waits
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    const small = await visit('web', '/tiny');
+    expect(await small.text()).toBe('ok');
+    expect(Date.now() - started).toBeLessThan(2_000);
+    controller.abort();
+    await waitFor('the paused download to end at the target', async () => (await downloads()).open === 0, 5_000, 50);
+  });
+
+  it('a visitor that goes away mid-download frees the stream at once, up to the target', async () => {
+    const direct = downloads;
+    const before = await direct();
+    const controller = new AbortController();
+    const res = await visit('web', `/big?bytes=${1024 * 1024 * 1024}`, { signal: controller.signal });
+    const reader = res.body!.getReader();
+    await reader.read();
+    expect((await direct()).open).toBe(before.open + 1);
+    controller.abort();
+    // The hub resets the stream, the agent aborts its fetch, the target sees its response cancelled.
+    await waitFor('target download cancelled', async () => {
+      const now = await direct();
+      return now.open === before.open && now.cancelled === before.cancelled + 1;
+    }, 5_000, 50);
   });
 
   it('passes a 32 MiB streamed upload intact', async () => {
@@ -263,5 +297,18 @@ describe('tunnel-control API and allow_clientless', () => {
     expect((await visit('web', '/tiny')).status).toBe(503);
     expect((await call('connect', {})).body).toEqual({ message: 'OK', error_code: 0, success: true });
     await waitFor('reopened', async () => (await visit('web', '/tiny')).status === 200, 10_000);
+  });
+
+  it('an agent that has been gone since before the hub started is not waited for: 503 at once', async () => {
+    expect((await call('set_allow_clientless', { allow: 'true' })).body).toMatchObject({ allow_clientless: true, success: true });
+    await env.stopAgent(deviceId);
+    await env.relay.stop();
+    const { SESSION_SECRET, BOOTSTRAP_TOKEN } = JSON.parse(readFileSync(join(env.dir, 'secrets.json'), 'utf8'));
+    env.relay = await startRelay({ port, stateDir: join(env.dir, 'state'), vars: { SESSION_SECRET, BOOTSTRAP_TOKEN, HEARTBEAT_INTERVAL_MS: '500', CLIENTLESS_WAIT_MS: '8000' } });
+    const started = Date.now();
+    const res = await visit('web', '/tiny', { headers: { accept: 'application/json' } });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { code: string }).code).toBe('DEVICE_OFFLINE');
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 });

@@ -98,6 +98,23 @@ describe('device RPC over a real DeviceHub socket', () => {
     expect(await res.json()).toMatchObject({ code: 'UNAUTHORIZED' });
   });
 
+  it('an agent cannot pose as a tunnel visitor: internal x-pirelay-* headers are dropped at connect', async () => {
+    const dev = await enrollDevice(admin, { autoApprove: true });
+    const res = await SELF.fetch(`${BASE}/agent/connect`, {
+      headers: {
+        Upgrade: 'websocket',
+        Authorization: `Bearer ${await agentJwt(dev.deviceId, dev.privateKey)}`,
+        'x-pirelay-kind': 'tunnel-http',
+        'x-pirelay-tunnel-id': 'anything',
+      },
+    });
+    // Treated as the agent's own socket (101), not as a visit to a tunnel (404 unknown tunnel).
+    expect(res.status).toBe(101);
+    expect(res.webSocket).toBeTruthy();
+    res.webSocket!.accept();
+    res.webSocket!.close(1000, 'done');
+  });
+
   it('refuses a pending device with 403 DEVICE_PENDING', async () => {
     const dev = await enrollDevice(admin);
     expect(dev.status).toBe('pending');

@@ -45,6 +45,10 @@ export function registerAgentConnectRoute(app: App) {
       throw new ApiError(426, 'UPGRADE_REQUIRED', 'Expected a WebSocket upgrade', { device_id: deviceId });
     }
     const headers = new Headers(c.req.raw.headers);
+    // Internal headers come from the relay alone: an agent cannot pose as a tunnel visitor.
+    const internal: string[] = [];
+    headers.forEach((_, name) => name.startsWith('x-pirelay-') && internal.push(name));
+    for (const name of internal) headers.delete(name);
     headers.set('x-pirelay-device-id', deviceId);
     return hubFor(c.env, deviceId).fetch(new Request(c.req.raw.url, { headers }));
   });

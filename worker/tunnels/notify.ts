@@ -6,19 +6,10 @@ import { forgetTunnels } from './name-cache.ts';
 
 /**
  * The hub call, behind an object so a test can stand in a hub that fails (tunnel-control's
- * "not disconnected" outcome has no other way to happen on demand). Typed loosely on purpose:
- * it must compile against a DeviceHub with or without tunnelsChanged.
+ * "not disconnected" outcome has no other way to happen on demand).
  */
 export const hubTunnels = {
-  changed: async (env: Env, deviceId: string): Promise<void> => {
-    const stub = hubFor(env, deviceId) as unknown as { tunnelsChanged?: () => Promise<void> };
-    try {
-      await stub.tunnelsChanged?.();
-    } catch (e) {
-      // A hub built before tunnels existed has nothing to reload.
-      if (!(e instanceof Error && /does not implement "tunnelsChanged"/.test(e.message))) throw e;
-    }
-  },
+  changed: (env: Env, deviceId: string): Promise<void> => hubFor(env, deviceId).tunnelsChanged(),
 };
 
 /** Throws if the hub could not be told; the write itself is already in D1. */
