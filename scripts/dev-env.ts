@@ -83,7 +83,8 @@ export function runBun(args: string[], opts: { logs?: 'inherit' | 'ignore' | 'pi
   return child;
 }
 
-async function runBunToEnd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs a Bun command to completion and collects its output. */
+export async function runBunToEnd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = runBun(args, { logs: 'pipe' });
   let stdout = '';
   let stderr = '';

@@ -49,7 +49,11 @@ async function bunTest(dir: string): Promise<Counts> {
 }
 
 async function denoTest(pattern: string): Promise<Counts> {
-  const { code, output } = await run(bin('deno'), ['test', '--no-check', '--allow-read', '--node-modules-dir=manual', pattern], { NO_COLOR: '1' });
+  // The Deno binary from npm (@deno/linux-x64-glibc): the `deno` wrapper package also lists
+  // other platforms' builds, which the registry this project uses does not carry, so `npm ci`
+  // could not lock it.
+  const deno = join(ROOT, 'node_modules/@deno/linux-x64-glibc/deno');
+  const { code, output } = await run(deno, ['test', '--no-check', '--allow-read', '--node-modules-dir=manual', pattern], { NO_COLOR: '1' });
   const m = /(ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(output);
   const passed = Number(m?.[2] ?? 0);
   const failed = Number(m?.[3] ?? 0);

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_MAIN, runBun } from '../../scripts/dev-env.ts';
+import { AGENT_MAIN, runBunToEnd } from '../../scripts/dev-env.ts';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -45,12 +45,4 @@ export async function http(url: string, init: RequestInit & { key?: string; basi
 }
 
 /** Runs the agent CLI to completion. */
-export async function agentCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = runBun([AGENT_MAIN, ...args], { logs: 'pipe' });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d) => (stdout += d));
-  child.stderr?.on('data', (d) => (stderr += d));
-  const code = await new Promise<number>((r) => child.on('exit', (c) => r(c ?? 1)));
-  return { code, stdout, stderr };
-}
+export const agentCli = (args: string[]) => runBunToEnd([AGENT_MAIN, ...args]);
