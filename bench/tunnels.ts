@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { BUN, ROOT, waitFor, type DevEnv } from '../scripts/dev-env.ts';
@@ -115,6 +116,25 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
     if (got !== GiB) throw new Error(`1 GiB download got ${got} bytes`);
     rows.push(['1 GiB download through the tunnel', `${fmt(GiB / 1e6 / secs)} MB/s`, '≥ 500 MB/s']);
     rows.push(['relay + agent RSS growth during it', `${fmt(peak - before, 1)} MiB (from ${fmt(before)} MiB)`, '≤ 64 MB']);
+
+    // A 200 MB streamed upload through the tunnel, with the same RSS sampling.
+    const UPLOAD = 200 * 1000 * 1000;
+    const upBefore = rss();
+    let upPeak = upBefore;
+    const upSampler = setInterval(() => (upPeak = Math.max(upPeak, rss())), 50);
+    const block = Buffer.alloc(256 * 1024, 3);
+    const body = Readable.from(
+      (function* () {
+        for (let sent = 0; sent < UPLOAD; sent += block.byteLength) yield sent + block.byteLength <= UPLOAD ? block : block.subarray(0, UPLOAD - sent);
+      })(),
+    );
+    const u0 = performance.now();
+    const up = await request(`${tunnelUrl}/upload`, { dispatcher: probe, method: 'POST', body });
+    const seen = (await up.body.json()) as { size: number };
+    const upSecs = (performance.now() - u0) / 1000;
+    clearInterval(upSampler);
+    if (seen.size !== UPLOAD) throw new Error(`upload: the target saw ${seen.size} bytes`);
+    rows.push(['200 MB upload through the tunnel', `${fmt(UPLOAD / 1e6 / upSecs)} MB/s, RSS growth ${fmt(upPeak - upBefore, 1)} MiB`, 'flat memory']);
 
     // 100,000 requests on one tunnel, requests/s per 20,000.
     const marks: number[] = [];
