@@ -9,6 +9,7 @@ import type { HubTunnel } from './tunnel-table.ts';
 /** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
 export type OpenStream = (open: StreamOpen, options?: { fin?: boolean }) => MuxStream;
 import { tunnelError } from './tunnel-pages.ts';
+import { coalesce } from './coalesce.ts';
 
 /** How long the target may take to answer with a response head (or accept a connection). */
 const ACCEPT_TIMEOUT_MS = 30_000;
@@ -71,7 +72,7 @@ export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, reque
     { fin: !request.body },
   );
   // The request body flows while we wait for the head: an upload can be answered early (413…).
-  if (request.body) request.body.pipeTo(stream.writable).catch(() => stream.reset('CANCELLED', 'the visitor stopped sending'));
+  if (request.body) void sendBody(request.body, stream);
   let head: Accepted;
   try {
     head = await withTimeout(stream.accepted, ACCEPT_TIMEOUT_MS);
@@ -93,6 +94,17 @@ export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, reque
   // A small response that arrived whole in its ACCEPT goes out as bytes: no stream to pump.
   if (head.complete) return new Response(head.complete.byteLength ? (head.complete as Uint8Array<ArrayBuffer>) : null, { status, headers });
   return new Response(stream.readable, { status, headers });
+}
+
+/** Streams a visitor's request body into the stream in frame-sized pieces, then half-closes. */
+async function sendBody(body: ReadableStream<Uint8Array>, stream: MuxStream): Promise<void> {
+  const writer = stream.writable.getWriter();
+  try {
+    for await (const chunk of coalesce(body)) await writer.write(chunk);
+    await writer.close();
+  } catch (e) {
+    stream.reset('CANCELLED', `the visitor stopped sending: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /** Relays a visitor's WebSocket to the target's, message for message. */
