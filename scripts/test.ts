@@ -9,6 +9,7 @@ import { ROOT } from './dev-env.ts';
 interface Counts {
   passed: number;
   failed: number;
+  skipped?: number;
 }
 
 const OUT = join(ROOT, '.pirelay', 'test-results');
@@ -32,9 +33,9 @@ async function vitest(config: string, name: string): Promise<Counts> {
   const file = join(OUT, `${name}.json`);
   const { code } = await run(bin('vitest'), ['run', '--config', config, '--reporter=default', '--reporter=json', `--outputFile.json=${file}`]);
   try {
-    const r = JSON.parse(await readFile(file, 'utf8')) as { numPassedTests: number; numFailedTests: number; numTotalTestSuites: number; success: boolean };
+    const r = JSON.parse(await readFile(file, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests: number };
     const failed = r.numFailedTests + (code !== 0 && r.numFailedTests === 0 ? 1 : 0);
-    return { passed: r.numPassedTests, failed };
+    return { passed: r.numPassedTests, failed, skipped: r.numPendingTests + r.numTodoTests };
   } catch {
     return { passed: 0, failed: 1 };
   }
@@ -45,7 +46,8 @@ async function bunTest(dir: string): Promise<Counts> {
   const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
   const passed = Number(/^\s*(\d+) pass\b/m.exec(plain)?.[1] ?? 0);
   const failed = Number(/^\s*(\d+) fail\b/m.exec(plain)?.[1] ?? 0);
-  return { passed, failed: failed + (code !== 0 && failed === 0 ? 1 : 0) };
+  const skipped = Number(/^\s*(\d+) skip\b/m.exec(plain)?.[1] ?? 0);
+  return { passed, failed: failed + (code !== 0 && failed === 0 ? 1 : 0), skipped };
 }
 
 async function denoTest(pattern: string): Promise<Counts> {
@@ -69,7 +71,7 @@ const suites: [string, () => Promise<Counts>][] = [
   ['shared-deno', () => denoTest('test/shared/')],
   ['e2e', () => vitest('vitest.e2e.config.ts', 'e2e')],
 ];
-const total: Counts = { passed: 0, failed: 0 };
+const total = { passed: 0, failed: 0, skipped: 0 };
 const lines: string[] = [];
 for (const [name, fn] of suites) {
   if (only.length && !only.includes(name)) continue;
@@ -78,8 +80,9 @@ for (const [name, fn] of suites) {
   const c = await fn();
   total.passed += c.passed;
   total.failed += c.failed;
-  lines.push(`${name.padEnd(12)} ${String(c.passed).padStart(4)} passed ${String(c.failed).padStart(3)} failed  ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  total.skipped += c.skipped ?? 0;
+  lines.push(`${name.padEnd(12)} ${String(c.passed).padStart(4)} passed ${String(c.failed).padStart(3)} failed ${String(c.skipped ?? 0).padStart(2)} skipped  ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 console.log(`\n${lines.join('\n')}`);
-console.log(`${total.passed} passed, ${total.failed} failed`);
+console.log(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`);
 process.exit(total.failed ? 1 : 0);
