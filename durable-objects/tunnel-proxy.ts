@@ -93,7 +93,12 @@ export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, reque
   }
   // A small response that arrived whole in its ACCEPT goes out as bytes: no stream to pump.
   if (head.complete) return new Response(head.complete.byteLength ? (head.complete as Uint8Array<ArrayBuffer>) : null, { status, headers });
-  return new Response(stream.readable, { status, headers });
+  // Through a native pipe rather than our own stream: workerd then reliably reports a visitor
+  // that disconnects mid-body (the pipe fails, pipeTo cancels our readable, which resets the
+  // stream up to the target). Returned directly, a paused body was sometimes never cancelled.
+  const pipe = new IdentityTransformStream();
+  stream.readable.pipeTo(pipe.writable).catch(() => {});
+  return new Response(pipe.readable, { status, headers });
 }
 
 /** Streams a visitor's request body into the stream in frame-sized pieces, then half-closes. */

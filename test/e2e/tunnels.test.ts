@@ -115,10 +115,7 @@ describe('HTTP tunnels', () => {
     await waitFor('the paused download to end at the target', async () => (await downloads()).open === 0, 5_000, 50);
   });
 
-  // Known gap (see the session note): in about one run in three, workerd does not cancel the
-  // response body when this visitor disconnects, so the hub never learns and the stream (and the
-  // agent's connection to the target) stays open. Kept here, skipped, until the hub can see it.
-  it.skip('a visitor that goes away mid-download frees the stream at once, up to the target', async () => {
+  it('a visitor that goes away mid-download frees the stream at once, up to the target', async () => {
     const direct = downloads;
     const before = await direct();
     const controller = new AbortController();
