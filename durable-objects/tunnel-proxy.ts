@@ -8,7 +8,7 @@ import type { HubTunnel } from './tunnel-table.ts';
 
 /** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
 export type OpenStream = (open: StreamOpen, options?: { fin?: boolean }) => MuxStream;
-import { tunnelError } from './tunnel-pages.ts';
+import { visitorError } from '../worker/tunnels/pages.ts';
 import { coalesce } from './coalesce.ts';
 
 /** How long the target may take to answer with a response head (or accept a connection). */
@@ -46,7 +46,7 @@ export function streamFailure(request: Request, e: unknown): Response {
   const offline = err.code === 'SOCKET_CLOSED' || err.code === 'STREAM_LIMIT';
   const status = err.code === 'TARGET_TIMEOUT' ? 504 : offline ? 503 : 502;
   const what = offline ? 'The device went offline' : err.code === 'TARGET_TIMEOUT' ? 'The target did not answer in time' : 'The target could not be reached';
-  return tunnelError(request, status, offline ? 'DEVICE_OFFLINE' : err.code, `${what}: ${err.message}`);
+  return visitorError(request, status, offline ? 'DEVICE_OFFLINE' : err.code, `${what}: ${err.message}`);
 }
 
 async function openAndAccept(openStream: OpenStream, open: StreamOpen): Promise<{ stream: MuxStream; head: StreamAccept }> {
@@ -85,7 +85,7 @@ export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, reque
   const status = head.status ?? 502;
   if (status < 200 || status > 599) {
     stream.reset('PROTOCOL_ERROR', `status ${status} is not allowed here`);
-    return tunnelError(request, 502, 'BAD_TARGET_RESPONSE', `The target answered with status ${status}`);
+    return visitorError(request, 502, 'BAD_TARGET_RESPONSE', `The target answered with status ${status}`);
   }
   if (NULL_BODY.has(status) || request.method === 'HEAD') {
     stream.readable.cancel().catch(() => {});

@@ -22,6 +22,8 @@ export function prefersJson(accept: string | null): boolean {
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const TITLES: Record<number, string> = {
+  429: 'Too many requests',
+  504: 'Gateway timeout',
   400: 'Bad request',
   401: 'Authentication required',
   403: 'Forbidden',
