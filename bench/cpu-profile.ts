@@ -1,23 +1,16 @@
 // CPU profile of the relay (workerd's V8, through the inspector) while a load runs through one
 // tunnel: prints the functions with the most self time. `tsx bench/cpu-profile.ts [c] [path]`.
-import { spawn } from 'node:child_process';
 import { WebSocket } from 'undici';
-import { BUN, ROOT, startDevEnv, waitOnline } from '../scripts/dev-env.ts';
-import { freePort, tempDir } from '../test/e2e/harness.ts';
+import { freePort } from '../test/e2e/harness.ts';
 import { load } from './load.ts';
+import { startTunnelRig } from './rig.ts';
 
 const C = Number(process.argv[2] ?? 64);
 const PATH = process.argv[3] ?? '/tiny';
 const inspectorPort = await freePort();
-const targets = spawn(BUN, [ROOT + '/test/fixtures/tunnel-targets.ts'], { stdio: ['ignore', 'pipe', 'inherit'] });
-const ports = await new Promise<{ http: number }>((r) => targets.stdout!.once('data', (d) => r(JSON.parse(String(d)))));
-const port = await freePort();
-const env = await startDevEnv({ dir: await tempDir('cpuprof'), port, demoDevices: ['p'], inspectorPort });
-await waitOnline(env);
-const { url, apiKey, devices } = env.state;
-await fetch(`${url}/api/v1/devices/${devices[0]!.id}/tunnels`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'p', kind: 'http', target: `127.0.0.1:${ports.http}`, access: { mode: 'public' } }) });
-await new Promise((r) => setTimeout(r, 500));
-await load(`http://p.localhost:${port}${PATH}`, { concurrency: C, durationMs: 1000 });
+const rig = await startTunnelRig({ inspectorPort });
+const url = rig.tunnelUrl + PATH;
+await load(url, { concurrency: C, durationMs: 1000 });
 
 const list = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json()) as { webSocketDebuggerUrl: string; title: string }[];
 console.log('targets:', list.map((t) => t.title).join(', '));
@@ -38,7 +31,7 @@ const send = (method: string, params = {}) => new Promise<any>((resolve) => {
 await send('Profiler.enable');
 await send('Profiler.setSamplingInterval', { interval: 100 });
 await send('Profiler.start');
-const r = await load(`http://p.localhost:${port}${PATH}`, { concurrency: C, durationMs: 5000 });
+const r = await load(url, { concurrency: C, durationMs: 5000 });
 const { profile } = await send('Profiler.stop');
 console.log(`c=${C} ${r.rps.toFixed(0)} req/s p50 ${r.p50.toFixed(2)} p99 ${r.p99.toFixed(2)}`);
 type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount: number; children?: number[] };
@@ -51,5 +44,4 @@ for (const n of nodes) {
 }
 for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
 ws.close();
-await env.stop();
-targets.kill();
+await rig.stop();

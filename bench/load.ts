@@ -1,6 +1,7 @@
 // A small closed-loop load generator: `concurrency` workers each send requests back to back for
 // `durationMs`, over keep-alive connections. Reports requests/s and latency percentiles.
 import { Agent, request } from 'undici';
+import { loopbackLookup } from '../test/e2e/harness.ts';
 
 export interface LoadResult {
   requests: number;
@@ -15,8 +16,6 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** Resolves every host name to 127.0.0.1, as browsers and curl do for *.localhost. */
-export const loopbackLookup = (_h: string, _o: unknown, cb: (e: null, a: { address: string; family: number }[]) => void) => cb(null, [{ address: '127.0.0.1', family: 4 }]);
 
 export async function load(
   url: string,

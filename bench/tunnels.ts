@@ -1,44 +1,16 @@
 // The tunnel part of `npm run bench`: HTTP through a tunnel against the same server direct, one
 // TCP stream through `pirelay tcp` against direct, a 1 GiB download with the relay's and agent's
-// peak RSS growth, and requests/s over 100,000 requests on one tunnel (it must not decay).
-import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+// peak RSS growth, a 200 MB upload, and requests/s over 100,000 requests on one tunnel (it must not decay).
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
-import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { BUN, ROOT, waitFor, type DevEnv } from '../scripts/dev-env.ts';
-import { freePort } from '../test/e2e/harness.ts';
-import { load, loopbackLookup } from './load.ts';
+import { waitFor, type DevEnv } from '../scripts/dev-env.ts';
+import { freePort, loopbackLookup, startTargets } from '../test/e2e/harness.ts';
+import { load } from './load.ts';
+import { processesNamed, rss } from './proc.ts';
 
 type Row = [string, string, string];
 const fmt = (n: number, d = 0) => n.toFixed(d);
-
-function rssMiB(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** workerd processes started by this process (Miniflare's runtime). */
-function workerdPids(): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (comm === 'workerd' && ppid === process.pid) out.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 /** Reads `bytes` from a TCP source ("SEND n") at host:port; returns MB/s. */
 function tcpDownload(port: number, bytes: number): Promise<number> {
@@ -66,9 +38,8 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
   const { url, apiKey, devices } = env.state;
   const deviceId = devices[0]!.id;
   const port = Number(new URL(url).port);
-  const targets = spawn(BUN, [join(ROOT, 'test/fixtures/tunnel-targets.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ports = await startTargets();
   try {
-    const ports = await new Promise<{ http: number; tcp: number }>((resolve) => targets.stdout!.once('data', (d) => resolve(JSON.parse(String(d)))));
     const mk = async (body: object) => {
       const r = await fetch(`${url}/api/v1/devices/${deviceId}/tunnels`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
       if (r.status !== 201) throw new Error(`tunnel create: ${r.status} ${await r.text()}`);
@@ -101,11 +72,11 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
 
     // 1 GiB download through the HTTP tunnel, sampling RSS of the relay (workerd) and the agent.
     const agentPid = env.agents.get(deviceId)!.pid!;
-    const relayPids = workerdPids();
-    const rss = () => rssMiB(agentPid) + relayPids.reduce((a, p) => a + rssMiB(p), 0);
-    const before = rss();
+    const relayPids = processesNamed('workerd', process.pid);
+    const relayAndAgent = () => rss(agentPid).total + relayPids.reduce((a, p) => a + rss(p).total, 0);
+    const before = relayAndAgent();
     let peak = before;
-    const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
+    const sampler = setInterval(() => (peak = Math.max(peak, relayAndAgent())), 50);
     const GiB = 1024 * 1024 * 1024;
     const t0 = performance.now();
     const res = await request(`${tunnelUrl}/big?bytes=${GiB}`, { dispatcher: probe });
@@ -119,9 +90,9 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
 
     // A 200 MB streamed upload through the tunnel, with the same RSS sampling.
     const UPLOAD = 200 * 1000 * 1000;
-    const upBefore = rss();
+    const upBefore = relayAndAgent();
     let upPeak = upBefore;
-    const upSampler = setInterval(() => (upPeak = Math.max(upPeak, rss())), 50);
+    const upSampler = setInterval(() => (upPeak = Math.max(upPeak, relayAndAgent())), 50);
     const block = Buffer.alloc(256 * 1024, 3);
     const body = Readable.from(
       (function* () {
@@ -152,7 +123,7 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
     });
     rows.push(['100,000 requests on one tunnel (c=64)', `${fmt(total.rps)} req/s overall; per 20k: ${marks.map((m) => fmt(m)).join(', ')}`, 'no decay']);
   } finally {
-    targets.kill();
+    ports.stop();
   }
   return rows;
 }

@@ -19,6 +19,7 @@ import { DeviceFactsSchema, type DeviceFacts } from '../shared/api/device-info.t
 import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
 import { agentTargets, deviceOfTunnel, loadTunnels, TunnelRateLimiter, type HubTunnel } from './tunnel-table.ts';
 import { proxyHttp, proxyTcp, proxyWebSocket } from './tunnel-proxy.ts';
+import { numberVar } from '../worker/env-vars.ts';
 import { visitorError } from '../worker/tunnels/pages.ts';
 
 /** What the Worker gets back from `call`: errors are values, since classes do not cross RPC. */
@@ -82,8 +83,7 @@ export class DeviceHub extends DurableObject<Env> {
   }
 
   private get heartbeatMs(): number {
-    const n = Number(this.env.HEARTBEAT_INTERVAL_MS);
-    return Number.isFinite(n) && n >= 100 ? n : 10_000;
+    return numberVar(this.env.HEARTBEAT_INTERVAL_MS, 10_000, 100);
   }
 
   /**
@@ -292,8 +292,7 @@ export class DeviceHub extends DurableObject<Env> {
   }
 
   private get clientlessWaitMs(): number {
-    const n = Number(this.env.CLIENTLESS_WAIT_MS);
-    return Number.isFinite(n) && n >= 0 ? n : 30_000;
+    return numberVar(this.env.CLIENTLESS_WAIT_MS, 30_000);
   }
 
   /** Resolves with the agent's socket once it (re)connects and says hello, or null after `ms`. */

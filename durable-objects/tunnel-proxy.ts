@@ -3,7 +3,7 @@
 // or a TCP connection reached through a client WebSocket (raw bytes, half-close as {"t":"eof"}).
 // The Worker has already checked access; the agent picks the target from its own tunnel table.
 import { StreamResetError, WsRecordKind, type Accepted, type MuxStream, type StreamAccept, type StreamOpen } from '../shared/protocol/streams.ts';
-import { encodeWsRecord, WsRecordDecoder } from '../shared/protocol/ws-records.ts';
+import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../shared/protocol/ws-records.ts';
 import type { HubTunnel } from './tunnel-table.ts';
 
 /** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
@@ -139,7 +139,7 @@ export async function proxyWebSocket(openStream: OpenStream, tunnel: HubTunnel, 
     toDevice.write(typeof data === 'string' ? encodeWsRecord(WsRecordKind.TEXT, data) : encodeWsRecord(WsRecordKind.BINARY, new Uint8Array(data as ArrayBuffer)));
   });
   server.addEventListener('close', (ev) => {
-    toDevice.write(encodeWsRecord(WsRecordKind.CLOSE, closePayload(ev.code, ev.reason)));
+    toDevice.write(encodeWsRecord(WsRecordKind.CLOSE, wsClosePayload(ev.code || 1000, ev.reason)));
     toDevice.close();
   });
   server.addEventListener('error', () => stream.reset('CANCELLED', 'visitor socket error'));
@@ -244,14 +244,6 @@ function queuedWriter(stream: MuxStream, onOverflow: () => void) {
       closing?.catch(() => {});
     },
   };
-}
-
-function closePayload(code: number, reason: string): Uint8Array {
-  const r = new TextEncoder().encode(reason.slice(0, 120));
-  const out = new Uint8Array(2 + r.byteLength);
-  new DataView(out.buffer).setUint16(0, code || 1000);
-  out.set(r, 2);
-  return out;
 }
 
 /** Close codes a server may send (1005/1006/1015 are reserved for reporting, never sending). */

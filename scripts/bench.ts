@@ -1,20 +1,14 @@
 // `npm run bench`: brings up the relay and a demo agent the way `npm start` does, then measures
 // against a baseline in the same run and prints a table. Numbers are reported, never asserted.
-import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { startDevEnv, waitOnline } from './dev-env.ts';
 import { load } from '../bench/load.ts';
 import { benchTunnels } from '../bench/tunnels.ts';
+import { rss } from '../bench/proc.ts';
 import { freePort, tempDir } from '../test/e2e/harness.ts';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
 
-/** VmRSS, RssAnon and RssFile of a process, in MiB. */
-function rss(pid: number): { total: number; anon: number; file: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024;
-  return { total: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
-}
 
 const dir = await tempDir('bench');
 const env = await startDevEnv({ dir, port: await freePort(), demoDevices: ['bench-pi'] });

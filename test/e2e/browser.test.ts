@@ -3,12 +3,10 @@
 // WebSocket the page opens through the tunnel. CI installs chromium; elsewhere the test says
 // how to get it rather than failing on a missing binary.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { BUN, ROOT, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
-import { freePort, http, tempDir } from './harness.ts';
+import { startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
+import { freePort, http, startTargets, tempDir, type Targets } from './harness.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
@@ -16,13 +14,13 @@ if (!haveChromium) console.warn(`browser tests skipped: ${CHROMIUM} is missing (
 
 describe.skipIf(!haveChromium && !process.env.CI)('a tunnel in Chromium', () => {
   let env: DevEnv;
-  let targets: ChildProcess;
+  let targets: Targets;
   let browser: Browser;
   let port: number;
 
   beforeAll(async () => {
-    targets = spawn(BUN, [join(ROOT, 'test/fixtures/tunnel-targets.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const ports = await new Promise<{ http: number }>((resolve) => targets.stdout!.once('data', (d) => resolve(JSON.parse(String(d)))));
+    targets = await startTargets();
+    const ports = targets;
     port = await freePort();
     env = await startDevEnv({ dir: await tempDir('browser'), port, demoDevices: ['browser-pi'] });
     await waitOnline(env);
@@ -41,7 +39,7 @@ describe.skipIf(!haveChromium && !process.env.CI)('a tunnel in Chromium', () => 
   afterAll(async () => {
     await browser?.close();
     await env?.stop();
-    targets?.kill();
+    targets?.stop();
   });
 
   it('loads http://webapp.localhost:<port>/ and talks WebSocket through it', async () => {

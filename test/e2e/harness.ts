@@ -3,7 +3,8 @@ import { createServer } from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_MAIN, runBunToEnd } from '../../scripts/dev-env.ts';
+import { spawn } from 'node:child_process';
+import { AGENT_MAIN, BUN, ROOT, runBunToEnd } from '../../scripts/dev-env.ts';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -46,3 +47,23 @@ export async function http(url: string, init: RequestInit & { key?: string; basi
 
 /** Runs the agent CLI to completion. */
 export const agentCli = (args: string[]) => runBunToEnd([AGENT_MAIN, ...args]);
+
+export interface Targets {
+  http: number;
+  tcp: number;
+  pid: number;
+  stop(): void;
+}
+
+/** The local services tunnels lead to (test/fixtures/tunnel-targets.ts), in a Bun child process. */
+export async function startTargets(): Promise<Targets> {
+  const child = spawn(BUN, [join(ROOT, 'test/fixtures/tunnel-targets.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ports = await new Promise<{ http: number; tcp: number }>((resolve, reject) => {
+    child.stdout!.once('data', (d) => resolve(JSON.parse(String(d))));
+    child.once('exit', (code) => reject(new Error(`tunnel targets exited with ${code}`)));
+  });
+  return { ...ports, pid: child.pid!, stop: () => child.kill() };
+}
+
+/** Resolves every host name to 127.0.0.1, as browsers and curl do for *.localhost. */
+export const loopbackLookup = (_h: string, _o: unknown, cb: (e: null, a: { address: string; family: number }[]) => void) => cb(null, [{ address: '127.0.0.1', family: 4 }]);

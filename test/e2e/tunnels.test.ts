@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { Agent, fetch as ufetch, WebSocket as UWebSocket, type Dispatcher } from 'undici';
 import { BUN, ROOT, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
-import { freePort, http, tempDir } from './harness.ts';
+import { freePort, http, loopbackLookup, startTargets, tempDir, type Targets } from './harness.ts';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { startRelay } from '../../scripts/relay.ts';
@@ -16,10 +16,10 @@ let url: string;
 let port: number;
 let key: string;
 let deviceId: string;
-let targets: ChildProcess;
+let targets: Targets;
 let ports: { http: number; tcp: number };
 /** Resolves every name (e.g. myapp.localhost) to 127.0.0.1, as browsers and curl do. */
-const dispatcher: Dispatcher = new Agent({ connect: { lookup: (_h: string, _o: unknown, cb: (e: null, a: { address: string; family: number }[]) => void) => cb(null, [{ address: '127.0.0.1', family: 4 }]) } as never });
+const dispatcher: Dispatcher = new Agent({ connect: { lookup: loopbackLookup } as never });
 const visit = (name: string, path: string, init: Parameters<typeof ufetch>[1] = {}) => ufetch(`http://${name}.localhost:${port}${path}`, { dispatcher, ...init });
 
 /** The target's count of /big downloads in progress and cancelled by their client. */
@@ -32,8 +32,8 @@ async function createTunnel(body: Record<string, unknown>) {
 }
 
 beforeAll(async () => {
-  targets = spawn(BUN, [join(ROOT, 'test/fixtures/tunnel-targets.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  ports = await new Promise((resolve) => targets.stdout!.once('data', (d) => resolve(JSON.parse(String(d)))));
+  targets = await startTargets();
+  ports = targets;
   port = await freePort();
   env = await startDevEnv({ dir: await tempDir('tunnels'), port, demoDevices: ['tunnel-pi'], vars: { HEARTBEAT_INTERVAL_MS: '500', CLIENTLESS_WAIT_MS: '8000' }, agentArgs: ['--max-backoff-ms', '500'] });
   await waitOnline(env);
@@ -47,7 +47,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await env?.stop();
-  targets?.kill();
+  targets?.stop();
 });
 
 describe('HTTP tunnels', () => {

@@ -2,6 +2,7 @@
 // turning the hub's outcome into the API's errors (DEVICE_OFFLINE 503, DEVICE_TIMEOUT 504).
 import { type RpcMethod, type RpcParams, type RpcResult } from '../../shared/protocol/messages.ts';
 import { ApiError } from '../errors.ts';
+import { numberVar } from '../env-vars.ts';
 import { requireApprovedDevice } from './queries.ts';
 import type { HubCallResult } from '../../durable-objects/device-hub.ts';
 
@@ -9,8 +10,7 @@ export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
 
 /** The RPC deadline: RPC_TIMEOUT_MS from the environment, else 10 s. */
 export function rpcTimeout(env: Env): number {
-  const n = Number(env.RPC_TIMEOUT_MS);
-  return Number.isFinite(n) && n > 0 ? n : DEFAULT_RPC_TIMEOUT_MS;
+  return numberVar(env.RPC_TIMEOUT_MS, DEFAULT_RPC_TIMEOUT_MS, 1);
 }
 
 export function hubFor(env: Env, deviceId: string) {

@@ -1,0 +1,6 @@
+// Numeric settings from [vars]: a missing or nonsensical value falls back to the default rather
+// than turning a deadline into NaN.
+export function numberVar(value: string | undefined, fallback: number, min = 0): number {
+  const n = Number(value);
+  return value !== undefined && value !== '' && Number.isFinite(n) && n >= min ? n : fallback;
+}
