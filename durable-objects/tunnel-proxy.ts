@@ -8,7 +8,8 @@ import type { HubTunnel } from './tunnel-table.ts';
 
 /** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
 export type OpenStream = (open: StreamOpen, options?: { fin?: boolean }) => MuxStream;
-import { visitorError } from '../worker/tunnels/pages.ts';
+import { visitorError, type Visitor } from '../worker/tunnels/pages.ts';
+
 import { coalesce } from './coalesce.ts';
 
 /** How long the target may take to answer with a response head (or accept a connection). */
@@ -41,7 +42,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Turns a failed stream into the visitor's answer: 502 for the target's faults, 503 for ours. */
-export function streamFailure(request: Request, e: unknown): Response {
+export function streamFailure(request: Visitor, e: unknown): Response {
   const err = e instanceof StreamResetError ? e : new StreamResetError('TARGET_ERROR', e instanceof Error ? e.message : String(e));
   const offline = err.code === 'SOCKET_CLOSED' || err.code === 'STREAM_LIMIT';
   const status = err.code === 'TARGET_TIMEOUT' ? 504 : offline ? 503 : 502;
@@ -61,44 +62,40 @@ async function openAndAccept(openStream: OpenStream, open: StreamOpen): Promise<
 
 export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, request: Request): Promise<Response> {
   const url = new URL(request.url);
-  const stream = openStream(
-    {
-      kind: 'http',
-      tunnel: tunnel.id,
-      method: request.method,
-      path: url.pathname + url.search,
-      headers: headerList(request.headers, isInternal),
-    },
-    { fin: !request.body },
-  );
+  const headers = headerList(request.headers, isInternal); // the Worker cleaned them already (forward.ts)
+  const body = request.body;
+  const stream = openStream({ kind: 'http', tunnel: tunnel.id, method: request.method, path: url.pathname + url.search, headers }, { fin: !body });
   // The request body flows while we wait for the head: an upload can be answered early (413…).
-  if (request.body) void sendBody(request.body, stream);
+  if (body) void sendBody(body, stream);
+  // No answer in time: the reset rejects `accepted` with TARGET_TIMEOUT (504 below).
+  const timer = setTimeout(() => stream.reset('TARGET_TIMEOUT', `the target did not answer within ${ACCEPT_TIMEOUT_MS / 1000} s`), ACCEPT_TIMEOUT_MS);
   let head: Accepted;
   try {
-    head = await withTimeout(stream.accepted, ACCEPT_TIMEOUT_MS);
+    head = await stream.accepted;
   } catch (e) {
     stream.reset(e instanceof StreamResetError ? e.code : 'CANCELLED', 'no response head');
     return streamFailure(request, e);
+  } finally {
+    clearTimeout(timer);
   }
-  const headers = new Headers();
-  for (const [name, value] of head.headers ?? []) headers.append(name, value);
   const status = head.status ?? 502;
   if (status < 200 || status > 599) {
     stream.reset('PROTOCOL_ERROR', `status ${status} is not allowed here`);
     return visitorError(request, 502, 'BAD_TARGET_RESPONSE', `The target answered with status ${status}`);
   }
+  const responseHeaders = new Headers(head.headers);
   if (NULL_BODY.has(status) || request.method === 'HEAD') {
     stream.readable.cancel().catch(() => {});
-    return new Response(null, { status, headers });
+    return new Response(null, { status, headers: responseHeaders });
   }
   // A small response that arrived whole in its ACCEPT goes out as bytes: no stream to pump.
-  if (head.complete) return new Response(head.complete.byteLength ? (head.complete as Uint8Array<ArrayBuffer>) : null, { status, headers });
+  if (head.complete) return new Response(head.complete.byteLength ? (head.complete as Uint8Array<ArrayBuffer>) : null, { status, headers: responseHeaders });
   // Through a native pipe rather than our own stream: workerd then reliably reports a visitor
   // that disconnects mid-body (the pipe fails, pipeTo cancels our readable, which resets the
   // stream up to the target). Returned directly, a paused body was sometimes never cancelled.
   const pipe = new IdentityTransformStream();
   stream.readable.pipeTo(pipe.writable).catch(() => {});
-  return new Response(pipe.readable, { status, headers });
+  return new Response(pipe.readable, { status, headers: responseHeaders });
 }
 
 /** Streams a visitor's request body into the stream in frame-sized pieces, then half-closes. */

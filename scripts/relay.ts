@@ -20,6 +20,12 @@ export interface RelayOptions {
   /** Extra or overriding vars and secrets (SESSION_SECRET, BOOTSTRAP_TOKEN, HEARTBEAT_INTERVAL_MS …). */
   vars?: Record<string, string>;
   log?: boolean;
+  /**
+   * Serve the port straight from the Worker (default), not through Miniflare's entry worker, which
+   * runs in the same single-threaded workerd and costs as much as a simple route per request.
+   * PIRELAY_MINIFLARE_ENTRY=1 turns it back on.
+   */
+  direct?: boolean;
   /** Open the V8 inspector on this port (for CPU profiles of the relay). */
   inspectorPort?: number;
 }
@@ -74,6 +80,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const script = await bundleWorker(join(stateDir, '..', 'build'));
   const fromToml = unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml'));
   const w = fromToml.workerOptions as WorkerOptions & { bindings?: Record<string, unknown> };
+  const host = opts.host ?? '127.0.0.1';
+  const direct = opts.direct ?? process.env.PIRELAY_MINIFLARE_ENTRY !== '1';
   const mf = new Miniflare({
     name: 'pirelay',
     modules: true,
@@ -84,15 +92,19 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     d1Databases: w.d1Databases,
     durableObjects: w.durableObjects,
     bindings: { ...(w.bindings ?? {}), ...(opts.vars ?? {}) },
-    host: opts.host ?? '127.0.0.1',
-    port: opts.port ?? 8787,
+    host,
+    port: direct ? 0 : (opts.port ?? 8787),
     defaultPersistRoot: stateDir,
     d1Persist: true,
     durableObjectsPersist: true,
     unsafeStickyBlobs: true,
+    // Visitors reach the Worker straight, as on Cloudflare. Miniflare's own entry (a second worker
+    // in front that costs as much CPU as a simple route) still serves on a spare port.
+    ...(direct ? { unsafeDirectSockets: [{ host, port: opts.port ?? 8787 }] } : {}),
     ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
   } as ConstructorParameters<typeof Miniflare>[0]);
-  const url = (await mf.ready).toString().replace(/\/$/, '');
+  const entry = (await mf.ready).toString();
+  const url = (direct ? (await mf.unsafeGetDirectURL()).toString() : entry).replace(/\/$/, '');
   await applyMigrations(mf);
   return { url, mf, stop: () => mf.dispose() };
 }

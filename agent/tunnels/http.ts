@@ -50,20 +50,20 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
     deps.log.debug('http tunnel request failed', { target: authority(target), code: failure.code, reason: failure.message });
     stream.reset(failure.code, failure.message);
   };
-  // A reset from the hub errors whichever directions are still open; either one stops the fetch.
-  const writer = stream.writable.getWriter();
-  writer.closed.catch(visitorGone);
+  // A reset from the hub (the visitor left, the socket dropped) stops the fetch.
+  stream.onReset(visitorGone);
 
   const run = async () => {
     const method = open.method.toUpperCase();
     const declared = parseLength(headerValue(open.headers, 'content-length'));
-    const reader = stream.readable.getReader();
     let body: ReadableStream<Uint8Array> | null = null;
     if (BODYLESS_METHODS.has(method) || declared === 0) {
-      void drain(reader).catch(visitorGone);
+      // Usually the OPEN carried FIN and there is nothing to read at all.
+      if (!stream.peerFinished) void drain(stream.readable.getReader()).catch(visitorGone);
     } else if (declared !== null) {
-      body = requestBody(reader, undefined, declared, { onProgress: armTimer, onVisitorGone: visitorGone, onBad: (m) => (badBody ??= m) });
+      body = requestBody(stream.readable.getReader(), undefined, declared, { onProgress: armTimer, onVisitorGone: visitorGone, onBad: (m) => (badBody ??= m) });
     } else {
+      const reader = stream.readable.getReader();
       // No length: peek, so a request without a body (DELETE, an empty POST) goes out without
       // one instead of as an empty chunked body some servers reject.
       const first = await reader.read().catch(() => null);
@@ -122,6 +122,7 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
       return;
     }
     stream.accept({ status: res.status, headers });
+    const writer = stream.writable.getWriter();
     let sent = 0;
     if (res.body && expectBody) {
       const source = res.body.getReader();
@@ -148,6 +149,7 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
     ended = true;
     await writer.close().catch(() => {});
   };
+
 
   const done = run()
     .catch((e) => fail({ code: 'TARGET_ERROR', message: e instanceof Error ? e.message : String(e) }))

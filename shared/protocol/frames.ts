@@ -33,7 +33,7 @@ const FLAGS_ALLOWED: Record<number, number> = {
 
 export const FRAME_HEADER_BYTES = 5;
 /** Well under the 32 MiB Durable Object WebSocket message limit. */
-export const MAX_FRAME_PAYLOAD = 256 * 1024;
+export const MAX_FRAME_PAYLOAD = 1024 * 1024;
 export const MAX_STREAM_ID = 0xffffffff;
 
 export interface Frame {

@@ -6,8 +6,9 @@
 // even ids (2, 4, …), the agent odd ids (1, 3, …), so ids never collide. Flow control is
 // credit-based per stream (like HTTP/2): a sender never has more unacknowledged DATA bytes in
 // flight than the window its peer granted (INITIAL_WINDOW at open, then WINDOW frames as the
-// receiver's consumer reads), and the whole socket has a cap too, so one bulk transfer can
-// neither exhaust memory nor starve a terminal or a small request.
+// receiver's consumer reads; a reader that keeps up on a fast link has its window doubled, up
+// to MAX_STREAM_WINDOW), and the whole socket has a cap too, so one bulk transfer can neither
+// exhaust memory nor starve a terminal or a small request.
 //
 // The socket cap is a second window on stream id 0 (as in HTTP/2): the receiver grants DATA bytes
 // back as soon as it has *received* them (their memory is already bounded by the stream windows),
@@ -19,8 +20,21 @@ import { decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameType, MAX
 
 /** Per-stream window each side grants at open. */
 export const INITIAL_WINDOW = 256 * 1024;
-/** Largest DATA payload; well under the 32 MiB Durable Object message limit. */
-export const MAX_DATA_CHUNK = 64 * 1024;
+/**
+ * Largest DATA payload; well under the 32 MiB Durable Object message limit. Each WebSocket
+ * message costs the hub a fixed price, so bulk transfers go in large frames.
+ */
+export const MAX_DATA_CHUNK = 256 * 1024;
+/**
+ * Window auto-tuning: a stream whose reader keeps up, and whose last quarter window came within
+ * WINDOW_GROWTH_PERIOD_MS, has its window doubled at the grant, up to MAX_STREAM_WINDOW. A fast
+ * link thus gets the window it needs, while on a slow one a window only grows to what arrives in a
+ * few such periods, so a small request never waits behind more than that much of a bulk stream.
+ */
+export const MAX_STREAM_WINDOW = 4 * 1024 * 1024;
+export const WINDOW_GROWTH_PERIOD_MS = 10;
+/** Default cap on the sum of what all streams' windows grew beyond their initial window. */
+export const WINDOW_GROWTH_BUDGET = 16 * 1024 * 1024;
 /** At most this many open streams per socket; more OPENs are reset with STREAM_LIMIT. */
 export const MAX_STREAMS = 4096;
 /** Default socket-wide cap on DATA bytes sent and not yet received by the peer. */
@@ -101,6 +115,12 @@ export interface MuxOptions {
   maxStreams?: number;
   /** Socket-wide cap on DATA bytes sent and not yet received by the peer: writers wait beyond it. */
   maxBufferedBytes?: number;
+  /** How far a fast stream's receive window may grow (auto-tuning); initialWindow turns it off. */
+  maxStreamWindow?: number;
+  /** Cap on the sum of all window growth, so streams that grew and then stalled bound memory. */
+  windowGrowthBudget?: number;
+  /** Clock in ms for window auto-tuning (tests pass their own); Date.now by default. */
+  now?: () => number;
 }
 
 export interface MuxStream {
@@ -125,6 +145,13 @@ export interface MuxStream {
   reset(code: string, message?: string): void;
   /** Both directions are done (closed or reset) and the id is free again; never rejects. */
   readonly closed: Promise<void>;
+  /** The peer will send nothing more: its CLOSE (or a FIN) came, or the stream was reset. */
+  readonly peerFinished: boolean;
+  /**
+   * Calls `listener` once when the stream is reset, by either side or with its socket (at once if
+   * it already was); never for a clean end. Cheaper than watching the web streams for errors.
+   */
+  onReset(listener: (error: StreamResetError) => void): void;
 }
 
 const MAX_CREDIT = 0x7fffffff;
@@ -180,6 +207,10 @@ class Link {
     private readonly onError: ((message: string) => void) | undefined,
     readonly window: number,
     readonly maxBuffered: number,
+    readonly maxWindow: number,
+    /** Window growth still available to streams whose readers keep up. */
+    public growthBudget: number,
+    readonly now: () => number,
   ) {
     this.socketCredit = maxBuffered;
   }
@@ -264,7 +295,9 @@ export class StreamMux {
     if (!(this.maxStreams >= 1)) throw new RangeError('maxStreams must be at least 1');
     // Below two receiver ack batches the sender would stall waiting for acks that come late or never.
     if (!(maxBuffered >= 2 * SOCKET_ACK_BYTES)) throw new RangeError(`maxBufferedBytes must be at least ${2 * SOCKET_ACK_BYTES}`);
-    this.link = new Link(transport, options.onError, window, maxBuffered);
+    const maxWindow = Math.max(window, options.maxStreamWindow ?? MAX_STREAM_WINDOW);
+    if (!(maxWindow <= MAX_CREDIT)) throw new RangeError(`maxStreamWindow must be at most ${MAX_CREDIT}`);
+    this.link = new Link(transport, options.onError, window, maxBuffered, maxWindow, options.windowGrowthBudget ?? WINDOW_GROWTH_BUDGET, options.now ?? Date.now);
     this.onOpen = options.onOpen;
     this.firstId = options.side === 'hub' ? 2 : 1;
     this.nextId = this.firstId;
@@ -450,6 +483,10 @@ class Stream implements MuxStream {
   private remoteClosed = false;
   private recvCredit: number;
   private consumed = 0;
+  /** This stream's receive window: link.window, grown while the reader keeps up. */
+  private window: number;
+  /** When this stream last granted credit (or opened), for window auto-tuning. */
+  private grantedAt: number;
 
   // Sending.
   private sendCredit = INITIAL_WINDOW;
@@ -457,6 +494,7 @@ class Stream implements MuxStream {
   private localClosed = false;
   private error: StreamResetError | null = null;
   private freed = false;
+  private resetListeners: ((error: StreamResetError) => void)[] | null = null;
 
   constructor(link: Link, id: number, open: StreamOpen | null, local: boolean) {
     this.link = link;
@@ -464,6 +502,8 @@ class Stream implements MuxStream {
     this.open = open;
     this.local = local;
     this.recvCredit = link.window;
+    this.window = link.window;
+    this.grantedAt = link.now();
     this.accepted = new Promise<Accepted>((resolve, reject) => {
       this.resolveAccepted = resolve;
       this.rejectAccepted = reject;
@@ -472,6 +512,16 @@ class Stream implements MuxStream {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
+  }
+
+  get peerFinished(): boolean {
+    return this.remoteClosed || this.error !== null;
+  }
+
+  onReset(listener: (error: StreamResetError) => void): void {
+    const error = this.error;
+    if (error) queueMicrotask(() => listener(error));
+    else (this.resetListeners ??= []).push(listener);
   }
 
   get readable(): ReadableStream<Uint8Array> & AsyncIterable<Uint8Array> {
@@ -638,6 +688,15 @@ class Stream implements MuxStream {
     }
     this.wakeWriter();
     this.free();
+    const listeners = this.resetListeners;
+    this.resetListeners = null;
+    for (const listener of listeners ?? []) {
+      try {
+        listener(error);
+      } catch (e) {
+        this.link.report(`stream ${this.id}: a reset listener threw: ${describe(e)}`);
+      }
+    }
   }
 
   // --- the readable side ---
@@ -665,15 +724,29 @@ class Stream implements MuxStream {
     this.rc!.close();
   }
 
-  /** Bytes reached the consumer: grant them back in batches, so a slow reader stops the sender. */
+  /**
+   * Bytes reached the consumer: grant them back in batches, so a slow reader stops the sender.
+   * A reader that has taken everything queued, on a link that brought the last quarter window
+   * quickly, is limited by the window: it doubles (within the mux's growth budget). Slow readers
+   * and slow links never grow.
+   */
   private consume(n: number): void {
     if (this.remoteClosed || this.freed) return;
     this.consumed += n;
-    if (this.consumed >= this.link.window >>> 2) {
-      this.link.send(encodeFrame(FrameType.WINDOW, this.id, u32(this.consumed)));
-      this.recvCredit += this.consumed;
-      this.consumed = 0;
+    if (this.consumed < this.window >>> 2) return;
+    const link = this.link;
+    const now = link.now();
+    const quick = now - this.grantedAt <= WINDOW_GROWTH_PERIOD_MS;
+    this.grantedAt = now;
+    let grant = this.consumed;
+    if (quick && this.queueHead === this.queue.length && this.window < link.maxWindow && link.growthBudget >= this.window) {
+      link.growthBudget -= this.window;
+      grant += this.window;
+      this.window *= 2;
     }
+    link.send(encodeFrame(FrameType.WINDOW, this.id, u32(grant)));
+    this.recvCredit += grant;
+    this.consumed = 0;
   }
 
   private onCancel(): void {
@@ -743,10 +816,12 @@ class Stream implements MuxStream {
     if (this.freed) return;
     this.freed = true;
     this.link.streams.delete(this.id);
+    this.link.growthBudget += this.window - this.link.window;
     if (this.acceptState === 'pending') {
       this.acceptState = 'failed';
       this.rejectAccepted(this.error ?? new StreamResetError('CLOSED', 'the stream closed without ACCEPT'));
     }
     this.resolveClosed();
+    if (!this.error) this.resetListeners = null; // a clean end: nobody is told anything
   }
 }

@@ -13,8 +13,17 @@ export function rpcTimeout(env: Env): number {
   return numberVar(env.RPC_TIMEOUT_MS, DEFAULT_RPC_TIMEOUT_MS, 1);
 }
 
+/** Hub ids by device id: idFromName hashes the name, and every tunnel request needs the id. */
+const hubIds = new Map<string, DurableObjectId>();
+const MAX_HUB_IDS = 10_000;
+
 export function hubFor(env: Env, deviceId: string) {
-  return env.DEVICE_HUB.get(env.DEVICE_HUB.idFromName(deviceId));
+  let id = hubIds.get(deviceId);
+  if (!id) {
+    if (hubIds.size >= MAX_HUB_IDS) hubIds.clear();
+    hubIds.set(deviceId, (id = env.DEVICE_HUB.idFromName(deviceId)));
+  }
+  return env.DEVICE_HUB.get(id);
 }
 
 export async function callDevice<M extends RpcMethod>(

@@ -39,38 +39,59 @@ export function withoutSessionCookie(cookie: string): string | null {
   return kept.length ? kept.join('; ') : null;
 }
 
-export function buildForwardHeaders(req: Request, tunnel: Pick<Tunnel, 'id'>, clientIp: string, opts: ForwardOptions = {}): Headers {
-  const headers = new Headers(req.headers);
-  const upgrade = isWebSocketUpgrade(req.headers);
+/** What leaves for the target: the visitor's headers, cleaned, plus X-Forwarded-*. */
+export type HeaderList = [string, string][];
 
-  // Connection names further hop-by-hop headers; they go with it.
-  const listed = (req.headers.get('connection') ?? '').split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
-  for (const name of [...HOP_BY_HOP, ...listed]) {
-    if (upgrade && name === 'upgrade') continue;
-    headers.delete(name);
-  }
-  const internal: string[] = [];
-  headers.forEach((_, name) => {
-    if (name.startsWith('x-pirelay-')) internal.push(name);
+const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
+
+/**
+ * The visitor's headers as the target gets them, in one pass and without copying a Headers object
+ * (this runs once per tunnel request): hop-by-hop headers and those Connection names dropped (an
+ * upgrade keeps its Upgrade), every x-pirelay-* dropped, the relay's own credentials dropped, and
+ * X-Forwarded-For (appended to), -Proto and -Host set.
+ */
+export function forwardHeaderList(req: Request, clientIp: string, opts: Pick<ForwardOptions, 'stripAuthorization'> = {}): HeaderList {
+  const h = req.headers;
+  const upgrade = isWebSocketUpgrade(h);
+  const connection = h.get('connection');
+  const listed = connection ? new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean)) : null;
+  const out: HeaderList = [];
+  let host: string | null = null;
+  let prior: string | null = null;
+  h.forEach((value, name) => {
+    if ((HOP_BY_HOP_SET.has(name) || listed?.has(name)) && !(upgrade && name === 'upgrade')) return;
+    if (name.startsWith('x-pirelay-')) return;
+    switch (name) {
+      case 'authorization':
+        // A relay API key is never passed on, even to a public tunnel whose visitor sent one by mistake.
+        if (opts.stripAuthorization || credentialFrom(value)?.startsWith(API_KEY_PREFIX)) return;
+        break;
+      case 'cookie': {
+        const rest = withoutSessionCookie(value);
+        if (rest) out.push([name, rest]);
+        return;
+      }
+      case 'x-forwarded-for':
+        prior = value;
+        return;
+      case 'x-forwarded-proto':
+      case 'x-forwarded-host':
+        return;
+      case 'host':
+        host = value;
+        break;
+    }
+    out.push([name, value]);
   });
-  for (const name of internal) headers.delete(name);
+  const https = req.url.startsWith('https:');
+  out.push(['x-forwarded-for', prior ? `${prior}, ${clientIp}` : clientIp]);
+  out.push(['x-forwarded-proto', https ? 'https' : 'http']);
+  out.push(['x-forwarded-host', host ?? new URL(req.url).host]);
+  return out;
+}
 
-  // A relay API key is never passed on, even to a public tunnel whose visitor sent one by mistake.
-  const authorization = req.headers.get('authorization');
-  if (authorization && (opts.stripAuthorization || credentialFrom(authorization)?.startsWith(API_KEY_PREFIX))) headers.delete('authorization');
-  const cookie = req.headers.get('cookie');
-  if (cookie) {
-    const rest = withoutSessionCookie(cookie);
-    if (rest) headers.set('cookie', rest);
-    else headers.delete('cookie');
-  }
-
-  const url = new URL(req.url);
-  const prior = req.headers.get('x-forwarded-for');
-  headers.set('x-forwarded-for', prior ? `${prior}, ${clientIp}` : clientIp);
-  headers.set('x-forwarded-proto', url.protocol.replace(':', ''));
-  headers.set('x-forwarded-host', req.headers.get('host') ?? url.host);
-
+export function buildForwardHeaders(req: Request, tunnel: Pick<Tunnel, 'id'>, clientIp: string, opts: ForwardOptions = {}): Headers {
+  const headers = new Headers(forwardHeaderList(req, clientIp, opts));
   headers.set(INTERNAL.kind, opts.kind ?? 'tunnel-http');
   headers.set(INTERNAL.tunnelId, tunnel.id);
   return headers;

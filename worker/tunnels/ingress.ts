@@ -60,7 +60,8 @@ export async function visitTunnel(req: Request, env: Env, ctx: ExecutionContext,
 
     let res: Response;
     try {
-      res = await hubFor(env, t.deviceId).fetch(buildForwardRequest(req, t, clientIpOf(req), { stripAuthorization: decision.stripAuthorization, kind: 'tunnel-http' }));
+      const forward = { stripAuthorization: decision.stripAuthorization, kind: 'tunnel-http' } as const;
+      res = await hubFor(env, t.deviceId).fetch(buildForwardRequest(req, t, clientIpOf(req), forward));
     } catch (e) {
       console.error('tunnel forward failed', name, e);
       return visitorError(req, 502, 'TUNNEL_UNREACHABLE', `The relay could not reach the device behind "${name}". Try again shortly.`);

@@ -95,3 +95,39 @@ describe('frame flags', () => {
     expect(() => decodeFrame(new Uint8Array([FrameType.RESET | 0x10, 0, 0, 0, 1]))).toThrow(FrameError);
   });
 });
+
+describe('peerFinished and onReset', () => {
+  it('peerFinished is true at once for an OPEN with FIN, and only after the CLOSE otherwise', async () => {
+    const l = loopback();
+    l.hub.open(GET, { fin: true });
+    expect((await l.agentOffers.next()).peerFinished).toBe(true);
+    const s = l.hub.open({ ...GET, method: 'POST' });
+    const peer = await l.agentOffers.next();
+    expect(peer.peerFinished).toBe(false);
+    await s.writable.getWriter().close();
+    await settle();
+    expect(peer.peerFinished).toBe(true);
+  });
+
+  it('onReset fires once with the code for a reset, late listeners too, and never for a clean end', async () => {
+    const l = loopback();
+    const s = l.hub.open(GET);
+    const peer = await l.agentOffers.next();
+    const seen: string[] = [];
+    peer.onReset((e) => seen.push(`first ${e.code}`));
+    s.reset('CANCELLED', 'visitor left');
+    await settle();
+    peer.onReset((e) => seen.push(`late ${e.code}`));
+    await settle();
+    expect(seen).toEqual(['first CANCELLED', 'late CANCELLED']);
+
+    const clean = l.hub.open(GET, { fin: true });
+    const other = await l.agentOffers.next();
+    let fired = false;
+    other.onReset(() => (fired = true));
+    other.accept({ status: 204 }, { fin: true });
+    await Promise.all([clean.closed, other.closed]);
+    await settle();
+    expect(fired).toBe(false);
+  });
+});

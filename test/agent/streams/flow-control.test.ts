@@ -3,12 +3,15 @@
 // holds while stream windows are full, and a small exchange is not stuck behind a bulk transfer.
 import { describe, expect, it } from 'bun:test';
 import { FrameType } from '../../../shared/protocol/frames.ts';
-import { INITIAL_WINDOW, MAX_DATA_CHUNK, SOCKET_ACK_BYTES, StreamResetError, type MuxStream, type StreamOpen } from '../../../shared/protocol/streams.ts';
+import { INITIAL_WINDOW, MAX_DATA_CHUNK, MAX_STREAM_WINDOW, SOCKET_ACK_BYTES, StreamResetError, WINDOW_GROWTH_PERIOD_MS, type MuxStream, type StreamOpen } from '../../../shared/protocol/streams.ts';
 import { bytes, dataBytes, loopback, rawPeer, readAll, settle, text, u32, writeAll, type Loopback } from './helpers.ts';
 
 const TCP: StreamOpen = { kind: 'tcp', tunnel: 'tun' };
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+
+/** Window auto-tuning off: the window stays INITIAL_WINDOW, as these tests of the accounting assume. */
+const FIXED = { maxStreamWindow: INITIAL_WINDOW };
 
 /** Manual loopback: delivers both ways, letting writers run in between, until nothing moves. */
 async function pump(l: Loopback, before?: () => void): Promise<void> {
@@ -28,7 +31,7 @@ function queuedData(l: Loopback): number {
 
 describe('stream windows', () => {
   it('a reader that never reads receives exactly one window; reading resumes the writer', async () => {
-    const l = loopback({ log: true });
+    const l = loopback({ log: true, agent: FIXED });
     const s = l.hub.open(TCP);
     const peer = await l.agentOffers.next();
     peer.accept({});
@@ -102,15 +105,16 @@ describe('stream windows', () => {
   });
 
   it('counts credit from what the reader took: after a grant the peer may send exactly that much more', async () => {
-    const p = rawPeer({ side: 'agent' });
+    const p = rawPeer({ side: 'agent', ...FIXED });
     p.feed(FrameType.OPEN, 2, JSON.stringify(TCP));
     const s = p.opened[0]!;
-    for (let i = 0; i < 4; i++) p.feed(FrameType.DATA, 2, new Uint8Array(MAX_DATA_CHUNK));
+    const quarter = INITIAL_WINDOW / 4; // a receiver grants in batches of a quarter window
+    for (let i = 0; i < 4; i++) p.feed(FrameType.DATA, 2, new Uint8Array(quarter));
     const reader = s.readable.getReader();
     await reader.read();
     const grant = p.sent.find((f) => f.type === FrameType.WINDOW && f.streamId === 2)!;
-    expect(new DataView(grant.payload.buffer, grant.payload.byteOffset).getUint32(0)).toBe(MAX_DATA_CHUNK);
-    p.feed(FrameType.DATA, 2, new Uint8Array(MAX_DATA_CHUNK));
+    expect(new DataView(grant.payload.buffer, grant.payload.byteOffset).getUint32(0)).toBe(quarter);
+    p.feed(FrameType.DATA, 2, new Uint8Array(quarter));
     expect(p.mux.size).toBe(1);
     p.feed(FrameType.DATA, 2, new Uint8Array(1));
     expect(p.mux.size).toBe(0);
@@ -126,6 +130,63 @@ describe('stream windows', () => {
     expect(p.sent.at(-1)!.streamId).toBe(b.id);
     expect(text(p.sent.at(-1)!)).toStartWith('FLOW_CONTROL');
     expect(p.mux.size).toBe(0);
+  });
+});
+
+describe('window auto-tuning', () => {
+  const quarter = INITIAL_WINDOW / 4;
+  /** Feeds `frames` quarter-window DATA frames on stream `id`, each read at once; returns the credit granted. */
+  async function feedAndRead(p: ReturnType<typeof rawPeer>, id: number, frames: number, lag = false): Promise<number> {
+    const s = p.opened.find((o) => o.id === id)!;
+    const reader = s.readable.getReader();
+    for (let i = 0; i < frames; i++) {
+      p.feed(FrameType.DATA, id, new Uint8Array(quarter));
+      if (lag) p.feed(FrameType.DATA, id, new Uint8Array(1)); // one byte always left behind in the queue
+      await reader.read();
+    }
+    reader.releaseLock();
+    return p.sent
+      .filter((f) => f.type === FrameType.WINDOW && f.streamId === id)
+      .reduce((n, f) => n + new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(0), 0);
+  }
+  const open = (p: ReturnType<typeof rawPeer>, id: number) => p.feed(FrameType.OPEN, id, JSON.stringify(TCP));
+
+  it('doubles the window of a reader that keeps up on a fast link, up to MAX_STREAM_WINDOW', async () => {
+    const p = rawPeer({ side: 'agent', now: () => 0 });
+    open(p, 2);
+    const granted = await feedAndRead(p, 2, 64);
+    // What was read is granted back (less the last batch, under a quarter of the grown window),
+    // plus the growth: INITIAL_WINDOW doubled up to the maximum, and no further.
+    const growth = MAX_STREAM_WINDOW - INITIAL_WINDOW;
+    expect(granted).toBeLessThanOrEqual(64 * quarter + growth);
+    expect(granted).toBeGreaterThan(64 * quarter + growth - MAX_STREAM_WINDOW / 4);
+    expect(p.errors).toEqual([]);
+  });
+
+  it('never grows on a slow link (a quarter window took longer than WINDOW_GROWTH_PERIOD_MS)', async () => {
+    let t = 0;
+    const p = rawPeer({ side: 'agent', now: () => (t += WINDOW_GROWTH_PERIOD_MS + 1) });
+    open(p, 2);
+    expect(await feedAndRead(p, 2, 64)).toBe(64 * quarter);
+  });
+
+  it('never grows for a reader that lags behind what arrived', async () => {
+    const p = rawPeer({ side: 'agent', now: () => 0 });
+    open(p, 2);
+    const granted = await feedAndRead(p, 2, 2, true);
+    expect(granted).toBeLessThanOrEqual(2 * quarter + 2);
+  });
+
+  it('shares a growth budget: one stream grows, a second waits until the first ends', async () => {
+    const budget = MAX_STREAM_WINDOW - INITIAL_WINDOW;
+    const p = rawPeer({ side: 'agent', now: () => 0, windowGrowthBudget: budget });
+    open(p, 2);
+    open(p, 4);
+    expect(await feedAndRead(p, 2, 64)).toBeGreaterThan(64 * quarter + budget - MAX_STREAM_WINDOW / 4);
+    expect(await feedAndRead(p, 4, 16)).toBe(16 * quarter); // no budget left
+    p.opened.find((o) => o.id === 2)!.reset('CANCELLED', 'done');
+    const before = await feedAndRead(p, 4, 0);
+    expect((await feedAndRead(p, 4, 64)) - before).toBeGreaterThan(64 * quarter); // it grows now
   });
 });
 
@@ -188,7 +249,7 @@ describe('fairness', () => {
    * A bulk stream saturates the socket; a small request/response starts in the middle. Returns how
    * many bulk DATA frames crossed the socket while the small exchange was under way.
    */
-  async function bulkFramesDuringSmall(options: { initialWindow?: number; maxBufferedBytes?: number } = {}): Promise<{ frames: number; bulkSentBefore: number }> {
+  async function bulkFramesDuringSmall(options: { initialWindow?: number; maxBufferedBytes?: number; maxStreamWindow?: number } = {}): Promise<{ frames: number; bytes: number; bulkSentBefore: number }> {
     let startSmall!: () => void;
     const smallStarted = new Promise<void>((resolve) => (startSmall = resolve));
     const l = loopback({
@@ -232,27 +293,40 @@ describe('fairness', () => {
     const [, reply] = await Promise.all([writeAll(small.writable, enc.encode('ping')), readAll(small.readable)]);
     await small.closed;
     const during = l.log.slice(from);
-    const bulkFrames = during.filter((d) => d.frame.streamId === bulk.id && d.frame.type === FrameType.DATA).length;
+    const bulkData = during.filter((d) => d.frame.streamId === bulk.id && d.frame.type === FrameType.DATA);
     expect(dec.decode(reply)).toBe('pong ping');
     await bulkDone;
+    // With a huge window the writes finish before the frames are across: wait for the last of them.
+    for (let i = 0; i < 200 && dataBytes(l.log, 'hub', bulk.id) < 32 * 1024 * 1024; i++) await settle(5);
     expect(dataBytes(l.log, 'hub', bulk.id)).toBe(32 * 1024 * 1024);
-    return { frames: bulkFrames, bulkSentBefore };
+    return { frames: bulkData.length, bytes: bulkData.reduce((n, d) => n + d.frame.payload.byteLength, 0), bulkSentBefore };
   }
 
-  /** A few stream windows: the small frames wait behind what is already in flight, no more. */
-  const BOUND = (4 * INITIAL_WINDOW) / MAX_DATA_CHUNK;
-
-  it('a small exchange completes within a few bulk frames while a bulk stream saturates the socket', async () => {
-    const { frames, bulkSentBefore } = await bulkFramesDuringSmall();
+  it('a small exchange completes within a few bulk windows while a bulk stream saturates the socket', async () => {
+    const { frames, bytes, bulkSentBefore } = await bulkFramesDuringSmall(FIXED);
     // The bulk transfer was under way and kept going: the small exchange really competed with it.
     expect(bulkSentBefore).toBeLessThan(8 * 1024 * 1024);
     expect(frames).toBeGreaterThan(0);
-    expect(frames).toBeLessThanOrEqual(BOUND);
+    // The small frames wait behind what is already in flight (a few stream windows), no more.
+    expect(bytes).toBeLessThanOrEqual(4 * INITIAL_WINDOW);
   });
 
-  it('control: with a window as large as the transfer, the same exchange waits behind hundreds of frames', async () => {
+  it('with window auto-tuning on a slow link the window does not grow, so neither does the wait', async () => {
+    let t = 0;
+    const slow = { now: () => (t += WINDOW_GROWTH_PERIOD_MS + 1) };
+    const { bytes } = await bulkFramesDuringSmall(slow);
+    expect(bytes).toBeLessThanOrEqual(4 * INITIAL_WINDOW);
+  });
+
+  it('with window auto-tuning on a fast link (here: instant), it waits behind at most two grown windows', async () => {
+    const { bytes } = await bulkFramesDuringSmall();
+    expect(bytes).toBeGreaterThan(4 * INITIAL_WINDOW); // it did grow
+    expect(bytes).toBeLessThanOrEqual(2 * MAX_STREAM_WINDOW);
+  });
+
+  it('control: with a window as large as the transfer, the same exchange waits behind far more', async () => {
     const huge = 64 * 1024 * 1024;
-    const { frames } = await bulkFramesDuringSmall({ initialWindow: huge, maxBufferedBytes: huge });
-    expect(frames).toBeGreaterThan(100);
+    const { bytes } = await bulkFramesDuringSmall({ initialWindow: huge, maxBufferedBytes: huge });
+    expect(bytes).toBeGreaterThan(8 * 1024 * 1024);
   });
 });

@@ -4,7 +4,7 @@
 // transfer. Each run is driven by a seed; a failure prints it so the run can be replayed.
 import { describe, expect, it } from 'bun:test';
 import { FrameType } from '../../../shared/protocol/frames.ts';
-import { INITIAL_WINDOW, MAX_DATA_CHUNK, StreamResetError, type MuxStream, type StreamOpen } from '../../../shared/protocol/streams.ts';
+import { INITIAL_WINDOW, MAX_DATA_CHUNK, MAX_STREAM_WINDOW, StreamResetError, type MuxStream, type StreamOpen } from '../../../shared/protocol/streams.ts';
 import { bytes, loopback, prng, randInt, settle, sha256, sleep, type Side } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -94,14 +94,24 @@ async function run(seed: number, count: number, withResets: boolean): Promise<vo
   // What each receiver has been handed vs. what its reader took, per direction and stream id.
   const delivered = new Map<string, number>();
   const consumed = new Map<string, number>();
+  // Credit each receiver granted (WINDOW frames), keyed like `delivered`: by sender and stream.
+  const granted = new Map<string, number>();
   const overruns: string[] = [];
   const onDeliver = (from: Side, frame: { type: number; streamId: number; payload: Uint8Array }) => {
+    if (frame.type === FrameType.WINDOW && frame.streamId !== 0) {
+      const key = `${from === 'hub' ? 'agent' : 'hub'}:${frame.streamId}`;
+      granted.set(key, (granted.get(key) ?? 0) + new DataView(frame.payload.buffer, frame.payload.byteOffset).getUint32(0));
+      return;
+    }
     if (frame.type !== FrameType.DATA) return;
     const key = `${from}:${frame.streamId}`;
     const d = (delivered.get(key) ?? 0) + frame.payload.byteLength;
     delivered.set(key, d);
-    // One chunk of slack: a chunk handed to a reader is counted by the test a microtask later.
-    if (d - (consumed.get(key) ?? 0) > INITIAL_WINDOW + MAX_DATA_CHUNK) overruns.push(`${key}: ${d - (consumed.get(key) ?? 0)} bytes buffered`);
+    // Never more than the receiver granted: the initial window plus its WINDOW frames.
+    if (d > INITIAL_WINDOW + (granted.get(key) ?? 0)) overruns.push(`${key}: ${d} bytes sent against ${INITIAL_WINDOW + (granted.get(key) ?? 0)} of credit`);
+    // And never more buffered than the largest window (which only a reader that keeps up earns);
+    // one chunk of slack: a chunk handed to a reader is counted by the test a microtask later.
+    if (d - (consumed.get(key) ?? 0) > MAX_STREAM_WINDOW + MAX_DATA_CHUNK) overruns.push(`${key}: ${d - (consumed.get(key) ?? 0)} bytes buffered`);
   };
 
   const acceptorTasks: Promise<Outcome>[] = [];
