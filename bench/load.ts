@@ -1,7 +1,52 @@
-// A small closed-loop load generator: `concurrency` workers each send requests back to back for
-// `durationMs`, over keep-alive connections. Reports requests/s and latency percentiles.
+// Load for the benchmarks: closed-loop, `concurrency` connections each sending requests back to
+// back for `durationMs` over keep-alive. With wrk installed (Debian package `wrk`) timed runs use
+// it: in C it leaves the 2 cores to the relay and agent, where a Node generator takes a third of
+// one. Runs that need a request count or progress (and machines without wrk) use undici here.
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { loopbackLookup } from '../test/e2e/harness.ts';
+
+/** The generator timed runs use: wrk when it is on PATH (PIRELAY_BENCH_LOADGEN=undici forces ours). */
+export const LOADGEN: 'wrk' | 'undici' = (() => {
+  if (process.env.PIRELAY_BENCH_LOADGEN === 'undici') return 'undici';
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return 'wrk';
+  } catch (e) {
+    // wrk --version exits 1 after printing its version; only a missing binary is an error here.
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'undici' : 'wrk';
+  }
+})();
+
+/** wrk's latency figures ("812.00us", "1.20ms", "2.01s") in ms. */
+function wrkMs(text: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text.trim());
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}
+
+/** One timed run with wrk. `*.localhost` URLs go to 127.0.0.1 with the Host header kept. */
+async function wrkLoad(url: string, opts: { concurrency: number; durationMs: number; headers?: Record<string, string> }): Promise<LoadResult> {
+  const u = new URL(url);
+  const args = ['-t', opts.concurrency > 1 ? '2' : '1', '-c', String(opts.concurrency), '-d', `${Math.max(1, Math.round(opts.durationMs / 1000))}s`, '--latency', '--timeout', '10s'];
+  if (u.hostname.endsWith('.localhost')) {
+    args.push('-H', `Host: ${u.host}`);
+    u.hostname = '127.0.0.1';
+  }
+  for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}: ${v}`);
+  const { stdout } = await promisify(execFile)('wrk', [...args, u.toString()], { encoding: 'utf8' });
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? NaN);
+  const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0) + [...stdout.matchAll(/(?:connect|read|write|timeout) (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+  return {
+    requests,
+    errors,
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN),
+    p50: wrkMs(/^\s+50%\s+(\S+)/m.exec(stdout)?.[1] ?? ''),
+    p99: wrkMs(/^\s+99%\s+(\S+)/m.exec(stdout)?.[1] ?? ''),
+  };
+}
 
 export interface LoadResult {
   requests: number;
@@ -21,6 +66,7 @@ export async function load(
   url: string,
   opts: { concurrency: number; durationMs: number; headers?: Record<string, string>; maxRequests?: number; onProgress?: (done: number, elapsedMs: number) => void },
 ): Promise<LoadResult> {
+  if (LOADGEN === 'wrk' && opts.maxRequests === undefined && !opts.onProgress) return wrkLoad(url, opts);
   const dispatcher = new Agent({ connections: opts.concurrency, pipelining: 1, keepAliveTimeout: 30_000, connect: { lookup: loopbackLookup } as never });
   const latencies: number[] = [];
   let errors = 0;

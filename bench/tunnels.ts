@@ -1,12 +1,15 @@
 // The tunnel part of `npm run bench`: HTTP through a tunnel against the same server direct, one
 // TCP stream through `pirelay tcp` against direct, a 1 GiB download with the relay's and agent's
 // peak RSS growth, a 200 MB upload, and requests/s over 100,000 requests on one tunnel (it must not decay).
-import { connect } from 'node:net';
+import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
-import { waitFor, type DevEnv } from '../scripts/dev-env.ts';
+import { BUN, ROOT, waitFor, type DevEnv } from '../scripts/dev-env.ts';
 import { freePort, loopbackLookup, startTargets } from '../test/e2e/harness.ts';
 import { load } from './load.ts';
+import { startHopBaseline } from './hop-baseline.ts';
 import { processesNamed, rss } from './proc.ts';
 
 type Row = [string, string, string];
@@ -50,6 +53,12 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
     const probe = new Agent({ connect: { lookup: loopbackLookup } as never });
     await waitFor('bench tunnel', async () => (await request(`${tunnelUrl}/tiny`, { dispatcher: probe }).then(async (r) => (await r.body.text(), r.statusCode))) === 200, 15_000);
 
+    const hop = await startHopBaseline();
+    for (const c of [1, 64]) {
+      const base = await load(`${hop.url}/`, { concurrency: c, durationMs });
+      rows.push([`Worker → Durable Object hop alone, answered at once (ceiling) c=${c}`, `${fmt(base.rps)} req/s, p50 ${fmt(base.p50, 2)} ms, p99 ${fmt(base.p99, 2)} ms`, '—']);
+    }
+    await hop.stop();
     for (const c of [1, 64]) {
       const direct = await load(`http://127.0.0.1:${ports.http}/tiny`, { concurrency: c, durationMs });
       rows.push([`HTTP direct to the server c=${c}`, `${fmt(direct.rps)} req/s, p50 ${fmt(direct.p50, 2)} ms, p99 ${fmt(direct.p99, 2)} ms`, '—']);
@@ -61,13 +70,17 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
     // One TCP stream: direct, then through `pirelay tcp` (the client as a library).
     const TCP_BYTES = 512 * 1024 * 1024;
     rows.push(['TCP one stream direct (512 MiB)', `${fmt(await tcpDownload(ports.tcp, TCP_BYTES))} MB/s`, '—']);
-    const { startTcpForward } = await import('../client/pirelay.ts');
+    // The client as users run it: `pirelay tcp` under Bun, in its own process.
     const listen = await freePort();
-    const fwd = await startTcpForward({ relay: url, apiKey, target: `${deviceId}:${ports.tcp}`, listen: `127.0.0.1:${listen}` });
+    const client = spawn(BUN, [join(ROOT, 'client/pirelay.ts'), 'tcp', `${deviceId}:${ports.tcp}`, '--listen', `127.0.0.1:${listen}`, '--relay', url], {
+      env: { ...process.env, PIRELAY_API_KEY: apiKey },
+      stdio: 'ignore',
+    });
     try {
-      rows.push(['TCP one stream through the tunnel (512 MiB)', `${fmt(await tcpDownload(fwd.port ?? listen, TCP_BYTES))} MB/s`, '≥ 500 MB/s']);
+      await waitFor('pirelay tcp to listen', () => new Promise<boolean>((resolve) => connect(listen, '127.0.0.1').once('connect', function (this: Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false))), 15_000);
+      rows.push(['TCP one stream through the tunnel (512 MiB, `pirelay tcp` on Bun)', `${fmt(await tcpDownload(listen, TCP_BYTES))} MB/s`, '≥ 500 MB/s']);
     } finally {
-      await fwd.close();
+      client.kill();
     }
 
     // 1 GiB download through the HTTP tunnel, sampling RSS of the relay (workerd) and the agent.

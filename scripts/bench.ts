@@ -2,7 +2,7 @@
 // against a baseline in the same run and prints a table. Numbers are reported, never asserted.
 import { rm } from 'node:fs/promises';
 import { startDevEnv, waitOnline } from './dev-env.ts';
-import { load } from '../bench/load.ts';
+import { load, LOADGEN } from '../bench/load.ts';
 import { benchTunnels } from '../bench/tunnels.ts';
 import { rss } from '../bench/proc.ts';
 import { freePort, tempDir } from '../test/e2e/harness.ts';
@@ -47,7 +47,7 @@ try {
   if (!process.env.BENCH_SKIP_TUNNELS) rows.push(...(await benchTunnels(env, DURATION_MS)));
 
   const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
-  console.log(`\npirelay benchmark (${new Date().toISOString()}, ${DURATION_MS / 1000} s per load run)\n`);
+  console.log(`\npirelay benchmark (${new Date().toISOString()}, ${DURATION_MS / 1000} s per load run, load from ${LOADGEN === 'wrk' ? 'wrk' : 'undici (install wrk for a lighter generator)'})\n`);
   console.log(`| ${'measure'.padEnd(w[0]!)} | ${'result'.padEnd(w[1]!)} | target |`);
   console.log(`|${'-'.repeat(w[0]! + 2)}|${'-'.repeat(w[1]! + 2)}|--------|`);
   for (const [a, b, c] of rows) console.log(`| ${a.padEnd(w[0]!)} | ${b.padEnd(w[1]!)} | ${c} |`);

@@ -1,10 +1,10 @@
 // A TCP connection from a `pirelay tcp` client carried to a local TCP service on the device
-// (ssh, a database, a game server). Bytes pass through as the same Uint8Array views, never
-// copied; each direction is paced by the other's backpressure (the stream's credit one way, the
+// (ssh, a database, a game server). Bytes toward the target pass through as the same views;
+// bytes from it that arrive in one turn of the event loop are joined into one frame; each direction is paced by the other's backpressure (the stream's credit one way, the
 // socket's send buffer the other); and each direction closes on its own, so a client can send
 // its request, half-close, and still read the whole reply.
 import type { Socket, TCPSocketConnectOptions } from 'bun';
-import type { MuxStream } from '../../shared/protocol/streams.ts';
+import { MAX_DATA_CHUNK, type MuxStream } from '../../shared/protocol/streams.ts';
 import { authority, describeFailure, timeoutFailure, unbracket, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
 
 export type Connect = (options: TCPSocketConnectOptions<undefined>) => Promise<Socket<undefined>>;
@@ -27,6 +27,34 @@ export function proxyTcp(stream: MuxStream, target: Target, deps: TcpDeps): Sess
   let settle!: () => void;
   const socketGone = new Promise<void>((resolve) => (settle = resolve));
   let pumpDone: Promise<void> = Promise.resolve();
+  /** Target → visitor bytes read in this turn of the event loop, not yet written to the stream. */
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let flushScheduled = false;
+
+  /** Writes what was read as one chunk; pauses the target while the hub is behind. */
+  const flush = (s: Socket<undefined>) => {
+    flushScheduled = false;
+    if (dead || !pendingBytes) return;
+    const chunk = pending.length === 1 ? pending[0]! : join(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    // Not awaited: desiredSize/ready is the backpressure signal, and failures show on `closed`.
+    writer.write(chunk).catch(() => {});
+    // One chunk waiting on credit is normal; a second one means the hub is behind, so
+    // stop reading and let the target's send buffer fill instead of our memory.
+    if (!paused && (writer.desiredSize ?? 0) < 0) {
+      paused = true;
+      s.pause();
+      writer.ready.then(
+        () => {
+          paused = false;
+          if (!dead) s.resume();
+        },
+        () => {},
+      );
+    }
+  };
 
   const wake = () => {
     const resume = drained;
@@ -97,28 +125,23 @@ export function proxyTcp(stream: MuxStream, target: Target, deps: TcpDeps): Sess
         },
         data(s, chunk) {
           if (dead) return;
-          // Not awaited: desiredSize/ready is the backpressure signal, and failures show on `closed`.
-          writer.write(chunk).catch(() => {});
-          // One chunk waiting on credit is normal; a second one means the hub is behind, so
-          // stop reading and let the target's send buffer fill instead of our memory.
-          if (!paused && (writer.desiredSize ?? 0) < 0) {
-            paused = true;
-            s.pause();
-            writer.ready.then(
-              () => {
-                paused = false;
-                if (!dead) s.resume();
-              },
-              () => {},
-            );
+          // What one turn of the event loop reads goes out as one frame (up to MAX_DATA_CHUNK):
+          // the relay pays per WebSocket message, so a bulk transfer should not come in 64 KiB bits.
+          pending.push(chunk);
+          pendingBytes += chunk.byteLength;
+          if (pendingBytes >= MAX_DATA_CHUNK) flush(s);
+          else if (!flushScheduled) {
+            flushScheduled = true;
+            setImmediate(() => flush(s));
           }
         },
         drain() {
           wake();
         },
-        end() {
+        end(s) {
           if (dead || targetEnded) return;
           targetEnded = true;
+          flush(s);
           writer.close().catch(() => {});
         },
         close(_s, error) {
@@ -126,6 +149,7 @@ export function proxyTcp(stream: MuxStream, target: Target, deps: TcpDeps): Sess
           // After our shutdown(), Bun reports the target's FIN as a close without `end`.
           if (!error && visitorEnded && !targetEnded && !dead) {
             targetEnded = true;
+            flush(_s);
             writer.close().catch(() => {});
           }
           if (!dead && !(targetEnded && visitorEnded)) {
@@ -162,4 +186,14 @@ export function proxyTcp(stream: MuxStream, target: Target, deps: TcpDeps): Sess
     },
     done,
   };
+}
+
+function join(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
 }
