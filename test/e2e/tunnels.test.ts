@@ -3,7 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { Agent, fetch as ufetch, WebSocket as UWebSocket, type Dispatcher } from 'undici';
 import { BUN, ROOT, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
 import { freePort, http, loopbackLookup, startTargets, tempDir, type Targets } from './harness.ts';
@@ -167,6 +169,37 @@ describe('HTTP tunnels', () => {
     expect(ws.protocol).toBe('echo');
     expect(got).toEqual(['hello', 5]);
     ws.close();
+  });
+
+  it('reaches a target on another address of the device (its LAN side), not only loopback', async (ctx) => {
+    // A server bound to the machine's non-loopback address only, as a LAN host would be.
+    const lan = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    if (!lan) {
+      console.warn('no non-loopback IPv4 address on this machine: LAN target test skipped');
+      return ctx.skip();
+    }
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ host: req.headers.host, path: req.url, local: req.socket.localAddress }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, lan, resolve));
+    try {
+      const lanPort = (server.address() as AddressInfo).port;
+      await createTunnel({ name: 'lanhost', kind: 'http', target: `${lan}:${lanPort}`, access: { mode: 'public' } });
+      const res = await waitFor('the LAN tunnel', async () => {
+        const r = await visit('lanhost', '/on/the/lan?q=1');
+        return r.status === 200 ? r : (await r.body?.cancel(), null);
+      }, 10_000);
+      const seen = (await res.json()) as { host: string; path: string; local: string };
+      expect(seen).toEqual({ host: `${lan}:${lanPort}`, path: '/on/the/lan?q=1', local: lan });
+      // Nothing listens on that address's loopback twin: the target really is the LAN address.
+      const refused = await ufetch(`http://127.0.0.1:${lanPort}/`).then(() => 'answered', () => 'refused');
+      expect(refused).toBe('refused');
+    } finally {
+      server.close();
+    }
   });
 
   it('answers an unknown subdomain with a 404 page and a refused target with 502 and the reason', async () => {
