@@ -7,17 +7,18 @@ import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { loopbackLookup } from '../test/e2e/harness.ts';
 
-/** The generator timed runs use: wrk when it is on PATH (PIRELAY_BENCH_LOADGEN=undici forces ours). */
-export const LOADGEN: 'wrk' | 'undici' = (() => {
-  if (process.env.PIRELAY_BENCH_LOADGEN === 'undici') return 'undici';
+/** Whether a command is on PATH (it ran at all; some, like `wrk --version`, exit 1 when they do). */
+export function onPath(command: string): boolean {
   try {
-    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
-    return 'wrk';
+    execFileSync(command, ['--version'], { stdio: 'ignore' });
+    return true;
   } catch (e) {
-    // wrk --version exits 1 after printing its version; only a missing binary is an error here.
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'undici' : 'wrk';
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT';
   }
-})();
+}
+
+/** The generator timed runs use: wrk when it is on PATH (PIRELAY_BENCH_LOADGEN=undici forces ours). */
+export const LOADGEN: 'wrk' | 'undici' = process.env.PIRELAY_BENCH_LOADGEN !== 'undici' && onPath('wrk') ? 'wrk' : 'undici';
 
 /** wrk's latency figures ("812.00us", "1.20ms", "2.01s") in ms. */
 function wrkMs(text: string): number {

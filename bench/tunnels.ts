@@ -1,7 +1,7 @@
 // The tunnel part of `npm run bench`: HTTP through a tunnel against the same server direct, one
 // TCP stream through `pirelay tcp` against direct, a 1 GiB download with the relay's and agent's
 // peak RSS growth, a 200 MB upload, and requests/s over 100,000 requests on one tunnel (it must not decay).
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { BUN, ROOT, waitFor, type DevEnv } from '../scripts/dev-env.ts';
 import { freePort, loopbackLookup, startTargets } from '../test/e2e/harness.ts';
-import { load } from './load.ts';
+import { load, onPath } from './load.ts';
 import { startHopBaseline } from './hop-baseline.ts';
 import { processesNamed, rss } from './proc.ts';
 
@@ -35,15 +35,6 @@ function tcpDownload(port: number, bytes: number): Promise<number> {
     });
     sock.on('error', reject);
   });
-}
-
-function hasCurl(): boolean {
-  try {
-    execFileSync('curl', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Downloads to /dev/null with curl (a *.localhost URL goes to 127.0.0.1 with its Host kept); returns the bytes read. */
@@ -120,11 +111,12 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
     const t0 = performance.now();
     // curl when present: reading 1 GiB in this Node process (which also runs the relay's
     // Miniflare) would make the client the slowest part. The bytes are counted either way.
-    const got = hasCurl() ? await curlDownload(`${tunnelUrl}/big?bytes=${GiB}`) : await undiciDownload(`${tunnelUrl}/big?bytes=${GiB}`, probe);
+    const byCurl = onPath('curl');
+    const got = byCurl ? await curlDownload(`${tunnelUrl}/big?bytes=${GiB}`) : await undiciDownload(`${tunnelUrl}/big?bytes=${GiB}`, probe);
     const secs = (performance.now() - t0) / 1000;
     clearInterval(sampler);
     if (got !== GiB) throw new Error(`1 GiB download got ${got} bytes`);
-    rows.push([`1 GiB download through the tunnel (${hasCurl() ? 'curl' : 'undici'})`, `${fmt(GiB / 1e6 / secs)} MB/s`, '≥ 500 MB/s']);
+    rows.push([`1 GiB download through the tunnel (${byCurl ? 'curl' : 'undici'})`, `${fmt(GiB / 1e6 / secs)} MB/s`, '≥ 500 MB/s']);
     rows.push(['relay + agent RSS growth during it', `${fmt(peak - before, 1)} MiB (from ${fmt(before)} MiB)`, '≤ 64 MB']);
 
     // A 200 MB streamed upload through the tunnel, with the same RSS sampling.

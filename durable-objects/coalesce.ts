@@ -3,6 +3,7 @@
 // WebSocket message with a fixed cost in the hub, so an upload in 16 KiB pieces would be
 // bound by the message rate rather than by bytes.
 import { MAX_DATA_CHUNK } from '../shared/protocol/streams.ts';
+import { joinBytes } from '../shared/bytes.ts';
 
 const TICK = Symbol('tick');
 
@@ -16,24 +17,13 @@ async function readOrTick<T>(pending: Promise<T>): Promise<T | typeof TICK> {
   }
 }
 
-function join(parts: Uint8Array[], size: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
 export async function* coalesce(source: ReadableStream<Uint8Array>, max = MAX_DATA_CHUNK): AsyncGenerator<Uint8Array> {
   const reader = source.getReader();
   let pending: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
   let parts: Uint8Array[] = [];
   let size = 0;
   const flush = () => {
-    const out = join(parts, size);
+    const out = joinBytes(parts, size);
     parts = [];
     size = 0;
     return out;

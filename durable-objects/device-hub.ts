@@ -20,7 +20,7 @@ import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/s
 import { agentTargets, deviceOfTunnel, loadTunnels, TunnelRateLimiter, type HubTunnel } from './tunnel-table.ts';
 import { proxyHttp, proxyTcp, proxyWebSocket } from './tunnel-proxy.ts';
 import { numberVar } from '../worker/env-vars.ts';
-import { visitorError, type Visitor } from '../worker/tunnels/pages.ts';
+import { visitorError } from '../worker/tunnels/pages.ts';
 
 /** What the Worker gets back from `call`: errors are values, since classes do not cross RPC. */
 export type HubCallResult = { ok: true; result: unknown } | { ok: false; error: RpcError };
@@ -261,36 +261,28 @@ export class DeviceHub extends DurableObject<Env> {
   }
 
   private async onVisitor(request: Request, kind: 'tunnel-http' | 'tunnel-tcp'): Promise<Response> {
+    const tunnel = await this.tunnel(request.headers.get('x-pirelay-tunnel-id') ?? '');
+    if (!tunnel) return visitorError(request, 404, 'UNKNOWN_TUNNEL', 'No such tunnel', { 'x-pirelay-unknown-tunnel': '1' });
+    if (!tunnel.enabled) return visitorError(request, 503, 'TUNNEL_DISABLED', `Tunnel ${tunnel.name} is disabled`);
+    if (!tunnel.connected) return visitorError(request, 503, 'TUNNEL_CLOSED', `Tunnel ${tunnel.name} is closed`);
     const isUpgrade = request.headers.get('upgrade')?.toLowerCase() === 'websocket';
-    const admitted = await this.admit(request.headers.get('x-pirelay-tunnel-id') ?? '', kind, isUpgrade, request);
-    if (admitted instanceof Response) return admitted;
-    const { tunnel, ws } = admitted;
-    const open = (o: StreamOpen, options?: { fin?: boolean }) => this.track(tunnel.id, this.muxFor(ws).open(o, options));
-    if (kind === 'tunnel-tcp') return proxyTcp(open, tunnel, request);
-    if (isUpgrade) return proxyWebSocket(open, tunnel, request);
-    return proxyHttp(open, tunnel, request);
-  }
-
-  /** Whether a visitor may go on to the agent now, and over which socket; or the answer why not. */
-  private async admit(tunnelId: string, kind: 'tunnel-http' | 'tunnel-tcp', isUpgrade: boolean, visitor: Visitor): Promise<{ tunnel: HubTunnel; ws: WebSocket } | Response> {
-    const tunnel = await this.tunnel(tunnelId);
-    if (!tunnel) return visitorError(visitor, 404, 'UNKNOWN_TUNNEL', 'No such tunnel', { 'x-pirelay-unknown-tunnel': '1' });
-    if (!tunnel.enabled) return visitorError(visitor, 503, 'TUNNEL_DISABLED', `Tunnel ${tunnel.name} is disabled`);
-    if (!tunnel.connected) return visitorError(visitor, 503, 'TUNNEL_CLOSED', `Tunnel ${tunnel.name} is closed`);
     if (kind === 'tunnel-tcp' && (tunnel.kind !== 'tcp' || !isUpgrade)) {
-      return visitorError(visitor, tunnel.kind !== 'tcp' ? 400 : 426, 'NOT_A_TCP_TUNNEL', 'TCP tunnels are reached with a WebSocket upgrade');
+      return visitorError(request, tunnel.kind !== 'tcp' ? 400 : 426, 'NOT_A_TCP_TUNNEL', 'TCP tunnels are reached with a WebSocket upgrade');
     }
-    if (kind === 'tunnel-http' && tunnel.kind !== 'http') return visitorError(visitor, 400, 'NOT_AN_HTTP_TUNNEL', `Tunnel ${tunnel.name} carries TCP`);
+    if (kind === 'tunnel-http' && tunnel.kind !== 'http') return visitorError(request, 400, 'NOT_AN_HTTP_TUNNEL', `Tunnel ${tunnel.name} carries TCP`);
     const wait = this.rateLimiter.take(tunnel);
-    if (wait) return visitorError(visitor, 429, 'RATE_LIMITED', `Tunnel ${tunnel.name} is over its request limit`, { 'retry-after': String(Math.ceil(wait / 1000)) });
+    if (wait) return visitorError(request, 429, 'RATE_LIMITED', `Tunnel ${tunnel.name} is over its request limit`, { 'retry-after': String(Math.ceil(wait / 1000)) });
 
     let ws = this.readySocket();
     // allow_clientless: a visitor waits for an agent that is away for a moment (a restart, a
     // network blip), not for one that has been gone for long or never came.
     const recentlyGone = this.agentGoneAt !== null && Date.now() - this.agentGoneAt < CLIENTLESS_RECENT_MS;
     if (!ws && tunnel.allowClientless && (recentlyGone || this.liveSocket())) ws = await this.waitForAgent(this.clientlessWaitMs);
-    if (!ws) return visitorError(visitor, 503, 'DEVICE_OFFLINE', `The device behind ${tunnel.name} is offline`);
-    return { tunnel, ws };
+    if (!ws) return visitorError(request, 503, 'DEVICE_OFFLINE', `The device behind ${tunnel.name} is offline`);
+    const open = (o: StreamOpen, options?: { fin?: boolean }) => this.track(tunnel.id, this.muxFor(ws!).open(o, options));
+    if (kind === 'tunnel-tcp') return proxyTcp(open, tunnel, request);
+    if (isUpgrade) return proxyWebSocket(open, tunnel, request);
+    return proxyHttp(open, tunnel, request);
   }
 
   private track(tunnelId: string, stream: MuxStream): MuxStream {

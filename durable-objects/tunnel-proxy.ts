@@ -8,8 +8,7 @@ import type { HubTunnel } from './tunnel-table.ts';
 
 /** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
 export type OpenStream = (open: StreamOpen, options?: { fin?: boolean }) => MuxStream;
-import { visitorError, type Visitor } from '../worker/tunnels/pages.ts';
-
+import { visitorError } from '../worker/tunnels/pages.ts';
 import { coalesce } from './coalesce.ts';
 
 /** How long the target may take to answer with a response head (or accept a connection). */
@@ -31,18 +30,21 @@ function headerList(headers: Headers, skip: (name: string) => boolean): [string,
 const isInternal = (name: string) => name.startsWith('x-pirelay-');
 const WS_HANDSHAKE = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new StreamResetError('TARGET_TIMEOUT', `the target did not answer within ${ms / 1000} s`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+/**
+ * The stream's ACCEPT, or a reset with TARGET_TIMEOUT (sent to the agent too) when none comes in
+ * time; either way the rejection is the StreamResetError.
+ */
+async function acceptWithin(stream: MuxStream, ms: number): Promise<Accepted> {
+  const timer = setTimeout(() => stream.reset('TARGET_TIMEOUT', `the target did not answer within ${ms / 1000} s`), ms);
+  try {
+    return await stream.accepted;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Turns a failed stream into the visitor's answer: 502 for the target's faults, 503 for ours. */
-export function streamFailure(request: Visitor, e: unknown): Response {
+export function streamFailure(request: Request, e: unknown): Response {
   const err = e instanceof StreamResetError ? e : new StreamResetError('TARGET_ERROR', e instanceof Error ? e.message : String(e));
   const offline = err.code === 'SOCKET_CLOSED' || err.code === 'STREAM_LIMIT';
   const status = err.code === 'TARGET_TIMEOUT' ? 504 : offline ? 503 : 502;
@@ -53,7 +55,7 @@ export function streamFailure(request: Visitor, e: unknown): Response {
 async function openAndAccept(openStream: OpenStream, open: StreamOpen): Promise<{ stream: MuxStream; head: StreamAccept }> {
   const stream = openStream(open);
   try {
-    return { stream, head: await withTimeout(stream.accepted, ACCEPT_TIMEOUT_MS) };
+    return { stream, head: await acceptWithin(stream, ACCEPT_TIMEOUT_MS) };
   } catch (e) {
     stream.reset(e instanceof StreamResetError ? e.code : 'CANCELLED', 'no answer');
     throw e;
@@ -67,16 +69,12 @@ export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, reque
   const stream = openStream({ kind: 'http', tunnel: tunnel.id, method: request.method, path: url.pathname + url.search, headers }, { fin: !body });
   // The request body flows while we wait for the head: an upload can be answered early (413…).
   if (body) void sendBody(body, stream);
-  // No answer in time: the reset rejects `accepted` with TARGET_TIMEOUT (504 below).
-  const timer = setTimeout(() => stream.reset('TARGET_TIMEOUT', `the target did not answer within ${ACCEPT_TIMEOUT_MS / 1000} s`), ACCEPT_TIMEOUT_MS);
   let head: Accepted;
   try {
-    head = await stream.accepted;
+    head = await acceptWithin(stream, ACCEPT_TIMEOUT_MS);
   } catch (e) {
     stream.reset(e instanceof StreamResetError ? e.code : 'CANCELLED', 'no response head');
     return streamFailure(request, e);
-  } finally {
-    clearTimeout(timer);
   }
   const status = head.status ?? 502;
   if (status < 200 || status > 599) {

@@ -150,7 +150,6 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
     await writer.close().catch(() => {});
   };
 
-
   const done = run()
     .catch((e) => fail({ code: 'TARGET_ERROR', message: e instanceof Error ? e.message : String(e) }))
     .finally(() => clearTimeout(timer));

@@ -1,9 +1,11 @@
 // A TCP connection from a `pirelay tcp` client carried to a local TCP service on the device
 // (ssh, a database, a game server). Bytes toward the target pass through as the same views;
-// bytes from it that arrive in one turn of the event loop are joined into one frame; each direction is paced by the other's backpressure (the stream's credit one way, the
-// socket's send buffer the other); and each direction closes on its own, so a client can send
-// its request, half-close, and still read the whole reply.
+// bytes from it that arrive in one turn of the event loop are joined into one frame. Each
+// direction is paced by the other's backpressure (the stream's credit one way, the socket's send
+// buffer the other), and each direction closes on its own, so a client can send its request,
+// half-close, and still read the whole reply.
 import type { Socket, TCPSocketConnectOptions } from 'bun';
+import { joinBytes } from '../../shared/bytes.ts';
 import { MAX_DATA_CHUNK, type MuxStream } from '../../shared/protocol/streams.ts';
 import { authority, describeFailure, timeoutFailure, unbracket, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
 
@@ -36,7 +38,7 @@ export function proxyTcp(stream: MuxStream, target: Target, deps: TcpDeps): Sess
   const flush = (s: Socket<undefined>) => {
     flushScheduled = false;
     if (dead || !pendingBytes) return;
-    const chunk = pending.length === 1 ? pending[0]! : join(pending, pendingBytes);
+    const chunk = joinBytes(pending, pendingBytes);
     pending = [];
     pendingBytes = 0;
     // Not awaited: desiredSize/ready is the backpressure signal, and failures show on `closed`.
@@ -144,12 +146,12 @@ export function proxyTcp(stream: MuxStream, target: Target, deps: TcpDeps): Sess
           flush(s);
           writer.close().catch(() => {});
         },
-        close(_s, error) {
+        close(s, error) {
           wake();
           // After our shutdown(), Bun reports the target's FIN as a close without `end`.
           if (!error && visitorEnded && !targetEnded && !dead) {
             targetEnded = true;
-            flush(_s);
+            flush(s);
             writer.close().catch(() => {});
           }
           if (!dead && !(targetEnded && visitorEnded)) {
@@ -186,14 +188,4 @@ export function proxyTcp(stream: MuxStream, target: Target, deps: TcpDeps): Sess
     },
     done,
   };
-}
-
-function join(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }

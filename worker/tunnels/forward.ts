@@ -40,7 +40,7 @@ export function withoutSessionCookie(cookie: string): string | null {
 }
 
 /** What leaves for the target: the visitor's headers, cleaned, plus X-Forwarded-*. */
-export type HeaderList = [string, string][];
+type HeaderList = [string, string][];
 
 const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
 
@@ -50,7 +50,7 @@ const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
  * upgrade keeps its Upgrade), every x-pirelay-* dropped, the relay's own credentials dropped, and
  * X-Forwarded-For (appended to), -Proto and -Host set.
  */
-export function forwardHeaderList(req: Request, clientIp: string, opts: Pick<ForwardOptions, 'stripAuthorization'> = {}): HeaderList {
+function forwardHeaderList(req: Request, clientIp: string, opts: Pick<ForwardOptions, 'stripAuthorization'> = {}): HeaderList {
   const h = req.headers;
   const upgrade = isWebSocketUpgrade(h);
   const connection = h.get('connection');

@@ -60,8 +60,7 @@ export async function visitTunnel(req: Request, env: Env, ctx: ExecutionContext,
 
     let res: Response;
     try {
-      const forward = { stripAuthorization: decision.stripAuthorization, kind: 'tunnel-http' } as const;
-      res = await hubFor(env, t.deviceId).fetch(buildForwardRequest(req, t, clientIpOf(req), forward));
+      res = await hubFor(env, t.deviceId).fetch(buildForwardRequest(req, t, clientIpOf(req), { stripAuthorization: decision.stripAuthorization, kind: 'tunnel-http' }));
     } catch (e) {
       console.error('tunnel forward failed', name, e);
       return visitorError(req, 502, 'TUNNEL_UNREACHABLE', `The relay could not reach the device behind "${name}". Try again shortly.`);

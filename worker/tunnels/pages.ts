@@ -33,13 +33,7 @@ const TITLES: Record<number, string> = {
   503: 'Tunnel unavailable',
 };
 
-/** What an error page depends on: the visitor's method and Accept header. */
-export interface Visitor {
-  method: string;
-  headers: { get(name: string): string | null };
-}
-
-export function visitorError(req: Visitor, status: number, code: string, message: string, extraHeaders: Record<string, string> = {}): Response {
+export function visitorError(req: Request, status: number, code: string, message: string, extraHeaders: Record<string, string> = {}): Response {
   const headers: Record<string, string> = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-pirelay-error': code, ...extraHeaders };
   if (prefersJson(req.headers.get('accept'))) {
     return Response.json(errorBody(code, message), { status, headers });
