@@ -5,6 +5,7 @@ import type { JWK } from 'jose';
 import { AGENT_CONNECT_PATH, RECONNECT_CAP_MS } from '../shared/constants.ts';
 import { HEARTBEAT_PING, HubMessageSchema, parseMessage, type AgentMessage } from '../shared/protocol/messages.ts';
 import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
+import { FRAME_BATCH_FEATURE, FrameBatcher } from '../shared/protocol/batch.ts';
 import type { TunnelTarget } from '../shared/protocol/messages.ts';
 import { PROTOCOL_VERSION, AGENT_VERSION } from '../shared/version.ts';
 import type { DeviceFacts } from '../shared/api/device-info.ts';
@@ -161,9 +162,18 @@ export class AgentConnection {
       };
       // Streams live and die with this socket: after a reconnect both sides start from scratch.
       const streams = this.opts.streams;
-      const mux = new StreamMux(
+      // Small frames of one turn share a message (see batch.ts) once the relay said it reads them.
+      const batcher = new FrameBatcher({
+        send: (message) => {
+          if (ws.readyState === WebSocket.OPEN) ws.send(message);
+        },
+        schedule: setImmediate,
         // Bun's WebSocket copies on send, so the mux may reuse its frame buffer.
-        { send: (frame) => ws.readyState === WebSocket.OPEN && ws.send(frame), copiesOnSend: true },
+        copiesOnSend: true,
+        onError: (message) => log.warn('stream protocol error', { message }),
+      });
+      const mux = new StreamMux(
+        batcher,
         {
           side: 'agent',
           onOpen: (stream, open) => (streams ? streams.handleOpen(stream, open) : stream.reset('REFUSED', 'this agent serves no streams')),
@@ -172,7 +182,7 @@ export class AgentConnection {
       );
 
       ws.addEventListener('open', () => {
-        send({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: AGENT_VERSION, capabilities: this.opts.capabilities, facts });
+        send({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: AGENT_VERSION, capabilities: this.opts.capabilities, facts, features: [FRAME_BATCH_FEATURE] });
       });
       ws.addEventListener('message', (ev) => {
         lastRx = Date.now();
@@ -188,6 +198,7 @@ export class AgentConnection {
         switch (msg.t) {
           case 'hello_ack': {
             acked = true;
+            batcher.enabled = msg.features?.includes(FRAME_BATCH_FEATURE) ?? false;
             log.info('connected to relay', { device_id: msg.device_id, relay_version: msg.relay_version });
             this.opts.onState?.('online');
             const every = Math.max(100, msg.heartbeat_ms);

@@ -17,6 +17,7 @@ import {
 import { PROTOCOL_VERSION, RELAY_VERSION } from '../shared/version.ts';
 import { DeviceFactsSchema, type DeviceFacts } from '../shared/api/device-info.ts';
 import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
+import { FRAME_BATCH_FEATURE, FrameBatcher } from '../shared/protocol/batch.ts';
 import { agentTargets, deviceOfTunnel, loadTunnels, TunnelRateLimiter, type HubTunnel } from './tunnel-table.ts';
 import { proxyHttp, proxyTcp, proxyWebSocket } from './tunnel-proxy.ts';
 import { numberVar } from '../worker/env-vars.ts';
@@ -38,6 +39,8 @@ interface SocketAttachment {
   helloAt: number | null;
   agentVersion: string | null;
   capabilities: string[];
+  /** The agent reads BATCH frames (hello feature `frame-batch`). */
+  batches?: boolean;
 }
 
 interface Pending {
@@ -68,6 +71,7 @@ export class DeviceHub extends DurableObject<Env> {
   /** Streams of the current agent socket; rebuilt for each socket (stale ids die with the old one). */
   private mux: StreamMux | null = null;
   private muxSocket: WebSocket | null = null;
+  private batcher: FrameBatcher | null = null;
   /** Open streams per tunnel, so closing or deleting a tunnel can cut its traffic at once. */
   private tunnelStreams = new Map<string, Set<MuxStream>>();
   private tunnels: Map<string, HubTunnel> | null = null;
@@ -121,7 +125,7 @@ export class DeviceHub extends DurableObject<Env> {
     if (!msg) return this.rejectFrame(`invalid control message: ${message.slice(0, 200)}`);
     switch (msg.t) {
       case 'hello':
-        return this.onHello(ws, msg.protocol, msg.agent_version, msg.capabilities, msg.facts);
+        return this.onHello(ws, msg.protocol, msg.agent_version, msg.capabilities, msg.facts, msg.features ?? []);
       case 'ping':
         return this.send(ws, { t: 'pong' });
       case 'pong':
@@ -234,14 +238,18 @@ export class DeviceHub extends DurableObject<Env> {
     if (this.mux && this.muxSocket === ws) return this.mux;
     this.dropMux('replaced by a newer connection');
     this.muxSocket = ws;
-    this.mux = new StreamMux(
-      { send: (frame) => ws.send(frame) },
-      {
-        side: 'hub',
-        onOpen: (stream) => stream.reset('REFUSED', 'the hub accepts no streams from agents'),
-        onError: (message) => this.rejectFrame(message),
-      },
-    );
+    // Small frames of one turn share a message (see batch.ts) once the agent said it reads them.
+    this.batcher = new FrameBatcher({
+      send: (message) => ws.send(message),
+      schedule: (flush) => setTimeout(flush, 0),
+      enabled: (ws.deserializeAttachment() as SocketAttachment | null)?.batches === true,
+      onError: (message) => this.rejectFrame(message),
+    });
+    this.mux = new StreamMux(this.batcher, {
+      side: 'hub',
+      onOpen: (stream) => stream.reset('REFUSED', 'the hub accepts no streams from agents'),
+      onError: (message) => this.rejectFrame(message),
+    });
     return this.mux;
   }
 
@@ -249,6 +257,7 @@ export class DeviceHub extends DurableObject<Env> {
     this.mux?.resetAll('SOCKET_CLOSED', reason);
     this.mux = null;
     this.muxSocket = null;
+    this.batcher = null;
     this.tunnelStreams.clear();
   }
 
@@ -354,20 +363,22 @@ export class DeviceHub extends DurableObject<Env> {
     console.warn(`DeviceHub: rejected frame #${this.badFrames}: ${why}`);
   }
 
-  private async onHello(ws: WebSocket, protocol: number, agentVersion: string, capabilities: string[], facts: DeviceFacts | undefined) {
+  private async onHello(ws: WebSocket, protocol: number, agentVersion: string, capabilities: string[], facts: DeviceFacts | undefined, features: string[]) {
     if (protocol !== PROTOCOL_VERSION) {
       this.closeSocket(ws, CloseCode.PROTOCOL_ERROR, `protocol ${protocol} is not supported (relay speaks ${PROTOCOL_VERSION})`);
       return;
     }
     const att = ws.deserializeAttachment() as SocketAttachment;
-    this.send(ws, { t: 'hello_ack', protocol: PROTOCOL_VERSION, device_id: att.deviceId, heartbeat_ms: this.heartbeatMs, relay_version: RELAY_VERSION });
+    this.send(ws, { t: 'hello_ack', protocol: PROTOCOL_VERSION, device_id: att.deviceId, heartbeat_ms: this.heartbeatMs, relay_version: RELAY_VERSION, features: [FRAME_BATCH_FEATURE] });
     this.tunnels = await loadTunnels(this.env.DB, att.deviceId);
     this.send(ws, { t: 'tunnels', tunnels: agentTargets(this.tunnels) });
     // Only now may tunnel streams use this socket: the agent has its tunnel table before any OPEN.
     att.helloAt = Date.now();
     att.agentVersion = agentVersion;
     att.capabilities = capabilities;
+    att.batches = features.includes(FRAME_BATCH_FEATURE);
     ws.serializeAttachment(att);
+    if (this.muxSocket === ws) this.batcher!.enabled = att.batches;
     for (const wake of this.agentWaiters) wake();
     const f = facts ? DeviceFactsSchema.safeParse(facts) : null;
     if (f?.success) {

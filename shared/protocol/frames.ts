@@ -14,6 +14,12 @@ export const FrameType = {
   RESET: 5,
   /** The opened side's answer to OPEN: payload is a JSON StreamAccept (e.g. an HTTP response head). */
   ACCEPT: 6,
+  /**
+   * Several small frames in one WebSocket message (stream id 0): the payload is a sequence of
+   * [u32 BE length][frame]. Sent only to a peer that said it reads them (hello capability
+   * `frame-batch`, hello_ack feature of the same name); a batch never holds another batch.
+   */
+  BATCH: 7,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -63,6 +69,56 @@ export function encodeFrame(type: FrameType, streamId: number, payload: Uint8Arr
   new DataView(out.buffer).setUint32(1, streamId, false);
   out.set(payload, FRAME_HEADER_BYTES);
   return out;
+}
+
+/** Bytes of a batch entry's length prefix. */
+export const BATCH_ENTRY_HEADER_BYTES = 4;
+
+/** Joins frames into one BATCH frame (see FrameType.BATCH). */
+export function encodeBatch(frames: readonly Uint8Array[]): Uint8Array {
+  let size = FRAME_HEADER_BYTES;
+  for (const f of frames) {
+    if (f.byteLength < FRAME_HEADER_BYTES || (f[0]! & TYPE_MASK) === FrameType.BATCH) throw new FrameError('a batch holds whole frames and no batches');
+    size += BATCH_ENTRY_HEADER_BYTES + f.byteLength;
+  }
+  if (size - FRAME_HEADER_BYTES > MAX_FRAME_PAYLOAD) throw new FrameError(`batch of ${size} bytes exceeds ${MAX_FRAME_PAYLOAD}`);
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  out[0] = FrameType.BATCH;
+  let at = FRAME_HEADER_BYTES;
+  for (const f of frames) {
+    view.setUint32(at, f.byteLength, false);
+    out.set(f, at + BATCH_ENTRY_HEADER_BYTES);
+    at += BATCH_ENTRY_HEADER_BYTES + f.byteLength;
+  }
+  return out;
+}
+
+/** Whether a binary message is a BATCH frame (check before decodeFrame). */
+export function isBatch(bytes: Uint8Array): boolean {
+  return bytes.byteLength >= FRAME_HEADER_BYTES && bytes[0] === FrameType.BATCH;
+}
+
+/**
+ * The frames of a BATCH message, as views (no copies). Throws FrameError when the batch is
+ * malformed: a stream id other than 0, an entry that overruns the message, a batch in a batch.
+ * Frames before the fault have been yielded already, as they would have as separate messages.
+ */
+export function* batchEntries(bytes: Uint8Array): Generator<Uint8Array> {
+  if (!isBatch(bytes)) throw new FrameError('not a batch');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(1, false) !== 0) throw new FrameError('a batch travels on stream 0');
+  let at = FRAME_HEADER_BYTES;
+  while (at < bytes.byteLength) {
+    if (bytes.byteLength - at < BATCH_ENTRY_HEADER_BYTES) throw new FrameError('truncated batch entry length');
+    const length = view.getUint32(at, false);
+    at += BATCH_ENTRY_HEADER_BYTES;
+    if (length > bytes.byteLength - at) throw new FrameError(`batch entry of ${length} bytes overruns the message`);
+    const frame = bytes.subarray(at, at + length);
+    if (length >= 1 && (frame[0]! & TYPE_MASK) === FrameType.BATCH) throw new FrameError('a batch inside a batch');
+    at += length;
+    yield frame;
+  }
 }
 
 /** Decodes one frame; throws FrameError on anything malformed. The payload is a view, not a copy. */

@@ -21,6 +21,8 @@ export const HelloSchema = z.object({
   agent_version: z.string().max(64),
   capabilities: z.array(z.string().max(64)).max(64),
   facts: DeviceFactsSchema.optional(),
+  /** Wire features this agent reads (e.g. `frame-batch`); absent from older agents. */
+  features: z.array(z.string().max(64)).max(64).optional(),
 });
 
 export const HelloAckSchema = z.object({
@@ -29,6 +31,8 @@ export const HelloAckSchema = z.object({
   device_id: z.string(),
   heartbeat_ms: z.number().int().positive(),
   relay_version: z.string(),
+  /** Wire features this relay reads (e.g. `frame-batch`); absent from older relays. */
+  features: z.array(z.string().max(64)).max(64).optional(),
 });
 
 export const RpcRequestSchema = z.object({

@@ -16,7 +16,7 @@
 // few streams nobody reads can never block the others. Apart from OPEN and ACCEPT (JSON, once per
 // stream) nothing on the data path is parsed or copied more than once.
 import { z } from 'zod';
-import { decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameType, MAX_STREAM_ID, type Frame } from './frames.ts';
+import { batchEntries, decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameType, isBatch, MAX_STREAM_ID, type Frame } from './frames.ts';
 
 /** Per-stream window each side grants at open. */
 export const INITIAL_WINDOW = 256 * 1024;
@@ -329,12 +329,22 @@ export class StreamMux {
 
   /** Feeds one binary message from the socket; never throws. The mux keeps views of it: pass a buffer nobody reuses. */
   receive(data: ArrayBuffer | Uint8Array): void {
+    const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+    if (!isBatch(bytes)) return this.receiveFrame(bytes);
+    try {
+      for (const frame of batchEntries(bytes)) this.receiveFrame(frame);
+    } catch (e) {
+      // The rest of the message cannot be framed; the frames before the fault were handled.
+      this.link.report(`malformed batch: ${describe(e)}`);
+    }
+  }
+
+  private receiveFrame(data: Uint8Array): void {
     let frame: Frame;
     try {
       frame = decodeFrame(data);
     } catch (e) {
-      const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null;
-      const stream = bytes && bytes.byteLength >= FRAME_HEADER_BYTES ? this.link.streams.get(readU32(bytes.subarray(1))) : undefined;
+      const stream = data.byteLength >= FRAME_HEADER_BYTES ? this.link.streams.get(readU32(data.subarray(1))) : undefined;
       if (stream) stream.protocolError(`malformed frame: ${describe(e)}`);
       else this.link.report(`malformed frame: ${describe(e)}`);
       return;

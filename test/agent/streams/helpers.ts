@@ -1,7 +1,8 @@
 // Tools for the stream mux tests: two muxes joined by an in-process loopback whose delivery is
 // asynchronous (and, when asked, randomly paced, but always in order, as a WebSocket is), a
 // seeded PRNG so a failing random run can be replayed, and readers/writers with chosen pacing.
-import { decodeFrame, encodeFrame, FrameType, type Frame } from '../../../shared/protocol/frames.ts';
+import { batchEntries, decodeFrame, encodeFrame, FrameType, isBatch, type Frame } from '../../../shared/protocol/frames.ts';
+import { FrameBatcher } from '../../../shared/protocol/batch.ts';
 import { StreamMux, type MuxOptions, type MuxStream } from '../../../shared/protocol/streams.ts';
 
 /** mulberry32: tiny, fast, and good enough to pick sizes and timings. */
@@ -156,6 +157,11 @@ export interface LoopbackOptions {
   onDeliver?: (from: Side, frame: Frame) => void;
   hub?: Partial<MuxOptions>;
   agent?: Partial<MuxOptions>;
+  /**
+   * Both sides send through a FrameBatcher (as hub and agent do): small frames of one turn share
+   * a BATCH message. 'timer' flushes on a timer turn, 'microtask' in the next microtask.
+   */
+  batch?: 'timer' | 'microtask';
 }
 
 export function loopback(opts: LoopbackOptions = {}): Loopback {
@@ -164,10 +170,12 @@ export function loopback(opts: LoopbackOptions = {}): Loopback {
   const log: Delivered[] = [];
   const tap = (from: Side) =>
     opts.log || opts.onDeliver
-      ? (f: Uint8Array) => {
-          const frame = decodeFrame(f);
-          if (opts.log) log.push({ from, frame });
-          opts.onDeliver?.(from, frame);
+      ? (message: Uint8Array) => {
+          for (const f of isBatch(message) ? batchEntries(message) : [message]) {
+            const frame = decodeFrame(f);
+            if (opts.log) log.push({ from, frame });
+            opts.onDeliver?.(from, frame);
+          }
         }
       : null;
   const hubErrors: string[] = [];
@@ -178,8 +186,12 @@ export function loopback(opts: LoopbackOptions = {}): Loopback {
   const toHub = new Pipe(mode, () => hub, tap('agent'), rand);
   const hubOffers = new Offers();
   const agentOffers = new Offers();
-  hub = new StreamMux(toAgent, { side: 'hub', onError: (m) => hubErrors.push(m), onOpen: (s) => hubOffers.push(s), ...opts.hub });
-  agent = new StreamMux(toHub, { side: 'agent', onError: (m) => agentErrors.push(m), onOpen: (s) => agentOffers.push(s), ...opts.agent });
+  const batching = (pipe: Pipe) =>
+    opts.batch
+      ? new FrameBatcher({ send: (m) => pipe.send(m), schedule: opts.batch === 'timer' ? (f) => setTimeout(f, 0) : queueMicrotask, enabled: true })
+      : pipe;
+  hub = new StreamMux(batching(toAgent), { side: 'hub', onError: (m) => hubErrors.push(m), onOpen: (s) => hubOffers.push(s), ...opts.hub });
+  agent = new StreamMux(batching(toHub), { side: 'agent', onError: (m) => agentErrors.push(m), onOpen: (s) => agentOffers.push(s), ...opts.agent });
   return { hub, agent, hubOffers, agentOffers, toAgent, toHub, hubErrors, agentErrors, log };
 }
 

@@ -88,7 +88,7 @@ async function receive(stream: MuxStream, expected: number, pace: Pace, onBytes:
   return sha256(out);
 }
 
-async function run(seed: number, count: number, withResets: boolean): Promise<void> {
+async function run(seed: number, count: number, withResets: boolean, batch?: 'timer' | 'microtask'): Promise<void> {
   const rand = prng(seed);
   const plans = Array.from({ length: count }, (_, i) => planFor(rand, i, withResets));
   // What each receiver has been handed vs. what its reader took, per direction and stream id.
@@ -138,7 +138,7 @@ async function run(seed: number, count: number, withResets: boolean): Promise<vo
     })();
   };
 
-  const l = loopback({ mode: 'random', seed, onDeliver, hub: { onOpen: handler('hub') }, agent: { onOpen: handler('agent') } });
+  const l = loopback({ mode: 'random', seed, onDeliver, batch, hub: { onOpen: handler('hub') }, agent: { onOpen: handler('agent') } });
   const openerTasks = plans.map(async (plan): Promise<Outcome> => {
     await sleep(plan.startDelayMs);
     const mux = plan.opener === 'hub' ? l.hub : l.agent;
@@ -218,6 +218,12 @@ describe('random streams from both sides', () => {
   for (const seed of [11, 12]) {
     it(`50 streams, some reset midway by either side, end cleanly (seed ${seed})`, async () => {
       await run(seed, 50, true);
+    }, 60_000);
+  }
+  // As hub and agent really send: the small frames of a turn share BATCH messages.
+  for (const [seed, batch] of [[21, 'timer'], [22, 'microtask']] as const) {
+    it(`50 streams sent through frame batchers (${batch} flush), some reset, arrive intact (seed ${seed})`, async () => {
+      await run(seed, 50, true, batch);
     }, 60_000);
   }
 });
