@@ -7,7 +7,7 @@ import { batchEntries, decodeFrame, encodeBatch, encodeFrame, FRAME_HEADER_BYTES
 import { StreamMux } from '../../../shared/protocol/streams.ts';
 import { bytes, loopback, rawPeer, readAll, settle, u32 } from './helpers.ts';
 
-const frame = (type: FrameType, id: number, payload = new Uint8Array(0)) => encodeFrame(type, id, payload);
+const frame = (type: FrameType, id: number, payload: Uint8Array = new Uint8Array(0)) => encodeFrame(type, id, payload);
 
 /** A batcher whose flushes the test runs by hand. */
 function manualBatcher(options: { enabled?: boolean; copiesOnSend?: boolean } = {}) {
