@@ -16,6 +16,7 @@ export default defineConfig(async () => {
             BOOTSTRAP_TOKEN: 'test-bootstrap-token',
             HEARTBEAT_INTERVAL_MS: '1000',
             RPC_TIMEOUT_MS: '1500',
+            TUNNEL_ACCEPT_TIMEOUT_MS: '1000',
           },
         },
       }),

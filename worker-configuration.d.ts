@@ -12,6 +12,7 @@ declare namespace Cloudflare {
 		SESSION_TTL_SECONDS: string;
 		RPC_TIMEOUT_MS: string;
 		CLIENTLESS_WAIT_MS: string;
+		TUNNEL_ACCEPT_TIMEOUT_MS: string;
 		DEVICE_HUB: DurableObjectNamespace<import("./worker/index").DeviceHub>;
 	}
 }

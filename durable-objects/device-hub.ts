@@ -19,7 +19,8 @@ import { DeviceFactsSchema, type DeviceFacts } from '../shared/api/device-info.t
 import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../shared/protocol/batch.ts';
 import { agentTargets, deviceOfTunnel, loadTunnels, TunnelRateLimiter, type HubTunnel } from './tunnel-table.ts';
-import { proxyHttp, proxyTcp, proxyWebSocket } from './tunnel-proxy.ts';
+import { proxyHttp, proxyTcp, proxyWebSocket, type StreamContext } from './tunnel-proxy.ts';
+import { Deadlines } from './deadlines.ts';
 import { numberVar } from '../worker/env-vars.ts';
 import { visitorError } from '../worker/tunnels/pages.ts';
 
@@ -76,6 +77,8 @@ export class DeviceHub extends DurableObject<Env> {
   private tunnelStreams = new Map<string, Set<MuxStream>>();
   private tunnels: Map<string, HubTunnel> | null = null;
   private rateLimiter = new TunnelRateLimiter();
+  /** ACCEPT deadlines of this hub's streams, on one timer. */
+  private deadlines = new Deadlines();
   /** Visitors of allow_clientless tunnels waiting for the agent to come back. */
   private agentWaiters = new Set<() => void>();
   /** When the agent's last socket went away (this instance's memory; null after a restart). */
@@ -288,10 +291,14 @@ export class DeviceHub extends DurableObject<Env> {
     const recentlyGone = this.agentGoneAt !== null && Date.now() - this.agentGoneAt < CLIENTLESS_RECENT_MS;
     if (!ws && tunnel.allowClientless && (recentlyGone || this.liveSocket())) ws = await this.waitForAgent(this.clientlessWaitMs);
     if (!ws) return visitorError(request, 503, 'DEVICE_OFFLINE', `The device behind ${tunnel.name} is offline`);
-    const open = (o: StreamOpen, options?: { fin?: boolean }) => this.track(tunnel.id, this.muxFor(ws!).open(o, options));
-    if (kind === 'tunnel-tcp') return proxyTcp(open, tunnel, request);
-    if (isUpgrade) return proxyWebSocket(open, tunnel, request);
-    return proxyHttp(open, tunnel, request);
+    const streams: StreamContext = {
+      open: (o: StreamOpen, options?: { fin?: boolean }) => this.track(tunnel.id, this.muxFor(ws!).open(o, options)),
+      deadlines: this.deadlines,
+      acceptTimeoutMs: numberVar(this.env.TUNNEL_ACCEPT_TIMEOUT_MS, 30_000, 100),
+    };
+    if (kind === 'tunnel-tcp') return proxyTcp(streams, tunnel, request);
+    if (isUpgrade) return proxyWebSocket(streams, tunnel, request);
+    return proxyHttp(streams, tunnel, request);
   }
 
   private track(tunnelId: string, stream: MuxStream): MuxStream {

@@ -6,13 +6,22 @@ import { StreamResetError, WsRecordKind, type Accepted, type MuxStream, type Str
 import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../shared/protocol/ws-records.ts';
 import type { HubTunnel } from './tunnel-table.ts';
 
-/** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
-export type OpenStream = (open: StreamOpen, options?: { fin?: boolean }) => MuxStream;
 import { visitorError } from '../worker/tunnels/pages.ts';
 import { coalesce } from './coalesce.ts';
+import type { Deadline, Deadlines } from './deadlines.ts';
 
-/** How long the target may take to answer with a response head (or accept a connection). */
-const ACCEPT_TIMEOUT_MS = 30_000;
+/** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
+export type OpenStream = (open: StreamOpen, options?: { fin?: boolean }) => MuxStream;
+
+/** What a visit needs from its hub. */
+export interface StreamContext {
+  open: OpenStream;
+  /** The hub's deadlines (one timer for all its streams). */
+  deadlines: Deadlines;
+  /** How long the target may take to answer with a response head (or accept a connection), counted from the end of the upload. */
+  acceptTimeoutMs: number;
+}
+
 /** Statuses whose responses have no body. */
 const NULL_BODY = new Set([204, 205, 304]);
 /** Bytes a visitor WebSocket may queue toward a slow device before it is closed (1013). */
@@ -32,14 +41,17 @@ const WS_HANDSHAKE = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec
 
 /**
  * The stream's ACCEPT, or a reset with TARGET_TIMEOUT (sent to the agent too) when none comes in
- * time; either way the rejection is the StreamResetError.
+ * time; either way the rejection is the StreamResetError. `progress` is handed the deadline, so
+ * an upload can restart the wait while it makes progress (a slow link is not a stuck target).
  */
-async function acceptWithin(stream: MuxStream, ms: number): Promise<Accepted> {
-  const timer = setTimeout(() => stream.reset('TARGET_TIMEOUT', `the target did not answer within ${ms / 1000} s`), ms);
+async function acceptWithin(stream: MuxStream, ctx: StreamContext, progress?: (deadline: Deadline) => void): Promise<Accepted> {
+  const ms = ctx.acceptTimeoutMs;
+  const deadline = ctx.deadlines.add(ms, () => stream.reset('TARGET_TIMEOUT', `the target did not answer within ${ms / 1000} s`));
+  progress?.(deadline);
   try {
     return await stream.accepted;
   } finally {
-    clearTimeout(timer);
+    deadline.cancel();
   }
 }
 
@@ -52,26 +64,26 @@ export function streamFailure(request: Request, e: unknown): Response {
   return visitorError(request, status, offline ? 'DEVICE_OFFLINE' : err.code, `${what}: ${err.message}`);
 }
 
-async function openAndAccept(openStream: OpenStream, open: StreamOpen): Promise<{ stream: MuxStream; head: StreamAccept }> {
-  const stream = openStream(open);
+async function openAndAccept(ctx: StreamContext, open: StreamOpen): Promise<{ stream: MuxStream; head: StreamAccept }> {
+  const stream = ctx.open(open);
   try {
-    return { stream, head: await acceptWithin(stream, ACCEPT_TIMEOUT_MS) };
+    return { stream, head: await acceptWithin(stream, ctx) };
   } catch (e) {
     stream.reset(e instanceof StreamResetError ? e.code : 'CANCELLED', 'no answer');
     throw e;
   }
 }
 
-export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, request: Request): Promise<Response> {
+export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: Request): Promise<Response> {
   const url = new URL(request.url);
   const headers = headerList(request.headers, isInternal); // the Worker cleaned them already (forward.ts)
   const body = request.body;
-  const stream = openStream({ kind: 'http', tunnel: tunnel.id, method: request.method, path: url.pathname + url.search, headers }, { fin: !body });
-  // The request body flows while we wait for the head: an upload can be answered early (413…).
-  if (body) void sendBody(body, stream);
+  const stream = ctx.open({ kind: 'http', tunnel: tunnel.id, method: request.method, path: url.pathname + url.search, headers }, { fin: !body });
   let head: Accepted;
   try {
-    head = await acceptWithin(stream, ACCEPT_TIMEOUT_MS);
+    // The request body flows while we wait for the head: an upload can be answered early (413…),
+    // and the wait for the head restarts with each piece the upload sends.
+    head = await acceptWithin(stream, ctx, body ? (deadline) => void sendBody(body, stream, deadline) : undefined);
   } catch (e) {
     stream.reset(e instanceof StreamResetError ? e.code : 'CANCELLED', 'no response head');
     return streamFailure(request, e);
@@ -97,10 +109,13 @@ export async function proxyHttp(openStream: OpenStream, tunnel: HubTunnel, reque
 }
 
 /** Streams a visitor's request body into the stream in frame-sized pieces, then half-closes. */
-async function sendBody(body: ReadableStream<Uint8Array>, stream: MuxStream): Promise<void> {
+async function sendBody(body: ReadableStream<Uint8Array>, stream: MuxStream, deadline: Deadline): Promise<void> {
   const writer = stream.writable.getWriter();
   try {
-    for await (const chunk of coalesce(body)) await writer.write(chunk);
+    for await (const chunk of coalesce(body)) {
+      await writer.write(chunk);
+      deadline.extend();
+    }
     await writer.close();
   } catch (e) {
     stream.reset('CANCELLED', `the visitor stopped sending: ${e instanceof Error ? e.message : String(e)}`);
@@ -108,12 +123,12 @@ async function sendBody(body: ReadableStream<Uint8Array>, stream: MuxStream): Pr
 }
 
 /** Relays a visitor's WebSocket to the target's, message for message. */
-export async function proxyWebSocket(openStream: OpenStream, tunnel: HubTunnel, request: Request): Promise<Response> {
+export async function proxyWebSocket(ctx: StreamContext, tunnel: HubTunnel, request: Request): Promise<Response> {
   const url = new URL(request.url);
   const protocols = (request.headers.get('sec-websocket-protocol') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   let opened: { stream: MuxStream; head: StreamAccept };
   try {
-    opened = await openAndAccept(openStream, {
+    opened = await openAndAccept(ctx, {
       kind: 'websocket',
       tunnel: tunnel.id,
       path: url.pathname + url.search,
@@ -157,10 +172,10 @@ export async function proxyWebSocket(openStream: OpenStream, tunnel: HubTunnel, 
 }
 
 /** A TCP connection for a client WebSocket: binary messages are bytes, {"t":"eof"} a half-close. */
-export async function proxyTcp(openStream: OpenStream, tunnel: HubTunnel, request: Request): Promise<Response> {
+export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: Request): Promise<Response> {
   let stream: MuxStream;
   try {
-    ({ stream } = await openAndAccept(openStream, { kind: 'tcp', tunnel: tunnel.id }));
+    ({ stream } = await openAndAccept(ctx, { kind: 'tcp', tunnel: tunnel.id }));
   } catch (e) {
     return streamFailure(request, e);
   }

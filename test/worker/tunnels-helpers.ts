@@ -4,6 +4,10 @@ import { SELF } from 'cloudflare:test';
 import { expect } from 'vitest';
 import { randomId } from '../../worker/auth/crypto.ts';
 import { api } from './helpers.ts';
+import { agentJwt, connectRequest, waitFor } from './device-helpers.ts';
+import { FRAME_BATCH_FEATURE, FrameBatcher } from '../../shared/protocol/batch.ts';
+import { StreamMux, type MuxStream } from '../../shared/protocol/streams.ts';
+import { PROTOCOL_VERSION } from '../../shared/version.ts';
 
 export interface TunnelView {
   id: string;
@@ -49,3 +53,37 @@ export function visit(name: string, path = '/', init: RequestInit = {}) {
 }
 
 export const basicAuth = (user: string, password: string) => `Basic ${btoa(`${user}:${password}`)}`;
+
+/**
+ * A fake agent on a real DeviceHub socket with its own stream mux. It answers every OPEN with a
+ * small 200 unless `onOpen` handles it, and batches its frames when it announced `features`
+ * with frame-batch and the hub's hello_ack did too.
+ */
+export async function fakeTunnelAgent(deviceId: string, privateKey: CryptoKey, opts: { features?: string[]; onOpen?: (stream: MuxStream) => void } = {}) {
+  const { features } = opts;
+  const res = await connectRequest(await agentJwt(deviceId, privateKey));
+  const ws = res.webSocket!;
+  ws.accept();
+  ws.binaryType = 'arraybuffer';
+  const text: Record<string, unknown>[] = [];
+  const binary: Uint8Array[] = [];
+  const batcher = new FrameBatcher({ send: (m) => ws.send(m), schedule: (f) => setTimeout(f, 0) });
+  const mux = new StreamMux(batcher, {
+    side: 'agent',
+    onOpen: opts.onOpen ?? ((stream) => stream.accept({ status: 200, headers: [['content-type', 'text/plain']] }, { body: new TextEncoder().encode(`stream ${stream.id}`), fin: true })),
+  });
+  ws.addEventListener('message', (e) => {
+    if (typeof e.data === 'string') {
+      const msg = JSON.parse(e.data) as Record<string, unknown>;
+      text.push(msg);
+      if (msg.t === 'hello_ack') batcher.enabled = (features ?? []).includes(FRAME_BATCH_FEATURE) && ((msg.features as string[] | undefined) ?? []).includes(FRAME_BATCH_FEATURE);
+      return;
+    }
+    const bytes = new Uint8Array(e.data as ArrayBuffer);
+    binary.push(bytes);
+    mux.receive(bytes);
+  });
+  ws.send(JSON.stringify({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: '0.1.0-test', capabilities: ['tunnels'], ...(features ? { features } : {}) }));
+  await waitFor(() => text.some((m) => m.t === 'tunnels'), 'the tunnel table');
+  return { ws, text, binary, batcher, mux };
+}
