@@ -72,8 +72,12 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
 
     const hop = await startHopBaseline();
     for (const c of [1, 64]) {
-      const base = await load(`${hop.url}/`, { concurrency: c, durationMs });
+      const base = await load(`${hop.url}/hop`, { concurrency: c, durationMs });
       rows.push([`Worker → Durable Object hop alone, answered at once (ceiling) c=${c}`, `${fmt(base.rps)} req/s, p50 ${fmt(base.p50, 2)} ms, p99 ${fmt(base.p99, 2)} ms`, '—']);
+    }
+    for (const c of [1, 64]) {
+      const ws = await load(`${hop.url}/ws`, { concurrency: c, durationMs });
+      rows.push([`… plus one WebSocket message to a Bun peer and back (ceiling) c=${c}`, `${fmt(ws.rps)} req/s, p50 ${fmt(ws.p50, 2)} ms, p99 ${fmt(ws.p99, 2)} ms`, '—']);
     }
     await hop.stop();
     for (const c of [1, 64]) {

@@ -2,11 +2,12 @@
 // response (bodies streamed both ways, never buffered whole), a WebSocket (messages as records),
 // or a TCP connection reached through a client WebSocket (raw bytes, half-close as {"t":"eof"}).
 // The Worker has already checked access; the agent picks the target from its own tunnel table.
-import { StreamResetError, WsRecordKind, type Accepted, type MuxStream, type StreamAccept, type StreamOpen } from '../shared/protocol/streams.ts';
+import { HEAD_LIMITS, headerProblem, StreamResetError, WsRecordKind, type Accepted, type MuxStream, type StreamAccept, type StreamOpen } from '../shared/protocol/streams.ts';
 import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../shared/protocol/ws-records.ts';
 import type { HubTunnel } from './tunnel-table.ts';
 
 import { visitorError } from '../worker/tunnels/pages.ts';
+import { INTERNAL, type VisitHead } from '../worker/tunnels/forward.ts';
 import { coalesce } from './coalesce.ts';
 import type { Deadline, Deadlines } from './deadlines.ts';
 
@@ -37,6 +38,24 @@ function headerList(headers: Headers, skip: (name: string) => boolean): [string,
 }
 
 const isInternal = (name: string) => name.startsWith('x-pirelay-');
+
+/**
+ * The visit's method, path and forwarded headers: from the Worker's x-pirelay-head (forward.ts
+ * buildHttpVisit), or else from the request itself, whose headers the Worker cleaned already.
+ */
+function visitHead(request: Request): VisitHead {
+  const raw = request.headers.get(INTERNAL.head);
+  if (raw) {
+    try {
+      const head = JSON.parse(raw) as VisitHead;
+      if (typeof head.method === 'string' && typeof head.path === 'string' && Array.isArray(head.headers)) return head;
+    } catch {
+      // fall through: rebuild it from the request
+    }
+  }
+  const url = new URL(request.url);
+  return { method: request.method, path: url.pathname + url.search, headers: headerList(request.headers, isInternal) };
+}
 const WS_HANDSHAKE = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
 /**
@@ -53,6 +72,13 @@ async function acceptWithin(stream: MuxStream, ctx: StreamContext, progress?: (d
   } finally {
     deadline.cancel();
   }
+}
+
+/** 414 or 431 for a request whose head the stream could not carry (HEAD_LIMITS), before any stream opens. */
+function headTooLarge(request: Request, path: string, headers: [string, string][]): Response | null {
+  if (path.length > HEAD_LIMITS.path) return visitorError(request, 414, 'URI_TOO_LONG', `The path and query are ${path.length} bytes long; a tunnel carries at most ${HEAD_LIMITS.path}.`);
+  const problem = headerProblem(headers);
+  return problem ? visitorError(request, 431, 'HEADERS_TOO_LARGE', `The request has ${problem}.`) : null;
 }
 
 /** Turns a failed stream into the visitor's answer: 502 for the target's faults, 503 for ours. */
@@ -75,10 +101,11 @@ async function openAndAccept(ctx: StreamContext, open: StreamOpen): Promise<{ st
 }
 
 export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: Request): Promise<Response> {
-  const url = new URL(request.url);
-  const headers = headerList(request.headers, isInternal); // the Worker cleaned them already (forward.ts)
+  const visit = visitHead(request);
+  const tooLarge = headTooLarge(request, visit.path, visit.headers);
+  if (tooLarge) return tooLarge;
   const body = request.body;
-  const stream = ctx.open({ kind: 'http', tunnel: tunnel.id, method: request.method, path: url.pathname + url.search, headers }, { fin: !body });
+  const stream = ctx.open({ kind: 'http', tunnel: tunnel.id, method: visit.method, path: visit.path, headers: visit.headers }, { fin: !body });
   let head: Accepted;
   try {
     // The request body flows while we wait for the head: an upload can be answered early (413…),
@@ -126,15 +153,13 @@ async function sendBody(body: ReadableStream<Uint8Array>, stream: MuxStream, dea
 export async function proxyWebSocket(ctx: StreamContext, tunnel: HubTunnel, request: Request): Promise<Response> {
   const url = new URL(request.url);
   const protocols = (request.headers.get('sec-websocket-protocol') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const path = url.pathname + url.search;
+  const headers = headerList(request.headers, (n) => isInternal(n) || WS_HANDSHAKE.has(n));
+  const tooLarge = headTooLarge(request, path, headers);
+  if (tooLarge) return tooLarge;
   let opened: { stream: MuxStream; head: StreamAccept };
   try {
-    opened = await openAndAccept(ctx, {
-      kind: 'websocket',
-      tunnel: tunnel.id,
-      path: url.pathname + url.search,
-      headers: headerList(request.headers, (n) => isInternal(n) || WS_HANDSHAKE.has(n)),
-      protocols,
-    });
+    opened = await openAndAccept(ctx, { kind: 'websocket', tunnel: tunnel.id, path, headers, protocols });
   } catch (e) {
     return streamFailure(request, e);
   }

@@ -9,7 +9,8 @@ const app = createApp({ startedAt: Date.now() });
 
 export default {
   fetch(request, env, ctx) {
-    const tunnel = tunnelNameFromHost(new URL(request.url), tunnelDomain(env));
-    return tunnel ? visitTunnel(request, env, ctx, tunnel) : app.fetch(request, env, ctx);
+    const url = new URL(request.url);
+    const tunnel = tunnelNameFromHost(url, tunnelDomain(env));
+    return tunnel ? visitTunnel(request, env, ctx, tunnel, url) : app.fetch(request, env, ctx);
   },
 } satisfies ExportedHandler<Env>;

@@ -60,7 +60,7 @@ export function requestHeaders(visitor: HeaderList, opts: RequestHeaderOptions):
     if (name === 'content-length' && !opts.hasBody) continue;
     if (opts.websocket && WS_HANDSHAKE.has(name)) continue;
     if (name === 'x-forwarded-host') forwardedHost = true;
-    out.push([name, value]);
+    out.push([name, wireValue(value)]);
   }
   out.push(['host', opts.host]);
   if (visitorHost && !forwardedHost) out.push(['x-forwarded-host', visitorHost]);
@@ -79,6 +79,26 @@ export function responseHeaders(headers: Headers): HeaderList {
   });
   for (const cookie of headers.getSetCookie()) out.push(['set-cookie', cookie]);
   return out;
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * A header value as the bytes to send. The relay's runtime hands on header values decoded as
+ * UTF-8, and fetch sends a string's characters as single bytes (and refuses any above U+00FF),
+ * so a value with non-ASCII characters goes out as its UTF-8 bytes: what the visitor sent, when
+ * that was UTF-8 (bytes that were not valid UTF-8 arrive as U+FFFD and cannot be recovered).
+ */
+export function wireValue(value: string): string {
+  for (let i = 0; i < value.length; i++) {
+    if (value.charCodeAt(i) > 0x7e) {
+      const bytes = utf8.encode(value);
+      let out = '';
+      for (let at = 0; at < bytes.length; at += 8192) out += String.fromCharCode(...bytes.subarray(at, at + 8192));
+      return out;
+    }
+  }
+  return value;
 }
 
 export function headerValue(headers: HeaderList, name: string): string | undefined {

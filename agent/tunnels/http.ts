@@ -2,7 +2,7 @@
 // back, both streamed: an SSE feed flows event by event, a 1 GiB download never sits in memory
 // (the stream's credit window paces how fast we read the target), and when the visitor goes away
 // the request to the target is aborted at once so the target's connection is freed.
-import { MAX_DATA_CHUNK, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
+import { headerProblem, MAX_DATA_CHUNK, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
 import { headerValue, requestHeaders, responseHeaders } from './headers.ts';
 import { authority, describeFailure, timeoutFailure, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
 
@@ -169,7 +169,7 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
 
 /** The limits of StreamAcceptSchema: past them accept() would throw. */
 function fitsStreamAccept(headers: [string, string][]): boolean {
-  return headers.length <= 256 && headers.every(([name, value]) => name.length <= 256 && value.length <= 16 * 1024);
+  return headerProblem(headers) === null;
 }
 
 function parseLength(value: string | null | undefined): number | null {

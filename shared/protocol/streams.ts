@@ -44,12 +44,23 @@ export const SOCKET_ACK_BYTES = 128 * 1024;
 /** The stream id of socket-wide WINDOW frames; neither side ever allocates it. */
 export const SOCKET_STREAM_ID = 0;
 
-const Headers = z.array(z.tuple([z.string().max(256), z.string().max(16 * 1024)])).max(256);
+/** What a stream's head may carry (OPEN and ACCEPT): more is refused before it is sent. */
+export const HEAD_LIMITS = { headers: 256, name: 256, value: 16 * 1024, path: 16 * 1024 } as const;
+/** Why a header list exceeds HEAD_LIMITS, or null when it fits. */
+export function headerProblem(headers: readonly (readonly [string, string])[]): string | null {
+  if (headers.length > HEAD_LIMITS.headers) return `${headers.length} headers (at most ${HEAD_LIMITS.headers})`;
+  for (const [name, value] of headers) {
+    if (name.length > HEAD_LIMITS.name) return `a header name of ${name.length} characters (at most ${HEAD_LIMITS.name})`;
+    if (value.length > HEAD_LIMITS.value) return `the ${name.slice(0, 64)} header is ${value.length} bytes long (at most ${HEAD_LIMITS.value})`;
+  }
+  return null;
+}
+const Headers = z.array(z.tuple([z.string().max(HEAD_LIMITS.name), z.string().max(HEAD_LIMITS.value)])).max(HEAD_LIMITS.headers);
 
 /** OPEN payload (JSON). `tunnel` is the tunnel id: the agent looks up the target itself. */
 export const StreamOpenSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('http'), tunnel: z.string().max(64), method: z.string().max(16), path: z.string().max(16 * 1024), headers: Headers }),
-  z.object({ kind: z.literal('websocket'), tunnel: z.string().max(64), path: z.string().max(16 * 1024), headers: Headers, protocols: z.array(z.string().max(256)).max(32) }),
+  z.object({ kind: z.literal('http'), tunnel: z.string().max(64), method: z.string().max(16), path: z.string().max(HEAD_LIMITS.path), headers: Headers }),
+  z.object({ kind: z.literal('websocket'), tunnel: z.string().max(64), path: z.string().max(HEAD_LIMITS.path), headers: Headers, protocols: z.array(z.string().max(256)).max(32) }),
   z.object({ kind: z.literal('tcp'), tunnel: z.string().max(64) }),
 ]);
 export type StreamOpen = z.infer<typeof StreamOpenSchema>;

@@ -69,6 +69,24 @@ describe('HTTP tunnels', () => {
     expect(Object.keys(seen.headers).filter((h) => h.startsWith('x-pirelay-'))).toEqual([]);
   });
 
+  it('carries large and unusual header values intact (the head travels to the hub as JSON)', async () => {
+    const big = 'v'.repeat(12 * 1024);
+    // UTF-8 bytes, as a client sends them (undici writes a string's characters as single bytes).
+    const odd = Buffer.from('a "quoted" \\ back\tslash, caf\u00e9 \u2713', 'utf8').toString('latin1');
+    const res = await visit('web', '/echo/h', { headers: { 'x-big': big, 'x-odd': odd, cookie: 'pirelay_session=x.y.z; app=1' } });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const seen = (await res.json()) as { headers: Record<string, string> };
+    expect(seen.headers['x-big']).toBe(big);
+    expect(seen.headers['x-odd']).toBe(odd);
+    expect(seen.headers.cookie).toBe('app=1');
+    // A value past what a stream's head carries is refused by the relay with 431, not sent.
+    const huge = await visit('web', '/echo/h', { headers: { 'x-huge': 'v'.repeat(17 * 1024), accept: 'application/json' } });
+    expect(huge.status).toBe(431);
+    expect(((await huge.json()) as { code: string }).code).toBe('HEADERS_TOO_LARGE');
+    const long = await visit('web', `/echo/${'p'.repeat(17 * 1024)}`, { headers: { accept: 'application/json' } });
+    expect(long.status).toBe(414);
+  });
+
   it('keeps both Set-Cookie headers', async () => {
     const res = await visit('web', '/cookies');
     expect(res.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; Path=/']);

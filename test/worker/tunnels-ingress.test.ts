@@ -198,15 +198,23 @@ describe('what reaches the hub', () => {
     expect(deviceName).toBe(device);
     expect(r.method).toBe('PUT');
     expect(r.url).toBe(`https://${t.name}.localhost/upload?x=1`);
-    expect(r.headers.get('authorization')).toBeNull();
-    expect(r.headers.get('cookie')).toBe('keep=1');
+    // The hub gets the internal headers, and the target's request head as one JSON header.
     expect(r.headers.get('x-pirelay-kind')).toBe('tunnel-http');
     expect(r.headers.get('x-pirelay-tunnel-id')).toBe(t.id);
     expect(r.headers.get('x-pirelay-device-id')).toBeNull();
-    expect(r.headers.get('x-forwarded-for')).toBe('10.1.1.1, 203.0.113.9');
-    expect(r.headers.get('x-forwarded-proto')).toBe('https');
-    expect(r.headers.get('x-forwarded-host')).toBe(`${t.name}.localhost`);
-    expect(r.headers.get('connection')).toBeNull();
+    expect(r.headers.get('authorization')).toBeNull();
+    expect(r.headers.get('cookie')).toBeNull();
+    const head = JSON.parse(r.headers.get('x-pirelay-head')!) as { method: string; path: string; headers: [string, string][] };
+    expect(head.method).toBe('PUT');
+    expect(head.path).toBe('/upload?x=1');
+    const h = new Headers(head.headers);
+    expect(h.get('authorization')).toBeNull();
+    expect(h.get('cookie')).toBe('keep=1');
+    expect(head.headers.map(([k]) => k).filter((k) => k.startsWith('x-pirelay-'))).toEqual([]);
+    expect(h.get('x-forwarded-for')).toBe('10.1.1.1, 203.0.113.9');
+    expect(h.get('x-forwarded-proto')).toBe('https');
+    expect(h.get('x-forwarded-host')).toBe(`${t.name}.localhost`);
+    expect(h.get('connection')).toBeNull();
     expect(await r.text()).toBe('payload');
   });
 

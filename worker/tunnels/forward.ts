@@ -14,7 +14,17 @@ export const INTERNAL = {
   kind: 'x-pirelay-kind',
   tunnelId: 'x-pirelay-tunnel-id',
   unknownTunnel: 'x-pirelay-unknown-tunnel',
+  /** An HTTP visit's VisitHead as JSON (buildHttpVisit). */
+  head: 'x-pirelay-head',
 } as const;
+
+/** What the hub puts in an HTTP stream's OPEN besides the tunnel: the request line and the headers the target gets. */
+export interface VisitHead {
+  method: string;
+  /** Path and query, as the visitor sent them. */
+  path: string;
+  headers: [string, string][];
+}
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'proxy-authorization'];
 
@@ -95,6 +105,21 @@ export function buildForwardHeaders(req: Request, tunnel: Pick<Tunnel, 'id'>, cl
   headers.set(INTERNAL.kind, opts.kind ?? 'tunnel-http');
   headers.set(INTERNAL.tunnelId, tunnel.id);
   return headers;
+}
+
+/**
+ * The request a plain (non-upgrade) HTTP visit becomes: its head travels as one JSON header in the
+ * shape the hub's OPEN needs, so neither side builds or walks a Headers object of the visitor's
+ * headers (this runs for every tunnel request). Accept stays, for the hub's own error pages.
+ */
+export function buildHttpVisit(req: Request, url: URL, tunnel: Pick<Tunnel, 'id'>, clientIp: string, opts: ForwardOptions = {}): Request {
+  const head: VisitHead = { method: req.method, path: url.pathname + url.search, headers: forwardHeaderList(req, clientIp, opts) };
+  const headers: Record<string, string> = { [INTERNAL.kind]: opts.kind ?? 'tunnel-http', [INTERNAL.tunnelId]: tunnel.id, [INTERNAL.head]: JSON.stringify(head) };
+  const accept = req.headers.get('accept');
+  if (accept) headers.accept = accept;
+  const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.body !== null;
+  const init: RequestInit & { duplex: 'half' } = { method: req.method, headers, body: hasBody ? req.body : null, redirect: 'manual', duplex: 'half' };
+  return new Request(req.url, init);
 }
 
 export function buildForwardRequest(req: Request, tunnel: Pick<Tunnel, 'id'>, clientIp: string, opts: ForwardOptions = {}): Request {

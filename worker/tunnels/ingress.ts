@@ -8,7 +8,7 @@ import { hubFor } from '../devices/hub.ts';
 import type { VisitedTunnel } from './queries.ts';
 import { basicMemo, checkTunnelAccess } from './access.ts';
 import { principalFor } from '../auth/middleware.ts';
-import { buildForwardRequest, clientIpOf, INTERNAL } from './forward.ts';
+import { buildForwardRequest, buildHttpVisit, clientIpOf, INTERNAL, isWebSocketUpgrade } from './forward.ts';
 import { forgetTunnel, tunnelNamed } from './name-cache.ts';
 import { visitorError } from './pages.ts';
 
@@ -44,7 +44,7 @@ function refusal(req: Request, name: string, tunnel: VisitedTunnel | null): Resp
   return null;
 }
 
-export async function visitTunnel(req: Request, env: Env, ctx: ExecutionContext, name: string): Promise<Response> {
+export async function visitTunnel(req: Request, env: Env, ctx: ExecutionContext, name: string, url = new URL(req.url)): Promise<Response> {
   let tunnel = await tunnelNamed(env.DB, name);
   // A second lookup happens only when the hub says our cached row is stale; a request with a body
   // cannot be retried (its stream went to the first attempt), so it gets the 404 instead.
@@ -60,7 +60,10 @@ export async function visitTunnel(req: Request, env: Env, ctx: ExecutionContext,
 
     let res: Response;
     try {
-      res = await hubFor(env, t.deviceId).fetch(buildForwardRequest(req, t, clientIpOf(req), { stripAuthorization: decision.stripAuthorization, kind: 'tunnel-http' }));
+      const options = { stripAuthorization: decision.stripAuthorization, kind: 'tunnel-http' } as const;
+      // A plain request travels with its head already in the shape of the stream's OPEN.
+      const forward = isWebSocketUpgrade(req.headers) ? buildForwardRequest(req, t, clientIpOf(req), options) : buildHttpVisit(req, url, t, clientIpOf(req), options);
+      res = await hubFor(env, t.deviceId).fetch(forward);
     } catch (e) {
       console.error('tunnel forward failed', name, e);
       return visitorError(req, 502, 'TUNNEL_UNREACHABLE', `The relay could not reach the device behind "${name}". Try again shortly.`);

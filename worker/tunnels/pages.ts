@@ -28,7 +28,9 @@ const TITLES: Record<number, string> = {
   401: 'Authentication required',
   403: 'Forbidden',
   404: 'Tunnel not found',
+  414: 'URI too long',
   426: 'Upgrade required',
+  431: 'Request headers too large',
   502: 'Bad gateway',
   503: 'Tunnel unavailable',
 };
