@@ -16,25 +16,24 @@ import { processesNamed, rss } from './proc.ts';
 type Row = [string, string, string];
 const fmt = (n: number, d = 0) => n.toFixed(d);
 
-/** Reads `bytes` from a TCP source ("SEND n") at host:port; returns MB/s. */
-function tcpDownload(port: number, bytes: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
-    let got = 0;
-    let t0 = 0;
-    sock.on('connect', () => {
-      t0 = performance.now();
-      sock.write(`SEND ${bytes}\n`);
-    });
-    sock.on('data', (d) => (got += d.byteLength));
-    sock.on('end', () => {
-      const s = (performance.now() - t0) / 1000;
-      if (got !== bytes) reject(new Error(`got ${got} of ${bytes} bytes`));
-      else resolve(bytes / 1e6 / s);
-      sock.destroy();
-    });
-    sock.on('error', reject);
-  });
+/**
+ * Reads `bytes` from a TCP source ("SEND n") at 127.0.0.1:port in a Bun process of its own (so the
+ * reader does not share an event loop with this one, which hosts Miniflare); returns MB/s.
+ */
+async function tcpDownload(port: number, bytes: number): Promise<number> {
+  const script = `
+    const [port, bytes] = process.argv.slice(-2).map(Number);
+    let got = 0, t0 = 0;
+    await Bun.connect({ hostname: '127.0.0.1', port, socket: {
+      open(s) { t0 = performance.now(); s.write('SEND ' + bytes + '\\n'); },
+      data(s, d) { got += d.byteLength; },
+      close() { console.log(JSON.stringify({ got, s: (performance.now() - t0) / 1000 })); },
+      end(s) { s.end(); },
+    } });`;
+  const { stdout } = await promisify(execFile)(BUN, ['-e', script, String(port), String(bytes)], { encoding: 'utf8' });
+  const { got, s } = JSON.parse(stdout.trim().split('\n').pop()!) as { got: number; s: number };
+  if (got !== bytes) throw new Error(`got ${got} of ${bytes} bytes`);
+  return bytes / 1e6 / s;
 }
 
 /** Downloads to /dev/null with curl (a *.localhost URL goes to 127.0.0.1 with its Host kept); returns the bytes read. */
