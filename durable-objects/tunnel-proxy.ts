@@ -5,7 +5,6 @@
 import { HEAD_LIMITS, headerProblem, StreamResetError, WsRecordKind, type Accepted, type MuxStream, type StreamAccept, type StreamOpen } from '../shared/protocol/streams.ts';
 import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../shared/protocol/ws-records.ts';
 import type { HubTunnel } from './tunnel-table.ts';
-
 import { visitorError } from '../worker/tunnels/pages.ts';
 import { INTERNAL, type VisitHead } from '../worker/tunnels/forward.ts';
 import { coalesce } from './coalesce.ts';
@@ -38,10 +37,12 @@ function headerList(headers: Headers, skip: (name: string) => boolean): [string,
 }
 
 const isInternal = (name: string) => name.startsWith('x-pirelay-');
+const WS_HANDSHAKE = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
 /**
  * The visit's method, path and forwarded headers: from the Worker's x-pirelay-head (forward.ts
- * buildHttpVisit), or else from the request itself, whose headers the Worker cleaned already.
+ * buildHttpVisit), or else (a Worker of an older deploy) from the request itself, whose headers
+ * the Worker cleaned already.
  */
 function visitHead(request: Request): VisitHead {
   const raw = request.headers.get(INTERNAL.head);
@@ -56,7 +57,6 @@ function visitHead(request: Request): VisitHead {
   const url = new URL(request.url);
   return { method: request.method, path: url.pathname + url.search, headers: headerList(request.headers, isInternal) };
 }
-const WS_HANDSHAKE = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
 /**
  * The stream's ACCEPT, or a reset with TARGET_TIMEOUT (sent to the agent too) when none comes in

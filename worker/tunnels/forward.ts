@@ -117,21 +117,18 @@ export function buildHttpVisit(req: Request, url: URL, tunnel: Pick<Tunnel, 'id'
   const headers: Record<string, string> = { [INTERNAL.kind]: opts.kind ?? 'tunnel-http', [INTERNAL.tunnelId]: tunnel.id, [INTERNAL.head]: JSON.stringify(head) };
   const accept = req.headers.get('accept');
   if (accept) headers.accept = accept;
+  return forwarded(req, req.url, headers);
+}
+
+/** The visitor's request with other headers; its body is handed on as a stream, never read. */
+function forwarded(req: Request, url: string, headers: HeadersInit): Request {
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.body !== null;
   const init: RequestInit & { duplex: 'half' } = { method: req.method, headers, body: hasBody ? req.body : null, redirect: 'manual', duplex: 'half' };
-  return new Request(req.url, init);
+  return new Request(url, init);
 }
 
 export function buildForwardRequest(req: Request, tunnel: Pick<Tunnel, 'id'>, clientIp: string, opts: ForwardOptions = {}): Request {
-  const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && req.body !== null;
-  const init: RequestInit & { duplex: 'half' } = {
-    method: req.method,
-    headers: buildForwardHeaders(req, tunnel, clientIp, opts),
-    body: hasBody ? req.body : null,
-    redirect: 'manual',
-    duplex: 'half',
-  };
-  return new Request(opts.url ?? req.url, init);
+  return forwarded(req, opts.url ?? req.url, buildForwardHeaders(req, tunnel, clientIp, opts));
 }
 
 /** The visitor's address as Cloudflare reports it; workerd exposes no socket address besides. */
