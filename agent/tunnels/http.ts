@@ -102,9 +102,11 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
     }
 
     const headers = responseHeaders(res.headers);
-    if (!fitsStreamAccept(headers)) {
+    // Past the stream head limits (those of StreamAcceptSchema) accept() would throw.
+    const tooLarge = headerProblem(headers);
+    if (tooLarge) {
       await res.body?.cancel().catch(() => {});
-      return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent a response head too large for a tunnel` });
+      return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent a response head too large for a tunnel: ${tooLarge}` });
     }
     const expectBody = method !== 'HEAD' && !NO_BODY_STATUS.has(res.status);
     const expected = expectBody ? parseLength(res.headers.get('content-length')) : null;
@@ -165,11 +167,6 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
       () => {},
     ),
   };
-}
-
-/** The limits of StreamAcceptSchema: past them accept() would throw. */
-function fitsStreamAccept(headers: [string, string][]): boolean {
-  return headerProblem(headers) === null;
 }
 
 function parseLength(value: string | null | undefined): number | null {

@@ -3,7 +3,7 @@
 // its size: under load, the OPENs of many visitors (and the ACCEPTs that answer them) then share
 // one message each way instead of one each. Large frames (bulk DATA) go out at once, after
 // whatever is queued, so order is kept and no big payload is copied twice.
-import { encodeBatch, FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD } from './frames.ts';
+import { BATCH_ENTRY_HEADER_BYTES, encodeBatch, FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD } from './frames.ts';
 import type { MuxTransport } from './streams.ts';
 
 /** Hello capability (agent) and hello_ack feature (hub): this side reads BATCH frames. */
@@ -12,6 +12,8 @@ export const FRAME_BATCH_FEATURE = 'frame-batch';
 export const BATCH_FRAME_MAX = 16 * 1024;
 /** A batch is sent once it holds this many bytes, without waiting for the turn to end. */
 export const BATCH_MAX_BYTES = 64 * 1024;
+/** What one batch may hold: BATCH_MAX_BYTES, and never more than a frame's payload. */
+const BATCH_LIMIT = Math.min(BATCH_MAX_BYTES, MAX_FRAME_PAYLOAD - FRAME_HEADER_BYTES);
 
 export interface FrameBatcherOptions {
   /** Sends one binary WebSocket message. */
@@ -45,10 +47,11 @@ export class FrameBatcher implements MuxTransport {
       this.options.send(frame);
       return;
     }
-    if (this.queued + frame.byteLength + 4 > Math.min(BATCH_MAX_BYTES, MAX_FRAME_PAYLOAD - FRAME_HEADER_BYTES)) this.flush();
+    const entry = BATCH_ENTRY_HEADER_BYTES + frame.byteLength;
+    if (this.queued + entry > BATCH_LIMIT) this.flush();
     // A caller that reuses its buffer (copiesOnSend) may overwrite it before the flush.
     this.queue.push(this.copiesOnSend ? frame.slice() : frame);
-    this.queued += frame.byteLength + 4;
+    this.queued += entry;
     if (!this.scheduled) {
       this.scheduled = true;
       this.options.schedule(() => {

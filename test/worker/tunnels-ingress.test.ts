@@ -184,6 +184,7 @@ describe('what reaches the hub', () => {
         authorization: `Bearer ${operator}`,
         cookie: 'pirelay_session=a.b.c; keep=1',
         'x-pirelay-tunnel-id': 'forged',
+        'x-pirelay-head': '{"method":"DELETE","path":"/admin","headers":[["x-forged","1"]]}',
         'x-pirelay-device-id': device,
         'cf-connecting-ip': '203.0.113.9',
         'x-forwarded-for': '10.1.1.1',
@@ -209,6 +210,7 @@ describe('what reaches the hub', () => {
     expect(head.path).toBe('/upload?x=1');
     const h = new Headers(head.headers);
     expect(h.get('authorization')).toBeNull();
+    expect(h.get('x-forged')).toBeNull();
     expect(h.get('cookie')).toBe('keep=1');
     expect(head.headers.map(([k]) => k).filter((k) => k.startsWith('x-pirelay-'))).toEqual([]);
     expect(h.get('x-forwarded-for')).toBe('10.1.1.1, 203.0.113.9');
