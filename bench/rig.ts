@@ -14,7 +14,7 @@ export interface TunnelRig {
 export async function startTunnelRig(opts: { inspectorPort?: number } = {}): Promise<TunnelRig> {
   const targets = await startTargets();
   const port = await freePort();
-  const env = await startDevEnv({ dir: await tempDir('rig'), port, demoDevices: ['p'], inspectorPort: opts.inspectorPort });
+  const env = await startDevEnv({ dir: await tempDir('rig'), port, demoDevices: ['p'], inspectorPort: opts.inspectorPort, agentLogs: process.env.RIG_AGENT_LOGS ? 'inherit' : undefined });
   await waitOnline(env);
   const { url, apiKey, devices } = env.state;
   const res = await fetch(`${url}/api/v1/devices/${devices[0]!.id}/tunnels`, {

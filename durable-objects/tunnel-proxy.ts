@@ -229,7 +229,12 @@ export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: R
   server.addEventListener('error', () => stream.reset('CANCELLED', 'client socket error'));
   void (async () => {
     try {
-      for await (const chunk of stream.readable) server.send(chunk);
+      const reader = stream.readable.getReader();
+      for (;;) {
+        const next = await reader.read();
+        if (next.done) break;
+        server.send(next.value);
+      }
       server.send(EOF_MESSAGE);
       await stream.closed;
       safeClose(server, 1000, 'closed');

@@ -67,17 +67,17 @@ export function requestHeaders(visitor: HeaderList, opts: RequestHeaderOptions):
   return out;
 }
 
-/** The target's response headers for the visitor: hop-by-hop dropped, Set-Cookie kept apart. */
-export function responseHeaders(headers: Headers): HeaderList {
-  const listed = new Set<string>();
-  for (const token of (headers.get('connection') ?? '').split(',')) if (token.trim()) listed.add(token.trim().toLowerCase());
+/**
+ * The target's response headers for the visitor, in the order received: hop-by-hop fields (and
+ * those its Connection header names) dropped, every other line kept, each Set-Cookie on its own.
+ */
+export function responseHeaders(headers: HeaderList): HeaderList {
+  const listed = connectionTokens(headers);
   const out: HeaderList = [];
-  headers.forEach((value, name) => {
-    // Set-Cookie values contain commas (Expires=…), so a joined line cannot be split again.
-    if (name === 'set-cookie' || HOP_BY_HOP.has(name) || listed.has(name)) return;
+  for (const [name, value] of headers) {
+    if (HOP_BY_HOP.has(name) || listed.has(name)) continue;
     out.push([name, value]);
-  });
-  for (const cookie of headers.getSetCookie()) out.push(['set-cookie', cookie]);
+  }
   return out;
 }
 

@@ -2,17 +2,20 @@
 // back, both streamed: an SSE feed flows event by event, a 1 GiB download never sits in memory
 // (the stream's credit window paces how fast we read the target), and when the visitor goes away
 // the request to the target is aborted at once so the target's connection is freed.
+import { joinBytes } from '../../shared/bytes.ts';
 import { headerProblem, MAX_DATA_CHUNK, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
 import { headerValue, requestHeaders, responseHeaders } from './headers.ts';
+import { BadRequestError, BadResponseError, type Http1Agent, type Http1Response } from './http1.ts';
 import { authority, describeFailure, timeoutFailure, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
 
 export type HttpOpen = Extract<StreamOpen, { kind: 'http' }>;
 
 export interface HttpDeps extends ProxyDeps {
-  fetch: typeof fetch;
+  /** Keep-alive connections to the targets. */
+  http: Http1Agent;
 }
 
-/** fetch refuses a body on these. */
+/** Requests that never carry a body here (as with fetch, which refuses one on them). */
 const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
 /** Responses that have no body whatever their Content-Length says. */
 const NO_BODY_STATUS = new Set([204, 205, 304]);
@@ -73,48 +76,47 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
     if (ended) return;
 
     armTimer();
-    const url = `http://${authority(target)}${open.path}`;
-    let res: Response;
+    let res: Http1Response;
     try {
-      res = await deps.fetch(url, {
+      res = await deps.http.request(target, {
         method,
+        path: open.path,
         headers: requestHeaders(open.headers, { host: authority(target), hasBody: body !== null }),
         body,
-        redirect: 'manual',
+        bodyLength: body ? declared : null,
         signal: controller.signal,
-        // Bun extensions: pass compressed bytes through untouched (so Content-Encoding and
-        // Content-Length stay true), and never send a device-local request through a proxy
-        // from the environment (HTTP_PROXY would otherwise apply even to 127.0.0.1).
-        decompress: false,
-        proxy: false,
-        duplex: 'half',
-      } as RequestInit);
+      });
     } catch (e) {
       if (badBody) fail({ code: 'BAD_REQUEST', message: badBody });
       else if (timedOut) fail(timeoutFailure(target, deps.connectTimeoutMs, 'response'));
+      else if (e instanceof BadRequestError) fail({ code: 'BAD_REQUEST', message: e.message });
+      else if (e instanceof BadResponseError) fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent a malformed response: ${e.message}` });
       else if (!ended) fail(describeFailure(e, target));
       return;
     }
     clearTimeout(timer);
-    if (ended) {
-      await res.body?.cancel().catch(() => {});
-      return;
-    }
+    if (ended) return res.cancel();
 
     const headers = responseHeaders(res.headers);
     // Past the stream head limits (those of StreamAcceptSchema) accept() would throw.
     const tooLarge = headerProblem(headers);
     if (tooLarge) {
-      await res.body?.cancel().catch(() => {});
+      res.cancel();
       return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent a response head too large for a tunnel: ${tooLarge}` });
     }
     const expectBody = method !== 'HEAD' && !NO_BODY_STATUS.has(res.status);
-    const expected = expectBody ? parseLength(res.headers.get('content-length')) : null;
+    const expected = expectBody ? parseLength(headerValue(res.headers, 'content-length')) : null;
     if (!expectBody || (expected !== null && expected <= MAX_DATA_CHUNK)) {
       // Small and of known length: the whole response rides in the ACCEPT frame (one frame, and
       // the hub answers with bytes instead of pumping a stream).
-      const body = expectBody && expected ? new Uint8Array(await res.arrayBuffer().catch(() => new ArrayBuffer(0))) : undefined;
-      if (!expectBody) await res.body?.cancel().catch(() => {});
+      let body: Uint8Array | undefined;
+      if (expectBody && expected) {
+        try {
+          body = await readUpTo(res, expected);
+        } catch {
+          body = undefined;
+        }
+      } else res.cancel();
       if (ended) return;
       if (expectBody && (body?.byteLength ?? 0) !== expected) {
         return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent ${body?.byteLength ?? 0} of the ${expected} bytes it announced` });
@@ -126,24 +128,20 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
     stream.accept({ status: res.status, headers });
     const writer = stream.writable.getWriter();
     let sent = 0;
-    if (res.body && expectBody) {
-      const source = res.body.getReader();
-      try {
-        for (;;) {
-          await writer.ready.catch(() => Promise.reject(new VisitorGone()));
-          const next = await source.read();
-          if (next.done) break;
-          sent += next.value.byteLength;
-          // Not awaited: writer.ready is the backpressure signal, and a failed write shows there.
-          writer.write(next.value).catch(() => {});
-        }
-      } catch (e) {
-        void source.cancel().catch(() => {});
-        if (e instanceof VisitorGone || ended) return visitorGone();
-        return fail({ code: 'TARGET_ERROR', message: `${authority(target)} broke off the response after ${sent} bytes` });
+    try {
+      for (;;) {
+        await writer.ready.catch(() => Promise.reject(new VisitorGone()));
+        // Whatever arrived since the last read, joined: one frame rather than many small ones.
+        const chunk = await res.read();
+        if (chunk === null) break;
+        sent += chunk.byteLength;
+        // Not awaited: writer.ready is the backpressure signal, and a failed write shows there.
+        writer.write(chunk).catch(() => {});
       }
-    } else {
-      await res.body?.cancel().catch(() => {});
+    } catch (e) {
+      res.cancel();
+      if (e instanceof VisitorGone || ended) return visitorGone();
+      return fail({ code: 'TARGET_ERROR', message: `${authority(target)} broke off the response after ${sent} bytes` });
     }
     if (expected !== null && sent !== expected) {
       return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent ${sent} of the ${expected} bytes it announced` });
@@ -167,6 +165,19 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
       () => {},
     ),
   };
+}
+
+/** The whole body of a response announced as `length` bytes (short if the target broke off). */
+async function readUpTo(res: Http1Response, length: number): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  while (size < length) {
+    const chunk = await res.read();
+    if (chunk === null) break;
+    parts.push(chunk);
+    size += chunk.byteLength;
+  }
+  return joinBytes(parts, size);
 }
 
 function parseLength(value: string | null | undefined): number | null {

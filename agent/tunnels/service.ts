@@ -7,6 +7,7 @@ import type { MuxStream, StreamOpen } from '../../shared/protocol/streams.ts';
 import type { TunnelTarget } from '../../shared/protocol/messages.ts';
 import type { Logger } from '../log.ts';
 import { proxyHttp } from './http.ts';
+import { Http1Agent } from './http1.ts';
 import { proxyTcp, type Connect } from './tcp.ts';
 import { proxyWebSocket } from './websocket.ts';
 import type { Session } from './target.ts';
@@ -15,8 +16,8 @@ export interface TunnelServiceOptions {
   log: Logger;
   /** How long reaching a target may take (HTTP: until its response head). */
   connectTimeoutMs?: number;
-  /** For tests: stands in for fetch (HTTP tunnels). */
-  fetchImpl?: typeof fetch;
+  /** Keep-alive connections to HTTP targets (one is made when not given). */
+  http?: Http1Agent;
   /** For tests: stands in for Bun.connect (TCP tunnels). */
   connectImpl?: Connect;
 }
@@ -77,7 +78,7 @@ export function checkPath(path: string): string | null {
 export function createTunnelService(opts: TunnelServiceOptions): TunnelService {
   const { log } = opts;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
-  const fetchImpl = opts.fetchImpl ?? fetch;
+  const http = opts.http ?? new Http1Agent();
   const connectImpl: Connect = opts.connectImpl ?? ((o) => Bun.connect(o));
   let table = new Map<string, TunnelTarget>();
   const live = new Set<Tracked>();
@@ -126,7 +127,7 @@ export function createTunnelService(opts: TunnelServiceOptions): TunnelService {
       try {
         session =
           open.kind === 'http'
-            ? proxyHttp(stream, open, target, { ...deps, fetch: fetchImpl })
+            ? proxyHttp(stream, open, target, { ...deps, http })
             : open.kind === 'websocket'
               ? proxyWebSocket(stream, open, target, deps)
               : proxyTcp(stream, target, { ...deps, connect: connectImpl });
@@ -144,6 +145,7 @@ export function createTunnelService(opts: TunnelServiceOptions): TunnelService {
 
     closeAll() {
       for (const t of live) t.session.abort('SOCKET_CLOSED', 'the relay connection closed');
+      http.closeIdle();
     },
 
     stats() {
