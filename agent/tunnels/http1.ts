@@ -7,7 +7,7 @@
 // strictly (RFC 9112), its body framed by Content-Length, chunked coding or the connection's end
 // and handed on as bytes (compressed bodies pass through untouched), 1xx interim answers skipped,
 // and a connection reused only when both messages were complete and nobody asked to close it.
-import type { Socket, SocketHandler } from 'bun';
+import type { Socket, SocketHandler, TCPSocketConnectOptions } from 'bun';
 import { Buffer } from 'node:buffer';
 import { joinBytes } from '../../shared/bytes.ts';
 import { unbracket, type Target } from './target.ts';
@@ -74,6 +74,8 @@ export interface Http1AgentOptions {
   idleTimeoutMs?: number;
   /** Idle connections kept per target; more are closed when they come back. */
   maxIdlePerTarget?: number;
+  /** For tests: stands in for Bun.connect. */
+  connect?: (options: TCPSocketConnectOptions<Conn>) => Promise<Socket<Conn>>;
 }
 
 /** Connections to tunnel targets, kept alive between requests. */
@@ -81,12 +83,14 @@ export class Http1Agent {
   private readonly idle = new Map<string, Conn[]>();
   readonly idleTimeoutMs: number;
   private readonly maxIdle: number;
+  private readonly connectImpl: NonNullable<Http1AgentOptions['connect']>;
   /** Connections made (for tests and stats). */
   connects = 0;
 
   constructor(opts: Http1AgentOptions = {}) {
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 2_000;
     this.maxIdle = opts.maxIdlePerTarget ?? 64;
+    this.connectImpl = opts.connect ?? ((o) => Bun.connect(o));
   }
 
   /** Idle connections to all targets. */
@@ -157,13 +161,20 @@ export class Http1Agent {
     if (signal?.aborted) throw abortError(signal);
     const conn = new Conn(this, key);
     this.connects++;
-    const socket = await Bun.connect<Conn>({ hostname: unbracket(target.host), port: target.port, data: conn, socket: HANDLERS });
-    if (signal?.aborted) {
-      socket.terminate();
-      throw abortError(signal);
+    const connecting = this.connectImpl({ hostname: unbracket(target.host), port: target.port, data: conn, socket: HANDLERS });
+    // A connect to a host that drops packets can hang for minutes: the abort must not wait for it.
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => signal?.addEventListener('abort', (onAbort = () => reject(abortError(signal))), { once: true }));
+    try {
+      conn.attach(await Promise.race([connecting, aborted]));
+      return conn;
+    } catch (e) {
+      // Whenever it does connect, nobody wants it.
+      connecting.then((s) => s.terminate(), () => {});
+      throw e;
+    } finally {
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
     }
-    conn.attach(socket);
-    return conn;
   }
 }
 
@@ -219,7 +230,7 @@ const HANDLERS: SocketHandler<Conn> = {
 };
 
 /** One keep-alive connection and the exchange on it, if any. */
-class Conn {
+export class Conn {
   private socket: Socket<Conn> | null = null;
   private ex: Exchange | null = null;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;

@@ -230,6 +230,14 @@ describe('http1 client', () => {
     expect(agent.idleCount).toBe(0);
   });
 
+  it('an abort does not wait for a connect that hangs (a host that drops packets)', async () => {
+    const agent = new Http1Agent({ connect: () => new Promise(() => {}) });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('gave up')), 30);
+    // Without the race against the signal this never settles, and the test times out.
+    await expect(agent.request(target(9), get('/', { signal: controller.signal }))).rejects.toThrow('gave up');
+  });
+
   it('aborting mid-body closes the connection to the target', async () => {
     let closed = false;
     const l = Bun.listen({
