@@ -38,6 +38,19 @@ const FLAGS_ALLOWED: Record<number, number> = {
 };
 
 export const FRAME_HEADER_BYTES = 5;
+
+// Big-endian u32 by hand: a DataView needs the array's .buffer, which under Bun's JavaScriptCore
+// turns a fast typed array into a slow one with a buffer object of its own, on every frame.
+function putU32(out: Uint8Array, at: number, n: number): void {
+  out[at] = n >>> 24;
+  out[at + 1] = (n >>> 16) & 255;
+  out[at + 2] = (n >>> 8) & 255;
+  out[at + 3] = n & 255;
+}
+
+function getU32(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
 /** Well under the 32 MiB Durable Object WebSocket message limit. */
 export const MAX_FRAME_PAYLOAD = 1024 * 1024;
 export const MAX_STREAM_ID = 0xffffffff;
@@ -66,7 +79,7 @@ export function encodeFrame(type: FrameType, streamId: number, payload: Uint8Arr
   if (payload.byteLength > MAX_FRAME_PAYLOAD) throw new FrameError(`payload of ${payload.byteLength} bytes exceeds ${MAX_FRAME_PAYLOAD}`);
   const out = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
   out[0] = type | flags;
-  new DataView(out.buffer).setUint32(1, streamId, false);
+  putU32(out, 1, streamId);
   out.set(payload, FRAME_HEADER_BYTES);
   return out;
 }
@@ -83,11 +96,10 @@ export function encodeBatch(frames: readonly Uint8Array[]): Uint8Array {
   }
   if (size - FRAME_HEADER_BYTES > MAX_FRAME_PAYLOAD) throw new FrameError(`batch of ${size} bytes exceeds ${MAX_FRAME_PAYLOAD}`);
   const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
   out[0] = FrameType.BATCH;
   let at = FRAME_HEADER_BYTES;
   for (const f of frames) {
-    view.setUint32(at, f.byteLength, false);
+    putU32(out, at, f.byteLength);
     out.set(f, at + BATCH_ENTRY_HEADER_BYTES);
     at += BATCH_ENTRY_HEADER_BYTES + f.byteLength;
   }
@@ -106,12 +118,11 @@ export function isBatch(bytes: Uint8Array): boolean {
  */
 export function* batchEntries(bytes: Uint8Array): Generator<Uint8Array> {
   if (!isBatch(bytes)) throw new FrameError('not a batch');
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(1, false) !== 0) throw new FrameError('a batch travels on stream 0');
+  if (getU32(bytes, 1) !== 0) throw new FrameError('a batch travels on stream 0');
   let at = FRAME_HEADER_BYTES;
   while (at < bytes.byteLength) {
     if (bytes.byteLength - at < BATCH_ENTRY_HEADER_BYTES) throw new FrameError('truncated batch entry length');
-    const length = view.getUint32(at, false);
+    const length = getU32(bytes, at);
     at += BATCH_ENTRY_HEADER_BYTES;
     if (length > bytes.byteLength - at) throw new FrameError(`batch entry of ${length} bytes overruns the message`);
     const frame = bytes.subarray(at, at + length);
@@ -130,6 +141,6 @@ export function decodeFrame(data: ArrayBuffer | Uint8Array): Frame {
   if (!KNOWN_TYPES.has(type)) throw new FrameError(`unknown frame type ${bytes[0]}`);
   if (flags & ~(FLAGS_ALLOWED[type] ?? 0)) throw new FrameError(`flags ${flags} are not allowed on frame type ${type}`);
   if (bytes.byteLength - FRAME_HEADER_BYTES > MAX_FRAME_PAYLOAD) throw new FrameError('frame payload too large');
-  const streamId = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(1, false);
+  const streamId = getU32(bytes, 1);
   return { type: type as FrameType, flags, streamId, payload: bytes.subarray(FRAME_HEADER_BYTES) };
 }
