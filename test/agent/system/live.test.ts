@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { DeviceInfoSchema, ProcessListSchema, type DeviceInfo } from '../../../shared/api/device-info.ts';
 import { createSystemReader } from '../../../agent/system/index.ts';
+import { createRunCommand } from '../../../agent/system/command.ts';
 
 function run(...argv: string[]): string {
   const result = Bun.spawnSync(argv, { stdout: 'pipe', stderr: 'pipe' });
@@ -95,15 +96,23 @@ describe('device_info on this machine', () => {
     else expect(info.gpu_temp).toBeNumber();
   });
 
-  test('warm calls are fast (median of 50 under 5 ms)', async () => {
-    const times: number[] = [];
-    for (let i = 0; i < 50; i++) {
-      const t = performance.now();
-      await reader.deviceInfo();
-      times.push(performance.now() - t);
-    }
-    times.sort((a, b) => a - b);
-    expect(times[25]!).toBeLessThan(5);
+  test('warm calls do no slow work again: vcgencmd runs at most once, on the first call', async () => {
+    // What lets a warm call answer in about a millisecond is that nothing slow repeats (facts
+    // caching has its own test in index.test.ts); timing it here would only measure this
+    // machine's load, so the RPC's latency is a bench row instead.
+    let commands = 0;
+    const real = createRunCommand();
+    const counted = createSystemReader({
+      runCommand: (argv) => {
+        commands++;
+        return real(argv);
+      },
+    });
+    const first = await counted.deviceInfo();
+    const afterCold = commands;
+    expect(afterCold).toBeLessThanOrEqual(1);
+    for (let i = 0; i < 50; i++) expect((await counted.deviceInfo()).hostname).toBe(first.hostname);
+    expect(commands).toBe(afterCold);
   });
 });
 
