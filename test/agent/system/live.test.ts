@@ -5,7 +5,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { DeviceInfoSchema, ProcessListSchema, type DeviceInfo } from '../../../shared/api/device-info.ts';
 import { createSystemReader } from '../../../agent/system/index.ts';
-import { createRunCommand } from '../../../agent/system/command.ts';
 
 function run(...argv: string[]): string {
   const result = Bun.spawnSync(argv, { stdout: 'pipe', stderr: 'pipe' });
@@ -96,24 +95,9 @@ describe('device_info on this machine', () => {
     else expect(info.gpu_temp).toBeNumber();
   });
 
-  test('warm calls do no slow work again: vcgencmd runs at most once, on the first call', async () => {
-    // What lets a warm call answer in about a millisecond is that nothing slow repeats (facts
-    // caching has its own test in index.test.ts); timing it here would only measure this
-    // machine's load, so the RPC's latency is a bench row instead.
-    let commands = 0;
-    const real = createRunCommand();
-    const counted = createSystemReader({
-      runCommand: (argv) => {
-        commands++;
-        return real(argv);
-      },
-    });
-    const first = await counted.deviceInfo();
-    const afterCold = commands;
-    expect(afterCold).toBeLessThanOrEqual(1);
-    for (let i = 0; i < 50; i++) expect((await counted.deviceInfo()).hostname).toBe(first.hostname);
-    expect(commands).toBe(afterCold);
-  });
+  // How fast a warm call is depends on this machine's load, so it is a bench row (RPC device_info
+  // in `npm run bench`), not an assertion; that nothing slow repeats on a warm call is tested
+  // with fixtures (thermal.test.ts: vcgencmd cached; index.test.ts: facts cached for 30 s).
 });
 
 describe('process_list on this machine', () => {
