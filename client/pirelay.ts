@@ -7,6 +7,8 @@
 // The wire on that WebSocket: binary messages are raw TCP bytes, both ways; the text message
 // {"t":"eof"} says that side half-closed (TCP FIN); {"t":"error","code","message"} from the
 // relay says the connection failed and why. The relay closes the WebSocket once both sides are done.
+// With ?flow=ack (which we always ask for) we also send {"t":"ack","n":bytes} for what the local
+// app's socket took, and the relay keeps at most 4 MiB unacknowledged.
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import net from 'node:net';
 import { resolve } from 'node:path';
@@ -56,6 +58,8 @@ const EOF_MESSAGE = '{"t":"eof"}';
 /** Stop reading the local socket while this much is queued on the WebSocket, resume below LOW. */
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
+/** Acknowledge delivered bytes to the relay in steps of this much (well under its 4 MiB window). */
+const ACK_EVERY = 256 * 1024;
 /** After both sides half-closed, the relay closes the WebSocket; this long and we do it. */
 const CLOSE_WAIT_MS = 5_000;
 
@@ -129,7 +133,8 @@ export async function startTcpForward(opts: ForwardOptions): Promise<Forward> {
   const listen = typeof opts.listen === 'string' ? parseListen(opts.listen) : opts.listen;
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const { WebSocket, headers: canSendHeaders } = await webSocketClass();
-  let url = connectUrl(opts.relay, target);
+  // flow=ack: we acknowledge what reached the local app, so the relay paces the target to it.
+  let url = `${connectUrl(opts.relay, target)}?flow=ack`;
   const headers: Record<string, string> = {};
   if (opts.apiKey && canSendHeaders) headers.authorization = `Bearer ${opts.apiKey}`;
   else if (opts.apiKey) url += `${url.includes('?') ? '&' : '?'}api_key=${encodeURIComponent(opts.apiKey)}`;
@@ -146,6 +151,9 @@ export async function startTcpForward(opts: ForwardOptions): Promise<Forward> {
     let gotEof = false;
     let failed = false;
     let drainTimer: ReturnType<typeof setInterval> | undefined;
+    /** Bytes handed to the local app, and how many of them the relay has been told about. */
+    let written = 0;
+    let acked = 0;
     let closeTimer: ReturnType<typeof setTimeout> | undefined;
     const closeWs = (code = 1000, reason = '') => {
       if (ws.readyState <= OPEN) ws.close(code, reason);
@@ -190,8 +198,17 @@ export async function startTcpForward(opts: ForwardOptions): Promise<Forward> {
     ws.addEventListener('message', (ev) => {
       const data = ev.data;
       if (typeof data !== 'string') {
-        // The WebSocket cannot be paused, so a slow local reader queues in the socket's buffer.
-        if (!local.destroyed) local.write(new Uint8Array(data as ArrayBuffer));
+        if (local.destroyed) return;
+        // Acknowledged once the local app's socket took them: the relay keeps at most its window
+        // unacknowledged, so a slow local reader slows the target instead of filling our memory.
+        const bytes = new Uint8Array(data as ArrayBuffer);
+        local.write(bytes, () => {
+          written += bytes.byteLength;
+          if (written - acked >= ACK_EVERY && ws.readyState === OPEN) {
+            ws.send(`{"t":"ack","n":${written - acked}}`);
+            acked = written;
+          }
+        });
         return;
       }
       let msg: { t?: string; code?: string; message?: string };

@@ -8,6 +8,7 @@ import type { HubTunnel } from './tunnel-table.ts';
 import { visitorError } from '../worker/tunnels/pages.ts';
 import { INTERNAL, type VisitHead } from '../worker/tunnels/forward.ts';
 import { coalesce } from './coalesce.ts';
+import { z } from 'zod';
 import type { Deadline, Deadlines } from './deadlines.ts';
 
 /** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
@@ -27,6 +28,9 @@ const NULL_BODY = new Set([204, 205, 304]);
 /** Bytes a visitor WebSocket may queue toward a slow device before it is closed (1013). */
 const MAX_WS_QUEUE = 16 * 1024 * 1024;
 const EOF_MESSAGE = '{"t":"eof"}';
+/** Bytes the hub sends a `?flow=ack` TCP client beyond what it acknowledged (see proxyTcp). */
+export const TCP_CLIENT_WINDOW = 4 * 1024 * 1024;
+const MAX_TCP_CLIENT_WINDOW = 2 ** 31;
 
 function headerList(headers: Headers, skip: (name: string) => boolean): [string, string][] {
   const out: [string, string][] = [];
@@ -196,8 +200,19 @@ export async function proxyWebSocket(ctx: StreamContext, tunnel: HubTunnel, requ
   return new Response(null, { status: 101, webSocket: client, headers: head.protocol ? { 'sec-websocket-protocol': head.protocol } : {} });
 }
 
-/** A TCP connection for a client WebSocket: binary messages are bytes, {"t":"eof"} a half-close. */
+/** A TCP client's text messages: a half-close, or (with ?flow=ack) bytes it handed to its local app. */
+const TcpClientMessage = z.discriminatedUnion('t', [z.object({ t: z.literal('eof') }), z.object({ t: z.literal('ack'), n: z.number().int().positive().max(MAX_TCP_CLIENT_WINDOW) })]);
+
+/**
+ * A TCP connection for a client WebSocket: binary messages are bytes, {"t":"eof"} a half-close.
+ * A WebSocket cannot tell the hub that its far end reads slowly, so a client that connects with
+ * `?flow=ack` acknowledges what it passed on ({"t":"ack","n":bytes}) and the hub keeps at most
+ * TCP_CLIENT_WINDOW bytes unacknowledged: past that it stops reading the stream, its credit to the
+ * agent runs out, and the target waits. `pirelay tcp` does this; a plain WebSocket client does not
+ * have to (the hub then sends as fast as the device does).
+ */
 export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: Request): Promise<Response> {
+  const acks = new URL(request.url).searchParams.get('flow') === 'ack';
   let stream: MuxStream;
   try {
     ({ stream } = await openAndAccept(ctx, { kind: 'tcp', tunnel: tunnel.id }));
@@ -210,30 +225,71 @@ export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: R
   server.binaryType = 'arraybuffer';
   const toDevice = queuedWriter(stream, () => server.close(1013, 'device is not keeping up'));
   let sentEof = false;
+  /** Bytes sent to the client and not yet acknowledged (with acks), and the pump waiting on them. */
+  let unacked = 0;
+  let ackWaiter: (() => void) | null = null;
+  const wakePump = () => {
+    const wake = ackWaiter;
+    ackWaiter = null;
+    wake?.();
+  };
+  const refuse = (message: string) => {
+    try {
+      server.send(JSON.stringify({ t: 'error', code: 'BAD_MESSAGE', message }));
+    } catch {
+      // already closed
+    }
+    stream.reset('CANCELLED', `client protocol error: ${message}`);
+    safeClose(server, 1008, 'bad message');
+  };
   server.addEventListener('message', (ev) => {
-    if (typeof ev.data === 'string') {
-      if (ev.data === EOF_MESSAGE && !sentEof) {
+    if (typeof ev.data !== 'string') {
+      if (!sentEof) toDevice.write(new Uint8Array(ev.data as ArrayBuffer));
+      return;
+    }
+    let msg: z.infer<typeof TcpClientMessage>;
+    if (ev.data === EOF_MESSAGE) msg = { t: 'eof' };
+    else {
+      let parsed: ReturnType<typeof TcpClientMessage.safeParse>;
+      try {
+        parsed = TcpClientMessage.safeParse(JSON.parse(ev.data));
+      } catch {
+        return refuse('text messages are JSON: {"t":"eof"} or {"t":"ack","n":bytes}');
+      }
+      if (!parsed.success) return refuse(`not a TCP client message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      msg = parsed.data;
+    }
+    if (msg.t === 'eof') {
+      if (!sentEof) {
         sentEof = true;
         toDevice.close();
       }
       return;
     }
-    if (!sentEof) toDevice.write(new Uint8Array(ev.data as ArrayBuffer));
+    if (!acks || msg.n > unacked) return refuse(`acknowledged ${msg.n} bytes with ${acks ? unacked : 'no flow=ack and so'} unacknowledged`);
+    unacked -= msg.n;
+    if (unacked < TCP_CLIENT_WINDOW) wakePump();
   });
   server.addEventListener('close', () => {
+    wakePump();
     // After an eof the client may close at once: let its queued bytes and the half-close reach
     // the target first, then end the stream (nobody is left to read the target's answer).
     if (sentEof) void toDevice.flushed().then(() => stream.reset('CANCELLED', 'client closed'));
     else stream.reset('CANCELLED', 'client closed');
   });
-  server.addEventListener('error', () => stream.reset('CANCELLED', 'client socket error'));
+  server.addEventListener('error', () => {
+    wakePump();
+    stream.reset('CANCELLED', 'client socket error');
+  });
   void (async () => {
     try {
       const reader = stream.readable.getReader();
       for (;;) {
+        while (acks && unacked >= TCP_CLIENT_WINDOW && !stream.peerFinished) await new Promise<void>((resolve) => (ackWaiter = resolve));
         const next = await reader.read();
         if (next.done) break;
         server.send(next.value);
+        if (acks) unacked += next.value.byteLength;
       }
       server.send(EOF_MESSAGE);
       await stream.closed;

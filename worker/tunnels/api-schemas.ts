@@ -37,4 +37,8 @@ export const DevicePortParams = z.object({
 
 export const ConnectQuery = z.object({
   api_key: z.string().optional().openapi({ description: 'An API key, for clients that cannot set the Authorization header (it will show in logs)' }),
+  flow: z
+    .enum(['ack'])
+    .optional()
+    .openapi({ description: 'ack: the client acknowledges the bytes it delivered with {"t":"ack","n":bytes} text messages, and the relay keeps at most 4 MiB unacknowledged (pirelay tcp does this). Without it the relay sends as fast as the device does.' }),
 });

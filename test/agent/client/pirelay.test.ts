@@ -16,8 +16,17 @@ const KEY = 'pk_test_secret';
 const ROOT = resolve(import.meta.dir, '../../..');
 const CLI = join(ROOT, 'client/pirelay.ts');
 
-type Mode = 'echo' | 'reply' | 'error';
-type Conn = { mode: Mode; received: number; hash: ReturnType<typeof createHash>; path: string };
+type Mode = 'echo' | 'reply' | 'error' | 'flood';
+type Conn = { mode: Mode; received: number; hash: ReturnType<typeof createHash>; path: string; flood?: Flood };
+/** The 'flood' relay: sends FLOOD_BYTES, keeping at most FLOOD_WINDOW unacknowledged, as the hub does with ?flow=ack. */
+interface Flood {
+  sent: number;
+  acked: number;
+  pump(): void;
+}
+const FLOOD_BYTES = 48 * 1024 * 1024;
+const FLOOD_WINDOW = 4 * 1024 * 1024;
+let lastFlood: Flood | null = null;
 interface Seen {
   path: string;
   auth: string | null;
@@ -32,7 +41,7 @@ const RELAY_CLOSE_DELAY_MS = 300;
 
 /** Which behaviour a connection gets, by what it asked for. */
 function modeFor(path: string): Mode | null {
-  if (/^\/api\/v1\/devices\/[^/]+\/tcp\/\d+\/connect$/.test(path)) return path.includes('/broken/') ? 'error' : path.includes('/echo-box/') ? 'echo' : 'reply';
+  if (/^\/api\/v1\/devices\/[^/]+\/tcp\/\d+\/connect$/.test(path)) return path.includes('/broken/') ? 'error' : path.includes('/echo-box/') ? 'echo' : path.includes('/flood-box/') ? 'flood' : 'reply';
   if (/^\/api\/v1\/tunnels\/[^/]+\/connect$/.test(path)) return 'reply';
   return null;
 }
@@ -54,6 +63,22 @@ beforeAll(() => {
     },
     websocket: {
       open(ws) {
+        if (ws.data.mode === 'flood') {
+          const block = new Uint8Array(64 * 1024).fill(5);
+          const flood: Flood = {
+            sent: 0,
+            acked: 0,
+            pump() {
+              while (flood.sent < FLOOD_BYTES && flood.sent - flood.acked < FLOOD_WINDOW) {
+                ws.send(block);
+                flood.sent += block.byteLength;
+              }
+              if (flood.sent >= FLOOD_BYTES && flood.acked === flood.sent) ws.send('{"t":"eof"}');
+            },
+          };
+          ws.data.flood = lastFlood = flood;
+          flood.pump();
+        }
         if (ws.data.mode === 'error') {
           ws.send(JSON.stringify({ t: 'error', code: 'TARGET_REFUSED', message: 'connect ECONNREFUSED 127.0.0.1:22' }));
           ws.close(1011, 'connection lost');
@@ -61,6 +86,11 @@ beforeAll(() => {
       },
       message(ws: ServerWebSocket<Conn>, message) {
         if (typeof message === 'string') {
+          const ack = /^\{"t":"ack","n":(\d+)\}$/.exec(message);
+          if (ack && ws.data.flood) {
+            ws.data.flood.acked += Number(ack[1]);
+            ws.data.flood.pump();
+          }
           if (message !== '{"t":"eof"}') return;
           // The client half-closed. Reply (after everything it sent), half-close ourselves, done.
           if (ws.data.mode === 'reply') ws.send(new TextEncoder().encode(`got ${ws.data.received} bytes ${ws.data.hash.digest('hex')}`));
@@ -117,6 +147,16 @@ function randomBytes(n: number): Uint8Array {
   return out;
 }
 
+async function waitForValue<T>(read: () => T | null, ms = 5_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = read();
+    if (v) return v;
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 describe('pirelay client: parsing', () => {
@@ -155,7 +195,7 @@ describe('pirelay client: startTcpForward', () => {
       const hit = seen.at(-1)!;
       expect(hit.path).toBe('/api/v1/devices/demo-pi/tcp/22/connect');
       expect(hit.auth).toBe(`Bearer ${KEY}`);
-      expect(hit.query).toBe('');
+      expect(hit.query).toBe('?flow=ack'); // the key went in the header, not the query
     } finally {
       await forward.close();
     }
@@ -176,6 +216,36 @@ describe('pirelay client: startTcpForward', () => {
       await forward.close();
     }
   }, 30_000);
+
+  it('asks for flow=ack and acknowledges only what the local app took, so a stalled reader stalls the relay', async () => {
+    const forward = await startTcpForward({ relay: relayUrl(), apiKey: KEY, target: { device: 'flood-box', port: 9 }, listen: '127.0.0.1:0' });
+    try {
+      const socket = net.connect({ host: '127.0.0.1', port: forward.port });
+      socket.pause();
+      await new Promise((r) => socket.once('connect', r));
+      const flood = await waitForValue(() => lastFlood);
+      // The local app reads nothing: once the kernel's buffers are full, acks stop and so does the relay.
+      let last = -1;
+      while (flood.sent !== last) {
+        last = flood.sent;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      expect(seen.at(-1)!.query).toContain('flow=ack');
+      expect(flood.sent).toBeLessThan(FLOOD_BYTES / 2);
+      expect(flood.sent - flood.acked).toBeGreaterThanOrEqual(FLOOD_WINDOW - 64 * 1024);
+      // Reading again: everything arrives and is acknowledged (to within the client's ack step).
+      let got = 0;
+      socket.on('data', (d: Buffer) => (got += d.byteLength));
+      const ended = new Promise((r) => socket.once('end', r));
+      socket.resume();
+      await ended;
+      expect(got).toBe(FLOOD_BYTES);
+      expect(flood.acked).toBe(FLOOD_BYTES);
+      socket.destroy();
+    } finally {
+      await forward.close();
+    }
+  }, 20_000);
 
   it('uses the tunnel route for a tunnel name', async () => {
     const forward = await startTcpForward({ relay: relayUrl(), apiKey: KEY, target: 'office-db', listen: '127.0.0.1:0' });
