@@ -6,8 +6,12 @@
 //   back, the least a tunnel request can do to reach a device. Both ends batch the messages of a
 //   turn as the relay and the agent do, so this is the best case of the real wire, without
 //   headers, streams or a target.
+// - relay (relayCeiling): a Bun peer's 256 KiB binary messages, relayed by a Durable Object to a
+//   second Bun peer's WebSocket, with a 4 MiB ack window back to the source: what a TCP stream
+//   through `pirelay tcp` (device socket → hub → client WebSocket) can reach at best.
 import { Miniflare } from 'miniflare';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { freePort } from '../test/e2e/harness.ts';
 import { BUN } from '../scripts/dev-env.ts';
 
@@ -43,8 +47,60 @@ export class Hop extends DurableObject {
   webSocketClose() {}
   webSocketError() {}
 }
+export class Relay extends DurableObject {
+  src = null; sink = null; got = 0; acked = 0;
+  fetch(request) {
+    const [client, server] = Object.values(new WebSocketPair());
+    if (new URL(request.url).pathname === '/relay/src') {
+      this.ctx.acceptWebSocket(server);
+      this.src = server;
+    } else {
+      server.accept();
+      this.sink = server;
+      this.src.send('go');
+    }
+    return new Response(null, { status: 101, webSocket: client });
+  }
+  webSocketMessage(ws, message) {
+    if (typeof message === 'string') return this.sink.send(message);
+    this.got += message.byteLength;
+    this.sink.send(message);
+    if (this.got - this.acked >= 1048576) { this.acked = this.got; this.src.send(String(this.got)); }
+  }
+  webSocketClose() {}
+  webSocketError() {}
+}
 export default {
-  fetch(request, env) { return env.HOP.get(env.HOP.idFromName('one')).fetch(request); },
+  fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith('/relay/')) return env.RELAY.get(env.RELAY.idFromName(url.searchParams.get('run') ?? 'one')).fetch(request);
+    return env.HOP.get(env.HOP.idFromName('one')).fetch(request);
+  },
+};
+`;
+
+/** The relay ceiling's source: sends `total` bytes in `size` messages, at most 4 MiB ahead of the acks. */
+const RELAY_SRC = `
+const [url, total, size] = process.argv.slice(-3).map((v, i) => (i ? Number(v) : v));
+const ws = new WebSocket(url);
+ws.binaryType = 'arraybuffer';
+const buf = new Uint8Array(size).fill(7);
+let sent = 0, acked = 0;
+const pump = () => { while (sent < total && sent - acked < 4194304) { ws.send(buf); sent += size; } if (sent >= total) ws.send('end'); };
+ws.onmessage = (ev) => { if (ev.data !== 'go') acked = Number(ev.data); if (sent < total) pump(); };
+ws.onopen = () => console.log('ready');
+`;
+
+/** The relay ceiling's sink: counts bytes until the text 'end', prints MB/s. */
+const RELAY_SINK = `
+const [url] = process.argv.slice(-1);
+let got = 0; const t0 = performance.now();
+const ws = new WebSocket(url);
+ws.binaryType = 'arraybuffer';
+ws.onmessage = (ev) => {
+  if (typeof ev.data !== 'string') return void (got += ev.data.byteLength);
+  console.log(JSON.stringify({ got, mbs: got / 1e6 / ((performance.now() - t0) / 1000) }));
+  process.exit(0);
 };
 `;
 
@@ -59,14 +115,14 @@ ws.onmessage = (ev) => {
 ws.onopen = () => console.log('ready');
 `;
 
-export async function startHopBaseline(): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startHopBaseline(): Promise<{ url: string; relayCeiling(bytes: number): Promise<number>; stop(): Promise<void> }> {
   const port = await freePort();
   const mf = new Miniflare({
     name: 'hop',
     modules: true,
     script: SCRIPT,
     compatibilityDate: '2026-04-01',
-    durableObjects: { HOP: 'Hop' },
+    durableObjects: { HOP: 'Hop', RELAY: 'Relay' },
     port: 0,
     unsafeDirectSockets: [{ host: '127.0.0.1', port }],
   } as ConstructorParameters<typeof Miniflare>[0]);
@@ -77,8 +133,23 @@ export async function startHopBaseline(): Promise<{ url: string; stop(): Promise
     peer.stdout!.once('data', () => resolve());
     peer.once('exit', (code) => reject(new Error(`the hop baseline's Bun peer exited (${code})`)));
   });
+  let runs = 0;
   return {
     url,
+    async relayCeiling(bytes: number): Promise<number> {
+      const run = ++runs;
+      const ws = url.replace(/^http/, 'ws');
+      const src = spawn(BUN, ['-e', RELAY_SRC, `${ws}/relay/src?run=${run}`, String(bytes), String(256 * 1024)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new Promise<void>((resolve) => src.stdout!.once('data', () => resolve()));
+        const { stdout } = await promisify(execFile)(BUN, ['-e', RELAY_SINK, `${ws}/relay/sink?run=${run}`], { encoding: 'utf8' });
+        const { got, mbs } = JSON.parse(stdout.trim()) as { got: number; mbs: number };
+        if (got !== bytes) throw new Error(`relay ceiling got ${got} of ${bytes} bytes`);
+        return mbs;
+      } finally {
+        src.kill();
+      }
+    },
     async stop() {
       peer.kill();
       await mf.dispose();

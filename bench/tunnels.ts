@@ -78,6 +78,7 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
       const ws = await load(`${hop.url}/ws`, { concurrency: c, durationMs });
       rows.push([`… plus one WebSocket message to a Bun peer and back (ceiling) c=${c}`, `${fmt(ws.rps)} req/s, p50 ${fmt(ws.p50, 2)} ms, p99 ${fmt(ws.p99, 2)} ms`, '—']);
     }
+    const relayMbs = await hop.relayCeiling(512 * 1024 * 1024);
     await hop.stop();
     for (const c of [1, 64]) {
       const direct = await load(`http://127.0.0.1:${ports.http}/tiny`, { concurrency: c, durationMs });
@@ -90,6 +91,7 @@ export async function benchTunnels(env: DevEnv, durationMs: number): Promise<Row
     // One TCP stream: direct, then through `pirelay tcp` (the client as a library).
     const TCP_BYTES = 512 * 1024 * 1024;
     rows.push(['TCP one stream direct (512 MiB)', `${fmt(await tcpDownload(ports.tcp, TCP_BYTES))} MB/s`, '—']);
+    rows.push(['… a Durable Object relaying 256 KiB WebSocket messages between two Bun peers (ceiling for TCP, 512 MiB)', `${fmt(relayMbs)} MB/s`, '—']);
     // The client as users run it: `pirelay tcp` under Bun, in its own process.
     const listen = await freePort();
     const client = spawn(BUN, [join(ROOT, 'client/pirelay.ts'), 'tcp', `${deviceId}:${ports.tcp}`, '--listen', `127.0.0.1:${listen}`, '--relay', url], {
