@@ -191,6 +191,9 @@ function abortError(signal: AbortSignal): Error {
 
 /** The request line and headers as bytes; refuses anything that would break the message apart. */
 function requestHead(req: Http1Request): Buffer {
+  // The service checked both already (service.ts); a request line is too important to trust that.
+  if (!TOKEN.test(req.method)) throw new BadRequestError(`bad method ${JSON.stringify(req.method.slice(0, 16))}`);
+  if (!/^\/[\x21-\x7e]*$/.test(req.path)) throw new BadRequestError('the path must start with "/" and hold no spaces or control characters');
   let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
   for (const [name, value] of req.headers) {
     if (!TOKEN.test(name)) throw new BadRequestError(`bad header name ${JSON.stringify(name.slice(0, 64))}`);

@@ -190,6 +190,8 @@ describe('http1 client', () => {
     const agent = new Http1Agent();
     await expect(agent.request(target(port), get('/', { headers: [['x-a', 'one\r\nx-injected: 1']] }))).rejects.toBeInstanceOf(BadRequestError);
     await expect(agent.request(target(port), get('/', { headers: [['bad name', 'v']] }))).rejects.toBeInstanceOf(BadRequestError);
+    await expect(agent.request(target(port), get('/a HTTP/1.1\r\nx-injected: 1\r\n\r\nGET /b'))).rejects.toBeInstanceOf(BadRequestError);
+    await expect(agent.request(target(port), { ...get(), method: 'GET /x' })).rejects.toBeInstanceOf(BadRequestError);
     expect(seen.requests.flat()).toHaveLength(0);
   });
 
