@@ -1,8 +1,7 @@
 // Where does a TCP tunnel's time go? One stream through `pirelay tcp` (Bun, own process), read
 // by a Bun process of its own; reports MB/s and the CPU of each process in the chain.
 // `tsx bench/profile-tcp.ts [MiB] [--cpu]` (--cpu: also a V8 profile of the relay during the tunnel run)
-import { execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { cpuTicks, processesNamed } from './proc.ts';
@@ -10,6 +9,7 @@ import { startTunnelRig } from './rig.ts';
 import { BUN, ROOT, waitFor } from '../scripts/dev-env.ts';
 import { freePort } from '../test/e2e/harness.ts';
 import { profileWorkerd } from './inspector.ts';
+import { tcpDownload } from './tunnels.ts';
 
 const BYTES = Number(process.argv[2]?.startsWith('-') ? 512 : process.argv[2] ?? 512) * 1024 * 1024;
 const CPU = process.argv.includes('--cpu');
@@ -30,15 +30,6 @@ const client = spawn(BUN, [join(ROOT, 'client/pirelay.ts'), 'tcp', `${deviceId}:
   stdio: 'inherit',
 });
 await waitFor('pirelay tcp to listen', () => new Promise<boolean>((resolve) => connect(listen, '127.0.0.1').once('connect', function (this: Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false))), 15_000);
-const script = `
-  const [port, bytes] = process.argv.slice(-2).map(Number);
-  let got = 0, t0 = 0;
-  await Bun.connect({ hostname: '127.0.0.1', port, socket: {
-    open(s) { t0 = performance.now(); s.write('SEND ' + bytes + '\\n'); },
-    data(s, d) { got += d.byteLength; },
-    close() { console.log(JSON.stringify({ got, s: (performance.now() - t0) / 1000 })); },
-    end(s) { s.end(); },
-  } });`;
 const pids: Record<string, number[]> = {
   workerd: processesNamed('workerd', process.pid),
   agent: [rig.env.agents.get(deviceId)!.pid!],
@@ -50,12 +41,11 @@ for (const direct of [true, false]) {
   const used = () => Object.fromEntries(Object.entries(pids).map(([k, ps]) => [k, ps.reduce((a, p) => a + cpuTicks(p), 0)]));
   const before = used();
   const t0 = performance.now();
-  const read = () => promisify(execFile)(BUN, ['-e', script, String(direct ? rig.targets.tcp : listen), String(BYTES)], { encoding: 'utf8' });
-  const { stdout } = CPU && !direct ? await profileWorkerd(inspectorPort!, read, 30) : await read();
+  const read = () => tcpDownload(direct ? rig.targets.tcp : listen, BYTES);
+  const mbs = CPU && !direct ? await profileWorkerd(inspectorPort!, read, 30) : await read();
   const secs = (performance.now() - t0) / 1000;
   const after = used();
-  const { got, s } = JSON.parse(stdout.trim().split('\n').pop()!) as { got: number; s: number };
-  console.log(`${direct ? 'direct' : 'tunnel'}: ${got} bytes, ${(got / 1e6 / s).toFixed(0)} MB/s`);
+  console.log(`${direct ? 'direct' : 'tunnel'}: ${BYTES} bytes, ${mbs.toFixed(0)} MB/s`);
   for (const k of Object.keys(pids)) console.log(`  ${k.padEnd(8)} ${(((after[k]! - before[k]!) / 100 / secs) * 100).toFixed(0)}% CPU`);
 }
 client.kill();

@@ -20,7 +20,7 @@ const fmt = (n: number, d = 0) => n.toFixed(d);
  * Reads `bytes` from a TCP source ("SEND n") at 127.0.0.1:port in a Bun process of its own (so the
  * reader does not share an event loop with this one, which hosts Miniflare); returns MB/s.
  */
-async function tcpDownload(port: number, bytes: number): Promise<number> {
+export async function tcpDownload(port: number, bytes: number): Promise<number> {
   const script = `
     const [port, bytes] = process.argv.slice(-2).map(Number);
     let got = 0, t0 = 0;
