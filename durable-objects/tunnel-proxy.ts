@@ -30,7 +30,8 @@ const MAX_WS_QUEUE = 16 * 1024 * 1024;
 const EOF_MESSAGE = '{"t":"eof"}';
 /** Bytes the hub sends a `?flow=ack` TCP client beyond what it acknowledged (see proxyTcp). */
 export const TCP_CLIENT_WINDOW = 4 * 1024 * 1024;
-const MAX_TCP_CLIENT_WINDOW = 2 ** 31;
+/** The most one ack may acknowledge (far above anything the window lets through). */
+const MAX_ACK_BYTES = 2 ** 31;
 
 function headerList(headers: Headers, skip: (name: string) => boolean): [string, string][] {
   const out: [string, string][] = [];
@@ -201,7 +202,7 @@ export async function proxyWebSocket(ctx: StreamContext, tunnel: HubTunnel, requ
 }
 
 /** A TCP client's text messages: a half-close, or (with ?flow=ack) bytes it handed to its local app. */
-const TcpClientMessage = z.discriminatedUnion('t', [z.object({ t: z.literal('eof') }), z.object({ t: z.literal('ack'), n: z.number().int().positive().max(MAX_TCP_CLIENT_WINDOW) })]);
+const TcpClientMessage = z.discriminatedUnion('t', [z.object({ t: z.literal('eof') }), z.object({ t: z.literal('ack'), n: z.number().int().positive().max(MAX_ACK_BYTES) })]);
 
 /**
  * A TCP connection for a client WebSocket: binary messages are bytes, {"t":"eof"} a half-close.
@@ -266,7 +267,8 @@ export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: R
       }
       return;
     }
-    if (!acks || msg.n > unacked) return refuse(`acknowledged ${msg.n} bytes with ${acks ? unacked : 'no flow=ack and so'} unacknowledged`);
+    if (!acks) return refuse('an ack needs ?flow=ack on the connect URL');
+    if (msg.n > unacked) return refuse(`acknowledged ${msg.n} bytes with only ${unacked} unacknowledged`);
     unacked -= msg.n;
     if (unacked < TCP_CLIENT_WINDOW) wakePump();
   });

@@ -1,7 +1,7 @@
 // Header rewriting at the agent end of a tunnel. Hop-by-hop headers describe one connection
 // (visitor↔relay, or agent↔target), so forwarding them would lie about ours; everything else
 // passes through untouched, including Content-Encoding and every Set-Cookie line.
-type HeaderList = [string, string][];
+export type HeaderList = [string, string][];
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones proxies still meet. */
 const HOP_BY_HOP = new Set([
@@ -55,7 +55,7 @@ export function requestHeaders(visitor: HeaderList, opts: RequestHeaderOptions):
       visitorHost ??= value;
       continue;
     }
-    // fetch cannot do 100-continue; the body is streamed right away instead.
+    // The agent's client does not do 100-continue; the body is streamed right away instead.
     if (name === 'expect') continue;
     if (name === 'content-length' && !opts.hasBody) continue;
     if (opts.websocket && WS_HANDSHAKE.has(name)) continue;
@@ -85,7 +85,8 @@ const utf8 = new TextEncoder();
 
 /**
  * A header value as the bytes to send. The relay's runtime hands on header values decoded as
- * UTF-8, and fetch sends a string's characters as single bytes (and refuses any above U+00FF),
+ * UTF-8, and a request head goes out with each character as one byte (latin1; the agent's client
+ * refuses any above U+00FF, as fetch does),
  * so a value with non-ASCII characters goes out as its UTF-8 bytes: what the visitor sent, when
  * that was UTF-8 (bytes that were not valid UTF-8 arrive as U+FFFD and cannot be recovered).
  */

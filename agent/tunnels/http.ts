@@ -15,7 +15,7 @@ export interface HttpDeps extends ProxyDeps {
   http: Http1Agent;
 }
 
-/** Requests that never carry a body here (as with fetch, which refuses one on them). */
+/** Requests that never carry a body here (fetch refuses one on them; targets expect none). */
 const BODYLESS_METHODS = new Set(['GET', 'HEAD']);
 /** Responses that have no body whatever their Content-Length says. */
 const NO_BODY_STATUS = new Set([204, 205, 304]);
@@ -53,7 +53,7 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
     deps.log.debug('http tunnel request failed', { target: authority(target), code: failure.code, reason: failure.message });
     stream.reset(failure.code, failure.message);
   };
-  // A reset from the hub (the visitor left, the socket dropped) stops the fetch.
+  // A reset from the hub (the visitor left, the socket dropped) stops the request to the target.
   stream.onReset(visitorGone);
 
   const run = async () => {
@@ -191,7 +191,7 @@ async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<v
 }
 
 /**
- * The visitor's upload as fetch's request body, pulled only as fast as the target takes it
+ * The visitor's upload as the request body, pulled only as fast as the target takes it
  * (each pull is what grants the hub more credit). Bytes beyond a declared Content-Length are an
  * error, never forwarded: the target would read them as the start of another request.
  */

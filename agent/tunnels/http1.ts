@@ -10,9 +10,8 @@
 import type { Socket, SocketHandler, TCPSocketConnectOptions } from 'bun';
 import { Buffer } from 'node:buffer';
 import { joinBytes } from '../../shared/bytes.ts';
+import type { HeaderList } from './headers.ts';
 import { unbracket, type Target } from './target.ts';
-
-export type HeaderList = [string, string][];
 
 export interface Http1Request {
   method: string;
@@ -56,7 +55,8 @@ const READ_MAX = 1024 * 1024;
 const QUEUE_HIGH = 1024 * 1024;
 const MAX_CHUNK_LINE = 4096;
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** An HTTP token (RFC 9110 §5.6.2): what a method or a header name may be. */
+export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\r\n]*))?$/;
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
@@ -377,7 +377,7 @@ class Exchange {
     req.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
-  /** The request: head (and a small known body) in one write, then the body streamed. */
+  /** The request: its head in one write, then the body streamed (chunk-framed when unsized). */
   async send(head: Buffer): Promise<void> {
     try {
       await this.conn.write(head);
@@ -584,8 +584,9 @@ class Exchange {
     this.maybeDone();
   }
 
+  /** Once the response is complete the connection is handed back; it is reused only if the request went out whole too. */
   private maybeDone(): void {
-    if (!this.responseDone || (!this.requestSent && this.reusable)) return;
+    if (!this.responseDone) return;
     this.req.signal?.removeEventListener('abort', this.onAbort);
     this.conn.done(this, this.reusable && this.requestSent);
   }

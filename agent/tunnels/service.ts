@@ -7,7 +7,7 @@ import type { MuxStream, StreamOpen } from '../../shared/protocol/streams.ts';
 import type { TunnelTarget } from '../../shared/protocol/messages.ts';
 import type { Logger } from '../log.ts';
 import { proxyHttp } from './http.ts';
-import { Http1Agent } from './http1.ts';
+import { Http1Agent, TOKEN } from './http1.ts';
 import { proxyTcp, type Connect } from './tcp.ts';
 import { proxyWebSocket } from './websocket.ts';
 import type { Session } from './target.ts';
@@ -55,8 +55,6 @@ interface Tracked {
 /** The tunnel kind each stream kind needs: a WebSocket is an upgrade of an HTTP tunnel. */
 const TUNNEL_KIND: Record<StreamKind, TunnelTarget['kind']> = { http: 'http', websocket: 'http', tcp: 'tcp' };
 
-/** HTTP method token (RFC 9110 §9.1). */
-const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** CONNECT would let a visitor ask a local proxy for another host; TRACE/TRACK echo credentials. */
 const REFUSED_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
 
@@ -115,7 +113,7 @@ export function createTunnelService(opts: TunnelServiceOptions): TunnelService {
       }
       if (open.kind === 'http') {
         const method = open.method.toUpperCase();
-        if (!METHOD.test(method) || REFUSED_METHODS.has(method)) {
+        if (!TOKEN.test(method) || REFUSED_METHODS.has(method)) {
           return refuse(stream, 'BAD_REQUEST', `method ${open.method.slice(0, 16)} is not allowed through a tunnel`, { tunnel: tunnel.id });
         }
       }
