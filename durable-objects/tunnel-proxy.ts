@@ -135,9 +135,25 @@ export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: 
   // Through a native pipe rather than our own stream: workerd then reliably reports a visitor
   // that disconnects mid-body (the pipe fails, pipeTo cancels our readable, which resets the
   // stream up to the target). Returned directly, a paused body was sometimes never cancelled.
-  const pipe = new IdentityTransformStream();
+  // A body of known length goes through a FixedLengthStream: the visitor gets its Content-Length
+  // (progress, resumable downloads), and a body cut short (the device vanished) closes the
+  // connection early, which every client reports. workerd ends a chunked body whose stream failed
+  // as if it were complete (workerd#6818), so without a length a cut is not visible.
+  const length = declaredLength(head.headers);
+  const pipe = length !== null ? new FixedLengthStream(length) : new IdentityTransformStream();
   stream.readable.pipeTo(pipe.writable).catch(() => {});
   return new Response(pipe.readable, { status, headers: responseHeaders });
+}
+
+/** The Content-Length a response head declares, when it declares exactly one valid value. */
+function declaredLength(headers: readonly (readonly [string, string])[] | undefined): number | null {
+  let length: number | null = null;
+  for (const [name, value] of headers ?? []) {
+    if (name.toLowerCase() !== 'content-length') continue;
+    if (length !== null || !/^\d{1,15}$/.test(value.trim())) return null;
+    length = Number(value.trim());
+  }
+  return length;
 }
 
 /** Streams a visitor's request body into the stream in frame-sized pieces, then half-closes. */

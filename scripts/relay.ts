@@ -75,6 +75,11 @@ export async function applyMigrations(mf: Miniflare): Promise<string[]> {
   return applied;
 }
 
+/** Whether a listen address is reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const stateDir = resolve(opts.stateDir);
   const script = await bundleWorker(join(stateDir, '..', 'build'));
@@ -91,7 +96,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     compatibilityFlags: w.compatibilityFlags,
     d1Databases: w.d1Databases,
     durableObjects: w.durableObjects,
-    bindings: { ...(w.bindings ?? {}), ...(opts.vars ?? {}) },
+    // Served straight from a socket, workerd reports no client address; on loopback it can only be this machine.
+    bindings: { ...(w.bindings ?? {}), ...(isLoopback(host) ? { LOCAL_CLIENT_IP: host === '::1' ? '::1' : '127.0.0.1' } : {}), ...(opts.vars ?? {}) },
     host,
     port: direct ? 0 : (opts.port ?? 8787),
     defaultPersistRoot: stateDir,

@@ -51,6 +51,8 @@ export const agentCli = (args: string[]) => runBunToEnd([AGENT_MAIN, ...args]);
 export interface Targets {
   http: number;
   tcp: number;
+  /** node:http /big with Content-Length (Bun.serve sends streamed bodies chunked). */
+  sized: number;
   pid: number;
   stop(): void;
 }
@@ -58,7 +60,7 @@ export interface Targets {
 /** The local services tunnels lead to (test/fixtures/tunnel-targets.ts), in a Bun child process. */
 export async function startTargets(): Promise<Targets> {
   const child = spawn(BUN, [join(ROOT, 'test/fixtures/tunnel-targets.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const ports = await new Promise<{ http: number; tcp: number }>((resolve, reject) => {
+  const ports = await new Promise<{ http: number; tcp: number; sized: number }>((resolve, reject) => {
     child.stdout!.once('data', (d) => resolve(JSON.parse(String(d))));
     child.once('exit', (code) => reject(new Error(`tunnel targets exited with ${code}`)));
   });

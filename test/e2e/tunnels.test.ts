@@ -3,12 +3,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Agent, fetch as ufetch, WebSocket as UWebSocket, type Dispatcher } from 'undici';
 import { BUN, ROOT, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
-import { freePort, http, loopbackLookup, startTargets, tempDir, type Targets } from './harness.ts';
+import { agentCli, freePort, http, loopbackLookup, startTargets, tempDir, type Targets } from './harness.ts';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { startRelay } from '../../scripts/relay.ts';
@@ -19,13 +19,23 @@ let port: number;
 let key: string;
 let deviceId: string;
 let targets: Targets;
-let ports: { http: number; tcp: number };
+let ports: { http: number; tcp: number; sized: number };
 /** Resolves every name (e.g. myapp.localhost) to 127.0.0.1, as browsers and curl do. */
 const dispatcher: Dispatcher = new Agent({ connect: { lookup: loopbackLookup } as never });
 const visit = (name: string, path: string, init: Parameters<typeof ufetch>[1] = {}) => ufetch(`http://${name}.localhost:${port}${path}`, { dispatcher, ...init });
 
 /** The target's count of /big downloads in progress and cancelled by their client. */
 const downloads = async () => (await (await ufetch(`http://127.0.0.1:${ports.http}/downloads`)).json()) as { open: number; cancelled: number };
+/** The target's count of /upload bodies being read and broken off before their end. */
+const uploads = async () => (await (await ufetch(`http://127.0.0.1:${ports.http}/uploads`)).json()) as { open: number; aborted: number };
+const RELAY_VARS = { HEARTBEAT_INTERVAL_MS: '500', CLIENTLESS_WAIT_MS: '8000' };
+
+/** Stops the relay and starts it again on the same port and state (the agents reconnect by themselves). */
+async function restartRelay(): Promise<void> {
+  await env.relay.stop();
+  const { SESSION_SECRET, BOOTSTRAP_TOKEN } = JSON.parse(readFileSync(join(env.dir, 'secrets.json'), 'utf8'));
+  env.relay = await startRelay({ port, stateDir: join(env.dir, 'state'), vars: { SESSION_SECRET, BOOTSTRAP_TOKEN, ...RELAY_VARS } });
+}
 
 async function createTunnel(body: Record<string, unknown>) {
   const r = await http(`${url}/api/v1/devices/${deviceId}/tunnels`, { key, json: body });
@@ -37,7 +47,7 @@ beforeAll(async () => {
   targets = await startTargets();
   ports = targets;
   port = await freePort();
-  env = await startDevEnv({ dir: await tempDir('tunnels'), port, demoDevices: ['tunnel-pi'], vars: { HEARTBEAT_INTERVAL_MS: '500', CLIENTLESS_WAIT_MS: '8000' }, agentArgs: ['--max-backoff-ms', '500'] });
+  env = await startDevEnv({ dir: await tempDir('tunnels'), port, demoDevices: ['tunnel-pi'], vars: RELAY_VARS, agentArgs: ['--max-backoff-ms', '500'] });
   await waitOnline(env);
   url = env.state.url;
   key = env.state.apiKey;
@@ -65,7 +75,8 @@ describe('HTTP tunnels', () => {
     expect(seen.headers['x-custom']).toBe('yes');
     expect(seen.headers['x-forwarded-host']).toBe(`web.localhost:${port}`);
     expect(seen.headers['x-forwarded-proto']).toBe('http');
-    expect(seen.headers['x-forwarded-for']).toBeTruthy();
+    // The local relay listens on loopback, so the visitor can only be this machine.
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(Object.keys(seen.headers).filter((h) => h.startsWith('x-pirelay-'))).toEqual([]);
   });
 
@@ -167,6 +178,35 @@ describe('HTTP tunnels', () => {
     const res = await visit('web', '/upload', { method: 'POST', body, duplex: 'half' } as never);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ size: total, sha256: hash.digest('hex') });
+  });
+
+  it('a visitor that goes away mid-upload frees the stream at once, up to the target', async () => {
+    const before = await uploads();
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setInterval> | undefined;
+    // An upload that never ends by itself: 64 KiB every 50 ms.
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        timer = setInterval(() => c.enqueue(new Uint8Array(64 * 1024).fill(1)), 50);
+      },
+      cancel() {
+        clearInterval(timer);
+      },
+    });
+    const pending = visit('web', '/upload', { method: 'POST', body, duplex: 'half', signal: controller.signal } as never);
+    pending.catch(() => {});
+    try {
+      await waitFor('the target reading the upload', async () => (await uploads()).open === before.open + 1, 10_000, 50);
+      controller.abort();
+      await expect(pending).rejects.toThrow();
+      // The hub resets the stream, the agent drops its request, the target's read of the body fails.
+      await waitFor('target upload broken off', async () => {
+        const now = await uploads();
+        return now.open === before.open && now.aborted === before.aborted + 1;
+      }, 5_000, 50);
+    } finally {
+      clearInterval(timer);
+    }
   });
 
   it('passes WebSocket upgrades through and echoes messages both ways', async () => {
@@ -285,31 +325,146 @@ describe('tunnel access control', () => {
   it('rate limit per tunnel answers 429', async () => {
     await createTunnel({ name: 'limited', kind: 'http', target: `127.0.0.1:${ports.http}`, access: { mode: 'public' }, rate_limit_per_minute: 3 });
     await waitFor('limited tunnel known', async () => (await visit('limited', '/tiny')).status !== 404);
-    const statuses: number[] = [];
-    for (let i = 0; i < 5; i++) statuses.push((await visit('limited', '/tiny')).status);
-    expect(statuses).toContain(429);
+    // The wait above used some of the minute's 3 requests (at least the one that got through).
+    const answers: Awaited<ReturnType<typeof visit>>[] = [];
+    for (let i = 0; i < 4; i++) answers.push(await visit('limited', '/tiny', { headers: { accept: 'application/json' } }));
+    const statuses = answers.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(2);
+    expect(statuses.at(-1)).toBe(429);
+    const limited = answers.at(-1)!;
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(((await limited.json()) as { code: string }).code).toBe('RATE_LIMITED');
+    // The limit is the tunnel's own: another tunnel on the same device is still served.
+    expect((await visit('web', '/tiny')).status).toBe(200);
   });
 });
 
-describe('TCP tunnels', () => {
-  let client: ChildProcess | null = null;
-  afterAll(() => client?.kill());
+/** Writes `text`, half-closes (like `nc -N`), and resolves with all that comes back before the end. */
+function tcpExchange(port: number, text: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let got = '';
+    sock.on('data', (d) => (got += d));
+    sock.on('end', () => resolve(got));
+    sock.on('error', reject);
+    sock.write(text, () => sock.end());
+  });
+}
 
-  it('carries a TCP connection through `pirelay tcp` with half-close respected', async () => {
+describe('TCP tunnels', () => {
+  const clients: ChildProcess[] = [];
+  afterAll(() => clients.forEach((c) => c.kill()));
+  beforeAll(async () => {
     await createTunnel({ name: 'echo', kind: 'tcp', target: `127.0.0.1:${ports.tcp}`, access: { mode: 'pirelay' } });
+  });
+
+  const runtimes: [string, string[]][] = [
+    ['Bun', [BUN, join(ROOT, 'client/pirelay.ts')]],
+    ['Node', [process.execPath, '--import', 'tsx', join(ROOT, 'client/pirelay.ts')]],
+  ];
+  it.each(runtimes)('carries a TCP connection through `pirelay tcp` on %s with half-close respected', async (_name, command) => {
     const listen = await freePort();
-    client = spawn(BUN, [join(ROOT, 'client/pirelay.ts'), 'tcp', `${deviceId}:${ports.tcp}`, '--listen', `127.0.0.1:${listen}`, '--relay', url, '--api-key', key], { stdio: ['ignore', 'pipe', 'pipe'] });
-    await new Promise<void>((resolve) => client!.stdout!.on('data', (d) => String(d).includes('listening') && resolve()));
-    const reply = await new Promise<string>((resolve, reject) => {
-      const sock = connect(listen, '127.0.0.1');
-      let got = '';
-      sock.on('data', (d) => (got += d));
-      sock.on('end', () => resolve(got));
-      sock.on('error', reject);
-      sock.write('ping over tcp\n', () => sock.end()); // half-close, like `nc -N`
-    });
+    const client = spawn(command[0]!, [...command.slice(1), 'tcp', `${deviceId}:${ports.tcp}`, '--listen', `127.0.0.1:${listen}`, '--relay', url, '--api-key', key], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    clients.push(client);
+    await new Promise<void>((resolve) => client.stdout!.on('data', (d) => String(d).includes('listening') && resolve()));
     // The echo server answers "bye" only after it sees our EOF, so both directions worked.
-    expect(reply).toBe('ping over tcp\nbye after 14 bytes\n');
+    expect(await tcpExchange(listen, 'ping over tcp\n')).toBe('ping over tcp\nbye after 14 bytes\n');
+    // A second connection through the same client is a stream of its own.
+    expect(await tcpExchange(listen, 'again\n')).toBe('again\nbye after 6 bytes\n');
+  });
+
+  it.each([['the tunnel\'s name', () => `/api/v1/tunnels/echo/connect`], ['the device and port', () => `/api/v1/devices/${deviceId}/tcp/${ports.tcp}/connect`]])(
+    'any WebSocket client reaches it by %s with ?api_key=, bytes as binary messages and {"t":"eof"} as the half-close',
+    async (_name, path) => {
+      const ws = new UWebSocket(`${url.replace(/^http/, 'ws')}${path()}?api_key=${encodeURIComponent(key)}`);
+      ws.binaryType = 'arraybuffer';
+      const got: string[] = [];
+      const done = new Promise<number>((resolve, reject) => {
+        ws.onmessage = (ev) => got.push(typeof ev.data === 'string' ? `text:${ev.data}` : Buffer.from(ev.data as ArrayBuffer).toString());
+        ws.onclose = (ev) => resolve(ev.code);
+        ws.onerror = () => reject(new Error('websocket error'));
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.onopen = () => resolve();
+        ws.onerror = () => reject(new Error('websocket refused'));
+      });
+      ws.send(new TextEncoder().encode('raw bytes\n'));
+      ws.send('{"t":"eof"}');
+      expect(await done).toBe(1000);
+      const bytes = got.filter((m) => !m.startsWith('text:')).join('');
+      expect(bytes).toBe('raw bytes\nbye after 10 bytes\n');
+      expect(got.at(-1)).toBe('text:{"t":"eof"}');
+    },
+  );
+
+  it('refuses a WebSocket client without a key, and one with a key that is not valid', async () => {
+    /** The status a WebSocket handshake gets (101 when it is let in). */
+    const handshake = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpRequest(`${url}${path}`, { headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on('upgrade', (_res, socket) => {
+          socket.destroy();
+          resolve(101);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await handshake('/api/v1/tunnels/echo/connect')).toBe(401);
+    expect(await handshake('/api/v1/tunnels/echo/connect?api_key=prk_not_a_real_key')).toBe(401);
+    expect(await handshake(`/api/v1/tunnels/echo/connect?api_key=${encodeURIComponent(key)}`)).toBe(101);
+  });
+});
+
+describe('tunnel-control API error codes, end to end', () => {
+  const call = (name: string, params: Record<string, string>, apiKey = key) =>
+    http(`${url}/tunnel-api/${name}?${new URLSearchParams({ device_id: deviceId, tunnel: 'web', api_key: apiKey, ...params })}`);
+
+  it('21 for a call that does not exist', async () => {
+    expect((await call('reboot', {})).body).toMatchObject({ error_code: 21, success: false });
+  });
+
+  it('31 for wrong data: an unknown tunnel or device, a missing device_id, allow that is not true|false', async () => {
+    expect((await call('client_status', { tunnel: 'nope' })).body).toMatchObject({ error_code: 31, success: false });
+    expect((await call('connect', { device_id: 'f'.repeat(40) })).body).toMatchObject({ error_code: 31, success: false });
+    expect((await http(`${url}/tunnel-api/client_status?api_key=${key}`)).body).toMatchObject({ error_code: 31, success: false });
+    expect((await call('set_allow_clientless', { allow: 'maybe' })).body).toMatchObject({ error_code: 31, success: false });
+  });
+
+  it('11 when connecting a disabled tunnel; it stays closed to visitors', async () => {
+    const patch = (enabled: boolean) => http(`${url}/api/v1/devices/${deviceId}/tunnels/web`, { key, method: 'PATCH', json: { enabled } });
+    expect((await patch(false)).status).toBe(200);
+    try {
+      expect((await call('connect', {})).body).toMatchObject({ error_code: 11, success: false });
+      expect((await visit('web', '/tiny')).status).toBe(503);
+    } finally {
+      expect((await patch(true)).status).toBe(200);
+    }
+    await waitFor('web served again', async () => (await visit('web', '/tiny')).status === 200, 10_000);
+  });
+
+  it('23 for a device that is still waiting for approval', async () => {
+    const tok = await http(`${url}/api/v1/enrollment-tokens`, { key, json: { name: 'e2e pending', auto_approve: false } });
+    expect(tok.status).toBe(201);
+    const enrolled = await agentCli(['enroll', '--relay', url, '--token', tok.body.token, '--config', join(env.dir, 'pending.json'), '--name', 'pending-pi']);
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    const pending = JSON.parse(enrolled.stdout) as { device_id: string; status: string };
+    expect(pending.status).toBe('pending');
+    expect((await call('client_status', { device_id: pending.device_id })).body).toMatchObject({ error_code: 23, success: false });
+    expect((await call('connect', { device_id: pending.device_id })).body).toMatchObject({ error_code: 23, success: false });
+  });
+
+  it('22 after 60 calls in a minute with one key; other keys are counted apart', async () => {
+    const fresh = await http(`${url}/api/v1/api-keys`, { key, json: { name: 'e2e tunnel-control', expires_in_days: 1 } });
+    expect(fresh.status).toBe(201);
+    for (let i = 0; i < 60; i++) expect((await call('client_status', {}, fresh.body.key)).body.error_code, `call ${i + 1}`).toBe(0);
+    const over = await call('client_status', {}, fresh.body.key);
+    expect(over.body).toMatchObject({ error_code: 22, success: false });
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await call('client_status', {})).body).toMatchObject({ message: 'online', error_code: 0 });
   });
 });
 
@@ -333,6 +488,20 @@ describe('tunnel-control API and allow_clientless', () => {
     expect(res.status).toBe(200);
   });
 
+  it('with allow_clientless a visitor waits at most CLIENTLESS_WAIT_MS (8 s here), then gets 503', async () => {
+    await env.stopAgent(deviceId);
+    await waitFor('offline', async () => (await call('client_status', {})).body.message === 'offline', 10_000);
+    const started = Date.now();
+    const res = await visit('web', '/tiny', { headers: { accept: 'application/json' } });
+    const waited = Date.now() - started;
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { code: string }).code).toBe('DEVICE_OFFLINE');
+    expect(waited).toBeGreaterThanOrEqual(7_500);
+    expect(waited).toBeLessThan(20_000);
+    env.startAgent(deviceId);
+    await waitFor('online again', async () => (await call('client_status', {})).body.message === 'online', 10_000);
+  });
+
   it('without allow_clientless the tunnel closes as soon as the agent goes offline', async () => {
     expect((await call('set_allow_clientless', { allow: 'false' })).body).toMatchObject({ allow_clientless: false, error_code: 0, success: true });
     await waitFor('online', async () => (await call('client_status', {})).body.message === 'online', 10_000);
@@ -350,12 +519,47 @@ describe('tunnel-control API and allow_clientless', () => {
     await waitFor('reopened', async () => (await visit('web', '/tiny')).status === 200, 10_000);
   });
 
+  it('a device that vanishes mid-download ends the visitor\'s body at once, and the tunnel works when it is back', async () => {
+    // A download with a declared length (from a node:http target): Bun.serve would send it chunked.
+    await createTunnel({ name: 'sized', kind: 'http', target: `127.0.0.1:${ports.sized}`, access: { mode: 'public' } });
+    // Both of the device's tunnels stay open while it is away (no tunnel parameter: all of them).
+    const all = await http(`${url}/tunnel-api/set_allow_clientless?${new URLSearchParams({ device_id: deviceId, api_key: key, allow: 'true' })}`);
+    expect(all.body).toMatchObject({ allow_clientless: true, success: true });
+    await waitFor('sized tunnel known', async () => (await visit('sized', '/big?bytes=10')).status === 200, 10_000);
+    const before = await downloads();
+    const res = await visit('sized', `/big?bytes=${1024 * 1024 * 1024}`);
+    const reader = res.body!.getReader();
+    expect(res.status).toBe(200);
+    // The target's length reaches the visitor, so a body cut short is a visible error, not a short file.
+    expect(res.headers.get('content-length')).toBe(String(1024 * 1024 * 1024));
+    await reader.read();
+    await env.stopAgent(deviceId, 'SIGKILL'); // no goodbye: the socket just drops
+    const started = Date.now();
+    await expect((async () => {
+      for (;;) if ((await reader.read()).done) return;
+    })()).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await waitFor('the target connection closed with the agent', async () => (await downloads()).open === before.open, 5_000, 50);
+    env.startAgent(deviceId);
+    await waitFor('served again', async () => (await visit('sized', '/big?bytes=10')).status === 200, 15_000);
+  });
+
+  it('when the relay goes away mid-download, the agent drops the stream and its target connection, then reconnects', async () => {
+    const before = await downloads();
+    const res = await visit('sized', `/big?bytes=${1024 * 1024 * 1024}`);
+    expect(res.status).toBe(200);
+    await res.body!.getReader().read();
+    expect((await downloads()).open).toBe(before.open + 1);
+    await restartRelay();
+    // The agent process lives on: it must close the stale stream's target connection itself.
+    await waitFor('the agent to close the target connection', async () => (await downloads()).open === before.open, 10_000, 50);
+    await waitFor('served again through the new relay', async () => (await visit('sized', '/big?bytes=10')).status === 200, 15_000);
+  });
+
   it('an agent that has been gone since before the hub started is not waited for: 503 at once', async () => {
     expect((await call('set_allow_clientless', { allow: 'true' })).body).toMatchObject({ allow_clientless: true, success: true });
     await env.stopAgent(deviceId);
-    await env.relay.stop();
-    const { SESSION_SECRET, BOOTSTRAP_TOKEN } = JSON.parse(readFileSync(join(env.dir, 'secrets.json'), 'utf8'));
-    env.relay = await startRelay({ port, stateDir: join(env.dir, 'state'), vars: { SESSION_SECRET, BOOTSTRAP_TOKEN, HEARTBEAT_INTERVAL_MS: '500', CLIENTLESS_WAIT_MS: '8000' } });
+    await restartRelay();
     const started = Date.now();
     const res = await visit('web', '/tiny', { headers: { accept: 'application/json' } });
     expect(res.status).toBe(503);

@@ -7,7 +7,8 @@ import { hashPassword } from '../../worker/auth/password.ts';
 import { sha256Hex } from '../../worker/auth/crypto.ts';
 import type { Principal } from '../../worker/auth/principal.ts';
 import { BasicMemo, checkTunnelAccess, parseBasic, type TunnelAccessRow } from '../../worker/tunnels/access.ts';
-import { buildForwardRequest, clientIpOf, withoutSessionCookie } from '../../worker/tunnels/forward.ts';
+import { buildForwardRequest, withoutSessionCookie } from '../../worker/tunnels/forward.ts';
+import { clientIpOf } from '../../worker/client-ip.ts';
 import { tunnelDomain, tunnelNameFromHost } from '../../worker/tunnels/ingress.ts';
 import { prefersJson, visitorError } from '../../worker/tunnels/pages.ts';
 import { publicUrl } from '../../worker/tunnels/present.ts';
@@ -223,9 +224,11 @@ describe('the request forwarded to the hub', () => {
     expect(await out.text()).toBe('chunkchunkchunk');
   });
 
-  it('reads the client IP from CF-Connecting-IP, else says unknown; cookie filtering keeps look-alikes', () => {
-    expect(clientIpOf(new Request('http://x/', { headers: { 'cf-connecting-ip': '198.51.100.2' } }))).toBe('198.51.100.2');
-    expect(clientIpOf(new Request('http://x/'))).toBe('unknown');
+  it('reads the client IP from CF-Connecting-IP, else the local relay\'s LOCAL_CLIENT_IP, else says unknown; cookie filtering keeps look-alikes', () => {
+    const local = { LOCAL_CLIENT_IP: '127.0.0.1' };
+    expect(clientIpOf(new Request('http://x/', { headers: { 'cf-connecting-ip': '198.51.100.2' } }), local)).toBe('198.51.100.2');
+    expect(clientIpOf(new Request('http://x/'), local)).toBe('127.0.0.1');
+    expect(clientIpOf(new Request('http://x/'), {})).toBe('unknown');
     expect(withoutSessionCookie('pirelay_session_x=1; pirelay_session=2; xpirelay_session=3')).toBe('pirelay_session_x=1; xpirelay_session=3');
   });
 });

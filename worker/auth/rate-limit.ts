@@ -5,6 +5,7 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { tooManyRequests } from '../errors.ts';
+import { clientIpOf } from '../client-ip.ts';
 
 export const LOGIN_WINDOW_MS = 15 * 60_000;
 export const MAX_FAILURES_PER_USER_IP = 5;
@@ -16,7 +17,7 @@ export interface LoginKeys {
 }
 
 export function loginKeys(c: Context<AppEnv>, username: string): LoginKeys {
-  const ip = c.req.header('cf-connecting-ip') || 'unknown';
+  const ip = clientIpOf(c.req.raw, c.env);
   return { pair: `${username.toLowerCase()}|${ip}`, ip: `ip:${ip}` };
 }
 

@@ -29,7 +29,8 @@ import { presentTunnel, type UrlBase } from '../tunnels/present.ts';
 import { changeTunnel, createTunnel, removeTunnel, type Saved } from '../tunnels/save.ts';
 import { apiKeyFromQuery } from '../tunnels/credential.ts';
 import { TUNNEL_USE_PERMISSION } from '../tunnels/access.ts';
-import { buildForwardRequest, clientIpOf, INTERNAL, isWebSocketUpgrade } from '../tunnels/forward.ts';
+import { buildForwardRequest, INTERNAL, isWebSocketUpgrade } from '../tunnels/forward.ts';
+import { clientIpOf } from '../client-ip.ts';
 import { forgetTunnel, tunnelNamed } from '../tunnels/name-cache.ts';
 import { tunnelDomain } from '../tunnels/ingress.ts';
 
@@ -67,7 +68,7 @@ async function connectTcp(c: Context<AppEnv>, tunnel: VisitedTunnel): Promise<Re
   const url = new URL(c.req.url);
   url.searchParams.delete('api_key');
   const res = await hubFor(c.env, tunnel.deviceId).fetch(
-    buildForwardRequest(c.req.raw, tunnel, clientIpOf(c.req.raw), { stripAuthorization: true, kind: 'tunnel-tcp', url: url.toString() }),
+    buildForwardRequest(c.req.raw, tunnel, clientIpOf(c.req.raw, c.env), { stripAuthorization: true, kind: 'tunnel-tcp', url: url.toString() }),
   );
   if (res.status === 404 && res.headers.get(INTERNAL.unknownTunnel) === '1') {
     forgetTunnel(tunnel.name);

@@ -130,8 +130,3 @@ function forwarded(req: Request, url: string, headers: HeadersInit): Request {
 export function buildForwardRequest(req: Request, tunnel: Pick<Tunnel, 'id'>, clientIp: string, opts: ForwardOptions = {}): Request {
   return forwarded(req, opts.url ?? req.url, buildForwardHeaders(req, tunnel, clientIp, opts));
 }
-
-/** The visitor's address as Cloudflare reports it; workerd exposes no socket address besides. */
-export function clientIpOf(req: Request): string {
-  return req.headers.get('cf-connecting-ip')?.trim() || 'unknown';
-}

@@ -8,7 +8,8 @@ import { hubFor } from '../devices/hub.ts';
 import type { VisitedTunnel } from './queries.ts';
 import { basicMemo, checkTunnelAccess } from './access.ts';
 import { principalFor } from '../auth/middleware.ts';
-import { buildForwardRequest, buildHttpVisit, clientIpOf, INTERNAL, isWebSocketUpgrade } from './forward.ts';
+import { buildForwardRequest, buildHttpVisit, INTERNAL, isWebSocketUpgrade } from './forward.ts';
+import { clientIpOf } from '../client-ip.ts';
 import { forgetTunnel, tunnelNamed } from './name-cache.ts';
 import { visitorError } from './pages.ts';
 
@@ -62,7 +63,7 @@ export async function visitTunnel(req: Request, env: Env, ctx: ExecutionContext,
     try {
       const options = { stripAuthorization: decision.stripAuthorization, kind: 'tunnel-http' } as const;
       // A plain request travels with its head already in the shape of the stream's OPEN.
-      const forward = isWebSocketUpgrade(req.headers) ? buildForwardRequest(req, t, clientIpOf(req), options) : buildHttpVisit(req, url, t, clientIpOf(req), options);
+      const forward = isWebSocketUpgrade(req.headers) ? buildForwardRequest(req, t, clientIpOf(req, env), options) : buildHttpVisit(req, url, t, clientIpOf(req, env), options);
       res = await hubFor(env, t.deviceId).fetch(forward);
     } catch (e) {
       console.error('tunnel forward failed', name, e);

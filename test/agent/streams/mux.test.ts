@@ -2,7 +2,7 @@
 // open/accept, data both ways, each half-close on its own, resets from either side at any
 // point, id allocation, limits, resetAll, and malformed frames that must never throw.
 import { describe, expect, it } from 'bun:test';
-import { FrameType } from '../../../shared/protocol/frames.ts';
+import { encodeFrame, FrameType, MAX_FRAME_PAYLOAD } from '../../../shared/protocol/frames.ts';
 import { INITIAL_WINDOW, StreamMux, StreamResetError, type MuxStream, type StreamOpen } from '../../../shared/protocol/streams.ts';
 import { bytes, loopback, rawPeer, readAll, settle, text, u32, writeAll } from './helpers.ts';
 
@@ -359,6 +359,36 @@ describe('a hand-driven peer', () => {
     p.feed(FrameType.DATA, 0, 'x'); // only WINDOW is meaningful on stream 0
     expect(p.errors.length).toBe(10);
     expect(p.mux.size).toBe(0);
+  });
+
+  it('resets the stream an oversize frame names (DATA or ACCEPT), and the others carry on', async () => {
+    const p = rawPeer({ side: 'hub' });
+    const victim = p.mux.open(TCP);
+    const other = p.mux.open(TCP);
+    const victimOutcome = rejection(victim.accepted);
+    // A frame header naming the stream, with one byte more payload than any frame may carry.
+    const oversize = (type: FrameType, id: number) => {
+      const head = encodeFrame(type, id, new Uint8Array(0));
+      const frame = new Uint8Array(head.byteLength + MAX_FRAME_PAYLOAD + 1);
+      frame.set(head);
+      return frame;
+    };
+    p.mux.receive(oversize(FrameType.ACCEPT, victim.id));
+    expect(p.errors).toHaveLength(1);
+    expect(p.errors[0]).toContain('too large');
+    expect(p.sent.filter((f) => f.type === FrameType.RESET).map((f) => [f.streamId, text(f).split(':')[0]])).toEqual([[victim.id, 'PROTOCOL_ERROR']]);
+    expect(((await victimOutcome) as StreamResetError).code).toBe('PROTOCOL_ERROR');
+
+    // The other stream is untouched: accepted, then an oversize DATA resets it too, nothing throws.
+    p.feed(FrameType.ACCEPT, other.id, '{}');
+    await other.accepted;
+    p.mux.receive(oversize(FrameType.DATA, other.id));
+    expect(p.sent.filter((f) => f.type === FrameType.RESET).map((f) => f.streamId)).toEqual([victim.id, other.id]);
+    expect(p.mux.size).toBe(0);
+    // The mux is still usable.
+    const next = p.mux.open(TCP);
+    p.feed(FrameType.ACCEPT, next.id, '{}');
+    await next.accepted;
   });
 
   it('answers an OPEN with this side\'s parity or a live id with PROTOCOL_ERROR', () => {

@@ -1,0 +1,63 @@
+// A device that sends the hub frames it must not (larger than any frame may be, or garbage naming
+// a live stream) costs that one stream a reset and its visitor a 502; the hub and the device
+// socket carry on, and the next visit is served.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { encodeFrame, FrameType, MAX_FRAME_PAYLOAD } from '../../shared/protocol/frames.ts';
+import { userWithKey } from './helpers.ts';
+import { enrollDevice } from './device-helpers.ts';
+import { fakeTunnelAgent, makeTunnel, tunnelName, visit } from './tunnels-helpers.ts';
+import type { MuxStream } from '../../shared/protocol/streams.ts';
+
+let admin: string;
+beforeAll(async () => {
+  admin = (await userWithKey(['admin'])).key;
+});
+
+/** A frame header naming `id`, with one byte more payload than a frame may carry. */
+function oversize(type: FrameType, id: number): Uint8Array {
+  const head = encodeFrame(type, id, new Uint8Array(0));
+  const frame = new Uint8Array(head.byteLength + MAX_FRAME_PAYLOAD + 1);
+  frame.set(head);
+  return frame;
+}
+
+describe('bad frames from a device', () => {
+  it('an oversize or malformed answer resets that stream (502 for its visitor); the socket and the next visit are fine', async () => {
+    const { deviceId: id, privateKey } = await enrollDevice(admin, { autoApprove: true });
+    const t = await makeTunnel(admin, id, { name: tunnelName('badframe') });
+    const sends: ((stream: MuxStream) => void)[] = [];
+    let ws: WebSocket | null = null;
+    const agent = await fakeTunnelAgent(id, privateKey, {
+      onOpen: (stream) => {
+        const misbehave = sends.shift();
+        if (misbehave) return misbehave(stream);
+        stream.accept({ status: 200, headers: [['content-type', 'text/plain']] }, { body: new TextEncoder().encode('fine'), fin: true });
+      },
+    });
+    ws = agent.ws;
+
+    sends.push((s) => ws!.send(oversize(FrameType.ACCEPT, s.id)));
+    const big = await visit(t.name, '/', { headers: { accept: 'application/json' } });
+    expect(big.status).toBe(502);
+    expect(((await big.json()) as { code: string }).code).toBe('PROTOCOL_ERROR');
+
+    sends.push((s) => ws!.send(encodeFrame(FrameType.ACCEPT, s.id, new TextEncoder().encode('{"status": "teapot"'))));
+    const garbled = await visit(t.name, '/', { headers: { accept: 'application/json' } });
+    expect(garbled.status).toBe(502);
+
+    // An oversize DATA after a good head ends that body with an error; it is not delivered.
+    sends.push((s) => {
+      s.accept({ status: 200, headers: [] });
+      ws!.send(oversize(FrameType.DATA, s.id));
+    });
+    const cut = await visit(t.name, '/');
+    expect(cut.status).toBe(200);
+    await expect(cut.text()).rejects.toThrow();
+
+    const ok = await visit(t.name, '/');
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toBe('fine');
+    expect(agent.mux.size).toBe(0);
+    agent.ws.close();
+  });
+});
