@@ -1,5 +1,6 @@
 // A V8 CPU profile of the relay (workerd, through its inspector) while `during` runs: prints the
-// functions with the most self time.
+// functions with the most self time (PIRELAY_PROFILE_OUT keeps the whole profile).
+import { writeFileSync } from 'node:fs';
 import { WebSocket } from 'undici';
 
 export async function profileWorkerd<T>(inspectorPort: number, during: () => Promise<T>, top = 40): Promise<T> {
@@ -25,6 +26,8 @@ export async function profileWorkerd<T>(inspectorPort: number, during: () => Pro
   await send('Profiler.start');
   const result = await during();
   const { profile } = await send('Profiler.stop');
+  // PIRELAY_PROFILE_OUT=file.cpuprofile keeps the whole profile (Chrome DevTools opens it).
+  if (process.env.PIRELAY_PROFILE_OUT) writeFileSync(process.env.PIRELAY_PROFILE_OUT, JSON.stringify(profile));
   type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount: number };
   const nodes = profile.nodes as Node[];
   const total = nodes.reduce((a, n) => a + n.hitCount, 0);

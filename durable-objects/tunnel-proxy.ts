@@ -125,7 +125,14 @@ export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: 
     stream.reset('PROTOCOL_ERROR', `status ${status} is not allowed here`);
     return visitorError(request, 502, 'BAD_TARGET_RESPONSE', `The target answered with status ${status}`);
   }
-  const responseHeaders = new Headers(head.headers);
+  let responseHeaders: Headers;
+  try {
+    responseHeaders = new Headers(head.headers);
+  } catch (e) {
+    // A header the runtime refuses (a NUL or a CR in a value, say): the target's fault, not a crash.
+    stream.reset('PROTOCOL_ERROR', 'response headers not allowed');
+    return visitorError(request, 502, 'BAD_TARGET_RESPONSE', `The target's response headers were refused: ${e instanceof Error ? e.message : String(e)}`);
+  }
   if (NULL_BODY.has(status) || request.method === 'HEAD') {
     stream.readable.cancel().catch(() => {});
     return new Response(null, { status, headers: responseHeaders });

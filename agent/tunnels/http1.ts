@@ -57,6 +57,8 @@ const MAX_CHUNK_LINE = 4096;
 
 /** An HTTP token (RFC 9110 §5.6.2): what a method or a header name may be. */
 export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Characters no header field value may hold (RFC 9110 §5.5): controls other than HTAB. */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\r\n]*))?$/;
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
@@ -456,7 +458,10 @@ class Exchange {
         const colon = line.indexOf(':');
         const name = colon > 0 ? line.slice(0, colon) : '';
         if (!TOKEN.test(name)) throw new BadResponseError(`bad response header line ${JSON.stringify(line.slice(0, 40))}`);
-        headers.push([name.toLowerCase(), line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '')]);
+        const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+        // RFC 9110 §5.5: no control characters in a field value but HTAB (a NUL or a lone CR included).
+        if (CONTROL.test(value)) throw new BadResponseError(`control character in the ${name} header`);
+        headers.push([name.toLowerCase(), value]);
       }
       this.framing = framingOf(this.req.method, status, headers);
       // Transfer-Encoding with Content-Length is how responses get smuggled: never reuse after one.

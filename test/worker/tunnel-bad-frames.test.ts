@@ -1,6 +1,6 @@
-// A device that sends the hub frames it must not (larger than any frame may be, or garbage naming
-// a live stream) costs that one stream a reset and its visitor a 502; the hub and the device
-// socket carry on, and the next visit is served.
+// A device that sends the hub frames it must not (larger than any frame may be, garbage naming a
+// live stream, response headers the runtime refuses) costs that one stream a reset and its visitor
+// a 502; the hub and the device socket carry on, and the next visit is served.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameType, MAX_FRAME_PAYLOAD } from '../../shared/protocol/frames.ts';
 import { userWithKey } from './helpers.ts';
@@ -22,7 +22,7 @@ function oversize(type: FrameType, id: number): Uint8Array {
 }
 
 describe('bad frames from a device', () => {
-  it('an oversize or malformed answer resets that stream (502 for its visitor); the socket and the next visit are fine', async () => {
+  it('an oversize or malformed answer, or headers the runtime refuses, reset that stream (502 for its visitor); the socket and the next visit are fine', async () => {
     const { deviceId: id, privateKey } = await enrollDevice(admin, { autoApprove: true });
     const t = await makeTunnel(admin, id, { name: tunnelName('badframe') });
     const sends: ((stream: MuxStream) => void)[] = [];
@@ -53,6 +53,15 @@ describe('bad frames from a device', () => {
     const cut = await visit(t.name, '/');
     expect(cut.status).toBe(200);
     await expect(cut.text()).rejects.toThrow();
+
+    // A header value the runtime refuses (the agent's own client refuses these too) is a 502, not a 500.
+    sends.push((s) => s.accept({ status: 200, headers: [['x-bad', 'a\u0000b']] }, { body: new TextEncoder().encode('x'), fin: true }));
+    const badHeader = await visit(t.name, '/', { headers: { accept: 'application/json' } });
+    expect(badHeader.status).toBe(502);
+    expect(((await badHeader.json()) as { code: string }).code).toBe('BAD_TARGET_RESPONSE');
+    sends.push((s) => s.accept({ status: 200, headers: [['x-bad', 'a\rb']] }));
+    const badStreamed = await visit(t.name, '/', { headers: { accept: 'application/json' } });
+    expect(badStreamed.status).toBe(502);
 
     const ok = await visit(t.name, '/');
     expect(ok.status).toBe(200);
