@@ -7,7 +7,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startRelay, type Relay } from './relay.ts';
+import { startRelay, type Relay, type RelayOptions } from './relay.ts';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 export const BUN = join(ROOT, 'node_modules/.bin/bun');
@@ -41,6 +41,8 @@ export interface DevEnvOptions {
   agentArgs?: string[];
   log?: (msg: string) => void;
   inspectorPort?: number;
+  /** How to run the relay: startRelay (workerd through Miniflare's API) unless told otherwise. */
+  startRelay?: (opts: RelayOptions) => Promise<Relay>;
 }
 
 async function readJson<T>(path: string): Promise<T | null> {
@@ -116,7 +118,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
     await writePrivate(secretsPath, secrets);
   }
 
-  const relay = await startRelay({ port: opts.port ?? 8787, stateDir: join(dir, 'state'), vars: { ...secrets, ...(opts.vars ?? {}) }, inspectorPort: opts.inspectorPort });
+  const relay = await (opts.startRelay ?? startRelay)({ port: opts.port ?? 8787, stateDir: join(dir, 'state'), vars: { ...secrets, ...(opts.vars ?? {}) }, inspectorPort: opts.inspectorPort });
   const url = relay.url;
   const statePath = join(dir, 'dev.json');
   let state = await readJson<DevState>(statePath);

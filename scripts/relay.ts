@@ -32,7 +32,8 @@ export interface RelayOptions {
 
 export interface Relay {
   url: string;
-  mf: Miniflare;
+  /** The Miniflare instance (not there when the relay runs under `wrangler dev`). */
+  mf?: Miniflare;
   stop(): Promise<void>;
 }
 
