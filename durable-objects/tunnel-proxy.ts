@@ -133,12 +133,15 @@ export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: 
     stream.reset('PROTOCOL_ERROR', 'response headers not allowed');
     return visitorError(request, 502, 'BAD_TARGET_RESPONSE', `The target's response headers were refused: ${e instanceof Error ? e.message : String(e)}`);
   }
+  // The target's bytes go out as they are: with the default ("automatic"), workerd would compress a
+  // body whose Content-Encoding says it already is (gzip'd twice).
+  const init: ResponseInit = { status, headers: responseHeaders, encodeBody: 'manual' };
   if (NULL_BODY.has(status) || request.method === 'HEAD') {
     stream.readable.cancel().catch(() => {});
-    return new Response(null, { status, headers: responseHeaders });
+    return new Response(null, init);
   }
   // A small response that arrived whole in its ACCEPT goes out as bytes: no stream to pump.
-  if (head.complete) return new Response(head.complete.byteLength ? (head.complete as Uint8Array<ArrayBuffer>) : null, { status, headers: responseHeaders });
+  if (head.complete) return new Response(head.complete.byteLength ? (head.complete as Uint8Array<ArrayBuffer>) : null, init);
   // Through a native pipe rather than our own stream: workerd then reliably reports a visitor
   // that disconnects mid-body (the pipe fails, pipeTo cancels our readable, which resets the
   // stream up to the target). Returned directly, a paused body was sometimes never cancelled.
@@ -149,7 +152,7 @@ export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: 
   const length = declaredLength(head.headers);
   const pipe = length !== null ? new FixedLengthStream(length) : new IdentityTransformStream();
   stream.readable.pipeTo(pipe.writable).catch(() => {});
-  return new Response(pipe.readable, { status, headers: responseHeaders });
+  return new Response(pipe.readable, init);
 }
 
 /** The Content-Length a response head declares, when it declares exactly one valid value. */

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { createServer, request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -96,6 +97,30 @@ describe('HTTP tunnels', () => {
     expect(((await huge.json()) as { code: string }).code).toBe('HEADERS_TOO_LARGE');
     const long = await visit('web', `/echo/${'p'.repeat(17 * 1024)}`, { headers: { accept: 'application/json' } });
     expect(long.status).toBe(414);
+  });
+
+  it('passes a body the target compressed through as it is, small or streamed, sized or chunked', async () => {
+    for (const [query, lines] of [['n=1000', 1000], ['n=2000000', 2_000_000], ['n=2000000&chunked', 2_000_000]] as const) {
+      // undici decodes Content-Encoding as a browser does: one gzip layer, the target's.
+      const res = await visit('web', `/gzip?${query}`, { headers: { 'accept-encoding': 'gzip' } });
+      expect(res.status, query).toBe(200);
+      expect(res.headers.get('content-encoding'), query).toBe('gzip');
+      const text = await res.text();
+      expect(text.length, query).toBe(lines * 'compressed once\n'.length);
+      expect(text.startsWith('compressed once\ncompressed once\n'), query).toBe(true);
+    }
+    // The raw bytes are the target's gzip stream, not compressed a second time.
+    const raw = await new Promise<Buffer>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/gzip?n=1000', headers: { host: `web.localhost:${port}`, 'accept-encoding': 'gzip' } }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => resolve(Buffer.concat(parts)));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(gunzipSync(raw).toString()).toBe('compressed once\n'.repeat(1000));
   });
 
   it('keeps both Set-Cookie headers', async () => {

@@ -1,7 +1,7 @@
 // The tunnel path under `wrangler dev` itself (what `npm run dev` runs, with its two proxies in
 // front of workerd), not only under Miniflare's API as the other end-to-end tests run it: a real
-// agent, a web app reached by subdomain (headers, body, SSE as produced, a WebSocket echo) and a
-// TCP service through `pirelay tcp`.
+// agent, a web app reached by subdomain (headers, body, a compressed body, SSE as produced, a
+// WebSocket echo) and a TCP service through `pirelay tcp`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
@@ -49,6 +49,15 @@ describe('tunnels under wrangler dev', () => {
     expect(seen.headers['x-custom']).toBe('yes');
     expect(seen.headers['x-forwarded-host']).toBe(`wdapp.localhost:${port}`);
     expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+  });
+
+  it('passes a body the target compressed through, compressed once', async () => {
+    for (const query of ['n=1000', 'n=2000000&chunked']) {
+      const res = await visit(`/gzip?${query}`, { headers: { 'accept-encoding': 'gzip' } });
+      const text = await res.text();
+      expect(text.length, query).toBe(Number(/n=(\d+)/.exec(query)![1]) * 'compressed once\n'.length);
+      expect(text.startsWith('compressed once\n'), query).toBe(true);
+    }
   });
 
   it('streams SSE as it is produced', async () => {
