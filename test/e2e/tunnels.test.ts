@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import { createServer, request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { Agent, fetch as ufetch, WebSocket as UWebSocket, type Dispatcher } from 'undici';
+import { Agent, fetch as ufetch, request, WebSocket as UWebSocket, type Dispatcher } from 'undici';
 import { BUN, ROOT, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
 import { agentCli, freePort, http, loopbackLookup, startTargets, tempDir, type Targets } from './harness.ts';
 import { join } from 'node:path';
@@ -121,6 +121,33 @@ describe('HTTP tunnels', () => {
       req.end();
     });
     expect(gunzipSync(raw).toString()).toBe('compressed once\n'.repeat(1000));
+  });
+
+  it('behaves as the web server behind it does: HEAD, redirects, ETag and 304, Range and 206, Expect: 100-continue', async () => {
+    const head = await visit('web', '/file', { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('etag')).toBe('"v1"');
+    expect(await head.text()).toBe('');
+
+    const moved = await visit('web', '/dir', { redirect: 'manual' });
+    expect(moved.status).toBe(301);
+    expect(moved.headers.get('location')).toBe('/dir/');
+
+    const cached = await visit('web', '/file', { headers: { 'if-none-match': '"v1"' } });
+    expect(cached.status).toBe(304);
+    expect(await cached.text()).toBe('');
+
+    const part = await visit('web', '/file', { headers: { range: 'bytes=5-14' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe('bytes 5-14/1000');
+    expect(part.headers.get('content-length')).toBe('10');
+    expect(await part.text()).toBe('5678901234');
+
+    // curl sends Expect: 100-continue before a large upload and waits (briefly) for the go-ahead.
+    const payload = Buffer.alloc(3 * 1024 * 1024, 9);
+    const up = await request(`http://web.localhost:${port}/upload`, { dispatcher, method: 'PUT', body: payload, expectContinue: true, headers: { 'content-length': String(payload.length) } });
+    expect(up.statusCode).toBe(200);
+    expect(await up.body.json()).toEqual({ size: payload.length, sha256: createHash('sha256').update(payload).digest('hex') });
   });
 
   it('keeps both Set-Cookie headers', async () => {
