@@ -2,7 +2,7 @@
 // response (bodies streamed both ways, never buffered whole), a WebSocket (messages as records),
 // or a TCP connection reached through a client WebSocket (raw bytes, half-close as {"t":"eof"}).
 // The Worker has already checked access; the agent picks the target from its own tunnel table.
-import { HEAD_LIMITS, headerProblem, StreamResetError, WsRecordKind, type Accepted, type MuxStream, type StreamAccept, type StreamOpen } from '../shared/protocol/streams.ts';
+import { HEAD_LIMITS, headerProblem, parseContentLength, StreamResetError, WsRecordKind, type Accepted, type MuxStream, type StreamAccept, type StreamOpen } from '../shared/protocol/streams.ts';
 import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../shared/protocol/ws-records.ts';
 import type { HubTunnel } from './tunnel-table.ts';
 import { visitorError } from '../worker/tunnels/pages.ts';
@@ -160,8 +160,9 @@ function declaredLength(headers: readonly (readonly [string, string])[] | undefi
   let length: number | null = null;
   for (const [name, value] of headers ?? []) {
     if (name.toLowerCase() !== 'content-length') continue;
-    if (length !== null || !/^\d{1,15}$/.test(value.trim())) return null;
-    length = Number(value.trim());
+    const parsed = parseContentLength(value);
+    if (length !== null || parsed === null) return null;
+    length = parsed;
   }
   return length;
 }

@@ -77,7 +77,7 @@ export async function applyMigrations(mf: Miniflare): Promise<string[]> {
 }
 
 /** Whether a listen address is reachable from this machine only. */
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 

@@ -5,9 +5,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
+import { ROOT } from './dev-env.ts';
 import type { Relay, RelayOptions } from './relay.ts';
 
-const ROOT = resolve(import.meta.dirname, '..');
 const WRANGLER = join(ROOT, 'node_modules/.bin/wrangler');
 
 export async function startWranglerDev(opts: RelayOptions): Promise<Relay> {

@@ -3,7 +3,7 @@
 // (the stream's credit window paces how fast we read the target), and when the visitor goes away
 // the request to the target is aborted at once so the target's connection is freed.
 import { joinBytes } from '../../shared/bytes.ts';
-import { headerProblem, MAX_DATA_CHUNK, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
+import { headerProblem, MAX_DATA_CHUNK, parseContentLength, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
 import { headerValue, requestHeaders, responseHeaders } from './headers.ts';
 import { BadRequestError, BadResponseError, type Http1Agent, type Http1Response } from './http1.ts';
 import { authority, describeFailure, timeoutFailure, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
@@ -58,7 +58,7 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
 
   const run = async () => {
     const method = open.method.toUpperCase();
-    const declared = parseLength(headerValue(open.headers, 'content-length'));
+    const declared = parseContentLength(headerValue(open.headers, 'content-length'));
     let body: ReadableStream<Uint8Array> | null = null;
     if (BODYLESS_METHODS.has(method) || declared === 0) {
       // Usually the OPEN carried FIN and there is nothing to read at all.
@@ -105,7 +105,7 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
       return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent a response head too large for a tunnel: ${tooLarge}` });
     }
     const expectBody = method !== 'HEAD' && !NO_BODY_STATUS.has(res.status);
-    const expected = expectBody ? parseLength(headerValue(res.headers, 'content-length')) : null;
+    const expected = expectBody ? parseContentLength(headerValue(res.headers, 'content-length')) : null;
     if (!expectBody || (expected !== null && expected <= MAX_DATA_CHUNK)) {
       // Small and of known length: the whole response rides in the ACCEPT frame (one frame, and
       // the hub answers with bytes instead of pumping a stream).
@@ -178,11 +178,6 @@ async function readUpTo(res: Http1Response, length: number): Promise<Uint8Array>
     size += chunk.byteLength;
   }
   return joinBytes(parts, size);
-}
-
-function parseLength(value: string | null | undefined): number | null {
-  if (value == null || !/^\d{1,15}$/.test(value.trim())) return null;
-  return Number(value.trim());
 }
 
 /** Reads and discards whatever the visitor sends (nothing, for a GET) until the stream ends. */

@@ -10,6 +10,7 @@
 import type { Socket, SocketHandler, TCPSocketConnectOptions } from 'bun';
 import { Buffer } from 'node:buffer';
 import { joinBytes } from '../../shared/bytes.ts';
+import { parseContentLength } from '../../shared/protocol/streams.ts';
 import type { HeaderList } from './headers.ts';
 import { unbracket, type Target } from './target.ts';
 
@@ -651,10 +652,10 @@ function framingOf(method: string, status: number, headers: HeaderList): Framing
     if (n === 'transfer-encoding') te = te === null ? v : `${te},${v}`;
     else if (n === 'content-length') {
       for (const part of v.split(',')) {
-        const t = part.trim();
-        if (!/^\d{1,15}$/.test(t)) throw new BadResponseError(`bad Content-Length ${JSON.stringify(v.slice(0, 32))}`);
-        if (length !== null && Number(t) !== length) throw new BadResponseError('conflicting Content-Length values');
-        length = Number(t);
+        const n = parseContentLength(part);
+        if (n === null) throw new BadResponseError(`bad Content-Length ${JSON.stringify(v.slice(0, 32))}`);
+        if (length !== null && n !== length) throw new BadResponseError('conflicting Content-Length values');
+        length = n;
       }
     }
   }

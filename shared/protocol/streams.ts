@@ -55,6 +55,12 @@ export function headerProblem(headers: readonly (readonly [string, string])[]): 
   }
   return null;
 }
+/** A Content-Length value as a number (1 to 15 digits, surrounding whitespace allowed); null for anything else. */
+export function parseContentLength(value: string | null | undefined): number | null {
+  if (value == null) return null;
+  const t = value.trim();
+  return /^\d{1,15}$/.test(t) ? Number(t) : null;
+}
 const Headers = z.array(z.tuple([z.string().max(HEAD_LIMITS.name), z.string().max(HEAD_LIMITS.value)])).max(HEAD_LIMITS.headers);
 
 /** OPEN payload (JSON). `tunnel` is the tunnel id: the agent looks up the target itself. */

@@ -1,5 +1,5 @@
 // Shared pieces of the end-to-end tests: free ports, temp dirs, API calls and the agent CLI.
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,3 +69,15 @@ export async function startTargets(): Promise<Targets> {
 
 /** Resolves every host name to 127.0.0.1, as browsers and curl do for *.localhost. */
 export const loopbackLookup = (_h: string, _o: unknown, cb: (e: null, a: { address: string; family: number }[]) => void) => cb(null, [{ address: '127.0.0.1', family: 4 }]);
+
+/** Writes `text` to 127.0.0.1:port, half-closes (like `nc -N`), and resolves with all that comes back before the end. */
+export function tcpExchange(port: number, text: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let got = '';
+    sock.on('data', (d) => (got += d));
+    sock.on('end', () => resolve(got));
+    sock.on('error', reject);
+    sock.write(text, () => sock.end());
+  });
+}

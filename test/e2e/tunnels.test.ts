@@ -5,11 +5,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { createServer, request as httpRequest } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Agent, fetch as ufetch, request, WebSocket as UWebSocket, type Dispatcher } from 'undici';
 import { BUN, ROOT, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
-import { agentCli, freePort, http, loopbackLookup, startTargets, tempDir, type Targets } from './harness.ts';
+import { agentCli, freePort, http, loopbackLookup, startTargets, tcpExchange, tempDir, type Targets } from './harness.ts';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { startRelay } from '../../scripts/relay.ts';
@@ -390,18 +390,6 @@ describe('tunnel access control', () => {
     expect((await visit('web', '/tiny')).status).toBe(200);
   });
 });
-
-/** Writes `text`, half-closes (like `nc -N`), and resolves with all that comes back before the end. */
-function tcpExchange(port: number, text: string): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
-    let got = '';
-    sock.on('data', (d) => (got += d));
-    sock.on('end', () => resolve(got));
-    sock.on('error', reject);
-    sock.write(text, () => sock.end());
-  });
-}
 
 describe('TCP tunnels', () => {
   const clients: ChildProcess[] = [];

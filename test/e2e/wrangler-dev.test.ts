@@ -4,12 +4,11 @@
 // WebSocket echo) and a TCP service through `pirelay tcp`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Agent, fetch as ufetch, WebSocket as UWebSocket, type Dispatcher } from 'undici';
 import { BUN, ROOT, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
 import { startWranglerDev } from '../../scripts/wrangler-dev.ts';
-import { freePort, http, loopbackLookup, startTargets, tempDir, type Targets } from './harness.ts';
+import { freePort, http, loopbackLookup, startTargets, tcpExchange, tempDir, type Targets } from './harness.ts';
 
 let env: DevEnv;
 let port: number;
@@ -92,14 +91,6 @@ describe('tunnels under wrangler dev', () => {
     const listen = await freePort();
     client = spawn(BUN, [join(ROOT, 'client/pirelay.ts'), 'tcp', 'wdecho', '--listen', `127.0.0.1:${listen}`, '--relay', env.state.url, '--api-key', env.state.apiKey], { stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve) => client!.stdout!.on('data', (d) => String(d).includes('listening') && resolve()));
-    const reply = await new Promise<string>((resolve, reject) => {
-      const sock = connect(listen, '127.0.0.1');
-      let got = '';
-      sock.on('data', (d) => (got += d));
-      sock.on('end', () => resolve(got));
-      sock.on('error', reject);
-      sock.write('over wrangler\n', () => sock.end());
-    });
-    expect(reply).toBe('over wrangler\nbye after 14 bytes\n');
+    expect(await tcpExchange(listen, 'over wrangler\n')).toBe('over wrangler\nbye after 14 bytes\n');
   });
 });
