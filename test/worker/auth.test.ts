@@ -175,6 +175,17 @@ describe('/api/v1/auth/me', () => {
 });
 
 describe('PUT /api/v1/auth/me/password', () => {
+  it('ends the other sessions even right after they were used, and keeps this one', async () => {
+    const s = await sessionUser();
+    const other = (await (await login(s.username, s.password)).json()) as { token: string };
+    // Resolved just now, so this isolate holds it in its principal cache.
+    expect((await api('/api/v1/auth/me', { key: other.token })).status).toBe(200);
+    const res = await api('/api/v1/auth/me/password', { key: s.token, method: 'PUT', json: { current_password: s.password, new_password: 'brand-new-password' } });
+    expect(res.status).toBe(204);
+    await expectError(await api('/api/v1/auth/me', { key: other.token }), 401, 'UNAUTHORIZED');
+    expect((await api('/api/v1/auth/me', { key: s.token })).status).toBe(200);
+  });
+
   it('changes the password and ends the other sessions, keeping this one', async () => {
     const s = await sessionUser();
     const other = (await (await login(s.username, s.password)).json()) as { token: string };
@@ -251,5 +262,65 @@ describe('openapi.json', () => {
     for (const [path, methods] of Object.entries(expected)) {
       expect(Object.keys(doc.paths[path] ?? {}).sort(), path).toEqual(methods.sort());
     }
+  });
+});
+
+describe('self-service writes with a narrowed API key', () => {
+  const keyFor = async (token: string, body: Record<string, unknown>) => {
+    const res = await api('/api/v1/api-keys', { key: token, json: body });
+    expect(res.status).toBe(201);
+    return ((await res.json()) as { key: string }).key;
+  };
+
+  it('refuses PUT /auth/me and PUT /auth/me/password with 403 NARROWED_API_KEY, changing nothing', async () => {
+    const s = await sessionUser(['operator']);
+    // Narrowed, even to everything the account holds: a narrowed key is for work, not the account.
+    for (const permissions of [['devices:read'], ['devices:read', 'api-keys:own', 'tunnels:*']]) {
+      const key = await keyFor(s.token, { name: 'narrow', permissions });
+      await expectError(await api('/api/v1/auth/me', { key, method: 'PUT', json: { email: 'attacker@example.com' } }), 403, 'NARROWED_API_KEY');
+      await expectError(
+        await api('/api/v1/auth/me/password', { key, method: 'PUT', json: { current_password: s.password, new_password: 'taken-over-password' } }),
+        403,
+        'NARROWED_API_KEY',
+      );
+      // A wrong guess is refused before it is checked, so a narrowed key is no password oracle either.
+      await expectError(
+        await api('/api/v1/auth/me/password', { key, method: 'PUT', json: { current_password: 'a-guess', new_password: 'taken-over-password' } }),
+        403,
+        'NARROWED_API_KEY',
+      );
+      // Reading who it is stays allowed.
+      expect((await api('/api/v1/auth/me', { key })).status).toBe(200);
+    }
+    const stored = await env.DB.prepare('SELECT email FROM users WHERE id = ?1').bind(s.userId).first<string>('email');
+    expect(stored).toBe(`${s.username}@example.com`);
+    expect((await api('/api/v1/auth/me', { key: s.token })).status).toBe(200);
+    expect((await login(s.username, s.password)).status).toBe(200);
+  });
+
+  it('lets a session and an unrestricted key change the account', async () => {
+    const s = await sessionUser(['viewer']);
+    const key = await keyFor(s.token, { name: 'full' });
+    const res = await api('/api/v1/auth/me', { key, method: 'PUT', json: { email: 'via-key@example.com' } });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { email: string }).email).toBe('via-key@example.com');
+    // With no session of its own, the key's password change ends every session.
+    expect((await api('/api/v1/auth/me/password', { key, method: 'PUT', json: { current_password: s.password, new_password: 'brand-new-password' } })).status).toBe(204);
+    await expectError(await api('/api/v1/auth/me', { key: s.token }), 401, 'UNAUTHORIZED');
+    expect((await api('/api/v1/auth/me', { key })).status).toBe(200);
+  });
+
+  it('a narrowed key cannot mint a key broader than itself, with or without a list', async () => {
+    const s = await sessionUser(['operator']);
+    const narrow = await keyFor(s.token, { name: 'narrow', permissions: ['devices:read', 'api-keys:own'] });
+    for (const permissions of [['devices:write'], ['devices:*'], ['*'], ['devices:read', 'tunnels:read']]) {
+      await expectError(await api('/api/v1/api-keys', { key: narrow, json: { name: 'wider', permissions } }), 403, 'FORBIDDEN');
+    }
+    const child = await keyFor(narrow, { name: 'child' });
+    await expectError(await api('/api/v1/devices/x', { key: child, method: 'PATCH', json: { name: 'y' } }), 403, 'FORBIDDEN');
+    const me = (await (await api('/api/v1/auth/me', { key: child })).json()) as { permissions: string[] };
+    expect(me.permissions.sort()).toEqual(['api-keys:own', 'devices:read']);
+    // A key from a narrowed key is narrowed too, so it cannot change the account either.
+    await expectError(await api('/api/v1/auth/me', { key: child, method: 'PUT', json: { email: null } }), 403, 'NARROWED_API_KEY');
   });
 });

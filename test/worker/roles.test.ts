@@ -127,4 +127,27 @@ describe('custom roles', () => {
     await expectError(await api(`/api/v1/roles/${own.id}`, { key, method: 'PUT', json: { permissions: ['users:write'] } }), 403, 'FORBIDDEN');
     await expectError(await api(`/api/v1/roles/${editor.id}`, { key, method: 'PUT', json: { permissions: ['roles:write', 'users:write'] } }), 403, 'FORBIDDEN');
   });
+
+  it('a roles:write holder cannot weaken, rename or delete a role stronger than its own (403), nor demote its holders', async () => {
+    const { key: adminKey } = await userWithKey(['admin']);
+    const editor = await createRole(adminKey, { name: `Role editor ${randomId(3)}`, permissions: ['roles:read', 'roles:write', 'devices:read'] });
+    const strong = await createRole(adminKey, { name: `Superuser ${randomId(3)}`, permissions: ['*'] });
+    const holder = await userWithKey([strong.id]);
+    const spare = await createRole(adminKey, { name: `Spare ${randomId(3)}`, permissions: ['users:write'] });
+    const { key } = await userWithKey([editor.id]);
+    for (const json of [{ permissions: [] }, { permissions: ['devices:read'] }, { name: `Renamed ${randomId(3)}` }, { description: 'demoted' }]) {
+      const body = await expectError(await api(`/api/v1/roles/${strong.id}`, { key, method: 'PUT', json }), 403, 'FORBIDDEN');
+      expect(body.details.missing).toEqual(['*']);
+    }
+    expect((await expectError(await api(`/api/v1/roles/${spare.id}`, { key, method: 'DELETE' }), 403, 'FORBIDDEN')).details.missing).toEqual(['users:write']);
+    await expectError(await api(`/api/v1/roles/${strong.id}`, { key, method: 'DELETE' }), 403, 'FORBIDDEN');
+    // Nothing changed: the role is as made, its holder still has "*", the spare role still exists.
+    expect(await (await api(`/api/v1/roles/${strong.id}`, { key: adminKey })).json()).toEqual(strong);
+    expect((await api('/api/v1/users', { key: holder.key })).status).toBe(200);
+    expect((await api(`/api/v1/roles/${spare.id}`, { key: adminKey })).status).toBe(200);
+    // A role within the editor's own permissions it may still change and delete.
+    const own = await createRole(key, { name: `Reader ${randomId(3)}`, permissions: ['devices:read'] });
+    expect((await api(`/api/v1/roles/${own.id}`, { key, method: 'PUT', json: { permissions: ['roles:read'] } })).status).toBe(200);
+    expect((await api(`/api/v1/roles/${own.id}`, { key, method: 'DELETE' })).status).toBe(204);
+  });
 });

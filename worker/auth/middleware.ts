@@ -1,8 +1,9 @@
 // The one access check every route uses: `requires('devices:read')` authenticates the caller
-// (once per request) and refuses with 401/403 unless every named permission is held.
+// (once per request) and refuses with 401/403 unless every named permission is held. Routes
+// declare it through worker/auth/access.ts, which also publishes it in the OpenAPI document.
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
-import { forbidden, unauthorized } from '../errors.ts';
+import { ApiError, forbidden, unauthorized } from '../errors.ts';
 import { permits } from './permissions.ts';
 import { credentialFrom, resolvePrincipal, type Principal } from './principal.ts';
 
@@ -59,9 +60,25 @@ export async function authenticate(c: Context<AppEnv>): Promise<Principal | null
 }
 
 export function requires(...permissions: string[]): MiddlewareHandler<AppEnv> {
+  return guard(permissions, false);
+}
+
+/**
+ * For writes to the caller's own account (profile, password): a narrowed API key was given out
+ * to do part of its owner's work, not to take over the account, so only a session or an API key
+ * with all of its owner's permissions passes.
+ */
+export function requiresOwnAccount(...permissions: string[]): MiddlewareHandler<AppEnv> {
+  return guard(permissions, true);
+}
+
+function guard(permissions: string[], ownAccount: boolean): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const principal = await authenticate(c);
     if (!principal) throw unauthorized();
+    if (ownAccount && principal.narrowed) {
+      throw new ApiError(403, 'NARROWED_API_KEY', 'An API key narrowed to some permissions cannot change its account; use a session or an unrestricted key');
+    }
     const missing = permissions.filter((p) => !permits(principal.permissions, p));
     if (missing.length) throw forbidden('Insufficient permissions', { required: missing });
     await next();

@@ -13,6 +13,8 @@ export interface Principal {
   permissions: string[];
   sessionId?: string;
   apiKeyId?: string;
+  /** An API key with its own permission list: it may act, but not change its owner's account. */
+  narrowed?: boolean;
   /** When the credential itself expires (ms), if it does. */
   expiresAt: number | null;
 }
@@ -126,6 +128,7 @@ export async function resolvePrincipal(credential: string, opts: ResolveOptions)
       roles: JSON.parse(row.roles) as string[],
       permissions: narrow(owner, keyPerms),
       apiKeyId: row.key_id!,
+      narrowed: keyPerms !== null,
       expiresAt: row.expires_at,
     };
   }

@@ -18,7 +18,7 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
-import { requires } from '../auth/middleware.ts';
+import { guardOf } from '../auth/access.ts';
 import { ApiError, notFound, validationError } from '../errors.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import type { DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
@@ -129,24 +129,22 @@ async function deviceIdOf(c: Context<AppEnv>): Promise<string> {
 }
 
 export function registerPiTunnelRoutes(app: App) {
-  const read = requires('devices:read');
-
-  app.on(['GET', 'POST'], '/devices', read, async (c) => {
+  app.on(['GET', 'POST'], '/devices', guardOf('/devices'), async (c) => {
     const rows = await listDevices(c.env.DB, { status: 'approved' });
     return c.json({ devices: rows.map(pitunnelDevice) });
   });
 
-  app.on(['GET', 'POST'], '/device_info', read, limitBody, async (c) => {
+  app.on(['GET', 'POST'], '/device_info', guardOf('/device_info'), limitBody, async (c) => {
     const id = await deviceIdOf(c);
     return c.json({ device_info: pitunnelDeviceInfo(await callApprovedDevice(c.env, id, 'device_info', {})) });
   });
 
-  app.on(['GET', 'POST'], '/process_list', read, limitBody, async (c) => {
+  app.on(['GET', 'POST'], '/process_list', guardOf('/process_list'), limitBody, async (c) => {
     const id = await deviceIdOf(c);
     return c.json({ process_list: pitunnelProcessList(await callApprovedDevice(c.env, id, 'process_list', {})) });
   });
 
-  app.on(['GET', 'POST'], '/tunnels', requires('tunnels:read'), limitBody, async (c) => {
+  app.on(['GET', 'POST'], '/tunnels', guardOf('/tunnels'), limitBody, async (c) => {
     const id = await deviceIdOf(c);
     const device = await findDeviceRef(c.env.DB, id);
     if (!device) throw notFound('Device', { device_id: id });

@@ -39,6 +39,7 @@ import type { Tunnel } from '../db/schema.ts';
 import { findDeviceRef, findDeviceTunnel, setAllowClientless, updateTunnel, type DeviceRef } from '../tunnels/queries.ts';
 import { tunnelsChanged, tunnelsChangedQuietly } from '../tunnels/notify.ts';
 import { RateWindow } from '../tunnels/rate-window.ts';
+import { TUNNEL_CONTROL_CALLS } from '../auth/raw-routes.ts';
 
 export const ErrorCode = {
   OK: 0,
@@ -54,12 +55,7 @@ export const ErrorCode = {
 export const CALLS_PER_MINUTE = 60;
 const budget = new RateWindow(CALLS_PER_MINUTE);
 
-const CALLS = {
-  connect: 'tunnels:write',
-  disconnect: 'tunnels:write',
-  client_status: 'tunnels:read',
-  set_allow_clientless: 'tunnels:write',
-} as const;
+const CALLS = TUNNEL_CONTROL_CALLS;
 type Call = keyof typeof CALLS;
 const isCall = (name: string): name is Call => Object.hasOwn(CALLS, name);
 

@@ -4,7 +4,8 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
-import { requires, principalOf } from '../auth/middleware.ts';
+import { principalOf } from '../auth/middleware.ts';
+import { allows } from '../auth/access.ts';
 import { ApiError } from '../errors.ts';
 import { getDb, iso } from '../db/index.ts';
 import * as S from '../devices/api-schemas.ts';
@@ -26,7 +27,7 @@ const byId = (method: 'post', path: string, summary: string) =>
     tags,
     summary,
     security: S.security,
-    middleware: [requires('devices:admin')],
+    ...allows('devices:admin'),
     request: { params: S.DeviceIdParam },
     responses: { ...one('The agent after the change'), 502: errorResponse('The socket could not be closed (DISCONNECT_FAILED)') },
   });
@@ -39,7 +40,7 @@ export function registerAgentRoutes(app: App) {
       tags,
       summary: 'List all agents',
       security: S.security,
-      middleware: [requires('devices:read')],
+      ...allows('devices:read'),
       responses: { 200: S.json(S.AgentList, 'Every agent, by name'), ...authErrors },
     }),
     async (c) => c.json({ agents: (await listDevices(c.env.DB)).map(presentAgent) }, 200),
@@ -53,7 +54,7 @@ export function registerAgentRoutes(app: App) {
       tags,
       summary: 'List pending agent registrations',
       security: S.security,
-      middleware: [requires('devices:read')],
+      ...allows('devices:read'),
       responses: { 200: S.json(S.AgentList, 'Agents waiting for approval'), ...authErrors },
     }),
     async (c) => c.json({ agents: (await listDevices(c.env.DB, { status: 'pending' })).map(presentAgent) }, 200),
@@ -73,7 +74,7 @@ export function registerAgentRoutes(app: App) {
       tags,
       summary: 'Get agent details',
       security: S.security,
-      middleware: [requires('devices:read')],
+      ...allows('devices:read'),
       request: { params: S.DeviceIdParam },
       responses: one('The agent'),
     }),
@@ -90,7 +91,7 @@ export function registerAgentRoutes(app: App) {
         'Registers an approved agent under the given id and returns a single-use enrollment token, shown only here. ' +
         '`agent enroll --token <token>` on the device then claims this id.',
       security: S.security,
-      middleware: [requires('devices:admin')],
+      ...allows('devices:admin'),
       request: { body: { required: true, content: { 'application/json': { schema: S.CreateAgent } } } },
       responses: { 201: S.json(S.CreatedAgent, 'The agent and its enrollment token'), ...authErrors, ...conflictError },
     }),
@@ -138,7 +139,7 @@ export function registerAgentRoutes(app: App) {
       tags,
       summary: 'Remove agent',
       security: S.security,
-      middleware: [requires('devices:admin')],
+      ...allows('devices:admin'),
       request: { params: S.DeviceIdParam },
       responses: { 204: { description: 'Removed' }, ...authErrors, ...notFoundError },
     }),

@@ -8,7 +8,8 @@ import { authErrors, bearerSecurity, notFoundError } from '../openapi.ts';
 import { forbidden, notFound, validationError } from '../errors.ts';
 import { getDb, iso, schema, type Db } from '../db/index.ts';
 import type { ApiKey } from '../db/schema.ts';
-import { principalOf, requires } from '../auth/middleware.ts';
+import { principalOf } from '../auth/middleware.ts';
+import { allows } from '../auth/access.ts';
 import { permits } from '../auth/permissions.ts';
 import { API_KEY_PREFIX, type Principal } from '../auth/principal.ts';
 import { randomId, randomToken, sha256Hex } from '../auth/crypto.ts';
@@ -95,7 +96,7 @@ async function permissionsFor(db: Db, caller: Principal, wanted: string[] | unde
   return maker?.permissions ?? null;
 }
 
-const routeBase = { tags: ['api-keys'], security, middleware: requires('api-keys:own') };
+const routeBase = { tags: ['api-keys'], security, ...allows('api-keys:own') };
 
 const createKey = createRoute({
   ...routeBase,

@@ -10,7 +10,8 @@ import { authErrors, bearerSecurity, errorResponse } from '../openapi.ts';
 import { ApiError } from '../errors.ts';
 import { getDb, iso, schema, type Db } from '../db/index.ts';
 import type { User } from '../db/schema.ts';
-import { principalOf, requires } from '../auth/middleware.ts';
+import { principalOf } from '../auth/middleware.ts';
+import { allows, publicRoute, selfService } from '../auth/access.ts';
 import { randomId, sha256Hex, timingSafeEqual } from '../auth/crypto.ts';
 import { hashPassword, verifyPassword } from '../auth/password.ts';
 import { assertLoginAllowed, clearLoginFailures, loginKeys, recordLoginFailure } from '../auth/rate-limit.ts';
@@ -77,6 +78,7 @@ const login = createRoute({
   path: '/api/v1/auth/login',
   tags: ['auth'],
   summary: 'Log in with username and password; returns a session token',
+  ...publicRoute(),
   request: { body: { required: true, content: json(LoginRequestSchema.openapi('LoginRequest')) } },
   responses: {
     200: { description: 'A session', content: json(LoginResponseSchema.openapi('LoginResponse')) },
@@ -93,7 +95,7 @@ const logout = createRoute({
   tags: ['auth'],
   summary: 'End the current session',
   security,
-  middleware: requires(),
+  ...allows(),
   responses: { 204: { description: 'Logged out' }, ...authErrors },
 });
 
@@ -103,7 +105,7 @@ const getMe = createRoute({
   tags: ['auth'],
   summary: 'Who am I',
   security,
-  middleware: requires(),
+  ...allows(),
   responses: { 200: { description: 'The caller', content: json(MeOut) }, ...authErrors },
 });
 
@@ -111,9 +113,9 @@ const updateMe = createRoute({
   method: 'put',
   path: '/api/v1/auth/me',
   tags: ['auth'],
-  summary: 'Update your profile',
+  summary: 'Update your profile (a session or an API key that is not narrowed)',
   security,
-  middleware: requires(),
+  ...selfService(),
   request: { body: { required: true, content: json(UpdateMeRequestSchema.openapi('UpdateMeRequest')) } },
   responses: { 200: { description: 'The caller, updated', content: json(MeOut) }, ...authErrors },
 });
@@ -122,14 +124,14 @@ const changePassword = createRoute({
   method: 'put',
   path: '/api/v1/auth/me/password',
   tags: ['auth'],
-  summary: 'Change your password; ends your other sessions',
+  summary: 'Change your password (a session or an API key that is not narrowed); ends your other sessions',
   security,
-  middleware: requires(),
+  ...selfService(),
   request: { body: { required: true, content: json(ChangePasswordRequestSchema.openapi('ChangePasswordRequest')) } },
   responses: {
     204: { description: 'Changed' },
     ...authErrors,
-    403: errorResponse('current_password is wrong (INVALID_CURRENT_PASSWORD)'),
+    403: errorResponse('current_password is wrong (INVALID_CURRENT_PASSWORD), or the credential is a narrowed API key (NARROWED_API_KEY)'),
     429: errorResponse('Too many failed attempts (RATE_LIMITED)'),
   },
 });
@@ -139,7 +141,7 @@ const register = createRoute({
   path: '/api/v1/auth/register',
   tags: ['auth'],
   summary: 'Create a viewer account (only when ALLOW_REGISTRATION is "true")',
-  middleware: registrationOpen,
+  ...publicRoute(registrationOpen),
   request: { body: { required: true, content: json(RegisterRequestSchema.openapi('RegisterRequest')) } },
   responses: {
     201: { description: 'Created', content: json(UserOut) },
@@ -155,7 +157,7 @@ const bootstrap = createRoute({
   tags: ['auth'],
   summary: 'Create the first admin and an admin API key (Authorization: Bearer <BOOTSTRAP_TOKEN>)',
   security: [{ bearerAuth: [] }],
-  middleware: bootstrapAllowed,
+  ...publicRoute(bootstrapAllowed),
   request: { body: { required: true, content: json(BootstrapRequestSchema.openapi('BootstrapRequest')) } },
   responses: {
     201: { description: 'The admin, and its API key (shown only here)', content: json(BootstrapResponseSchema.openapi('BootstrapResponse')) },

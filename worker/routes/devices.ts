@@ -3,7 +3,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, conflictError, deviceErrors, errorResponse, notFoundError } from '../openapi.ts';
-import { requires } from '../auth/middleware.ts';
+import { allows } from '../auth/access.ts';
 import * as S from '../devices/api-schemas.ts';
 import { getDevice, listDevices, renameDevice } from '../devices/queries.ts';
 import { APPROVE, REJECT, REVOKE, applyStatus, removeDevice } from '../devices/lifecycle.ts';
@@ -19,7 +19,7 @@ const statusChange = (action: 'approve' | 'reject' | 'revoke', summary: string) 
     tags,
     summary,
     security: S.security,
-    middleware: [requires('devices:admin')],
+    ...allows('devices:admin'),
     request: { params: S.DeviceIdParam },
     responses: { ...one('The device after the change'), ...conflictError, 502: errorResponse('The socket could not be closed (DISCONNECT_FAILED)') },
   });
@@ -32,7 +32,7 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary: 'List devices',
       security: S.security,
-      middleware: [requires('devices:read')],
+      ...allows('devices:read'),
       request: { query: S.DeviceListQuery },
       responses: { 200: S.json(S.DeviceList, 'Devices, by name'), ...authErrors },
     }),
@@ -50,7 +50,7 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary: 'Get a device',
       security: S.security,
-      middleware: [requires('devices:read')],
+      ...allows('devices:read'),
       request: { params: S.DeviceIdParam },
       responses: one('The device'),
     }),
@@ -64,7 +64,7 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary: 'Rename a device',
       security: S.security,
-      middleware: [requires('devices:write')],
+      ...allows('devices:write'),
       request: { params: S.DeviceIdParam, body: { required: true, content: { 'application/json': { schema: S.RenameDevice } } } },
       responses: one('The renamed device'),
     }),
@@ -88,7 +88,7 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary: 'Remove a device (its socket closes; it must enroll again to come back)',
       security: S.security,
-      middleware: [requires('devices:admin')],
+      ...allows('devices:admin'),
       request: { params: S.DeviceIdParam },
       responses: { 204: { description: 'Removed' }, ...authErrors, ...notFoundError },
     }),
@@ -105,7 +105,7 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary,
       security: S.security,
-      middleware: [requires('devices:read')],
+      ...allows('devices:read'),
       request: { params: S.DeviceIdParam },
       responses: {
         200: S.json(schema, 'Read from the device just now'),

@@ -4,7 +4,8 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
-import { requires, principalOf } from '../auth/middleware.ts';
+import { principalOf } from '../auth/middleware.ts';
+import { allows, publicRoute } from '../auth/access.ts';
 import { notFound, validationError } from '../errors.ts';
 import * as S from '../devices/api-schemas.ts';
 import {
@@ -27,7 +28,7 @@ export function registerEnrollmentRoutes(app: App) {
       tags: ['enrollment'],
       summary: 'Create an enrollment token (the secret is shown only in this response)',
       security: S.security,
-      middleware: [requires('devices:admin')],
+      ...allows('devices:admin'),
       request: { body: { required: true, content: { 'application/json': { schema: S.CreateEnrollmentToken } } } },
       responses: { 201: S.json(S.CreatedEnrollmentToken, 'The token, with its secret'), ...authErrors },
     }),
@@ -56,7 +57,7 @@ export function registerEnrollmentRoutes(app: App) {
       tags: ['enrollment'],
       summary: 'List enrollment tokens (never their secrets)',
       security: S.security,
-      middleware: [requires('devices:admin')],
+      ...allows('devices:admin'),
       responses: { 200: S.json(S.EnrollmentTokenList, 'Every token, newest first'), ...authErrors },
     }),
     async (c) => {
@@ -73,7 +74,7 @@ export function registerEnrollmentRoutes(app: App) {
       tags: ['enrollment'],
       summary: 'Revoke an enrollment token; devices already enrolled with it are not affected',
       security: S.security,
-      middleware: [requires('devices:admin')],
+      ...allows('devices:admin'),
       request: { params: S.TokenIdParam },
       responses: { 200: S.json(S.EnrollmentToken, 'The revoked token'), ...authErrors, ...notFoundError },
     }),
@@ -95,6 +96,7 @@ export function registerEnrollmentRoutes(app: App) {
       description:
         'No user credentials: the enrollment token in the body authenticates. The device is pending until approved, ' +
         'unless the token auto-approves or was made for this device by POST /api/v1/agents.',
+      ...publicRoute(),
       request: { body: { required: true, content: { 'application/json': { schema: S.EnrollRequest } } } },
       responses: {
         201: S.json(S.EnrollResponse, 'The device is registered'),

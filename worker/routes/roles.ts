@@ -10,7 +10,8 @@ import { authErrors, bearerSecurity, conflictError, errorResponse, notFoundError
 import { ApiError, conflict, forbidden, notFound } from '../errors.ts';
 import { getDb, schema, type Db } from '../db/index.ts';
 import type { Role } from '../db/schema.ts';
-import { requires, principalOf } from '../auth/middleware.ts';
+import { principalOf } from '../auth/middleware.ts';
+import { allows } from '../auth/access.ts';
 import { permits } from '../auth/permissions.ts';
 import type { Principal } from '../auth/principal.ts';
 import {
@@ -72,10 +73,16 @@ async function assertNameFree(db: Db, name: string, exceptId?: string) {
   if (same.some((r) => r.id !== exceptId)) throw conflict(`A role named "${name}" already exists`, { name });
 }
 
-async function customRole(db: Db, id: string): Promise<Role> {
+/**
+ * A custom role the caller may change or delete: one whose every permission the caller holds,
+ * as with users. Otherwise roles:write would let its holder rename, empty or delete a role
+ * stronger than its own, and so demote everyone who has it.
+ */
+async function customRole(db: Db, caller: Principal, id: string): Promise<Role> {
   const role = await db.query.roles.findFirst({ where: eq(schema.roles.id, id) });
   if (!role) throw notFound('Role', { id });
   if (role.isSystem) throw new ApiError(403, 'SYSTEM_ROLE', `"${id}" is a system role and cannot be changed or deleted`, { id });
+  assertHolds(caller, role.permissions, 'change a role with');
   return role;
 }
 
@@ -85,7 +92,7 @@ const listRoles = createRoute({
   tags: ['roles'],
   summary: 'List roles',
   security,
-  middleware: requires('roles:read'),
+  ...allows('roles:read'),
   responses: { 200: { description: 'All roles', content: json(RoleListResponseSchema) }, ...authErrors },
 });
 
@@ -95,7 +102,7 @@ const getRole = createRoute({
   tags: ['roles'],
   summary: 'Get a role',
   security,
-  middleware: requires('roles:read'),
+  ...allows('roles:read'),
   request: { params: RoleParams },
   responses: { 200: { description: 'The role', content: json(RoleOut) }, ...authErrors, ...notFoundError },
 });
@@ -106,7 +113,7 @@ const createRole = createRoute({
   tags: ['roles'],
   summary: 'Create a custom role (its id is a slug of its name)',
   security,
-  middleware: requires('roles:write'),
+  ...allows('roles:write'),
   request: { body: { required: true, content: json(CreateRoleRequestSchema.openapi('CreateRoleRequest')) } },
   responses: { 201: { description: 'Created', content: json(RoleOut) }, ...authErrors, ...conflictError },
 });
@@ -117,7 +124,7 @@ const updateRole = createRoute({
   tags: ['roles'],
   summary: 'Update a custom role',
   security,
-  middleware: requires('roles:write'),
+  ...allows('roles:write'),
   request: { params: RoleParams, body: { required: true, content: json(UpdateRoleRequestSchema.openapi('UpdateRoleRequest')) } },
   responses: { 200: { description: 'Updated', content: json(RoleOut) }, ...authErrors, ...notFoundError, ...conflictError },
 });
@@ -128,7 +135,7 @@ const deleteRole = createRoute({
   tags: ['roles'],
   summary: 'Delete a custom role that no user has',
   security,
-  middleware: requires('roles:write'),
+  ...allows('roles:write'),
   request: { params: RoleParams },
   responses: {
     204: { description: 'Deleted' },
@@ -167,7 +174,7 @@ export function registerRoleRoutes(app: App) {
     const { id } = c.req.valid('param');
     const body = c.req.valid('json');
     const db = getDb(c.env.DB);
-    await customRole(db, id);
+    await customRole(db, principalOf(c), id);
     if (body.permissions) assertHolds(principalOf(c), body.permissions, 'grant');
     if (body.name !== undefined) await assertNameFree(db, body.name, id);
     const [role] = await db
@@ -181,7 +188,7 @@ export function registerRoleRoutes(app: App) {
   app.openapi(deleteRole, async (c) => {
     const { id } = c.req.valid('param');
     const db = getDb(c.env.DB);
-    await customRole(db, id);
+    await customRole(db, principalOf(c), id);
     const users = await c.env.DB.prepare('SELECT count(*) AS n FROM users u, json_each(u.roles) r WHERE r.value = ?1').bind(id).first<number>('n');
     if (users) throw new ApiError(409, 'ROLE_IN_USE', `Role "${id}" is assigned to ${users} user(s)`, { id, users });
     await db.delete(schema.roles).where(eq(schema.roles.id, id));

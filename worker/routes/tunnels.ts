@@ -18,7 +18,7 @@ import type { Context } from 'hono';
 import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
-import { requires } from '../auth/middleware.ts';
+import { after, allows } from '../auth/access.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { json, security } from '../devices/api-schemas.ts';
 import { getDevice } from '../devices/queries.ts';
@@ -35,9 +35,9 @@ import { forgetTunnel, tunnelNamed } from '../tunnels/name-cache.ts';
 import { tunnelDomain } from '../tunnels/ingress.ts';
 
 const tags = ['tunnels'];
-const read = requires('tunnels:read');
-const write = requires('tunnels:write');
-const use = [apiKeyFromQuery, requires(TUNNEL_USE_PERMISSION)];
+const read = allows('tunnels:read');
+const write = allows('tunnels:write');
+const use = after(apiKeyFromQuery, allows(TUNNEL_USE_PERMISSION));
 
 export const urlBase = (c: Context<AppEnv>): UrlBase => ({ requestUrl: new URL(c.req.url), domain: tunnelDomain(c.env) });
 
@@ -85,7 +85,7 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: 'List every tunnel on the relay',
       security,
-      middleware: [read],
+      ...read,
       responses: { 200: json(S.TunnelList, 'All tunnels, by name'), ...authErrors },
     }),
     async (c) => {
@@ -101,7 +101,7 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: "List a device's tunnels",
       security,
-      middleware: [read],
+      ...read,
       request: { params: S.DeviceTunnelsParams },
       responses: { 200: json(S.TunnelList, "The device's tunnels, by name"), ...authErrors, ...notFoundError },
     }),
@@ -120,7 +120,7 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: 'Create a tunnel (a bearer token, if one is made, is shown only in this answer)',
       security,
-      middleware: [write],
+      ...write,
       request: { params: S.DeviceTunnelsParams, body: body(S.CreateTunnel) },
       responses: {
         201: json(S.SavedTunnel, 'The new tunnel'),
@@ -139,7 +139,7 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: 'Get a tunnel by id or name',
       security,
-      middleware: [read],
+      ...read,
       request: { params: S.DeviceTunnelParams },
       responses: { 200: json(S.Tunnel, 'The tunnel'), ...authErrors, ...notFoundError },
     }),
@@ -156,7 +156,7 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: 'Change a tunnel (access {mode:"bearer", rotate:true} makes a new token, shown only in this answer)',
       security,
-      middleware: [write],
+      ...write,
       request: { params: S.DeviceTunnelParams, body: body(S.UpdateTunnel) },
       responses: { 200: json(S.SavedTunnel, 'The tunnel after the change'), ...authErrors, ...notFoundError, ...conflictError },
     }),
@@ -174,7 +174,7 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: 'Delete a tunnel (its open connections are closed)',
       security,
-      middleware: [write],
+      ...write,
       request: { params: S.DeviceTunnelParams },
       responses: { 204: { description: 'Deleted' }, ...authErrors, ...notFoundError },
     }),
@@ -193,7 +193,7 @@ export function registerTunnelRoutes(app: App) {
       summary: 'Open a TCP connection through a tcp tunnel, as a WebSocket',
       description: 'Send `Upgrade: websocket`. Binary messages carry the TCP bytes both ways.',
       security,
-      middleware: use,
+      ...use,
       request: { params: S.TunnelNameParams, query: S.ConnectQuery },
       responses: connectResponses,
     }),
@@ -213,7 +213,7 @@ export function registerTunnelRoutes(app: App) {
       summary: "Open a TCP connection to a device's port, as a WebSocket (what `pirelay tcp <device>:<port>` dials)",
       description: 'The device is named by id or display name; the tcp tunnel whose target port is {port} carries the connection.',
       security,
-      middleware: use,
+      ...use,
       request: { params: S.DevicePortParams, query: S.ConnectQuery },
       responses: connectResponses,
     }),

@@ -9,7 +9,8 @@ import { authErrors, bearerSecurity, conflictError, errorResponse, notFoundError
 import { ApiError, conflict, notFound, unprocessable } from '../errors.ts';
 import { getDb, iso, schema, type Db } from '../db/index.ts';
 import type { User } from '../db/schema.ts';
-import { principalOf, requires } from '../auth/middleware.ts';
+import { principalOf } from '../auth/middleware.ts';
+import { allows } from '../auth/access.ts';
 import type { Principal } from '../auth/principal.ts';
 import { randomId } from '../auth/crypto.ts';
 import { hashPassword } from '../auth/password.ts';
@@ -114,7 +115,7 @@ const listUsers = createRoute({
   method: 'get',
   path: '/api/v1/users',
   summary: 'List users (disabled ones included)',
-  middleware: requires('users:read'),
+  ...allows('users:read'),
   responses: { 200: { description: 'All users', content: json(UserListSchema) }, ...authErrors },
 });
 
@@ -123,7 +124,7 @@ const createUser = createRoute({
   method: 'post',
   path: '/api/v1/users',
   summary: 'Create a user',
-  middleware: requires('users:write'),
+  ...allows('users:write'),
   request: { body: { required: true, content: json(CreateUserRequestSchema.openapi('CreateUserRequest')) } },
   responses: { 201: { description: 'Created', content: json(UserOut) }, ...authErrors, ...conflictError },
 });
@@ -133,7 +134,7 @@ const getUser = createRoute({
   method: 'get',
   path: '/api/v1/users/{id}',
   summary: 'Get a user',
-  middleware: requires('users:read'),
+  ...allows('users:read'),
   request: { params: UserParams },
   responses: { 200: { description: 'The user', content: json(UserOut) }, ...authErrors, ...notFoundError },
 });
@@ -143,7 +144,7 @@ const updateUser = createRoute({
   method: 'put',
   path: '/api/v1/users/{id}',
   summary: 'Update a user (email, roles, disabled)',
-  middleware: requires('users:write'),
+  ...allows('users:write'),
   request: { params: UserParams, body: { required: true, content: json(UpdateUserRequestSchema.openapi('UpdateUserRequest')) } },
   responses: {
     200: { description: 'Updated', content: json(UserOut) },
@@ -159,7 +160,7 @@ const deleteUser = createRoute({
   method: 'delete',
   path: '/api/v1/users/{id}',
   summary: 'Disable a user (soft delete); ends its sessions and revokes its API keys',
-  middleware: requires('users:write'),
+  ...allows('users:write'),
   request: { params: UserParams },
   responses: {
     204: { description: 'Disabled' },
@@ -175,7 +176,7 @@ const resetPassword = createRoute({
   method: 'put',
   path: '/api/v1/users/{id}/password',
   summary: "Reset a user's password; ends that user's sessions",
-  middleware: requires('users:write'),
+  ...allows('users:write'),
   request: { params: UserParams, body: { required: true, content: json(ResetPasswordRequestSchema.openapi('ResetPasswordRequest')) } },
   responses: { 204: { description: 'Password set' }, ...authErrors, ...notFoundError },
 });

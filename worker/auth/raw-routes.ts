@@ -1,0 +1,53 @@
+// The routes that are not @hono/zod-openapi routes, so are absent from /api/v1/openapi.json:
+// PiTunnel's API and tunnel-control's at the relay root, the agents' dial-in, the document
+// itself. Each declares here who may call it; its module builds its check from this entry (see
+// guardOf in access.ts). Plain data with no imports, so the e2e permission matrix can read it
+// next to the OpenAPI document, and test/worker/route-declarations.test.ts fails for a route
+// that is in neither.
+
+/** tunnel-control's calls and the permission each needs; the seed's /tunnel-api/<call>. */
+export const TUNNEL_CONTROL_CALLS = {
+  connect: 'tunnels:write',
+  disconnect: 'tunnels:write',
+  client_status: 'tunnels:read',
+  set_allow_clientless: 'tunnels:write',
+} as const;
+
+export interface RawRoute {
+  methods: readonly ('GET' | 'POST')[];
+  /** The path a client calls. */
+  path: string;
+  /** The Hono pattern that serves it, when several paths share one (default: path). */
+  pattern?: string;
+  /** Who may call it: every permission listed ([] = any valid credential), or no user credential at all. */
+  access: { permissions: readonly string[] } | { public: true } | { device: true };
+  /** The error shape of the compat layer it belongs to: ours ({error, code, details}) or the seed's. */
+  errors: 'native' | 'tunnel-control';
+  /** Routes that take a device_id parameter. */
+  deviceParam?: true;
+}
+
+const both = ['GET', 'POST'] as const;
+
+export const RAW_ROUTES: readonly RawRoute[] = [
+  { methods: ['GET'], path: '/api/v1/openapi.json', access: { public: true }, errors: 'native' },
+  // The device's own EdDSA JWT is the credential (worker/routes/agent-connect.ts); no user credential passes.
+  { methods: ['GET'], path: '/agent/connect', access: { device: true }, errors: 'native' },
+  { methods: both, path: '/devices', access: { permissions: ['devices:read'] }, errors: 'native' },
+  { methods: both, path: '/device_info', access: { permissions: ['devices:read'] }, errors: 'native', deviceParam: true },
+  { methods: both, path: '/process_list', access: { permissions: ['devices:read'] }, errors: 'native', deviceParam: true },
+  { methods: both, path: '/tunnels', access: { permissions: ['tunnels:read'] }, errors: 'native', deviceParam: true },
+  ...Object.entries(TUNNEL_CONTROL_CALLS).map(
+    ([call, permission]): RawRoute => ({
+      methods: both,
+      path: `/tunnel-api/${call}`,
+      pattern: '/tunnel-api/:call',
+      access: { permissions: [permission] },
+      errors: 'tunnel-control',
+      deviceParam: true,
+    }),
+  ),
+  // Without a call name the answer is only "invalid API call" (code 21), whoever asks.
+  { methods: both, path: '/tunnel-api', access: { public: true }, errors: 'tunnel-control' },
+  { methods: both, path: '/tunnel-api/', access: { public: true }, errors: 'tunnel-control' },
+];
