@@ -1,7 +1,7 @@
 // The permission matrix: every route the relay serves, from its own OpenAPI document plus the
 // routes of worker/auth/raw-routes.ts (PiTunnel's and tunnel-control's at the relay root, the
 // agents' dial-in), called with every kind of credential, from none and forged ones to an admin's
-// session. What each answer must be follows from the route's declaration alone: a bad credential
+// session (and as ?api_key= where a route takes it). What each answer must be follows from the route's declaration alone: a bad credential
 // gets 401, a good one 403 unless its permissions cover the route's, and nothing gets a 5xx. An
 // operation that declares nothing fails the test. The relay runs in workerd with a real agent, so
 // the device RPC routes reach a device and their 2xx is real.
@@ -46,6 +46,7 @@ interface Operation {
   'x-self-service'?: boolean;
   'x-public'?: boolean;
   requestBody?: unknown;
+  parameters?: { name: string; in: string }[];
 }
 
 /** One row of the matrix: a request, and which declaration it answers to. */
@@ -170,7 +171,10 @@ function nativeCases(doc: { paths: Record<string, Record<string, Operation>> }):
       const perms = op['x-permissions'];
       const access: Case['access'] = op['x-public'] === true ? 'public' : Array.isArray(perms) ? { permissions: perms, selfService: op['x-self-service'] === true } : 'undeclared';
       const M = method.toUpperCase();
-      cases.push({ route: `${M} ${path}`, method: M, path: fill(path, M), body: op.requestBody ? '[]' : undefined, contentType: 'application/json', access, errors: 'native' });
+      const c: Case = { route: `${M} ${path}`, method: M, path: fill(path, M), body: op.requestBody ? '[]' : undefined, contentType: 'application/json', access, errors: 'native' };
+      cases.push(c);
+      // Routes that take the credential as ?api_key= too (WebSocket clients) are tried both ways.
+      if (op.parameters?.some((p) => p.in === 'query' && p.name === 'api_key')) cases.push({ ...c, route: `${c.route} (api_key=)`, asParam: true });
     }
   }
   return cases;
