@@ -1,9 +1,10 @@
 // The permission matrix: every route the relay serves, from its own OpenAPI document plus the
 // routes of worker/auth/raw-routes.ts (PiTunnel's and tunnel-control's at the relay root, the
 // agents' dial-in), called with every kind of credential, from none and forged ones to an admin's
-// session (and as ?api_key= where a route takes it). What each answer must be follows from the route's declaration alone: a bad credential
-// gets 401, a good one 403 unless its permissions cover the route's, and nothing gets a 5xx. An
-// operation that declares nothing fails the test. The relay runs in workerd with a real agent, so
+// session, in the Authorization header and as ?api_key= where a route takes that. What each
+// answer must be follows from the route's declaration alone: a bad credential gets 401, a good
+// one 403 unless its permissions cover the route's, and nothing gets a 5xx. An operation that
+// declares nothing fails the test. The relay runs in workerd with a real agent, so
 // the device RPC routes reach a device and their 2xx is real.
 //
 // Calls are made harmless rather than undone: writes carry a body no schema accepts (a JSON array),
