@@ -12,5 +12,7 @@ if (!existsSync(secretsPath)) {
   writeFileSync(secretsPath, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600 });
 }
 const secrets = JSON.parse(readFileSync(secretsPath, 'utf8')) as Record<string, string>;
-writeFileSync(join(ROOT, '.dev.vars'), Object.entries(secrets).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
+// Not behind Cloudflare's edge: a client's CF-Connecting-IP is its own claim (worker/client-ip.ts).
+const vars = { ...secrets, TRUST_CF_CONNECTING_IP: 'false' };
+writeFileSync(join(ROOT, '.dev.vars'), Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
 console.log('wrote .dev.vars from .pirelay/secrets.json');

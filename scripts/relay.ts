@@ -97,8 +97,14 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     compatibilityFlags: w.compatibilityFlags,
     d1Databases: w.d1Databases,
     durableObjects: w.durableObjects,
-    // Served straight from a socket, workerd reports no client address; on loopback it can only be this machine.
-    bindings: { ...(w.bindings ?? {}), ...(isLoopback(host) ? { LOCAL_CLIENT_IP: host === '::1' ? '::1' : '127.0.0.1' } : {}), ...(opts.vars ?? {}) },
+    // No Cloudflare edge in front: a CF-Connecting-IP is the client's own, not to be trusted. Served
+    // straight from a socket, workerd reports no client address; on loopback it can only be this machine.
+    bindings: {
+      ...(w.bindings ?? {}),
+      TRUST_CF_CONNECTING_IP: 'false',
+      ...(isLoopback(host) ? { LOCAL_CLIENT_IP: host === '::1' ? '::1' : '127.0.0.1' } : {}),
+      ...(opts.vars ?? {}),
+    },
     host,
     port: direct ? 0 : (opts.port ?? 8787),
     defaultPersistRoot: stateDir,
