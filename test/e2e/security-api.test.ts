@@ -4,7 +4,9 @@
 // tunnel-control seed's own sample script.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, fetch as ufetch, type Dispatcher } from 'undici';
+import { join } from 'node:path';
 import { startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
+import { startWranglerDev } from '../../scripts/wrangler-dev.ts';
 import { freePort, http, loopbackLookup, startTargets, tcpExchange, tempDir, type Targets } from './harness.ts';
 
 let env: DevEnv;
@@ -38,20 +40,33 @@ afterAll(async () => {
   targets?.stop();
 });
 
+/** 30 wrong passwords, each from another spoofed CF-Connecting-IP: five failures per user and address, then 429. */
+async function spoofedGuesses(relayUrl: string, username: string) {
+  const statuses: number[] = [];
+  let limited: Awaited<ReturnType<typeof http>> | undefined;
+  for (let i = 1; i <= 30; i++) {
+    const r = await http(`${relayUrl}/api/v1/auth/login`, { json: { username, password: `wrong-password-${i}` }, headers: { 'cf-connecting-ip': `198.51.100.${i}` } });
+    statuses.push(r.status);
+    if (r.status === 429) limited ??= r;
+  }
+  expect(statuses).toEqual([...Array(5).fill(401), ...Array(25).fill(429)]);
+  expect(Number(limited!.headers.get('retry-after'))).toBeGreaterThan(0);
+  expect(limited!.body).toMatchObject({ code: 'RATE_LIMITED', details: { retry_after: expect.any(Number) } });
+}
+
 describe('client addresses: a client-sent CF-Connecting-IP is not trusted off the edge', () => {
   it('30 wrong passwords from 30 spoofed addresses are rate limited as from one address', async () => {
-    const statuses: number[] = [];
-    let limited: Awaited<ReturnType<typeof http>> | undefined;
-    for (let i = 1; i <= 30; i++) {
-      const r = await http(`${url}/api/v1/auth/login`, { json: { username: env.state.adminUser, password: `wrong-password-${i}` }, headers: { 'cf-connecting-ip': `198.51.100.${i}` } });
-      statuses.push(r.status);
-      if (r.status === 429) limited ??= r;
-    }
-    // Five failures per user and address, then 429 until the window ends.
-    expect(statuses).toEqual([...Array(5).fill(401), ...Array(25).fill(429)]);
-    expect(Number(limited!.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(limited!.body).toMatchObject({ code: 'RATE_LIMITED', details: { retry_after: expect.any(Number) } });
+    await spoofedGuesses(url, env.state.adminUser);
   });
+
+  it('likewise under wrangler dev, whose entry worker keeps a client\'s CF-Connecting-IP', async () => {
+    const relay = await startWranglerDev({ port: await freePort(), stateDir: join(await tempDir('security-wd'), 'state'), vars: { SESSION_SECRET: 'security-api-session-secret-0123456789abcdef' } });
+    try {
+      await spoofedGuesses(relay.url, 'nobody');
+    } finally {
+      await relay.stop();
+    }
+  }, 120_000);
 
   it('a tunnel visit with a spoofed CF-Connecting-IP reaches the target as from 127.0.0.1', async () => {
     const res = await visit('echo', '/echo', { headers: { 'cf-connecting-ip': '203.0.113.66' } });

@@ -26,7 +26,7 @@ function refuseLoop(env: Env, body: CreateTunnel | UpdateTunnel, target: TunnelT
   const reason = target && targetLoopReason(target, { tunnelDomain: tunnelDomain(env), requestUrl });
   if (!reason) return;
   const field = body.target === undefined ? 'target_host' : 'target';
-  throw unprocessable('TUNNEL_LOOP', `The target would loop back into the relay: ${reason}`, { field, target: body[field] });
+  throw unprocessable('TUNNEL_LOOP', `The target would loop back into the relay: ${reason}`, { field, value: body[field] });
 }
 
 export async function createTunnel(env: Env, deviceId: string, body: CreateTunnel, requestUrl: URL, now = Date.now()): Promise<Saved> {
