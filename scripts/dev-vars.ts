@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './dev-env.ts';
+import { localClientVars } from './relay.ts';
 
 const secretsPath = join(ROOT, '.pirelay', 'secrets.json');
 mkdirSync(join(ROOT, '.pirelay'), { recursive: true });
@@ -12,5 +13,7 @@ if (!existsSync(secretsPath)) {
   writeFileSync(secretsPath, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600 });
 }
 const secrets = JSON.parse(readFileSync(secretsPath, 'utf8')) as Record<string, string>;
-writeFileSync(join(ROOT, '.dev.vars'), Object.entries(secrets).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
+// wrangler dev listens on localhost unless given --ip.
+const vars = { ...secrets, ...localClientVars('localhost') };
+writeFileSync(join(ROOT, '.dev.vars'), Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
 console.log('wrote .dev.vars from .pirelay/secrets.json');

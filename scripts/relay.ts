@@ -81,6 +81,16 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
+/**
+ * How a relay that is not behind Cloudflare's edge learns client addresses (worker/client-ip.ts):
+ * a CF-Connecting-IP is then the client's own claim, not to be trusted, and workerd reports no
+ * address, so on loopback we say what it can only be: this machine. Used by the local relay,
+ * `wrangler dev` (scripts/wrangler-dev.ts) and `npm run dev`'s .dev.vars.
+ */
+export function localClientVars(host: string): Record<string, string> {
+  return { TRUST_CF_CONNECTING_IP: 'false', ...(isLoopback(host) ? { LOCAL_CLIENT_IP: host === '::1' ? '::1' : '127.0.0.1' } : {}) };
+}
+
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const stateDir = resolve(opts.stateDir);
   const script = await bundleWorker(join(stateDir, '..', 'build'));
@@ -97,8 +107,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     compatibilityFlags: w.compatibilityFlags,
     d1Databases: w.d1Databases,
     durableObjects: w.durableObjects,
-    // Served straight from a socket, workerd reports no client address; on loopback it can only be this machine.
-    bindings: { ...(w.bindings ?? {}), ...(isLoopback(host) ? { LOCAL_CLIENT_IP: host === '::1' ? '::1' : '127.0.0.1' } : {}), ...(opts.vars ?? {}) },
+    bindings: { ...(w.bindings ?? {}), ...localClientVars(host), ...(opts.vars ?? {}) },
     host,
     port: direct ? 0 : (opts.port ?? 8787),
     defaultPersistRoot: stateDir,

@@ -6,7 +6,7 @@ import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { ROOT } from './dev-env.ts';
-import type { Relay, RelayOptions } from './relay.ts';
+import { localClientVars, type Relay, type RelayOptions } from './relay.ts';
 
 const WRANGLER = join(ROOT, 'node_modules/.bin/wrangler');
 
@@ -16,8 +16,9 @@ export async function startWranglerDev(opts: RelayOptions): Promise<Relay> {
   const port = opts.port ?? 8787;
   const env = { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' };
   await promisify(execFile)(WRANGLER, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', stateDir], { cwd: ROOT, env });
-  // wrangler dev serves through Miniflare's entry worker, which sets CF-Connecting-IP itself.
-  const vars = Object.entries(opts.vars ?? {}).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
+  // wrangler dev serves through Miniflare's entry worker, which sets CF-Connecting-IP only when the
+  // client sent none: the header is not to be trusted here, as under the local relay.
+  const vars = Object.entries({ ...localClientVars(host), ...opts.vars }).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
   const child = spawn(WRANGLER, ['dev', '--ip', host, '--port', String(port), '--persist-to', stateDir, '--inspector-port', '0', '--show-interactive-dev-session=false', '--log-level', opts.log ? 'info' : 'warn', ...vars], {
     cwd: ROOT,
     env,

@@ -7,7 +7,7 @@ declare namespace Cloudflare {
     BOOTSTRAP_TOKEN?: string;
     /** "true" lets anyone create a viewer account through POST /api/v1/auth/register. */
     ALLOW_REGISTRATION?: string;
-    /** The client address to assume when a request carries no CF-Connecting-IP (set by the local relay on loopback). */
+    /** The client address to assume when CF-Connecting-IP is absent or not trusted (set by the local relay on loopback). */
     LOCAL_CLIENT_IP?: string;
   }
 }

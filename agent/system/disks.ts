@@ -108,8 +108,18 @@ export async function readDisks(root: string, statfs: StatfsFn, timeoutMs = 1_00
 }
 
 /**
- * PiTunnel's disk_usage: [total, used, available, percent_free] of the root filesystem. Read
- * directly when '/' is not among the disks (e.g. an overlay root in a container).
+ * psutil's disk_usage().percent, which PiTunnel devices send: used ÷ (used + available), so the
+ * blocks reserved for root count as neither, as in df's Use%.
+ */
+export function psutilPercent(used: number, available: number): number {
+  return used + available > 0 ? round((used / (used + available)) * 100, 1) : 0;
+}
+
+/**
+ * PiTunnel's disk_usage: [total, used, available, percent used] of the root filesystem. The seed's
+ * table calls the fourth "Percentage Free", but its example ([15570452480, 9602961408,
+ * 5270650880, 64.6]) and real PiTunnel devices send psutil's percent used; clients display that.
+ * Read directly when '/' is not among the disks (e.g. an overlay root in a container).
  */
 export async function rootDiskUsage(
   disks: readonly Disk[],
@@ -121,5 +131,5 @@ export async function rootDiskUsage(
     const st = await statfsWithin(statfs, '/', timeoutMs);
     if (st !== null) root = diskFromStatfs({ device: '', mount: '/', fstype: '' }, st);
   }
-  return root ? [root.total, root.used, root.available, root.percent_free] : [0, 0, 0, 0];
+  return root ? [root.total, root.used, root.available, psutilPercent(root.used, root.available)] : [0, 0, 0, 0];
 }

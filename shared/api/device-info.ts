@@ -41,7 +41,11 @@ export const DeviceInfoSchema = DeviceFactsSchema.extend({
     swap_total: z.number().int().nonnegative(),
     swap_used: z.number().int().nonnegative(),
   }),
-  /** The root filesystem, as PiTunnel reports it: [total, used, available, percent_free]. */
+  /**
+   * The root filesystem, as PiTunnel devices report it: [total, used, available, percent used],
+   * the last psutil's used ÷ (used + available) (the seed's table says "Percentage Free"; its
+   * example and real devices send this).
+   */
   disk_usage: z.tuple([z.number().int(), z.number().int(), z.number().int(), z.number()]),
   disks: z.array(DiskSchema),
   cpu_temp: z.number().nullable(),

@@ -75,6 +75,39 @@ export function formatTarget(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+// ---- loops ----
+
+/** Lower case, no brackets around IPv6, no trailing dot: how hosts are compared for loops. */
+function comparableHost(host: string): string {
+  const h = host.toLowerCase().replace(/\.+$/, '');
+  return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+}
+
+const isLoopbackName = (host: string) => host === 'localhost' || host.endsWith('.localhost');
+const isLoopback = (host: string) => isLoopbackName(host) || host === '::1' || (IPV4.test(host) && host.startsWith('127.'));
+
+/**
+ * Why a target would send the tunnel's traffic back into the relay, or null when it does not.
+ * Names under the tunnel domain are the relay's own tunnels, and the domain itself is the relay,
+ * except `localhost`, which on the device names the device. The relay's own host (where the API
+ * was called) loops by name; an address or a loopback name only on the relay's own port, as
+ * `127.0.0.1:8080` on the device is the device's web server (and a relay called on loopback runs
+ * beside its agent, so any loopback target on its port is the relay). Loops through other names
+ * or addresses that reach the relay are caught at run time (CDN-Loop).
+ */
+export function targetLoopReason(target: TunnelTargetAddress, relay: { tunnelDomain: string; requestUrl: URL }): string | null {
+  const host = comparableHost(target.target_host);
+  const domain = comparableHost(relay.tunnelDomain);
+  if (host.endsWith(`.${domain}`)) return `${host} is a tunnel name under this relay's tunnel domain (${domain})`;
+  if (host === domain && !isLoopbackName(domain)) return `${host} is this relay's tunnel domain`;
+  const own = comparableHost(relay.requestUrl.hostname);
+  const ownPort = Number(relay.requestUrl.port || (relay.requestUrl.protocol === 'https:' ? 443 : 80));
+  const byName = !IPV4.test(own) && !isIpv6(own) && !isLoopbackName(own);
+  const same = host === own && (byName || target.target_port === ownPort);
+  if (same || (isLoopback(own) && isLoopback(host) && target.target_port === ownPort)) return `${formatTarget(host, target.target_port)} is this relay's own address`;
+  return null;
+}
+
 const TARGET_HOST_RULE = 'target_host must be an IPv4 address, an IPv6 address or a hostname';
 export const TargetHostSchema = z.string().max(255).refine((h) => normalizeTargetHost(h) !== null, { message: TARGET_HOST_RULE });
 export const TargetPortSchema = z.number().int().min(1).max(65535);

@@ -224,10 +224,15 @@ describe('the request forwarded to the hub', () => {
     expect(await out.text()).toBe('chunkchunkchunk');
   });
 
-  it('reads the client IP from CF-Connecting-IP, else the local relay\'s LOCAL_CLIENT_IP, else says unknown; cookie filtering keeps look-alikes', () => {
-    const local = { LOCAL_CLIENT_IP: '127.0.0.1' };
-    expect(clientIpOf(new Request('http://x/', { headers: { 'cf-connecting-ip': '198.51.100.2' } }), local)).toBe('198.51.100.2');
-    expect(clientIpOf(new Request('http://x/'), local)).toBe('127.0.0.1');
+  it('reads the client IP from CF-Connecting-IP only behind the edge, else the local relay\'s LOCAL_CLIENT_IP, else says unknown; cookie filtering keeps look-alikes', () => {
+    const spoofed = () => new Request('http://x/', { headers: { 'cf-connecting-ip': '198.51.100.2' } });
+    const edge = { TRUST_CF_CONNECTING_IP: 'true', LOCAL_CLIENT_IP: '127.0.0.1' };
+    const local = { TRUST_CF_CONNECTING_IP: 'false', LOCAL_CLIENT_IP: '127.0.0.1' };
+    expect(clientIpOf(spoofed(), edge)).toBe('198.51.100.2');
+    expect(clientIpOf(new Request('http://x/'), edge)).toBe('127.0.0.1');
+    expect(clientIpOf(spoofed(), local)).toBe('127.0.0.1');
+    expect(clientIpOf(spoofed(), { LOCAL_CLIENT_IP: '127.0.0.1' })).toBe('127.0.0.1');
+    expect(clientIpOf(spoofed(), {})).toBe('unknown');
     expect(clientIpOf(new Request('http://x/'), {})).toBe('unknown');
     expect(withoutSessionCookie('pirelay_session_x=1; pirelay_session=2; xpirelay_session=3')).toBe('pirelay_session_x=1; xpirelay_session=3');
   });

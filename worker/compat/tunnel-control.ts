@@ -6,6 +6,11 @@
 //   /tunnel-api/client_status?device_id=…&api_key=…                  is the device online?
 //   /tunnel-api/set_allow_clientless?device_id=…[&tunnel=…]&allow=true|false
 //
+// The seed's own sample script calls `<call>?dbid=…&host_uuid=…&ports_id=…&user_id=…`: dbid is
+// the API key, host_uuid the device, ports_id the tunnel (its name or id), and user_id, if given,
+// must be the id of the key's owner (403, code 31, otherwise), so that script works with only its
+// host changed.
+//
 // GET or POST; parameters may come in the query string, a form body or a JSON body. The API key
 // may also be sent as the Authorization header (Bearer, or `curl -u KEY:`). Every answer is
 // {message, error_code, success} (set_allow_clientless adds allow_clientless first):
@@ -24,6 +29,7 @@
 // The seed has no code for the caller's own credentials (its URLs carry account ids instead),
 // so those keep HTTP's statuses: 401 for a missing or invalid API key and 403 for one without
 // the permission (tunnels:read for client_status, tunnels:write otherwise), both with code 31.
+import { z } from 'zod';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -72,6 +78,37 @@ class Outcome {
 
 const wrongData = (why: string) => new Outcome(ErrorCode.WRONG_DATA, `Wrong data: ${why}`);
 
+/** The sample script's names for our parameters. */
+const ALIASES = { api_key: 'dbid', device_id: 'host_uuid', tunnel: 'ports_id' } as const;
+
+/** The call's parameters once the key is taken out (api_key and the Authorization header). */
+const CallParams = z.object({
+  device_id: DeviceIdSchema,
+  tunnel: TunnelRefSchema.optional(),
+  user_id: z.string().min(1).max(64).optional(),
+  allow: z.string().toLowerCase().pipe(z.enum(['true', 'false'], 'must be true or false')).optional(),
+});
+type CallParams = z.infer<typeof CallParams>;
+
+/** Our names for the sample script's parameters; one parameter given twice, differently, is refused. */
+function unalias(params: Record<string, string>): Record<string, string> | Outcome {
+  const out = { ...params };
+  for (const [ours, theirs] of Object.entries(ALIASES)) {
+    const alias = params[theirs];
+    if (alias === undefined) continue;
+    if (params[ours] !== undefined && params[ours] !== alias) return wrongData(`give ${ours} or ${theirs}, not both`);
+    out[ours] = alias;
+  }
+  return out;
+}
+
+function parseParams(params: Record<string, string>): CallParams | Outcome {
+  const parsed = CallParams.safeParse(params);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  return wrongData(`${issue.path.join('.')}: ${issue.message}`);
+}
+
 const MAX_BODY_BYTES = 16 * 1024;
 const limitBody = bodyLimit({
   maxSize: MAX_BODY_BYTES,
@@ -107,15 +144,14 @@ async function paramsOf(c: Context<AppEnv>): Promise<Record<string, string> | Ou
   }
 }
 
-async function callerOf(c: Context<AppEnv>, params: Record<string, string>): Promise<Principal | null> {
+async function callerOf(c: Context<AppEnv>, params: { api_key?: string }): Promise<Principal | null> {
   if (credentialFrom(c.req.header('authorization'))) return authenticate(c);
   return params.api_key ? principalFor(c.env, c.executionCtx, params.api_key) : null;
 }
 
-async function run(c: Context<AppEnv>, call: Call, params: Record<string, string>, device: DeviceRef): Promise<Outcome> {
+async function run(c: Context<AppEnv>, call: Call, params: CallParams, device: DeviceRef): Promise<Outcome> {
   let tunnel: Tunnel | undefined;
   if (params.tunnel !== undefined) {
-    if (!TunnelRefSchema.safeParse(params.tunnel).success) return wrongData('tunnel must be a tunnel name');
     tunnel = await findDeviceTunnel(c.env.DB, device.id, params.tunnel);
     if (!tunnel) return wrongData(`device ${device.id} has no tunnel "${params.tunnel}"`);
   }
@@ -159,8 +195,8 @@ async function run(c: Context<AppEnv>, call: Call, params: Record<string, string
     }
 
     case 'set_allow_clientless': {
-      const allow = params.allow?.toLowerCase();
-      if (allow !== 'true' && allow !== 'false') return wrongData('allow must be true or false');
+      const allow = params.allow;
+      if (allow === undefined) return wrongData('allow must be true or false');
       // Without a tunnel, the setting applies to all of the device's tunnels: the seed sets it
       // per client (device), for the time its client script is being replaced.
       await setAllowClientless(c.env.DB, device.id, tunnel?.id ?? null, allow === 'true', Date.now());
@@ -177,12 +213,14 @@ async function handle(c: Context<AppEnv>, name: string): Promise<Response> {
   };
   if (!isCall(name)) return reply(new Outcome(ErrorCode.INVALID_CALL, `Invalid API call "${name}"; use one of ${Object.keys(CALLS).join(', ')}`));
 
-  const params = await paramsOf(c);
-  if (params instanceof Outcome) return reply(params);
+  const raw = await paramsOf(c);
+  if (raw instanceof Outcome) return reply(raw);
+  const named = unalias(raw);
+  if (named instanceof Outcome) return reply(named);
 
-  const caller = await callerOf(c, params);
+  const caller = await callerOf(c, named);
   if (!caller) {
-    const msg = credentialFrom(c.req.header('authorization')) || params.api_key ? 'Invalid or expired API key' : 'An API key is required (api_key parameter or Authorization header)';
+    const msg = credentialFrom(c.req.header('authorization')) || named.api_key ? 'Invalid or expired API key' : 'An API key is required (api_key parameter or Authorization header)';
     return reply(new Outcome(ErrorCode.WRONG_DATA, msg, false, 401, { 'www-authenticate': 'Bearer realm="pirelay"' }));
   }
   const wait = budget.hit(caller.apiKeyId ?? caller.sessionId ?? caller.userId);
@@ -191,14 +229,19 @@ async function handle(c: Context<AppEnv>, name: string): Promise<Response> {
     return reply(new Outcome(ErrorCode.WRONG_DATA, `Forbidden: ${name} needs the ${CALLS[name]} permission`, false, 403));
   }
 
-  if (params.device_id === undefined || params.device_id === '') return reply(wrongData('device_id is required'));
-  if (!DeviceIdSchema.safeParse(params.device_id).success) return reply(wrongData('device_id is malformed'));
+  if (named.device_id === undefined || named.device_id === '') return reply(wrongData('device_id is required'));
+  const params = parseParams(named);
+  if (params instanceof Outcome) return reply(params);
+  // The sample script names the account; another account's id is someone else's script, refused.
+  if (params.user_id !== undefined && params.user_id !== caller.userId) {
+    return reply(new Outcome(ErrorCode.WRONG_DATA, `Wrong data: user_id ${params.user_id} is not the owner of this API key`, false, 403));
+  }
   const device = await findDeviceRef(c.env.DB, params.device_id);
   if (!device) return reply(wrongData(`no device ${params.device_id}`));
   if (device.status !== 'approved') return reply(new Outcome(ErrorCode.CLIENT_BLOCKED, `Client blocked: the device is ${device.status}`));
 
   const outcome = await run(c, name, params, device);
-  if (name === 'set_allow_clientless' && outcome.success) return reply(outcome, { allow_clientless: params.allow!.toLowerCase() === 'true' });
+  if (name === 'set_allow_clientless' && outcome.success) return reply(outcome, { allow_clientless: params.allow === 'true' });
   return reply(outcome);
 }
 

@@ -129,7 +129,7 @@ export function registerTunnelRoutes(app: App) {
         409: errorResponse('The name is taken (TUNNEL_NAME_TAKEN) or the device has too many tunnels (TUNNEL_LIMIT_REACHED)'),
       },
     }),
-    async (c) => c.json(saved(c, await createTunnel(c.env, c.req.valid('param').id, c.req.valid('json'))), 201),
+    async (c) => c.json(saved(c, await createTunnel(c.env, c.req.valid('param').id, c.req.valid('json'), new URL(c.req.url))), 201),
   );
 
   app.openapi(
@@ -163,7 +163,7 @@ export function registerTunnelRoutes(app: App) {
     async (c) => {
       const { id, tunnelId } = c.req.valid('param');
       const current = await getDeviceTunnel(c.env.DB, id, tunnelId);
-      return c.json(saved(c, await changeTunnel(c.env, current, c.req.valid('json'))), 200);
+      return c.json(saved(c, await changeTunnel(c.env, current, c.req.valid('json'), new URL(c.req.url))), 200);
     },
   );
 

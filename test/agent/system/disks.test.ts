@@ -93,11 +93,18 @@ describe('sizes, computed like df', () => {
     expect(statfs.calls.sort()).toEqual(['/', '/boot/firmware', '/media/pi/My Drive']);
   });
 
-  test('Pi 4 disk_usage is the root filesystem as [total, used, available, percent_free]', async () => {
+  test('Pi 4 disk_usage is the root filesystem as [total, used, available, percent used]', async () => {
     const statfs = fixedStatfs(PI4_STATFS);
     expect(await rootDiskUsage(await readDisks(PI4, statfs), statfs)).toEqual([
-      31180021760, 10208366592, 19382603776, 62.2,
+      31180021760, 10208366592, 19382603776, 34.5,
     ]);
+  });
+
+  test("disk_usage[3] is psutil's percent, used ÷ (used + available), as in the PiTunnel seed's example", async () => {
+    // The seed's example [15570452480, 9602961408, 5270650880, 64.6] in 4 KiB blocks; its table's
+    // "Percentage Free" would be 33.9.
+    const statfs = fixedStatfs({ '/': { bsize: 4096, blocks: 3801380, bfree: 3801380 - 2344473, bavail: 1286780 } });
+    expect(await rootDiskUsage([], statfs)).toEqual([15570452480, 9602961408, 5270650880, 64.6]);
   });
 
   test('Pi Zero 2 W', async () => {
@@ -107,7 +114,7 @@ describe('sizes, computed like df', () => {
       ['/', 15424995328, 3587051520, 11048181760, 71.6],
       ['/boot', 268435456, 46221312, 222214144, 82.8],
     ]);
-    expect(await rootDiskUsage(disks, statfs)).toEqual([15424995328, 3587051520, 11048181760, 71.6]);
+    expect(await rootDiskUsage(disks, statfs)).toEqual([15424995328, 3587051520, 11048181760, 24.5]);
   });
 });
 
@@ -132,7 +139,7 @@ describe('failures', () => {
     const statfs = fixedStatfs({ '/': { bsize: 4096, blocks: 100, bfree: 40, bavail: 30 } });
     const disks = await readDisks(root, statfs);
     expect(disks).toEqual([]);
-    expect(await rootDiskUsage(disks, statfs)).toEqual([409600, 245760, 122880, 30]);
+    expect(await rootDiskUsage(disks, statfs)).toEqual([409600, 245760, 122880, 66.7]);
   });
 
   test('no mounts and no statfs: zeros', async () => {

@@ -70,7 +70,7 @@ describe('createSystemReader on the Pi 4 fixture', () => {
         swap_total: 104853504,
         swap_used: 4194304,
       },
-      disk_usage: [31180021760, 10208366592, 19382603776, 62.2],
+      disk_usage: [31180021760, 10208366592, 19382603776, 34.5],
       disks: [
         { mount: '/', device: '/dev/mmcblk0p2', fstype: 'ext4', total: 31180021760, used: 10208366592, available: 19382603776, percent_free: 62.2 },
         { mount: '/boot/firmware', device: '/dev/mmcblk0p1', fstype: 'vfat', total: 536870912, used: 42887168, available: 493983744, percent_free: 92 },
@@ -117,7 +117,7 @@ describe('createSystemReader on the Pi Zero 2 W fixture', () => {
         swap_total: 104853504,
         swap_used: 0,
       },
-      disk_usage: [15424995328, 3587051520, 11048181760, 71.6],
+      disk_usage: [15424995328, 3587051520, 11048181760, 24.5],
       disks: [
         { mount: '/', device: '/dev/root', fstype: 'ext4', total: 15424995328, used: 3587051520, available: 11048181760, percent_free: 71.6 },
         { mount: '/boot', device: '/dev/mmcblk0p1', fstype: 'vfat', total: 268435456, used: 46221312, available: 222214144, percent_free: 82.8 },
