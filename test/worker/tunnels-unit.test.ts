@@ -7,7 +7,8 @@ import { hashPassword } from '../../worker/auth/password.ts';
 import { sha256Hex } from '../../worker/auth/crypto.ts';
 import type { Principal } from '../../worker/auth/principal.ts';
 import { BasicMemo, checkTunnelAccess, parseBasic, type TunnelAccessRow } from '../../worker/tunnels/access.ts';
-import { buildForwardRequest, withoutSessionCookie } from '../../worker/tunnels/forward.ts';
+import { buildForwardRequest } from '../../worker/tunnels/forward.ts';
+import { withoutSessionCookie } from '../../worker/tunnels/credential.ts';
 import { clientIpOf } from '../../worker/client-ip.ts';
 import { tunnelDomain, tunnelNameFromHost } from '../../worker/tunnels/ingress.ts';
 import { prefersJson, visitorError } from '../../worker/tunnels/pages.ts';
@@ -115,7 +116,7 @@ describe('access decisions', () => {
     expect(await checkTunnelAccess(tunnelRow({ access: 'bearer' }), headers({ authorization: 'Bearer ptt_good' }), { principal: noPrincipal })).toMatchObject({ allow: false });
   });
 
-  it('pirelay wants a credential with tunnels:use, from Authorization or the pirelay_session cookie', async () => {
+  it('pirelay wants a credential with tunnels:use, from Authorization or the __Host-pirelay_session cookie', async () => {
     const t = tunnelRow({ access: 'pirelay' });
     const known: Record<string, Principal> = { prk_op: principal(['tunnels:*']), prk_view: principal(['tunnels:read']), 'a.b.c': principal(['*']) };
     const deps = { principal: async (c: string) => known[c] ?? null };
@@ -125,7 +126,7 @@ describe('access decisions', () => {
     expect(await checkTunnelAccess(t, headers({ authorization: 'Bearer prk_op' }), deps)).toMatchObject({ allow: true, stripAuthorization: true });
     expect(await checkTunnelAccess(t, headers({ authorization: `Basic ${btoa('prk_op:')}` }), deps)).toMatchObject({ allow: true, stripAuthorization: true });
     // A session cookie lets the visitor in and leaves an Authorization meant for the target alone.
-    const viaCookie = await checkTunnelAccess(t, headers({ cookie: 'theme=dark; pirelay_session=a.b.c', authorization: 'Basic dTpw' }), deps);
+    const viaCookie = await checkTunnelAccess(t, headers({ cookie: 'theme=dark; __Host-pirelay_session=a.b.c', authorization: 'Basic dTpw' }), deps);
     expect(viaCookie).toMatchObject({ allow: true, stripAuthorization: false });
   });
 });
@@ -168,6 +169,7 @@ describe('the request forwarded to the hub', () => {
       'x-forwarded-host': 'myapp.example.com',
       'content-type': 'text/plain',
       'x-app': 'kept',
+      'cdn-loop': 'pirelay',
       'x-pirelay-kind': 'tunnel-http',
       'x-pirelay-tunnel-id': 'tun123',
     });
