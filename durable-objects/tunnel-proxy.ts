@@ -192,14 +192,7 @@ export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: 
   // as if it were complete (workerd#6818), so without a length a cut is not visible.
   const length = declaredLength(head.headers);
   const pipe = length !== null ? new FixedLengthStream(length) : new IdentityTransformStream();
-  // A body the device cut (a reset mid-body): a sized one fails, so the visitor's connection ends
-  // early (workerd logs that response as an uncaught exception, which no JS can prevent); an
-  // unsized one is ended, since workerd would end it as complete anyway and failing it would only
-  // add that log line for what is an expected event.
-  const unsized = length === null;
-  stream.readable.pipeTo(pipe.writable, { preventAbort: unsized }).catch(() => {
-    if (unsized) pipe.writable.close().catch(() => {});
-  });
+  stream.readable.pipeTo(pipe.writable).catch(() => {});
   return new Response(pipe.readable, init);
 }
 

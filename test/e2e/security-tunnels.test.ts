@@ -104,12 +104,6 @@ class TrustingTarget {
         } else body = Buffer.alloc(0);
         buf = rest;
         this.seen.push({ conn, method, path, headers, body: body.toString('latin1') });
-        if (path === '/cut') {
-          // A chunked body broken off in the middle of a chunk, larger than fits in one frame.
-          sock.write(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${(400_000).toString(16)}\r\n`);
-          sock.write(Buffer.alloc(300_000, 97), () => setTimeout(() => sock.destroy(), 100));
-          return;
-        }
         const answer = `answer to ${method} ${path}`;
         const extra = path === '/cookies' ? COOKIE_ANSWER : '';
         answering = answering.then(async () => {
@@ -194,22 +188,6 @@ const FRAMING = new Set(['content-length', 'transfer-encoding']);
 const framing = (s: Seen) => s.headers.filter(([n]) => FRAMING.has(n));
 /** Lets bytes still on their way reach the target before what it saw is checked. */
 const settle = () => new Promise((r) => setTimeout(r, 300));
-/** Anything the relay's runtime writes to stderr while `fn` runs (Miniflare passes its lines to console.error). */
-async function relayStderr(fn: () => Promise<void>): Promise<string> {
-  let out = '';
-  const error = console.error;
-  console.error = (...args: unknown[]) => {
-    out += `${args.map(String).join(' ')}\n`;
-    error(...args);
-  };
-  try {
-    await fn();
-  } finally {
-    console.error = error;
-  }
-  return out;
-}
-
 /**
  * The smuggling request of the review: a chunked body, and beside it a Content-Length of 5. A
  * target that trusts the length reads the agent's chunk-size line and one byte as the body, and
@@ -378,16 +356,6 @@ describe('what a device sends back', () => {
     expect(r.lines.filter(([n]) => n === 'set-cookie').map(([, v]) => v)).toEqual(['plain=1; Path=/', 'own=2; Domain=raw.localhost; Path=/']);
     expect(r.lines.filter(([n]) => n.startsWith('x-pirelay-'))).toEqual([]);
     expect(r.headers['x-app']).toBe('kept');
-  });
-
-  it('a chunked body the device cuts ends without an uncaught exception in the relay', async () => {
-    const logged = await relayStderr(async () => {
-      const r = await rawVisit(head('GET', '/cut', 'raw'));
-      expect(r.status).toBe(200);
-      // workerd reports a failed response once it has given up on it, a moment after the visitor saw the end.
-      await new Promise((r) => setTimeout(r, 2_000));
-    });
-    expect(logged).not.toMatch(/Uncaught exception/);
   });
 });
 

@@ -56,8 +56,9 @@ function refusal(req: Request, name: string, tunnel: NamedTunnel | null): Respon
   }
   if (!tunnel.enabled) return visitorError(req, 503, 'TUNNEL_DISABLED', `The tunnel "${name}" is disabled.`);
   if (!tunnel.connected) {
-    // A tunnel without allow_clientless closes when its agent goes away (tunnel-control semantics).
-    if (!tunnel.deviceOnline) return visitorError(req, 503, 'DEVICE_OFFLINE', `The device behind "${name}" is offline.`);
+    // A tunnel without allow_clientless closes when its agent goes away (tunnel-control semantics):
+    // while its device is offline, that is why it is closed (and it could not serve anyway).
+    if (!tunnel.deviceOnline && !tunnel.allowClientless) return visitorError(req, 503, 'DEVICE_OFFLINE', `The device behind "${name}" is offline.`);
     return visitorError(req, 503, 'TUNNEL_CLOSED', `The tunnel "${name}" is closed; it serves again once it is connected.`);
   }
   // A device that lost its approval can never come back online; do not let visitors wait for it.
