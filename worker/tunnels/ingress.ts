@@ -48,6 +48,10 @@ function badRequest(req: Request, url: URL): Response | null {
   return null;
 }
 
+function closedWithItsDevice(t: NamedTunnel): boolean {
+  return !t.deviceOnline && !t.allowClientless && t.deviceLastSeen !== null && t.updatedAt >= t.deviceLastSeen;
+}
+
 /** Why the relay refuses a visit before asking the device, or null when it may go on. */
 function refusal(req: Request, name: string, tunnel: NamedTunnel | null): Response | null {
   if (!tunnel) return visitorError(req, 404, 'TUNNEL_NOT_FOUND', `There is no tunnel named "${name}" on this relay.`);
@@ -57,8 +61,8 @@ function refusal(req: Request, name: string, tunnel: NamedTunnel | null): Respon
   if (!tunnel.enabled) return visitorError(req, 503, 'TUNNEL_DISABLED', `The tunnel "${name}" is disabled.`);
   if (!tunnel.connected) {
     // A tunnel without allow_clientless closes when its agent goes away (tunnel-control semantics):
-    // while its device is offline, that is why it is closed (and it could not serve anyway).
-    if (!tunnel.deviceOnline && !tunnel.allowClientless) return visitorError(req, 503, 'DEVICE_OFFLINE', `The device behind "${name}" is offline.`);
+    // closed since its device was last seen, and that device still offline, that is the reason.
+    if (closedWithItsDevice(tunnel)) return visitorError(req, 503, 'DEVICE_OFFLINE', `The device behind "${name}" is offline.`);
     return visitorError(req, 503, 'TUNNEL_CLOSED', `The tunnel "${name}" is closed; it serves again once it is connected.`);
   }
   // A device that lost its approval can never come back online; do not let visitors wait for it.
