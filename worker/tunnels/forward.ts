@@ -117,8 +117,8 @@ function forwardHeaderList(req: Request, clientIp: string, opts: Pick<ForwardOpt
         host = value;
         break;
       default:
-        // workerd lets some names through that are no HTTP token (`a@b`); a target's parser may
-        // split them differently from ours, so they never leave.
+        // workerd refuses most names that are no HTTP token but lets bytes above 0x7f through; a
+        // target's parser may read such a name differently from ours, so it never leaves.
         if (!TOKEN.test(name)) throw new BadVisitError(`the header name ${JSON.stringify(name.slice(0, 64))} is not an HTTP token`);
     }
     out.push([name, value]);
