@@ -6,6 +6,7 @@ import { HEAD_LIMITS, headerProblem, parseContentLength, StreamResetError, WsRec
 import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../shared/protocol/ws-records.ts';
 import type { HubTunnel } from './tunnel-table.ts';
 import { visitorError } from '../worker/tunnels/pages.ts';
+import { LEGACY_SESSION_COOKIE, SESSION_COOKIE } from '../worker/tunnels/credential.ts';
 import { INTERNAL, type VisitHead } from '../worker/tunnels/forward.ts';
 import { coalesce } from './coalesce.ts';
 import { z } from 'zod';
@@ -86,13 +87,53 @@ function headTooLarge(request: Request, path: string, headers: [string, string][
   return problem ? visitorError(request, 431, 'HEADERS_TOO_LARGE', `The request has ${problem}.`) : null;
 }
 
-/** Turns a failed stream into the visitor's answer: 502 for the target's faults, 503 for ours. */
+/** The most of a reset's reason a visitor's error page shows (the device wrote it: it is escaped there too). */
+const MAX_SHOWN_REASON = 500;
+
+/**
+ * Turns a failed stream into the visitor's answer: 400 for a request the agent refused (what the
+ * Worker did not catch), 502 for the target's faults, 503 for ours, 504 for a slow target.
+ */
 export function streamFailure(request: Request, e: unknown): Response {
   const err = e instanceof StreamResetError ? e : new StreamResetError('TARGET_ERROR', e instanceof Error ? e.message : String(e));
   const offline = err.code === 'SOCKET_CLOSED' || err.code === 'STREAM_LIMIT';
+  const reason = err.message.length > MAX_SHOWN_REASON ? `${err.message.slice(0, MAX_SHOWN_REASON)}…` : err.message;
+  if (err.code === 'BAD_REQUEST') return visitorError(request, 400, 'BAD_REQUEST', `The request cannot go through a tunnel: ${reason}`);
   const status = err.code === 'TARGET_TIMEOUT' ? 504 : offline ? 503 : 502;
   const what = offline ? 'The device went offline' : err.code === 'TARGET_TIMEOUT' ? 'The target did not answer in time' : 'The target could not be reached';
-  return visitorError(request, status, offline ? 'DEVICE_OFFLINE' : err.code, `${what}: ${err.message}`);
+  return visitorError(request, status, offline ? 'DEVICE_OFFLINE' : err.code.slice(0, 64), `${what}: ${reason}`);
+}
+
+/**
+ * The target's response headers as the visitor gets them. Dropped: every x-pirelay-* (the relay's
+ * own words), and a Set-Cookie that names the relay's session cookie or carries a Domain other
+ * than the visit's own host: a browser only takes the host or a parent of it, and a parent (the
+ * tunnel domain, or above) is shared with every other tunnel and the relay's API.
+ */
+function visitorHeaders(headers: readonly [string, string][] | undefined, url: string): Headers {
+  const out = new Headers();
+  for (const [name, value] of headers ?? []) {
+    const lower = name.toLowerCase();
+    if (lower.startsWith('x-pirelay-')) continue;
+    if (lower === 'set-cookie' && !cookieAllowed(value, url)) continue;
+    out.append(name, value);
+  }
+  return out;
+}
+
+function cookieAllowed(setCookie: string, url: string): boolean {
+  const parts = setCookie.split(';');
+  const name = parts[0]!.split('=', 1)[0]!.trim();
+  if (name === SESSION_COOKIE || name === LEGACY_SESSION_COOKIE) return false;
+  for (let i = 1; i < parts.length; i++) {
+    const attr = parts[i]!;
+    const eq = attr.indexOf('=');
+    if (eq < 0 || attr.slice(0, eq).trim().toLowerCase() !== 'domain') continue;
+    // RFC 6265 §5.2.3: a leading dot is ignored, an empty value means host-only.
+    const domain = attr.slice(eq + 1).trim().replace(/^\./, '').toLowerCase();
+    if (domain && domain !== new URL(url).hostname) return false;
+  }
+  return true;
 }
 
 async function openAndAccept(ctx: StreamContext, open: StreamOpen): Promise<{ stream: MuxStream; head: StreamAccept }> {
@@ -127,7 +168,7 @@ export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: 
   }
   let responseHeaders: Headers;
   try {
-    responseHeaders = new Headers(head.headers);
+    responseHeaders = visitorHeaders(head.headers, request.url);
   } catch (e) {
     // A header the runtime refuses (a NUL or a CR in a value, say): the target's fault, not a crash.
     stream.reset('PROTOCOL_ERROR', 'response headers not allowed');

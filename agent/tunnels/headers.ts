@@ -32,8 +32,6 @@ function connectionTokens(headers: HeaderList): Set<string> {
 export interface RequestHeaderOptions {
   /** The target's authority: sent as Host so name-based virtual hosts on the device answer. */
   host: string;
-  /** Whether this request carries a body (Content-Length is dropped when it does not). */
-  hasBody: boolean;
   websocket?: boolean;
 }
 
@@ -57,7 +55,9 @@ export function requestHeaders(visitor: HeaderList, opts: RequestHeaderOptions):
     }
     // The agent's client does not do 100-continue; the body is streamed right away instead.
     if (name === 'expect') continue;
-    if (name === 'content-length' && !opts.hasBody) continue;
+    // The framing header is the agent's own (http1.ts writes exactly one from the body it sends):
+    // a visitor's Content-Length beside it is how a request gets smuggled.
+    if (name === 'content-length') continue;
     if (opts.websocket && WS_HANDSHAKE.has(name)) continue;
     if (name === 'x-forwarded-host') forwardedHost = true;
     out.push([name, wireValue(value)]);

@@ -4,7 +4,7 @@
 // the request to the target is aborted at once so the target's connection is freed.
 import { joinBytes } from '../../shared/bytes.ts';
 import { headerProblem, MAX_DATA_CHUNK, parseContentLength, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
-import { headerValue, requestHeaders, responseHeaders } from './headers.ts';
+import { headerValue, requestHeaders, responseHeaders, type HeaderList } from './headers.ts';
 import { BadRequestError, BadResponseError, type Http1Agent, type Http1Response } from './http1.ts';
 import { authority, describeFailure, timeoutFailure, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
 
@@ -58,7 +58,9 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
 
   const run = async () => {
     const method = open.method.toUpperCase();
-    const declared = parseContentLength(headerValue(open.headers, 'content-length'));
+    const declared = declaredLength(open.headers);
+    // Refused before anything reaches the target (the hub answers the visitor 400).
+    if (typeof declared === 'string') return fail({ code: 'BAD_REQUEST', message: declared });
     let body: ReadableStream<Uint8Array> | null = null;
     if (BODYLESS_METHODS.has(method) || declared === 0) {
       // Usually the OPEN carried FIN and there is nothing to read at all.
@@ -81,7 +83,7 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
       res = await deps.http.request(target, {
         method,
         path: open.path,
-        headers: requestHeaders(open.headers, { host: authority(target), hasBody: body !== null }),
+        headers: requestHeaders(open.headers, { host: authority(target) }),
         body,
         bodyLength: body ? declared : null,
         signal: controller.signal,
@@ -165,6 +167,27 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
       () => {},
     ),
   };
+}
+
+/**
+ * The request body's length as the visitor declared it: a number, null when it is not declared
+ * (or Transfer-Encoding framed it, which overrides a Content-Length, RFC 9112 §6.3), or why the
+ * request is refused: a Content-Length we cannot read exactly (a list, a sign, a fraction, more
+ * than 15 digits) or given twice, which a target might read differently from us.
+ */
+function declaredLength(headers: HeaderList): number | null | string {
+  let value: string | null = null;
+  let encoded = false;
+  for (const [n, v] of headers) {
+    const name = n.toLowerCase();
+    if (name === 'transfer-encoding') encoded = true;
+    else if (name === 'content-length') {
+      if (value !== null) return 'the request has more than one Content-Length';
+      value = v;
+    }
+  }
+  if (value === null || encoded) return null;
+  return parseContentLength(value) ?? `the Content-Length ${JSON.stringify(value.slice(0, 32))} is not one decimal length`;
 }
 
 /** The whole body of a response announced as `length` bytes (short if the target broke off). */

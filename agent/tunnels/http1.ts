@@ -18,11 +18,11 @@ export interface Http1Request {
   method: string;
   /** Origin-form request target (path and query), already checked (service.ts checkPath). */
   path: string;
-  /** The headers to send, Host included; values are byte strings (headers.ts wireValue). */
+  /** The headers to send, Host included; values are byte strings (headers.ts wireValue). Any Content-Length or Transfer-Encoding among them is dropped: the framing is the client's. */
   headers: HeaderList;
   /** The body, or null for none. */
   body: ReadableStream<Uint8Array> | null;
-  /** The body's length when known (its Content-Length must be among the headers); otherwise it goes chunked. */
+  /** The body's length when known (sent as Content-Length); otherwise it goes chunked. */
   bodyLength: number | null;
   signal?: AbortSignal;
 }
@@ -192,7 +192,19 @@ function abortError(signal: AbortSignal): Error {
   return reason instanceof Error ? reason : new DOMException('The request was aborted', 'AbortError');
 }
 
-/** The request line and headers as bytes; refuses anything that would break the message apart. */
+/** Whether a header name is Content-Length or Transfer-Encoding, in any case (cheap: most names fail on length). */
+function isFramingHeader(name: string): boolean {
+  if (name.length !== 14 && name.length !== 17) return false;
+  const lower = name.toLowerCase();
+  return lower === 'content-length' || lower === 'transfer-encoding';
+}
+
+/**
+ * The request line and headers as bytes; refuses anything that would break the message apart.
+ * Exactly one framing header goes out, decided here from the body alone (RFC 9112 §6.1–6.3):
+ * Content-Length with a known length, chunked without, Content-Length 0 for a bodiless method
+ * that usually has one; never both, and never one the caller passed along.
+ */
 function requestHead(req: Http1Request): Buffer {
   // The service checked both already (service.ts); a request line is too important to trust that.
   if (!TOKEN.test(req.method)) throw new BadRequestError(`bad method ${JSON.stringify(req.method.slice(0, 16))}`);
@@ -200,15 +212,15 @@ function requestHead(req: Http1Request): Buffer {
   let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
   for (const [name, value] of req.headers) {
     if (!TOKEN.test(name)) throw new BadRequestError(`bad header name ${JSON.stringify(name.slice(0, 64))}`);
+    if (isFramingHeader(name)) continue;
     for (let i = 0; i < value.length; i++) {
       const c = value.charCodeAt(i);
       if (c === 0x0d || c === 0x0a || c === 0 || c > 0xff) throw new BadRequestError(`header ${name} has a character a header cannot carry`);
     }
     head += `${name}: ${value}\r\n`;
   }
-  if (req.body) {
-    if (req.bodyLength === null) head += 'transfer-encoding: chunked\r\n';
-  } else if (METHODS_WITH_BODY.has(req.method)) head += 'content-length: 0\r\n';
+  if (req.body) head += req.bodyLength === null ? 'transfer-encoding: chunked\r\n' : `content-length: ${req.bodyLength}\r\n`;
+  else if (METHODS_WITH_BODY.has(req.method)) head += 'content-length: 0\r\n';
   return Buffer.from(head + '\r\n', 'latin1');
 }
 
@@ -386,17 +398,22 @@ class Exchange {
       await this.conn.write(head);
       const body = this.req.body;
       if (body) {
-        const chunked = this.req.bodyLength === null;
+        const length = this.req.bodyLength;
         const reader = (this.bodyReader = body.getReader());
+        let sent = 0;
         for (;;) {
           const next = await reader.read();
           if (next.done) break;
           if (this.failure || this.responseDone) return void reader.cancel().catch(() => {});
           const chunk = next.value;
           if (!chunk.byteLength) continue;
-          await this.conn.write(chunked ? joinBytes([Buffer.from(chunk.byteLength.toString(16) + '\r\n', 'latin1'), chunk, CRLF], chunk.byteLength + chunk.byteLength.toString(16).length + 4) : chunk);
+          sent += chunk.byteLength;
+          // Bytes past the Content-Length would be read by the target as the next request.
+          if (length !== null && sent > length) throw new BadRequestError(`the body is longer than its length of ${length}`);
+          await this.conn.write(length === null ? joinBytes([Buffer.from(chunk.byteLength.toString(16) + '\r\n', 'latin1'), chunk, CRLF], chunk.byteLength + chunk.byteLength.toString(16).length + 4) : chunk);
         }
-        if (chunked) await this.conn.write(LAST_CHUNK);
+        if (length === null) await this.conn.write(LAST_CHUNK);
+        else if (sent !== length) throw new BadRequestError(`the body ended after ${sent} of its ${length} bytes`);
       }
       this.requestSent = true;
       this.maybeDone();

@@ -3,7 +3,7 @@
 // the OPEN names a tunnel id, the host and port always come from the table, so a visitor can
 // never reach a host or port the device owner did not configure. It also keeps every proxied
 // stream, so a dropped relay socket (or a deleted tunnel) frees the local connections at once.
-import type { MuxStream, StreamOpen } from '../../shared/protocol/streams.ts';
+import { REFUSED_METHODS, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
 import type { TunnelTarget } from '../../shared/protocol/messages.ts';
 import type { Logger } from '../log.ts';
 import { proxyHttp } from './http.ts';
@@ -55,8 +55,6 @@ interface Tracked {
 /** The tunnel kind each stream kind needs: a WebSocket is an upgrade of an HTTP tunnel. */
 const TUNNEL_KIND: Record<StreamKind, TunnelTarget['kind']> = { http: 'http', websocket: 'http', tcp: 'tcp' };
 
-/** CONNECT would let a visitor ask a local proxy for another host; TRACE/TRACK echo credentials. */
-const REFUSED_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
 
 /**
  * The request target must be origin-form (RFC 9112 §3.2.1): it is appended to the target's

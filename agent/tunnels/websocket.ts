@@ -34,7 +34,7 @@ export function proxyWebSocket(stream: MuxStream, open: WebSocketOpen, target: T
   let pumpDone: Promise<void> = Promise.resolve();
 
   const options: Bun.WebSocketOptions = {
-    headers: requestHeaders(open.headers, { host: authority(target), hasBody: false, websocket: true }),
+    headers: requestHeaders(open.headers, { host: authority(target), websocket: true }),
     protocols: open.protocols,
     // Compressing over loopback only costs the device CPU.
     perMessageDeflate: false,

@@ -55,6 +55,10 @@ export function headerProblem(headers: readonly (readonly [string, string])[]): 
   }
   return null;
 }
+
+/** Methods no tunnel carries: CONNECT would ask a proxy on the device for another host; TRACE and TRACK echo credentials back. */
+export const REFUSED_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'TRACE', 'TRACK']);
+
 /** A Content-Length value as a number (1 to 15 digits, surrounding whitespace allowed); null for anything else. */
 export function parseContentLength(value: string | null | undefined): number | null {
   if (value == null) return null;

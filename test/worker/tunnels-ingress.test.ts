@@ -139,9 +139,9 @@ describe('access modes', () => {
     await expectForwarded(await visit(t.name, '/', { headers: { authorization: `Bearer ${operator}` } }), 'operator key');
     await expectForwarded(await visit(t.name, '/', { headers: { authorization: `Basic ${btoa(`${operator}:`)}` } }), 'operator key as Basic');
     const op = await sessionUser(['operator']);
-    await expectForwarded(await visit(t.name, '/', { headers: { cookie: `theme=1; pirelay_session=${op.token}` } }), 'session cookie');
+    await expectForwarded(await visit(t.name, '/', { headers: { cookie: `theme=1; __Host-pirelay_session=${op.token}` } }), 'session cookie');
     const v = await sessionUser(['viewer']);
-    await expectRefused(await visit(t.name, '/', { headers: { cookie: `pirelay_session=${v.token}` } }), 403, 'FORBIDDEN');
+    await expectRefused(await visit(t.name, '/', { headers: { cookie: `__Host-pirelay_session=${v.token}` } }), 403, 'FORBIDDEN');
   });
 });
 

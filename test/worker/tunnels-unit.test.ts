@@ -7,7 +7,11 @@ import { hashPassword } from '../../worker/auth/password.ts';
 import { sha256Hex } from '../../worker/auth/crypto.ts';
 import type { Principal } from '../../worker/auth/principal.ts';
 import { BasicMemo, checkTunnelAccess, parseBasic, type TunnelAccessRow } from '../../worker/tunnels/access.ts';
-import { buildForwardRequest, withoutSessionCookie } from '../../worker/tunnels/forward.ts';
+import { buildForwardRequest, buildHttpVisit, hasLoopToken, INTERNAL, type VisitHead } from '../../worker/tunnels/forward.ts';
+import { cookieValue, isRelayAuthorization, SESSION_COOKIE, withoutSessionCookie } from '../../worker/tunnels/credential.ts';
+import { SESSION_AUDIENCE } from '../../worker/auth/principal.ts';
+import { streamFailure } from '../../durable-objects/tunnel-proxy.ts';
+import { StreamResetError } from '../../shared/protocol/streams.ts';
 import { clientIpOf } from '../../worker/client-ip.ts';
 import { tunnelDomain, tunnelNameFromHost } from '../../worker/tunnels/ingress.ts';
 import { prefersJson, visitorError } from '../../worker/tunnels/pages.ts';
@@ -115,7 +119,7 @@ describe('access decisions', () => {
     expect(await checkTunnelAccess(tunnelRow({ access: 'bearer' }), headers({ authorization: 'Bearer ptt_good' }), { principal: noPrincipal })).toMatchObject({ allow: false });
   });
 
-  it('pirelay wants a credential with tunnels:use, from Authorization or the pirelay_session cookie', async () => {
+  it('pirelay wants a credential with tunnels:use, from Authorization or the __Host-pirelay_session cookie', async () => {
     const t = tunnelRow({ access: 'pirelay' });
     const known: Record<string, Principal> = { prk_op: principal(['tunnels:*']), prk_view: principal(['tunnels:read']), 'a.b.c': principal(['*']) };
     const deps = { principal: async (c: string) => known[c] ?? null };
@@ -125,7 +129,7 @@ describe('access decisions', () => {
     expect(await checkTunnelAccess(t, headers({ authorization: 'Bearer prk_op' }), deps)).toMatchObject({ allow: true, stripAuthorization: true });
     expect(await checkTunnelAccess(t, headers({ authorization: `Basic ${btoa('prk_op:')}` }), deps)).toMatchObject({ allow: true, stripAuthorization: true });
     // A session cookie lets the visitor in and leaves an Authorization meant for the target alone.
-    const viaCookie = await checkTunnelAccess(t, headers({ cookie: 'theme=dark; pirelay_session=a.b.c', authorization: 'Basic dTpw' }), deps);
+    const viaCookie = await checkTunnelAccess(t, headers({ cookie: 'theme=dark; __Host-pirelay_session=a.b.c', authorization: 'Basic dTpw' }), deps);
     expect(viaCookie).toMatchObject({ allow: true, stripAuthorization: false });
   });
 });
@@ -168,6 +172,7 @@ describe('the request forwarded to the hub', () => {
       'x-forwarded-host': 'myapp.example.com',
       'content-type': 'text/plain',
       'x-app': 'kept',
+      'cdn-loop': 'pirelay',
       'x-pirelay-kind': 'tunnel-http',
       'x-pirelay-tunnel-id': 'tun123',
     });
@@ -261,5 +266,59 @@ describe('visitor pages and counters', () => {
     expect(w.hit('b', 2)).toBe(0);
     expect(w.hit('a', 59_500)).toBe(1);
     expect(w.hit('a', 60_000)).toBe(0);
+  });
+});
+
+describe('tunnel hardening', () => {
+  const tunnel = { id: 'tun123' };
+  const jwt = (payload: object) => `${btoa('{"alg":"HS256"}').replace(/=/g, '')}.${btoa(JSON.stringify(payload)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=/g, '')}.c2ln`;
+
+  it('passes on a Content-Length only alone and valid; beside Transfer-Encoding it frames nothing we hand on', () => {
+    const head = (headers: Record<string, string>) => {
+      const visit = buildHttpVisit(new Request('http://a.localhost/', { method: 'POST', headers, body: 'hello' }), new URL('http://a.localhost/'), tunnel, '1.2.3.4');
+      return (JSON.parse(visit.headers.get(INTERNAL.head)!) as VisitHead).headers.filter(([n]) => n === 'content-length' || n === 'transfer-encoding');
+    };
+    expect(head({ 'content-length': '5' })).toEqual([['content-length', '5']]);
+    expect(head({ 'content-length': '5', 'transfer-encoding': 'chunked' })).toEqual([]);
+    expect(head({ 'content-length': '0000000000000005' })).toEqual([]);
+  });
+
+  it('strips an Authorization holding a relay session (Bearer or Basic user) or API key, and keeps an app\'s own JWT', () => {
+    const session = jwt({ sub: 'u', aud: SESSION_AUDIENCE, iss: 'pirelay' });
+    for (const authorization of [`Bearer ${session}`, `Basic ${btoa(`${session}:`)}`, `Basic ${btoa('prk_abc:x')}`, 'Bearer prk_abc']) {
+      expect(isRelayAuthorization(authorization), authorization).toBe(true);
+      expect(buildForwardRequest(new Request('http://x.localhost/', { headers: { authorization } }), tunnel, '1.2.3.4').headers.get('authorization'), authorization).toBeNull();
+    }
+    for (const authorization of [`Bearer ${jwt({ sub: 'u', aud: 'my-app' })}`, 'Bearer a.b.c', 'Basic dTpw', 'Bearer opaque']) {
+      expect(isRelayAuthorization(authorization), authorization).toBe(false);
+    }
+  });
+
+  it('parses cookies on ";" and on the ", " two Cookie headers are joined with, and drops either name of the relay\'s cookie', () => {
+    expect(withoutSessionCookie('a=1, __Host-pirelay_session=x.y.z; b=2, pirelay_session=q')).toBe('a=1; b=2');
+    expect(withoutSessionCookie('app=a,b')).toBe('app=a,b');
+    expect(cookieValue('a=1, __Host-pirelay_session=x.y.z', SESSION_COOKIE)).toBe('x.y.z');
+    expect(cookieValue('pirelay_session=x.y.z', SESSION_COOKIE)).toBeNull();
+  });
+
+  it('appends its CDN-Loop token to the list and recognises it among others', () => {
+    const out = buildForwardRequest(new Request('http://x.localhost/', { headers: { 'cdn-loop': 'cloudflare; loops=1' } }), tunnel, '1.2.3.4');
+    expect(out.headers.get('cdn-loop')).toBe('cloudflare; loops=1, pirelay');
+    expect(hasLoopToken('cloudflare, PIRELAY; v=1')).toBe(true);
+    expect(hasLoopToken('pirelay-other, cloudflare')).toBe(false);
+    expect(hasLoopToken(null)).toBe(false);
+  });
+
+  it('answers an agent\'s BAD_REQUEST with 400, and shows a reset reason bounded and escaped', async () => {
+    const json = streamFailure(new Request('http://x/', { headers: { accept: 'application/json' } }), new StreamResetError('BAD_REQUEST', 'method TRACE is not allowed'));
+    expect(json.status).toBe(400);
+    expect(((await json.json()) as { code: string }).code).toBe('BAD_REQUEST');
+    const page = streamFailure(new Request('http://x/'), new StreamResetError('TARGET_ERROR', `<script>${'x'.repeat(2000)}</script>`));
+    expect(page.status).toBe(502);
+    const html = await page.text();
+    expect(html).not.toContain('<script>');
+    expect(html).toContain('&#60;script&#62;');
+    expect(html).not.toContain('x'.repeat(501));
+    expect(html).toContain(`${'x'.repeat(492)}…`);
   });
 });

@@ -21,7 +21,8 @@ export interface Principal {
 
 export const API_KEY_PREFIX = 'prk_';
 const SESSION_ISSUER = 'pirelay';
-const SESSION_AUDIENCE = 'pirelay-api';
+/** The audience of every session JWT the relay signs (how a relay credential is told from an app's own JWT). */
+export const SESSION_AUDIENCE = 'pirelay-api';
 
 function secretKey(secret: string | undefined): Uint8Array {
   if (!secret || secret.length < 32) throw new Error('SESSION_SECRET is not set (needs at least 32 characters)');

@@ -1,11 +1,12 @@
 // The request a tunnel visitor's request becomes on its way to the DeviceHub (and from there to
 // the target on the device): the relay's own credentials and internal headers removed, the
 // hop-by-hop headers of RFC 9110 §7.6.1 dropped (a WebSocket upgrade keeps its Upgrade), the
-// usual X-Forwarded-* added, and two internal headers that tell the hub what this is. The body
-// is handed on as a stream, never read here, so uploads of any size pass with backpressure.
+// usual X-Forwarded-* added, our CDN-Loop token appended, and two internal headers that tell the
+// hub what this is. The body is handed on as a stream, never read here, so uploads of any size
+// pass with backpressure; a Content-Length goes along only when it frames exactly that stream.
 import type { Tunnel } from '../db/schema.ts';
-import { credentialFrom, API_KEY_PREFIX } from '../auth/principal.ts';
-import { SESSION_COOKIE } from './credential.ts';
+import { parseContentLength } from '../../shared/protocol/streams.ts';
+import { isRelayAuthorization, withoutSessionCookie } from './credential.ts';
 
 export type ForwardKind = 'tunnel-http' | 'tunnel-tcp';
 
@@ -40,14 +41,26 @@ export function isWebSocketUpgrade(headers: Headers): boolean {
   return headers.get('upgrade')?.trim().toLowerCase() === 'websocket';
 }
 
-/** The Cookie header without the relay's session cookie; null when nothing else is left. */
-export function withoutSessionCookie(cookie: string): string | null {
-  const kept = cookie
-    .split(';')
-    .map((c) => c.trim())
-    .filter((c) => c && c.split('=', 1)[0]!.trim() !== SESSION_COOKIE);
-  return kept.length ? kept.join('; ') : null;
+/** The relay's token in CDN-Loop (RFC 8586): a request that already carries it came back to us. */
+export const LOOP_TOKEN = 'pirelay';
+
+/** Whether a CDN-Loop value (a list of `token[; params]`, other CDNs' too) holds our token. */
+export function hasLoopToken(value: string | null): boolean {
+  if (!value) return false;
+  for (const entry of value.split(',')) {
+    const semi = entry.indexOf(';');
+    if ((semi < 0 ? entry : entry.slice(0, semi)).trim().toLowerCase() === LOOP_TOKEN) return true;
+  }
+  return false;
 }
+
+/** A visitor's request no target may get, found while its headers are walked (the relay answers 400). */
+export class BadVisitError extends Error {
+  override name = 'BadVisitError';
+}
+
+/** An HTTP token (RFC 9110 §5.6.2): what a header name must be. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** What leaves for the target: the visitor's headers, cleaned, plus X-Forwarded-*. */
 type HeaderList = [string, string][];
@@ -57,25 +70,38 @@ const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
 /**
  * The visitor's headers as the target gets them, in one pass and without copying a Headers object
  * (this runs once per tunnel request): hop-by-hop headers and those Connection names dropped (an
- * upgrade keeps its Upgrade), every x-pirelay-* dropped, the relay's own credentials dropped, and
- * X-Forwarded-For (appended to), -Proto and -Host set.
+ * upgrade keeps its Upgrade), every x-pirelay-* dropped, the relay's own credentials dropped, a
+ * Content-Length that does not frame the body we hand on dropped, X-Forwarded-For (appended to),
+ * -Proto and -Host set, and our CDN-Loop token appended. A header name that is no token throws
+ * BadVisitError.
  */
 function forwardHeaderList(req: Request, clientIp: string, opts: Pick<ForwardOptions, 'stripAuthorization'> = {}): HeaderList {
   const h = req.headers;
   const upgrade = isWebSocketUpgrade(h);
   const connection = h.get('connection');
   const listed = connection ? new Set(connection.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean)) : null;
+  // With Transfer-Encoding workerd framed the body by its chunks (RFC 9112 §6.3): a Content-Length
+  // beside it describes nothing we hand on, and a target that trusted it would read the rest of
+  // the body as another request.
+  const chunked = h.has('transfer-encoding');
   const out: HeaderList = [];
   let host: string | null = null;
   let prior: string | null = null;
+  let loop: string | null = null;
   h.forEach((value, name) => {
     if ((HOP_BY_HOP_SET.has(name) || listed?.has(name)) && !(upgrade && name === 'upgrade')) return;
     if (name.startsWith('x-pirelay-')) return;
     switch (name) {
       case 'authorization':
-        // A relay API key is never passed on, even to a public tunnel whose visitor sent one by mistake.
-        if (opts.stripAuthorization || credentialFrom(value)?.startsWith(API_KEY_PREFIX)) return;
+        // A relay credential is never passed on, even to a public tunnel whose visitor sent one by mistake.
+        if (opts.stripAuthorization || isRelayAuthorization(value)) return;
         break;
+      case 'content-length':
+        if (chunked || parseContentLength(value) === null) return;
+        break;
+      case 'cdn-loop':
+        loop = value;
+        return;
       case 'cookie': {
         const rest = withoutSessionCookie(value);
         if (rest) out.push([name, rest]);
@@ -90,6 +116,10 @@ function forwardHeaderList(req: Request, clientIp: string, opts: Pick<ForwardOpt
       case 'host':
         host = value;
         break;
+      default:
+        // workerd refuses most names that are no HTTP token but lets bytes above 0x7f through; a
+        // target's parser may read such a name differently from ours, so it never leaves.
+        if (!TOKEN.test(name)) throw new BadVisitError(`the header name ${JSON.stringify(name.slice(0, 64))} is not an HTTP token`);
     }
     out.push([name, value]);
   });
@@ -97,6 +127,7 @@ function forwardHeaderList(req: Request, clientIp: string, opts: Pick<ForwardOpt
   out.push(['x-forwarded-for', prior ? `${prior}, ${clientIp}` : clientIp]);
   out.push(['x-forwarded-proto', https ? 'https' : 'http']);
   out.push(['x-forwarded-host', host ?? new URL(req.url).host]);
+  out.push(['cdn-loop', loop ? `${loop}, ${LOOP_TOKEN}` : LOOP_TOKEN]);
   return out;
 }
 

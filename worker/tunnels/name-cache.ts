@@ -4,13 +4,13 @@
 // Any tunnel write made through this isolate clears the cache at once (forgetTunnels); other
 // isolates notice within the TTL, and the DeviceHub, which reloads on every change, is the final
 // word (it answers x-pirelay-unknown-tunnel for an id it no longer has).
-import { findTunnelByName, type VisitedTunnel } from './queries.ts';
+import { findTunnelByName, type NamedTunnel } from './queries.ts';
 
 export const TUNNEL_CACHE_MS = 5_000;
 const MAX_ENTRIES = 10_000;
-const cache = new Map<string, { tunnel: VisitedTunnel | null; until: number }>();
+const cache = new Map<string, { tunnel: NamedTunnel | null; until: number }>();
 
-export async function tunnelNamed(d1: D1Database, name: string, now = Date.now()): Promise<VisitedTunnel | null> {
+export async function tunnelNamed(d1: D1Database, name: string, now = Date.now()): Promise<NamedTunnel | null> {
   const hit = cache.get(name);
   if (hit && hit.until > now) return hit.tunnel;
   const tunnel = await findTunnelByName(d1, name);

@@ -28,11 +28,13 @@ const TITLES: Record<number, string> = {
   401: 'Authentication required',
   403: 'Forbidden',
   404: 'Tunnel not found',
+  405: 'Method not allowed',
   414: 'URI too long',
   426: 'Upgrade required',
   431: 'Request headers too large',
   502: 'Bad gateway',
   503: 'Tunnel unavailable',
+  508: 'Loop detected',
 };
 
 export function visitorError(req: Request, status: number, code: string, message: string, extraHeaders: Record<string, string> = {}): Response {

@@ -41,15 +41,17 @@ export async function getDeviceTunnel(d1: D1Database, deviceId: string, ref: str
 
 /** A tunnel as a visit needs it: the row plus its device's status (only approved devices serve). */
 export type VisitedTunnel = Tunnel & { deviceStatus: DeviceStatus };
+/** What the ingress looks up by name: also whether the device is online and when it was last seen, to tell a visitor why a tunnel is closed. */
+export type NamedTunnel = VisitedTunnel & { deviceOnline: boolean; deviceLastSeen: number | null };
 
-export async function findTunnelByName(d1: D1Database, name: string): Promise<VisitedTunnel | null> {
+export async function findTunnelByName(d1: D1Database, name: string): Promise<NamedTunnel | null> {
   const row = await getDb(d1)
-    .select({ tunnel: tunnels, deviceStatus: devices.status })
+    .select({ tunnel: tunnels, deviceStatus: devices.status, deviceOnline: devices.online, deviceLastSeen: devices.lastSeen })
     .from(tunnels)
     .innerJoin(devices, eq(devices.id, tunnels.deviceId))
     .where(eq(tunnels.name, name))
     .get();
-  return row ? { ...row.tunnel, deviceStatus: row.deviceStatus } : null;
+  return row ? { ...row.tunnel, deviceStatus: row.deviceStatus, deviceOnline: row.deviceOnline, deviceLastSeen: row.deviceLastSeen } : null;
 }
 
 export async function insertTunnel(d1: D1Database, row: Tunnel): Promise<Tunnel> {

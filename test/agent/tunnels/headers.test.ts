@@ -17,7 +17,7 @@ describe('wireValue', () => {
     try {
       const visitor = Buffer.from('caf\u00e9 \u2713', 'utf8');
       const decodedByRelay = visitor.toString('utf8');
-      const headers = requestHeaders([['x-v', decodedByRelay]], { host: `127.0.0.1:${server.port}`, hasBody: false });
+      const headers = requestHeaders([['x-v', decodedByRelay]], { host: `127.0.0.1:${server.port}` });
       const res = await fetch(`http://127.0.0.1:${server.port}/`, { headers });
       // The server reads header bytes one per character: the visitor's UTF-8 bytes, unchanged.
       expect(await res.text()).toBe(visitor.toString('latin1'));

@@ -362,4 +362,23 @@ describe('http tunnel', () => {
     expect(reset.code).toBe('BAD_REQUEST');
     expect(reset.message).toContain('Content-Length');
   });
+
+  it('refuses a Content-Length it cannot read exactly with BAD_REQUEST, before anything reaches the target', async () => {
+    let connections = 0;
+    const counting = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { open: () => void connections++, data() {} } });
+    try {
+      const r = rig([tunnel('count', 'http', counting.port)]);
+      const cases: [string, string][][] = [[['content-length', '4, 10']], [['content-length', '+4']], [['content-length', '4.0']], [['content-length', '0000000000000004']], [['content-length', '9007199254740993']], [['content-length', '4'], ['content-length', '4']]];
+      for (const headers of cases) {
+        const stream = r.open(httpOpen('count', 'POST', '/', headers));
+        void writeAll(stream.writable, utf8('abcd')).catch(() => {});
+        const reset = await resetOf(stream);
+        expect(reset.code, JSON.stringify(headers)).toBe('BAD_REQUEST');
+        expect(reset.message, JSON.stringify(headers)).toContain('Content-Length');
+      }
+      expect(connections).toBe(0);
+    } finally {
+      counting.stop(true);
+    }
+  });
 });

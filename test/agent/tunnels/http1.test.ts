@@ -313,3 +313,34 @@ describe('http1 client', () => {
 afterAll(() => {
   for (const l of listeners.splice(0)) l.stop(true);
 });
+
+describe('request framing', () => {
+  const sized = (parts: string[]) => new ReadableStream<Uint8Array>({ start(c) { for (const p of parts) c.enqueue(new TextEncoder().encode(p)); c.close(); } });
+  const framingLines = (head: string) => head.split('\r\n').filter((l) => /^(content-length|transfer-encoding):/i.test(l));
+
+  it('writes exactly one framing header of its own, whatever framing headers the caller passed', async () => {
+    const { port, seen } = rawServer(() => ok('done'));
+    const agent = new Http1Agent();
+    const passed: [string, string][] = [['host', 'h'], ['Content-Length', '0000000000000005'], ['transfer-encoding', 'chunked'], ['TRANSFER-ENCODING', 'gzip']];
+    await agent.request(target(port), { method: 'POST', path: '/sized', headers: passed, body: sized(['abc', 'def']), bodyLength: 6 }).then(readBody);
+    await agent.request(target(port), { method: 'POST', path: '/unsized', headers: passed, body: sized(['abc']), bodyLength: null }).then(readBody);
+    await agent.request(target(port), { method: 'PUT', path: '/empty', headers: passed, body: null, bodyLength: null }).then(readBody);
+    const heads = seen.requests.flat();
+    expect(heads.map(framingLines)).toEqual([['content-length: 6'], ['transfer-encoding: chunked'], ['content-length: 0']]);
+    expect(seen.connections).toBe(1);
+    agent.closeIdle();
+  });
+
+  it('fails a request whose body does not match its length and closes the connection instead of pooling it', async () => {
+    const { port, seen } = rawServer(() => ok('done'));
+    const agent = new Http1Agent();
+    // Longer: the excess is never written (a target would read it as the next request).
+    await expect(agent.request(target(port), { method: 'POST', path: '/long', headers: [['host', 'h']], body: sized(['abc', 'TRACE / HTTP/1.1\r\n\r\n']), bodyLength: 3 }).then(readBody)).rejects.toBeInstanceOf(BadRequestError);
+    expect(agent.idleCount).toBe(0);
+    // Shorter: the target would wait for the rest, or take the next request's bytes for it.
+    await expect(agent.request(target(port), { method: 'POST', path: '/short', headers: [['host', 'h']], body: sized(['ab']), bodyLength: 3 }).then(readBody)).rejects.toBeInstanceOf(BadRequestError);
+    expect(agent.idleCount).toBe(0);
+    expect(seen.requests.flat().filter((h) => h.startsWith('TRACE'))).toEqual([]);
+    expect(seen.connections).toBe(2);
+  });
+});
