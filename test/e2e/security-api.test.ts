@@ -73,6 +73,8 @@ describe('client addresses: a client-sent CF-Connecting-IP is not trusted off th
     expect(res.status).toBe(200);
     const seen = (await res.json()) as { headers: Record<string, string> };
     expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+    // The visitor's own copy of the edge's header never reaches the target either.
+    expect(seen.headers['cf-connecting-ip']).toBeUndefined();
   });
 });
 

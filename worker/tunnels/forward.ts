@@ -70,7 +70,7 @@ const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
 /**
  * The visitor's headers as the target gets them, in one pass and without copying a Headers object
  * (this runs once per tunnel request): hop-by-hop headers and those Connection names dropped (an
- * upgrade keeps its Upgrade), every x-pirelay-* dropped, the relay's own credentials dropped, a
+ * upgrade keeps its Upgrade), every x-pirelay-* and CF-Connecting-IP dropped, the relay's own credentials dropped, a
  * Content-Length that does not frame the body we hand on dropped, X-Forwarded-For (appended to),
  * -Proto and -Host set, and our CDN-Loop token appended. A header name that is no token throws
  * BadVisitError.
@@ -109,6 +109,10 @@ function forwardHeaderList(req: Request, clientIp: string, opts: Pick<ForwardOpt
       }
       case 'x-forwarded-for':
         prior = value;
+        return;
+      // The address the relay believes is in X-Forwarded-For; a visitor's own copy of the edge's
+      // header (spoofable wherever the edge did not set it) never reaches the target.
+      case 'cf-connecting-ip':
         return;
       case 'x-forwarded-proto':
       case 'x-forwarded-host':
