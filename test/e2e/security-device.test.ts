@@ -34,6 +34,11 @@ function raw(path: string, headers: Record<string, string>): Promise<{ status: n
       const end = got.indexOf('\r\n\r\n');
       if (end < 0) return;
       const head = got.slice(0, end);
+      if (head.startsWith('HTTP/1.1 101')) {
+        // Upgraded: the relay let the token in (what these tests say it must not do).
+        sock.destroy();
+        return resolve({ status: 101, body: null });
+      }
       const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? NaN);
       const text = got.slice(end + 4);
       if (!(Buffer.byteLength(text) >= length)) return;
