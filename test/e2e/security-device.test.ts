@@ -20,6 +20,15 @@ let key: string;
 let config: AgentConfig;
 let deviceId: string;
 const extra: ChildProcess[] = [];
+/** What workerd printed (the relay's log), which Miniflare hands to this process' console. */
+let relayLog = '';
+for (const level of ['log', 'info', 'warn', 'error'] as const) {
+  const original = console[level].bind(console);
+  console[level] = (...args: unknown[]) => {
+    relayLog += args.map(String).join(' ') + '\n';
+    original(...args);
+  };
+}
 
 /** One request on a raw socket; resolves with the status and the parsed JSON body. */
 function raw(path: string, headers: Record<string, string>): Promise<{ status: number; body: any }> {
@@ -145,5 +154,7 @@ describe('two agents with one identity', () => {
     expect(Date.parse(shown.first_at)).toBeLessThanOrEqual(Date.parse(shown.last_at));
     expect(shown.addresses.length).toBeGreaterThanOrEqual(1);
     expect((await device()).online).toBe(true);
+    // ...and the relay said so in its log.
+    expect(relayLog).toMatch(new RegExp(`DeviceHub: device ${deviceId}: a connection from \\S+ replaced a live one from \\S+ \\(\\d+ since `));
   });
 });

@@ -5,7 +5,7 @@
 // The token rides only in the Authorization header (a URL ends up in access logs), is good for
 // one request (its jti is remembered by the device's hub until the token expires), and an unknown
 // device gets the very answer a bad signature gets, so device ids cannot be probed.
-import { decodeJwt, generateKeyPair, importJWK, jwtVerify, type JWK } from 'jose';
+import { decodeJwt, generateKeyPair, importJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type { App } from '../openapi.ts';
 import { ApiError, unauthorized } from '../errors.ts';
 import { credentialFrom } from '../auth/principal.ts';
@@ -41,7 +41,7 @@ export function registerAgentConnectRoute(app: App) {
     const device = await c.env.DB.prepare('SELECT status, public_key FROM devices WHERE id = ?1')
       .bind(deviceId)
       .first<{ status: string; public_key: string | null }>();
-    let claims;
+    let claims: JWTPayload;
     try {
       const key = device?.public_key ? await importJWK(JSON.parse(device.public_key) as JWK, 'EdDSA') : await decoy();
       ({ payload: claims } = await jwtVerify(token, key, {
