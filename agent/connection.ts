@@ -3,7 +3,7 @@
 // the relay is unreachable it probes /health every second, so it is back as soon as the relay is.
 // When the relay says another agent took over this device's connection (4000), it waits minutes.
 import type { JWK } from 'jose';
-import { AGENT_CONNECT_PATH, RECONNECT_CAP_MS } from '../shared/constants.ts';
+import { AGENT_CONNECT_PATH, CloseCode, RECONNECT_CAP_MS } from '../shared/constants.ts';
 import { HEARTBEAT_PING, HubMessageSchema, parseMessage, type AgentMessage } from '../shared/protocol/messages.ts';
 import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../shared/protocol/batch.ts';
@@ -40,9 +40,6 @@ export interface StreamHandler {
 }
 
 export type ConnectionState = 'connecting' | 'online' | 'offline' | 'waiting-approval' | 'refused' | 'stopped';
-
-/** The relay's close code for a connection another one of the same device replaced. */
-const CLOSE_REPLACED = 4000;
 
 /** How one connection ended: whether the hub acknowledged our hello, the close code, how long it was up. */
 interface Ending {
@@ -105,7 +102,7 @@ export class AgentConnection {
       this.opts.onState?.('offline');
       if (acked) attempt = 0;
       if (ending.upMs >= REPLACED_QUIET_MS) replaced = 0;
-      if (ending.code === CLOSE_REPLACED) {
+      if (ending.code === CloseCode.REPLACED) {
         const { baseMs, capMs } = this.opts.replacedBackoff ?? REPLACED_BACKOFF;
         const delay = backoffDelay(replaced++, capMs, Math.random, baseMs);
         log.warn('another agent with this device identity took over the connection (is a copy of this config running elsewhere?); waiting before reconnecting', { in_ms: delay, times: replaced });
@@ -232,7 +229,7 @@ export class AgentConnection {
             heartbeat = setInterval(() => {
               if (Date.now() - lastRx > every * 3) {
                 log.warn('relay stopped answering heartbeats; reconnecting');
-                ws.close(4008, 'heartbeat timeout');
+                ws.close(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
                 return;
               }
               if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT_PING);

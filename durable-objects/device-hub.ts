@@ -15,6 +15,7 @@ import {
   type RpcError,
 } from '../shared/protocol/messages.ts';
 import { PROTOCOL_VERSION, RELAY_VERSION } from '../shared/version.ts';
+import { CloseCode } from '../shared/constants.ts';
 import { DeviceFactsSchema, type DeviceFacts } from '../shared/api/device-info.ts';
 import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../shared/protocol/batch.ts';
@@ -55,14 +56,6 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
   method: string;
 }
-
-/** Close codes the agent understands. */
-export const CloseCode = {
-  REPLACED: 4000,
-  REVOKED: 4003,
-  HEARTBEAT_TIMEOUT: 4008,
-  PROTOCOL_ERROR: 4002,
-} as const;
 
 /** A device is offline after this many heartbeat intervals of silence. */
 const MISSED_HEARTBEATS = 3;
