@@ -1,15 +1,16 @@
 // The agent's one WebSocket to the relay: dials out (works behind NAT), says hello, answers RPCs,
 // keeps a heartbeat, and reconnects forever with capped exponential backoff plus jitter. While
 // the relay is unreachable it probes /health every second, so it is back as soon as the relay is.
+// When the relay says another agent took over this device's connection (4000), it waits minutes.
 import type { JWK } from 'jose';
-import { AGENT_CONNECT_PATH, RECONNECT_CAP_MS } from '../shared/constants.ts';
+import { AGENT_CONNECT_PATH, CloseCode, RECONNECT_CAP_MS } from '../shared/constants.ts';
 import { HEARTBEAT_PING, HubMessageSchema, parseMessage, type AgentMessage } from '../shared/protocol/messages.ts';
 import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../shared/protocol/batch.ts';
 import type { TunnelTarget } from '../shared/protocol/messages.ts';
 import { PROTOCOL_VERSION, AGENT_VERSION } from '../shared/version.ts';
 import type { DeviceFacts } from '../shared/api/device-info.ts';
-import { backoffDelay } from './backoff.ts';
+import { backoffDelay, REPLACED_BACKOFF, REPLACED_QUIET_MS } from './backoff.ts';
 import { signConnectToken } from './identity.ts';
 import type { Logger } from './log.ts';
 import { dispatchRpc, type RpcHandlers } from './rpc.ts';
@@ -23,6 +24,8 @@ export interface ConnectionOptions {
   handlers: RpcHandlers;
   log: Logger;
   maxBackoffMs?: number;
+  /** Backoff after the relay replaced this connection with another (close 4000); REPLACED_BACKOFF by default. */
+  replacedBackoff?: { baseMs: number; capMs: number };
   /** Serves the streams the hub opens (tunnels); without it every stream is refused. */
   streams?: StreamHandler;
   /** Called whenever the connection state changes (for tests and status output). */
@@ -37,6 +40,13 @@ export interface StreamHandler {
 }
 
 export type ConnectionState = 'connecting' | 'online' | 'offline' | 'waiting-approval' | 'refused' | 'stopped';
+
+/** How one connection ended: whether the hub acknowledged our hello, the close code, how long it was up. */
+interface Ending {
+  acked: boolean;
+  code: number | null;
+  upMs: number;
+}
 
 type Diagnosis = { kind: 'unreachable' } | { kind: 'pending' } | { kind: 'refused'; code: string; status: number } | { kind: 'ok' };
 
@@ -78,16 +88,27 @@ export class AgentConnection {
   private async run(): Promise<void> {
     const { log } = this.opts;
     let attempt = 0;
+    /** Replacements in a row (each after less than REPLACED_QUIET_MS of connection). */
+    let replaced = 0;
     let lastDiagnosis = '';
     while (!this.stopped) {
       this.opts.onState?.('connecting');
-      const acked = await this.connectOnce().catch((e) => {
+      const ending = await this.connectOnce().catch((e): Ending => {
         log.warn('connection attempt failed', { error: String(e) });
-        return false;
+        return { acked: false, code: null, upMs: 0 };
       });
+      const { acked } = ending;
       if (this.stopped) break;
       this.opts.onState?.('offline');
       if (acked) attempt = 0;
+      if (ending.upMs >= REPLACED_QUIET_MS) replaced = 0;
+      if (ending.code === CloseCode.REPLACED) {
+        const { baseMs, capMs } = this.opts.replacedBackoff ?? REPLACED_BACKOFF;
+        const delay = backoffDelay(replaced++, capMs, Math.random, baseMs);
+        log.warn('another agent with this device identity took over the connection (is a copy of this config running elsewhere?); waiting before reconnecting', { in_ms: delay, times: replaced });
+        await sleep(delay, this.stopper.signal);
+        continue;
+      }
       let delay = backoffDelay(attempt++, this.opts.maxBackoffMs ?? RECONNECT_CAP_MS);
       const why = acked ? ({ kind: 'ok' } as Diagnosis) : await this.diagnose();
       const label = why.kind === 'refused' ? `refused:${why.code}` : why.kind;
@@ -141,16 +162,17 @@ export class AgentConnection {
     }
   }
 
-  /** One connection's life. Resolves when it ends; true if the hub acknowledged our hello. */
-  private async connectOnce(): Promise<boolean> {
+  /** One connection's life. Resolves when it ends. */
+  private async connectOnce(): Promise<Ending> {
     const { log } = this.opts;
     const token = await signConnectToken(this.opts.deviceId, this.opts.privateJwk);
     const url = new URL(AGENT_CONNECT_PATH, this.opts.relay);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const facts = await this.opts.facts().catch(() => undefined);
 
-    return new Promise<boolean>((resolve) => {
+    return new Promise<Ending>((resolve) => {
       let acked = false;
+      let ackedAt = 0;
       let lastRx = Date.now();
       let heartbeat: ReturnType<typeof setInterval> | null = null;
       // Bun's WebSocket takes headers, so the token never appears in a URL or an access log.
@@ -198,6 +220,7 @@ export class AgentConnection {
         switch (msg.t) {
           case 'hello_ack': {
             acked = true;
+            ackedAt = Date.now();
             batcher.enabled = msg.features?.includes(FRAME_BATCH_FEATURE) ?? false;
             log.info('connected to relay', { device_id: msg.device_id, relay_version: msg.relay_version });
             this.opts.onState?.('online');
@@ -206,7 +229,7 @@ export class AgentConnection {
             heartbeat = setInterval(() => {
               if (Date.now() - lastRx > every * 3) {
                 log.warn('relay stopped answering heartbeats; reconnecting');
-                ws.close(4008, 'heartbeat timeout');
+                ws.close(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
                 return;
               }
               if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT_PING);
@@ -232,23 +255,23 @@ export class AgentConnection {
         }
       });
       let finished = false;
-      const finish = () => {
+      const finish = (code: number | null) => {
         if (finished) return;
         finished = true;
         if (heartbeat) clearInterval(heartbeat);
         mux.resetAll('SOCKET_CLOSED', 'the relay connection closed');
         streams?.closeAll();
         if (this.ws === ws) this.ws = null;
-        resolve(acked);
+        resolve({ acked, code, upMs: acked ? Date.now() - ackedAt : 0 });
       };
       ws.addEventListener('close', (ev) => {
         if (acked) log.info('disconnected from relay', { code: ev.code, reason: ev.reason });
-        finish();
+        finish(ev.code);
       });
       ws.addEventListener('error', () => {
         // 'close' normally follows; make sure a failed dial still ends this attempt.
         setTimeout(() => {
-          if (ws.readyState === WebSocket.CLOSED) finish();
+          if (ws.readyState === WebSocket.CLOSED) finish(null);
         }, 250);
       });
     });

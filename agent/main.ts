@@ -13,13 +13,13 @@ import { createSystemReader } from './system/index.ts';
 import type { RpcHandlers } from './rpc.ts';
 import { createTunnelService } from './tunnels/service.ts';
 
-const USAGE = `pirelay agent ${AGENT_VERSION}
+const USAGE = `pirelay-agent ${AGENT_VERSION}
 
 Usage:
-  agent enroll --relay URL --token TOKEN [--name NAME] [--config PATH] [--force]
-  agent run [--config PATH] [--simulate] [--max-backoff-ms N]
-  agent info | processes [--root DIR]
-  agent version
+  pirelay-agent enroll --relay URL --token TOKEN [--name NAME] [--config PATH] [--force]
+  pirelay-agent run [--config PATH] [--simulate] [--max-backoff-ms N]
+  pirelay-agent info | processes [--root DIR]
+  pirelay-agent version | --version | -v
 
 Options:
   --config PATH        agent config file (default: $PIRELAY_AGENT_CONFIG, /etc/pirelay/agent.json as root,
@@ -130,6 +130,8 @@ async function main(argv: string[]): Promise<number> {
       console.log(JSON.stringify(await createSystemReader({ root: values.root }).processList(), null, 2));
       return 0;
     case 'version':
+    case '--version':
+    case '-v':
       console.log(AGENT_VERSION);
       return 0;
     case undefined:

@@ -9,7 +9,10 @@
 // relay says the connection failed and why. The relay closes the WebSocket once both sides are done.
 // With ?flow=ack (which we always ask for) we also send {"t":"ack","n":bytes} for what the local
 // app's socket took, and the relay keeps at most 4 MiB unacknowledged.
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -116,13 +119,70 @@ async function webSocketClass(): Promise<{ WebSocket: WebSocketClass; headers: b
   return { WebSocket: undici.WebSocket, headers: true };
 }
 
-/** After a failed handshake the WebSocket API says nothing useful; the relay's plain answer does. */
+type RelayError = { code?: string; error?: string; message?: string } | null;
+
+const describeAnswer = (status: number, statusText: string, body: RelayError) =>
+  `${status} ${[body?.code, body?.error ?? body?.message].filter(Boolean).join(': ') || statusText}`.trim();
+
+const parseError = (text: string): RelayError => {
+  try {
+    return JSON.parse(text) as RelayError;
+  } catch {
+    return null;
+  }
+};
+
+/**
+ * The relay's answer to the upgrade itself, read with node:http (Bun's and undici's WebSocket keep
+ * a refused handshake's response to themselves). Null if this time it was accepted (we close it
+ * at once) or nothing came back.
+ */
+function upgradeAnswer(url: string, headers: Record<string, string>): Promise<{ status: number; statusText: string; body: RelayError } | null> {
+  const target = new URL(url.replace(/^ws/, 'http'));
+  const request = target.protocol === 'https:' ? https.request : http.request;
+  return new Promise((resolve) => {
+    const req = request(target, {
+      headers: { ...headers, accept: 'application/json', connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64') },
+      timeout: 5_000,
+    });
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      resolve(null);
+    });
+    req.on('response', (res) => {
+      if (res.statusCode === 101) {
+        res.destroy();
+        return resolve(null);
+      }
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        if (text.length < 64 * 1024) text += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', body: parseError(text) }));
+      res.on('error', () => resolve(null));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+    req.end();
+  });
+}
+
+/**
+ * After a failed handshake the WebSocket API says nothing useful, so we ask the relay. A plain GET
+ * first (it has no side effects): it answers why a caller or tunnel is refused. 426 means those
+ * are fine and the failure came with the upgrade itself (the device refused the target, say), so
+ * the upgrade is sent again and its answer read: that may open one more connection to the
+ * target, which is closed at once.
+ */
 async function explainRefusal(url: string, headers: Record<string, string>): Promise<string> {
   try {
-    const res = await fetch(url.replace(/^ws/, 'http'), { headers, signal: AbortSignal.timeout(5_000) });
-    const body = (await res.json().catch(() => null)) as { code?: string; error?: string; message?: string } | null;
-    if (res.status === 426) return 'the relay accepted the request but the WebSocket upgrade failed';
-    return `${res.status} ${[body?.code, body?.error ?? body?.message].filter(Boolean).join(': ') || res.statusText}`.trim();
+    const res = await fetch(url.replace(/^ws/, 'http'), { headers: { ...headers, accept: 'application/json' }, signal: AbortSignal.timeout(5_000) });
+    const body = (await res.json().catch(() => null)) as RelayError;
+    if (res.status !== 426) return describeAnswer(res.status, res.statusText, body);
+    const upgrade = await upgradeAnswer(url, headers);
+    if (upgrade) return describeAnswer(upgrade.status, upgrade.statusText, upgrade.body);
+    return 'the relay accepted the request but the WebSocket upgrade failed';
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   }

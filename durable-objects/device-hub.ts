@@ -15,6 +15,7 @@ import {
   type RpcError,
 } from '../shared/protocol/messages.ts';
 import { PROTOCOL_VERSION, RELAY_VERSION } from '../shared/version.ts';
+import { CloseCode } from '../shared/constants.ts';
 import { DeviceFactsSchema, type DeviceFacts } from '../shared/api/device-info.ts';
 import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../shared/protocol/batch.ts';
@@ -23,6 +24,7 @@ import { proxyHttp, proxyTcp, proxyWebSocket, type StreamContext } from './tunne
 import { Deadlines } from './deadlines.ts';
 import { numberVar } from '../worker/env-vars.ts';
 import { visitorError } from '../worker/tunnels/pages.ts';
+import type { IdentityConflictRecord } from '../worker/db/schema.ts';
 
 /** What the Worker gets back from `call`: errors are values, since classes do not cross RPC. */
 export type HubCallResult = { ok: true; result: unknown } | { ok: false; error: RpcError };
@@ -34,9 +36,14 @@ export interface HubStatus {
   capabilities: string[];
 }
 
+/** Where the Worker tells the hub which address an agent's connection came from. */
+export const AGENT_ADDRESS_HEADER = 'x-pirelay-agent-address';
+
 interface SocketAttachment {
   deviceId: string;
   connectedAt: number;
+  /** The address the agent connected from (for the identity-conflict record). */
+  address?: string;
   helloAt: number | null;
   agentVersion: string | null;
   capabilities: string[];
@@ -50,20 +57,19 @@ interface Pending {
   method: string;
 }
 
-/** Close codes the agent understands. */
-export const CloseCode = {
-  REPLACED: 4000,
-  REVOKED: 4003,
-  HEARTBEAT_TIMEOUT: 4008,
-  PROTOCOL_ERROR: 4002,
-} as const;
-
 /** A device is offline after this many heartbeat intervals of silence. */
 const MISSED_HEARTBEATS = 3;
 /** How often a connected device's last-seen time is refreshed in D1. */
 const LAST_SEEN_WRITE_MS = 60_000;
 /** allow_clientless visitors wait only for an agent that left less than this long ago. */
 const CLIENTLESS_RECENT_MS = 5 * 60_000;
+/** A replacement this long after the last one starts a new identity-conflict record. */
+const CONFLICT_WINDOW_MS = 24 * 60 * 60_000;
+const CONFLICT_ADDRESSES = 8;
+/** Storage keys of used connect-token ids (`jti:<id>` → until when the token could be used). */
+const JTI_PREFIX = 'jti:';
+/** storage.delete takes at most this many keys at once. */
+const STORAGE_BATCH = 128;
 
 export class DeviceHub extends DurableObject<Env> {
   private pending = new Map<number, Pending>();
@@ -106,7 +112,11 @@ export class DeviceHub extends DurableObject<Env> {
     const deviceId = request.headers.get('x-pirelay-device-id');
     if (!deviceId) return new Response('missing device id', { status: 400 });
 
-    // A second connection from the same device replaces the first.
+    const address = request.headers.get(AGENT_ADDRESS_HEADER) ?? 'unknown';
+
+    // A second connection from the same device replaces the first. That is how a restarted agent
+    // takes over from its half-dead old socket; if the old agent is alive it backs off after 4000.
+    const replaced = this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN);
     for (const old of this.ctx.getWebSockets()) this.closeSocket(old, CloseCode.REPLACED, 'replaced by a newer connection');
     this.failPending('DEVICE_OFFLINE', 'the device reconnected before answering');
 
@@ -114,8 +124,9 @@ export class DeviceHub extends DurableObject<Env> {
     const server = pair[1];
     this.ctx.acceptWebSocket(server);
     const now = Date.now();
-    const attachment: SocketAttachment = { deviceId, connectedAt: now, helloAt: null, agentVersion: null, capabilities: [] };
+    const attachment: SocketAttachment = { deviceId, connectedAt: now, address, helloAt: null, agentVersion: null, capabilities: [] };
     server.serializeAttachment(attachment);
+    if (replaced.length) await this.recordReplacement(deviceId, replaced, address, now);
     await this.ctx.storage.put('deviceId', deviceId);
     await this.setOnline(deviceId, true, now);
     await this.ctx.storage.setAlarm(now + this.heartbeatMs);
@@ -198,6 +209,23 @@ export class DeviceHub extends DurableObject<Env> {
         resolve({ ok: false, error: { code: 'DEVICE_OFFLINE', message: 'the device connection dropped' } });
       }
     });
+  }
+
+  /**
+   * Marks a connect token (by its jti) used; false if it was used before. The Worker asks before
+   * it lets a token through, so each token opens at most one connection or answers one probe.
+   * Kept here rather than in D1: the hub is the one place that serializes a device's requests,
+   * and the entries are few (a token lives two minutes at most) and pruned as they expire.
+   */
+  async claimConnectToken(jti: string, usableUntil: number): Promise<boolean> {
+    const now = Date.now();
+    const used = await this.ctx.storage.list<number>({ prefix: JTI_PREFIX });
+    const expired = [...used].filter(([, until]) => until <= now).map(([key]) => key);
+    for (let i = 0; i < expired.length; i += STORAGE_BATCH) await this.ctx.storage.delete(expired.slice(i, i + STORAGE_BATCH));
+    const key = JTI_PREFIX + jti;
+    if ((used.get(key) ?? 0) > now) return false;
+    await this.ctx.storage.put(key, usableUntil);
+    return true;
   }
 
   /** Closes the agent's socket, e.g. when the device is revoked or rejected. */
@@ -416,6 +444,23 @@ export class DeviceHub extends DurableObject<Env> {
         await this.closeTunnelsWithoutClientless(att.deviceId);
       }
     }
+  }
+
+  /** A live connection was replaced: count it, keep the addresses, and tell D1 and the log. */
+  private async recordReplacement(deviceId: string, replaced: WebSocket[], address: string, now: number): Promise<void> {
+    const previous = await this.ctx.storage.get<IdentityConflictRecord>('identityConflict');
+    const record: IdentityConflictRecord =
+      previous && now - previous.last_at < CONFLICT_WINDOW_MS ? { ...previous, last_at: now } : { replacements: 0, first_at: now, last_at: now, addresses: [] };
+    record.replacements += replaced.length;
+    const seen = replaced.map((ws) => (ws.deserializeAttachment() as SocketAttachment | null)?.address ?? 'unknown');
+    for (const a of [...seen, address]) record.addresses = [...record.addresses.filter((x) => x !== a), a];
+    record.addresses = record.addresses.slice(-CONFLICT_ADDRESSES);
+    await this.ctx.storage.put('identityConflict', record);
+    await this.env.DB.prepare('UPDATE devices SET identity_conflict = ?1 WHERE id = ?2').bind(JSON.stringify(record), deviceId).run();
+    console.warn(
+      `DeviceHub: device ${deviceId}: a connection from ${address} replaced a live one from ${seen.join(', ')} ` +
+        `(${record.replacements} since ${new Date(record.first_at).toISOString()}); if this repeats, two agents share this identity (a copied config?)`,
+    );
   }
 
   private failPending(code: string, message: string): void {

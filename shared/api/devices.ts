@@ -23,6 +23,20 @@ export const DeviceNameSchema = z
 
 const isoOrNull = z.iso.datetime().nullable();
 
+/**
+ * Connections of this device that another connection replaced while they were live. One may be
+ * a restart whose old socket had not timed out yet; a growing count means two agents hold the
+ * same identity (e.g. a cloned SD card) and keep pushing each other off.
+ */
+export const IdentityConflictSchema = z.object({
+  replacements: z.number().int(),
+  first_at: z.iso.datetime(),
+  last_at: z.iso.datetime(),
+  /** The addresses the competing connections came from, most recent last (at most 8). */
+  addresses: z.array(z.string()),
+});
+export type IdentityConflict = z.infer<typeof IdentityConflictSchema>;
+
 export const DeviceSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -42,6 +56,8 @@ export const DeviceSchema = z.object({
   last_seen: isoOrNull,
   registered_at: z.iso.datetime(),
   approved_at: isoOrNull,
+  /** Null until a live connection of this device is replaced by another one. */
+  identity_conflict: IdentityConflictSchema.nullable(),
 });
 export type Device = z.infer<typeof DeviceSchema>;
 

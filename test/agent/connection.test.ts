@@ -6,7 +6,7 @@ import type { Server, ServerWebSocket } from 'bun';
 import { AgentConnection, type ConnectionState } from '../../agent/connection.ts';
 import { newKeyPair } from '../../agent/identity.ts';
 import { createLogger } from '../../agent/log.ts';
-import { backoffDelay } from '../../agent/backoff.ts';
+import { backoffDelay, REPLACED_BACKOFF } from '../../agent/backoff.ts';
 import { dispatchRpc } from '../../agent/rpc.ts';
 import { AGENT_JWT_AUDIENCE } from '../../shared/constants.ts';
 import { encodeFrame, FrameType } from '../../shared/protocol/frames.ts';
@@ -21,6 +21,8 @@ interface FakeRelay {
   sockets: Ws[];
   tokens: string[];
   connects: number;
+  /** When each connection was accepted (Date.now()). */
+  connectedAt: number[];
   pings: number;
   /** When true the relay swallows heartbeats instead of answering them. */
   silent: boolean;
@@ -28,7 +30,8 @@ interface FakeRelay {
   stop(): void;
 }
 
-function fakeRelay(port = 0, opts: { refuse?: { status: number; code: string } } = {}): FakeRelay {
+/** `replace`: after its hello_ack, each connection is closed with 4000, as the hub does when another agent of the device connects. */
+function fakeRelay(port = 0, opts: { refuse?: { status: number; code: string }; replace?: boolean } = {}): FakeRelay {
   const received: string[] = [];
   const sockets: Ws[] = [];
   const tokens: string[] = [];
@@ -37,6 +40,7 @@ function fakeRelay(port = 0, opts: { refuse?: { status: number; code: string } }
     sockets,
     tokens,
     connects: 0,
+    connectedAt: [],
     pings: 0,
     silent: false,
     url: '',
@@ -65,6 +69,7 @@ function fakeRelay(port = 0, opts: { refuse?: { status: number; code: string } }
       if (opts.refuse) return Response.json({ error: 'refused', code: opts.refuse.code, details: {} }, { status: opts.refuse.status });
       if (req.headers.get('upgrade') !== 'websocket') return Response.json({ error: 'upgrade', code: 'UPGRADE_REQUIRED', details: {} }, { status: 426 });
       relay.connects++;
+      relay.connectedAt.push(Date.now());
       return server.upgrade(req, { data: { id: relay.connects } }) ? undefined : new Response('upgrade failed', { status: 500 });
     },
     websocket: {
@@ -81,6 +86,10 @@ function fakeRelay(port = 0, opts: { refuse?: { status: number; code: string } }
         received.push(text);
         const m = JSON.parse(text);
         if (m.t === 'hello') ws.send(JSON.stringify({ t: 'hello_ack', protocol: 1, device_id: 'dev1', heartbeat_ms: 200, relay_version: 'test' }));
+        if (m.t === 'hello' && opts.replace) {
+          ws.send(JSON.stringify({ t: 'bye', code: '4000', reason: 'replaced by a newer connection' }));
+          ws.close(4000, 'replaced by a newer connection');
+        }
       },
     },
   });
@@ -201,6 +210,43 @@ describe('agent connection', () => {
     const { states } = await connect(relay);
     await relay.waitFor(() => states.includes('refused'));
     expect(states).not.toContain('online');
+  });
+});
+
+/** A logger that keeps the fields of every warning with this message start. */
+function recordingLogger(prefix: string) {
+  const seen: Record<string, unknown>[] = [];
+  return {
+    seen,
+    log: { ...quiet, warn: (msg: string, extra?: Record<string, unknown>) => msg.startsWith(prefix) && seen.push(extra ?? {}) },
+  };
+}
+
+describe('agent connection replaced by another agent of the device (4000)', () => {
+  it('backs off, growing each time it is replaced again, instead of taking the connection straight back', async () => {
+    const relay = fakeRelay(0, { replace: true });
+    cleanup.push(() => relay.stop());
+    const { seen, log } = recordingLogger('another agent with this device identity');
+    await connect(relay, { log, replacedBackoff: { baseMs: 200, capMs: 800 } });
+    await relay.waitFor(() => relay.connects >= 5, 10_000);
+    const delays = seen.map((e) => e.in_ms as number);
+    // d = min(cap, base·2^n) for the n-th replacement in a row, jittered within [d/2, d].
+    for (const [n, d] of [200, 400, 800, 800].entries()) {
+      expect(delays[n]).toBeGreaterThanOrEqual(d / 2);
+      expect(delays[n]).toBeLessThanOrEqual(d);
+    }
+    // The agent really waited that long before dialing again (the ordinary backoff here is ≤ 400 ms).
+    for (let n = 0; n < 4; n++) expect(relay.connectedAt[n + 1]! - relay.connectedAt[n]!).toBeGreaterThanOrEqual(delays[n]!);
+  });
+
+  it('waits seconds by default, whatever the ordinary backoff cap', async () => {
+    const relay = fakeRelay(0, { replace: true });
+    cleanup.push(() => relay.stop());
+    const { seen, log } = recordingLogger('another agent with this device identity');
+    await connect(relay, { log, maxBackoffMs: 400 });
+    await relay.waitFor(() => seen.length >= 1);
+    expect(seen[0]!.in_ms as number).toBeGreaterThanOrEqual(REPLACED_BACKOFF.baseMs / 2);
+    expect(relay.connects).toBe(1);
   });
 });
 

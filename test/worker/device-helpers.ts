@@ -64,6 +64,7 @@ export async function agentJwt(deviceId: string, privateKey: CryptoKey) {
     .setAudience(AGENT_JWT_AUDIENCE)
     .setIssuedAt()
     .setExpirationTime('60s')
+    .setJti(crypto.randomUUID())
     .sign(privateKey);
 }
 

@@ -28,7 +28,7 @@ interface DeviceView {
 
 const DEVICE_KEYS = [
   'id', 'name', 'hostname', 'serial', 'hardware', 'os', 'os_version', 'architecture', 'mac_address', 'agent_version',
-  'status', 'online', 'enrolled', 'last_seen', 'registered_at', 'approved_at',
+  'status', 'online', 'enrolled', 'last_seen', 'registered_at', 'approved_at', 'identity_conflict',
 ].sort();
 
 async function list(query = '', key = viewer): Promise<DeviceView[]> {

@@ -96,7 +96,20 @@ export const devices = sqliteTable('devices', {
   registeredAt: ms('registered_at').notNull(),
   approvedAt: ms('approved_at'),
   enrollmentTokenId: text('enrollment_token_id'),
+  /** Live connections of this device replaced by another one (DeviceHub): two agents sharing one identity. */
+  identityConflict: text('identity_conflict', { mode: 'json' }).$type<IdentityConflictRecord>(),
 }, (t) => [index('devices_status_idx').on(t.status)]);
+
+/**
+ * What DeviceHub remembers about agents of one device pushing each other off the relay: how often
+ * a live connection was replaced, from when to when (Unix ms), and the addresses they came from.
+ */
+export interface IdentityConflictRecord {
+  replacements: number;
+  first_at: number;
+  last_at: number;
+  addresses: string[];
+}
 
 export type User = typeof users.$inferSelect;
 export type Role = typeof roles.$inferSelect;

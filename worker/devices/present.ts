@@ -29,6 +29,9 @@ export function presentDevice(row: DeviceRow): Device {
     last_seen: iso(row.lastSeen),
     registered_at: iso(row.registeredAt)!,
     approved_at: iso(row.approvedAt),
+    identity_conflict: row.identityConflict
+      ? { ...row.identityConflict, first_at: iso(row.identityConflict.first_at)!, last_at: iso(row.identityConflict.last_at)! }
+      : null,
   };
 }
 

@@ -24,6 +24,7 @@ const deviceColumns = {
   lastSeen: devices.lastSeen,
   registeredAt: devices.registeredAt,
   approvedAt: devices.approvedAt,
+  identityConflict: devices.identityConflict,
 };
 
 const selectDevices = (d1: D1Database) => getDb(d1).select(deviceColumns).from(devices);

@@ -1,16 +1,34 @@
 // GET /agent/connect: where agents dial in. The agent proves who it is with a short-lived
 // EdDSA JWT signed by the private key it made at enrollment; we verify it against the public
 // key in D1 and hand the upgrade to that device's DeviceHub. A device can only act as itself.
-import { decodeJwt, importJWK, jwtVerify, type JWK } from 'jose';
+//
+// The token rides only in the Authorization header (a URL ends up in access logs), is good for
+// one request (its jti is remembered by the device's hub until the token expires), and an unknown
+// device gets the very answer a bad signature gets, so device ids cannot be probed.
+import { decodeJwt, generateKeyPair, importJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type { App } from '../openapi.ts';
 import { ApiError, unauthorized } from '../errors.ts';
 import { credentialFrom } from '../auth/principal.ts';
 import { hubFor } from '../devices/hub.ts';
+import { clientIpOf } from '../client-ip.ts';
+import { AGENT_ADDRESS_HEADER } from '../../durable-objects/device-hub.ts';
 import { AGENT_JWT_AUDIENCE, AGENT_JWT_MAX_AGE_S } from '../../shared/constants.ts';
+
+const INVALID_TOKEN = 'Invalid agent token';
+/** Longer jtis than this are no token of ours (the agent sends a UUID). */
+const MAX_JTI_LENGTH = 128;
+
+/**
+ * A key no token verifies against: an unknown device's token is still checked (and fails) like a
+ * real one, so neither the answer nor its timing tells an unknown device from a bad signature.
+ */
+let decoyKey: Promise<CryptoKey> | null = null;
+const decoy = () => (decoyKey ??= generateKeyPair('EdDSA', { crv: 'Ed25519' }).then((k) => k.publicKey as CryptoKey));
 
 export function registerAgentConnectRoute(app: App) {
   app.get('/agent/connect', async (c) => {
-    const token = credentialFrom(c.req.header('authorization')) ?? c.req.query('token');
+    if (new URL(c.req.url).searchParams.has('token')) throw unauthorized('Send the agent token in the Authorization header, not in the URL');
+    const token = credentialFrom(c.req.header('authorization'));
     if (!token) throw unauthorized('Missing agent token');
     let deviceId: string;
     try {
@@ -23,19 +41,24 @@ export function registerAgentConnectRoute(app: App) {
     const device = await c.env.DB.prepare('SELECT status, public_key FROM devices WHERE id = ?1')
       .bind(deviceId)
       .first<{ status: string; public_key: string | null }>();
-    if (!device || !device.public_key) throw unauthorized('Unknown device');
+    let claims: JWTPayload;
     try {
-      const key = await importJWK(JSON.parse(device.public_key) as JWK, 'EdDSA');
-      await jwtVerify(token, key, {
+      const key = device?.public_key ? await importJWK(JSON.parse(device.public_key) as JWK, 'EdDSA') : await decoy();
+      ({ payload: claims } = await jwtVerify(token, key, {
         algorithms: ['EdDSA'],
         audience: AGENT_JWT_AUDIENCE,
         subject: deviceId,
         maxTokenAge: `${AGENT_JWT_MAX_AGE_S}s`,
-        requiredClaims: ['exp', 'iat'],
-      });
+        requiredClaims: ['exp', 'iat', 'jti'],
+      }));
     } catch {
-      throw unauthorized('Invalid agent token');
+      throw unauthorized(INVALID_TOKEN);
     }
+    if (!device || typeof claims.jti !== 'string' || !claims.jti || claims.jti.length > MAX_JTI_LENGTH) throw unauthorized(INVALID_TOKEN);
+    // Remembered until the token could no longer pass the checks above anyway.
+    const usableUntil = Math.min(claims.exp! * 1000, (claims.iat! + AGENT_JWT_MAX_AGE_S) * 1000);
+    const hub = hubFor(c.env, deviceId);
+    if (!(await hub.claimConnectToken(claims.jti, usableUntil))) throw unauthorized('Agent token was already used');
     if (device.status === 'pending') throw new ApiError(403, 'DEVICE_PENDING', 'Device is waiting for approval', { device_id: deviceId });
     if (device.status !== 'approved') throw new ApiError(403, 'DEVICE_REVOKED', `Device is ${device.status}`, { device_id: deviceId, status: device.status });
 
@@ -50,6 +73,7 @@ export function registerAgentConnectRoute(app: App) {
     headers.forEach((_, name) => name.startsWith('x-pirelay-') && internal.push(name));
     for (const name of internal) headers.delete(name);
     headers.set('x-pirelay-device-id', deviceId);
-    return hubFor(c.env, deviceId).fetch(new Request(c.req.raw.url, { headers }));
+    headers.set(AGENT_ADDRESS_HEADER, clientIpOf(c.req.raw, c.env));
+    return hub.fetch(new Request(c.req.raw.url, { headers }));
   });
 }

@@ -57,6 +57,11 @@ beforeAll(() => {
         return Response.json({ code: 'UNAUTHORIZED', error: 'invalid API key' }, { status: 401 });
       }
       const mode = modeFor(url.pathname);
+      // As the relay does when the device refuses the target: the plain GET passes (426), the upgrade gets the reason.
+      if (url.pathname.includes('/closed-port/')) {
+        if (req.headers.get('upgrade')?.toLowerCase() !== 'websocket') return Response.json({ code: 'UPGRADE_REQUIRED', error: 'Expected a WebSocket upgrade', details: {} }, { status: 426 });
+        return Response.json({ code: 'TARGET_REFUSED', error: 'The target could not be reached: connect ECONNREFUSED 127.0.0.1:22', details: {} }, { status: 502 });
+      }
       if (!mode) return Response.json({ code: 'NOT_FOUND', error: 'no such route' }, { status: 404 });
       const ok = server.upgrade(req, { data: { mode, received: 0, hash: createHash('sha256'), path: url.pathname } });
       return ok ? undefined : Response.json({ code: 'UPGRADE_REQUIRED', error: 'use a WebSocket' }, { status: 426 });
@@ -284,6 +289,19 @@ describe('pirelay client: startTcpForward', () => {
     }
   });
 
+  it('explains an upgrade the relay refused with its real answer, not "the upgrade failed"', async () => {
+    const lines: string[] = [];
+    const forward = await startTcpForward({ relay: relayUrl(), apiKey: KEY, target: 'closed-port:22', listen: '127.0.0.1:0', log: (l) => lines.push(l) });
+    try {
+      const { reply } = await ncExchange(forward.port, new TextEncoder().encode('hello'));
+      expect(reply.byteLength).toBe(0);
+      await waitForValue(() => lines.length > 0 || null);
+      expect(lines).toEqual(['pirelay: could not open a connection to closed-port:22: 502 TARGET_REFUSED: The target could not be reached: connect ECONNREFUSED 127.0.0.1:22']);
+    } finally {
+      await forward.close();
+    }
+  });
+
   it('closes the relay WebSocket when the local connection is reset', async () => {
     const forward = await startTcpForward({ relay: relayUrl(), apiKey: KEY, target: 'echo-box:7', listen: '127.0.0.1:0' });
     try {
@@ -350,6 +368,22 @@ describe('pirelay CLI', () => {
         expect(seen.at(-1)!.auth).toBe(`Bearer ${KEY}`);
       } finally {
         expect(await stopCli(child)).toBe(0);
+      }
+    }, 30_000);
+  }
+
+  for (const [runtime, cmd] of [
+    ['node', NODE_CLI],
+    ['bun', BUN_CLI],
+  ] as const) {
+    it(`under ${runtime}, prints the relay's reason for a refused upgrade`, async () => {
+      const { child, port, stderr } = await runCli([...cmd, 'tcp', 'closed-port:22', '--relay', relayUrl(), '--api-key', KEY]);
+      try {
+        await ncExchange(port, new TextEncoder().encode('hello'));
+        await waitForValue(() => stderr().includes('\n') || null, 10_000);
+        expect(stderr()).toBe('pirelay: could not open a connection to closed-port:22: 502 TARGET_REFUSED: The target could not be reached: connect ECONNREFUSED 127.0.0.1:22\n');
+      } finally {
+        await stopCli(child);
       }
     }, 30_000);
   }

@@ -1,0 +1,92 @@
+// `npm start` as a user runs it, stopped the ways a user or a process manager stops it: SIGTERM
+// and SIGHUP to the npm process must take down everything it started (the relay's workerd and
+// the demo agent), not leave them serving with nobody to stop them. npm passes neither signal on
+// to the script itself, so this tests start.ts's own watch on the processes above it.
+import { afterAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { ROOT, waitFor } from '../../scripts/dev-env.ts';
+import { freePort, tempDir } from './harness.ts';
+
+const started: ChildProcess[] = [];
+/** Everything npm start ran, so a failing test leaves no relay or agent behind. */
+const leftovers: number[] = [];
+afterAll(() => {
+  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const pid of leftovers) if (!gone(pid)) process.kill(pid, 'SIGKILL');
+});
+
+/** Every process below `root`, by walking the table `ps` prints. */
+function descendants(root: number): { pid: number; args: string }[] {
+  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => !!m)
+    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }));
+  const out: { pid: number; args: string }[] = [];
+  const walk = (pid: number) => {
+    for (const r of rows) if (r.ppid === pid) out.push(r), walk(r.pid);
+  };
+  walk(root);
+  return out;
+}
+
+/** Gone, or a zombie nobody reaped yet (this container's init may not). */
+function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+const answers = (port: number) =>
+  fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2_000) }).then(
+    (r) => r.ok,
+    () => false,
+  );
+
+describe('npm start', () => {
+  // Ctrl-C signals the terminal's whole foreground process group; the others go to npm alone.
+  for (const [signal, group] of [
+    ['SIGTERM', false],
+    ['SIGHUP', false],
+    ['SIGINT', true],
+  ] as const) {
+    it(`stops the relay and the agent when ${group ? 'the process group (Ctrl-C)' : 'the npm process'} gets ${signal}`, async () => {
+      const port = await freePort();
+      const dir = await tempDir('npm-start');
+      const npm = spawn('npm', ['start'], {
+        cwd: ROOT,
+        env: { ...process.env, PORT: String(port), PIRELAY_STATE_DIR: dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Its own process group, as a shell gives a foreground job.
+        detached: true,
+      });
+      started.push(npm);
+      let output = '';
+      npm.stdout!.on('data', (d) => (output += d));
+      npm.stderr!.on('data', (d) => (output += d));
+      await waitFor('npm start to be up', async () => output.includes('pirelay is running at'), 90_000);
+      expect(await answers(port)).toBe(true);
+      const tree = descendants(npm.pid!);
+      leftovers.push(...tree.map((p) => p.pid));
+      const workerd = tree.filter((p) => /workerd/.test(p.args));
+      const agent = tree.filter((p) => /agent\/main\.ts run/.test(p.args));
+      expect(workerd.length).toBeGreaterThan(0);
+      expect(agent.length).toBeGreaterThan(0);
+      expect(readFileSync(`${dir}/dev.json`, 'utf8')).toContain(`127.0.0.1:${port}`);
+
+      if (group) process.kill(-npm.pid!, signal);
+      else npm.kill(signal);
+      await waitFor(`every process npm start ran to exit after ${signal}`, async () => tree.every((p) => gone(p.pid)), 30_000);
+      expect(await answers(port)).toBe(false);
+      expect(output).toMatch(/stopping the relay and the agent…[\s\S]*\[pirelay\] stopped/);
+    }, 150_000);
+  }
+});
