@@ -86,10 +86,15 @@ function headTooLarge(request: Request, path: string, headers: [string, string][
   return problem ? visitorError(request, 431, 'HEADERS_TOO_LARGE', `The request has ${problem}.`) : null;
 }
 
-/** Turns a failed stream into the visitor's answer: 502 for the target's faults, 503 for ours. */
+/**
+ * Turns a failed stream into the visitor's answer: 502 for the target's faults, 503 for ours, and
+ * 400 for the visitor's own (the agent refuses with BAD_REQUEST what it will not forward: a path
+ * starting with "//", CONNECT or TRACE, a body that does not match its Content-Length).
+ */
 export function streamFailure(request: Request, e: unknown): Response {
   const err = e instanceof StreamResetError ? e : new StreamResetError('TARGET_ERROR', e instanceof Error ? e.message : String(e));
   const offline = err.code === 'SOCKET_CLOSED' || err.code === 'STREAM_LIMIT';
+  if (err.code === 'BAD_REQUEST') return visitorError(request, 400, 'BAD_REQUEST', `The request cannot go through the tunnel: ${err.message}`);
   const status = err.code === 'TARGET_TIMEOUT' ? 504 : offline ? 503 : 502;
   const what = offline ? 'The device went offline' : err.code === 'TARGET_TIMEOUT' ? 'The target did not answer in time' : 'The target could not be reached';
   return visitorError(request, status, offline ? 'DEVICE_OFFLINE' : err.code, `${what}: ${err.message}`);
