@@ -28,6 +28,9 @@ const SEED = seedFrom(process.env.FUZZ_SEED, 20261201);
 const REQUESTS = 2_400;
 const FRAMES = 2_400;
 const CONCURRENCY = 6;
+/** WebSocket clients of a TCP tunnel, and the malformed messages each sends. */
+const TCP_CLIENTS = 40;
+const TCP_MESSAGES = 25;
 /** Every route must get at least this many requests (the spread is round robin over routes). */
 const MIN_PER_ROUTE = 20;
 
@@ -115,7 +118,7 @@ beforeAll(async () => {
     port,
     demoDevices: ['fuzz-pi'],
     // Visits to the fake agent's tunnel end soon when its answers are garbage or missing.
-    vars: { TUNNEL_ACCEPT_TIMEOUT_MS: '2000', CLIENTLESS_WAIT_MS: '1000', RPC_TIMEOUT_MS: '10000' },
+    vars: { TUNNEL_ACCEPT_TIMEOUT_MS: '2000', CLIENTLESS_WAIT_MS: '1000', RPC_TIMEOUT_MS: '5000' },
     agentArgs: ['--max-backoff-ms', '500'],
   });
   await waitOnline(env);
@@ -155,6 +158,8 @@ beforeAll(async () => {
     const t = await tunnel(demo.id, { name: `fzspare${k}`, kind, target: `127.0.0.1:${20_000 + k}` });
     spareTunnels.push({ id: t.id, name: t.name, port: t.target_port });
   }
+  // A TCP tunnel (to the same target) whose WebSocket clients the fuzz sends malformed messages.
+  await tunnel(demo.id, { name: 'fztcp', kind: 'tcp', target: `127.0.0.1:${targetPort}`, access: { mode: 'pirelay' } });
   // The fake agent's tunnel: clientless, so it stays open across the fake agent's reconnects.
   await tunnel(fake.id, { name: 'fzfake', kind: 'http', target: '127.0.0.1:1', access: { mode: 'public' }, allow_clientless: true });
 
@@ -373,6 +378,56 @@ describe('fuzz', () => {
     const dev = await http(`${url}/api/v1/devices/${fake.id}`, { key });
     expect(dev.body.online).toBe(true);
     clean.close();
+  });
+
+  it(`survives ${TCP_CLIENTS * TCP_MESSAGES} malformed messages from TCP tunnel clients`, async () => {
+    const r = new Prng(SEED ^ 0x5bd1e995);
+    const closes = new Map<string, number>();
+    const failures: string[] = [];
+    const messages: (() => string | Uint8Array)[] = [
+      () => r.pick(['{"t":"eof"}', '{"t":"eof","x":1}', '{"t":"ack","n":1}', '{"t":"ack","n":-1}', '{"t":"ack","n":1e309}', '{"t":"ack","n":"1"}', '{"t":"ack"}']),
+      () => r.pick(['{"t":"nope"}', '{"t":null}', '[]', 'null', '{', 'garbage', '', '\ud800', '{"t":"ack","n":18446744073709551616}']),
+      () => '['.repeat(r.pick([100, 10_000])),
+      () => JSON.stringify({ t: 'eof', pad: 'p'.repeat(r.int(1, 1024 * 1024)) }),
+      () => r.bytes(r.int(0, 4096)),
+      () => new TextEncoder().encode(r.pick(['GET / HTTP/1.0\r\n\r\n', 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n', '\r\n\r\n'])),
+    ];
+    for (let c = 0; c < TCP_CLIENTS; c++) {
+      const flow = r.chance(0.5) ? '?flow=ack' : r.pick(['', '?flow=nope', '?flow=ack&flow=ack', '?flow=%FF']);
+      const auth = r.chance(0.8) ? { headers: { authorization: `Bearer ${key}` } } : {};
+      const query = 'headers' in auth ? flow : `${flow ? `${flow}&` : '?'}api_key=${encodeURIComponent(r.pick([key, 'garbage']))}`;
+      const ws = new UWebSocket(`${url.replace(/^http/, 'ws')}/api/v1/tunnels/fztcp/connect${query}`, { ...auth, dispatcher } as never);
+      ws.binaryType = 'arraybuffer';
+      const opened = await new Promise<boolean>((resolve) => {
+        ws.onopen = () => resolve(true);
+        ws.onerror = () => resolve(false);
+      });
+      if (!opened) {
+        closes.set('refused', (closes.get('refused') ?? 0) + 1);
+        continue;
+      }
+      const closed = new Promise<{ code: number; reason: string }>((resolve) => (ws.onclose = (e) => resolve({ code: e.code, reason: e.reason })));
+      for (let k = 0; k < TCP_MESSAGES && ws.readyState === UWebSocket.OPEN; k++) {
+        try {
+          // Mostly bytes, so a connection lives long enough for the odd bad message to land mid-stream.
+          ws.send(r.chance(0.75) ? r.pick(messages.slice(-2))() : r.pick(messages)());
+        } catch {
+          break;
+        }
+      }
+      // Closed by us only once the relay has had its say: a close crossing the relay's own (it
+      // refuses a bad message with 1008) is a race of the runtime's, which then drops the connection.
+      await Promise.race([closed, new Promise((res) => setTimeout(res, 500))]);
+      if (ws.readyState === UWebSocket.OPEN) ws.close(1000, 'fuzz done');
+      const { code, reason } = await closed;
+      closes.set(String(code), (closes.get(String(code)) ?? 0) + 1);
+      // A close the relay chose carries its code and reason (1008 bad message, 1011 connection lost); 1006 is a socket torn down without one.
+      if (code === 1006) failures.push(`client ${c}${query}: closed with ${code} ${reason}`);
+    }
+    console.log(`fuzz seed ${SEED}: ${TCP_CLIENTS} TCP tunnel clients, closes ${JSON.stringify(Object.fromEntries(closes))}`);
+    expect(failures, `FUZZ_SEED=${SEED}:\n${failures.join('\n')}`).toEqual([]);
+    // At least the well-formed dials got in (the refused ones had a garbage api_key).
+    expect([...closes].filter(([k]) => k !== 'refused').reduce((n, [, v]) => n + v, 0)).toBeGreaterThan(TCP_CLIENTS / 2);
   });
 
   it('is healthy afterwards: /health answers, the demo device answers an RPC and serves its tunnel', async () => {
