@@ -31,6 +31,8 @@ const CONCURRENCY = 6;
 /** WebSocket clients of a TCP tunnel, and the malformed messages each sends. */
 const TCP_CLIENTS = 40;
 const TCP_MESSAGES = 25;
+/** Each part runs in well under a minute here; the margin is for a busy machine. */
+const FUZZ_TIMEOUT_MS = 180_000;
 /** Every route must get at least this many requests (the spread is round robin over routes). */
 const MIN_PER_ROUTE = 20;
 
@@ -135,7 +137,6 @@ beforeAll(async () => {
   fake = { id: enrolled.device_id, jwk: pair.privateJwk };
 
   const me = await api('/api/v1/auth/me');
-  const keys = await api('/api/v1/api-keys');
   const spareRoles = [];
   for (let k = 0; k < 2; k++) spareRoles.push((await api('/api/v1/roles', { json: { name: `fuzz-role-${k}`, permissions: ['devices:read'] } })).id);
   const spareUsers = [];
@@ -173,7 +174,6 @@ beforeAll(async () => {
     spareUsers,
     adminRole: 'admin',
     spareRoles,
-    adminKeyId: keys.api_keys[0].id,
     spareKeys,
     spareEnrollmentTokens: spareTokens,
     webTunnel: { id: web.id, name: web.name },
@@ -183,7 +183,7 @@ beforeAll(async () => {
   };
   const visit = await send({ route: 'check', method: 'GET', url: `http://fzweb.localhost:${port}/`, headers: {}, mutations: [] });
   expect(visit).toEqual({ status: 200, body: 'ok' });
-});
+}, 120_000);
 
 afterAll(async () => {
   await env?.stop();
@@ -301,7 +301,7 @@ describe('fuzz', () => {
     expect(failures, `${seedLine}: ${failures.length} requests got a 5xx:\n${summary}\n${failures.slice(0, 30).join('\n')}`).toEqual([]);
     expect(transport, `${seedLine}: ${transport.length} requests got no answer:\n${transport.slice(0, 30).join('\n')}`).toEqual([]);
     for (const name of fuzzer.names) expect(perRoute.get(name) ?? 0, name).toBeGreaterThanOrEqual(MIN_PER_ROUTE);
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it(`survives ${FRAMES} malformed frames from a fake agent while its tunnel has visitors`, async () => {
     const r = new Prng(SEED).fork();
@@ -378,7 +378,7 @@ describe('fuzz', () => {
     const dev = await http(`${url}/api/v1/devices/${fake.id}`, { key });
     expect(dev.body.online).toBe(true);
     clean.close();
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it(`survives ${TCP_CLIENTS * TCP_MESSAGES} malformed messages from TCP tunnel clients`, async () => {
     const r = new Prng(SEED ^ 0x5bd1e995);
@@ -395,7 +395,9 @@ describe('fuzz', () => {
     for (let c = 0; c < TCP_CLIENTS; c++) {
       const flow = r.chance(0.5) ? '?flow=ack' : r.pick(['', '?flow=nope', '?flow=ack&flow=ack', '?flow=%FF']);
       const auth = r.chance(0.8) ? { headers: { authorization: `Bearer ${key}` } } : {};
-      const query = 'headers' in auth ? flow : `${flow ? `${flow}&` : '?'}api_key=${encodeURIComponent(r.pick([key, 'garbage']))}`;
+      const apiKey = r.pick([key, 'garbage']);
+      const query = 'headers' in auth ? flow : `${flow ? `${flow}&` : '?'}api_key=${encodeURIComponent(apiKey)}`;
+      const wellFormed = (flow === '' || flow === '?flow=ack') && ('headers' in auth || apiKey === key);
       const ws = new UWebSocket(`${url.replace(/^http/, 'ws')}/api/v1/tunnels/fztcp/connect${query}`, { ...auth, dispatcher } as never);
       ws.binaryType = 'arraybuffer';
       const opened = await new Promise<boolean>((resolve) => {
@@ -404,6 +406,7 @@ describe('fuzz', () => {
       });
       if (!opened) {
         closes.set('refused', (closes.get('refused') ?? 0) + 1);
+        if (wellFormed) failures.push(`client ${c}${query}: a well-formed dial was refused`);
         continue;
       }
       const closed = new Promise<{ code: number; reason: string }>((resolve) => (ws.onclose = (e) => resolve({ code: e.code, reason: e.reason })));
@@ -426,9 +429,7 @@ describe('fuzz', () => {
     }
     console.log(`fuzz seed ${SEED}: ${TCP_CLIENTS} TCP tunnel clients, closes ${JSON.stringify(Object.fromEntries(closes))}`);
     expect(failures, `FUZZ_SEED=${SEED}:\n${failures.join('\n')}`).toEqual([]);
-    // At least the well-formed dials got in (the refused ones had a garbage api_key).
-    expect([...closes].filter(([k]) => k !== 'refused').reduce((n, [, v]) => n + v, 0)).toBeGreaterThan(TCP_CLIENTS / 2);
-  });
+  }, FUZZ_TIMEOUT_MS);
 
   it('is healthy afterwards: /health answers, the demo device answers an RPC and serves its tunnel', async () => {
     expect((await http(`${url}/health`)).status).toBe(200);

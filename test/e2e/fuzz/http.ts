@@ -37,7 +37,6 @@ export interface Fixtures {
   spareUsers: string[];
   adminRole: string;
   spareRoles: string[];
-  adminKeyId: string;
   spareKeys: string[];
   spareEnrollmentTokens: string[];
   /** The demo device's http tunnel the ingress fuzz visits; never changed. */
