@@ -341,6 +341,9 @@ export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: R
     if (unacked < TCP_CLIENT_WINDOW) wakePump();
   });
   server.addEventListener('close', () => {
+    // Answer the client's close frame first (workerd does not, and drops the connection), so its
+    // goodbye ends cleanly rather than in the 1011 the stream's end would otherwise send.
+    safeClose(server, 1000, 'closed');
     wakePump();
     // After an eof the client may close at once: let its queued bytes and the half-close reach
     // the target first, then end the stream (nobody is left to read the target's answer).

@@ -182,7 +182,9 @@ export function registerRoleRoutes(app: App) {
       .set({ name: body.name, description: body.description, permissions: body.permissions })
       .where(eq(schema.roles.id, id))
       .returning();
-    return c.json(roleView(role!), 200);
+    // Deleted since customRole found it (a DELETE racing this PUT).
+    if (!role) throw notFound('Role', { id });
+    return c.json(roleView(role), 200);
   });
 
   app.openapi(deleteRole, async (c) => {
