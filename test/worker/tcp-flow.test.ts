@@ -90,10 +90,11 @@ describe('TCP client flow control', () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     expect(got.bytes).toBe(TOTAL);
-    await waitFor(() => got.text.includes('{"t":"eof"}'), 'the eof');
+    await waitFor(() => got.text.includes('{"t":"eof"}'), 'the eof', 20_000);
     ws.close();
     agent.ws.close();
-  }, 30_000);
+    // 24 MiB acknowledged 5 ms at a time: under a full suite on two cores this took over 30 s.
+  }, 90_000);
 
   it('a plain client, which never acknowledges, gets everything', async () => {
     const { t, agent } = await sendingTarget();
