@@ -11,6 +11,15 @@ export const USERNAME_PATTERN = /^[a-zA-Z0-9_.-]{3,64}$/;
 export const PERMISSION_PATTERN = /^([a-z][a-z0-9-]*|\*)(:([a-z][a-z0-9-]*|\*))?$/;
 export const API_KEY_MAX_DAYS = 3650;
 
+/**
+ * The relay's session cookie. `__Host-` makes a browser take it only host-only, Secure and with
+ * Path=/, so a tunnel target on a sibling subdomain cannot plant one for the API's host (a
+ * `Domain=` parent cookie named so is refused by the browser itself).
+ */
+export const SESSION_COOKIE = '__Host-pirelay_session';
+/** The cookie's name before it became `__Host-`: never accepted any more, still never forwarded. */
+export const LEGACY_SESSION_COOKIE = 'pirelay_session';
+
 const isoTime = z.iso.datetime({ offset: true });
 
 export const UsernameSchema = z

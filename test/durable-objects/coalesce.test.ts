@@ -1,6 +1,6 @@
 // The hub joins a request body's small chunks into frame-sized pieces, in workerd itself.
 import { describe, expect, it } from 'vitest';
-import { coalesce } from '../../durable-objects/coalesce.ts';
+import { coalesce } from '../../durable-objects/capabilities/tunnels/coalesce.ts';
 import { MAX_DATA_CHUNK } from '../../shared/protocol/streams.ts';
 
 function source(chunks: Uint8Array[], delayEvery = 0): ReadableStream<Uint8Array> {

@@ -1,7 +1,7 @@
 // Deadlines on one timer: each fires once when due (swept with a clock the test moves), extend()
 // starts its wait over, cancel() stops it, and a callback that throws does not stop the others.
 import { describe, expect, it } from 'vitest';
-import { Deadlines } from '../../durable-objects/deadlines.ts';
+import { Deadlines } from '../../durable-objects/capabilities/tunnels/deadlines.ts';
 
 function clocked() {
   let now = 1_000;

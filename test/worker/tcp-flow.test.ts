@@ -4,7 +4,7 @@
 // WebSocket client, which never acknowledges, still gets everything as fast as it comes.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MuxStream } from '../../shared/protocol/streams.ts';
-import { TCP_CLIENT_WINDOW } from '../../durable-objects/tunnel-proxy.ts';
+import { TCP_CLIENT_WINDOW } from '../../durable-objects/capabilities/tunnels/proxy.ts';
 import { api, userWithKey } from './helpers.ts';
 import { enrollDevice, waitFor } from './device-helpers.ts';
 import { fakeTunnelAgent, makeTunnel, tunnelName } from './tunnels-helpers.ts';

@@ -25,7 +25,7 @@ import type { DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
 import { callApprovedDevice } from '../devices/hub.ts';
 import { listDevices, type DeviceRow } from '../devices/queries.ts';
 import { formatTarget } from '../../shared/api/tunnels.ts';
-import type { Tunnel } from '../db/schema.ts';
+import type { Tunnel } from '../../shared/db/schema.ts';
 import { findDeviceRef, listTunnels } from '../tunnels/queries.ts';
 import { publicHost, tcpConnectUrl, type UrlBase } from '../tunnels/present.ts';
 import { tunnelDomain } from '../tunnels/ingress.ts';

@@ -41,7 +41,7 @@ import { credentialFrom, type Principal } from '../auth/principal.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import { TunnelRefSchema } from '../../shared/api/tunnels.ts';
 import { hubFor } from '../devices/hub.ts';
-import type { Tunnel } from '../db/schema.ts';
+import type { Tunnel } from '../../shared/db/schema.ts';
 import { findDeviceRef, findDeviceTunnel, setAllowClientless, updateTunnel, type DeviceRef } from '../tunnels/queries.ts';
 import { tunnelsChanged, tunnelsChangedQuietly } from '../tunnels/notify.ts';
 import { RateWindow } from '../tunnels/rate-window.ts';

@@ -1,6 +1,6 @@
 // Drizzle over the D1 binding, and the small conversions rows need on their way out.
 import { drizzle } from 'drizzle-orm/d1';
-import * as schema from './schema.ts';
+import * as schema from '../../shared/db/schema.ts';
 
 export type Db = ReturnType<typeof getDb>;
 

@@ -4,7 +4,7 @@
 import { and, desc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
 import { randomId, randomToken, sha256Hex } from '../auth/crypto.ts';
 import { getDb } from '../db/index.ts';
-import { enrollmentTokens, type EnrollmentToken } from '../db/schema.ts';
+import { enrollmentTokens, type EnrollmentToken } from '../../shared/db/schema.ts';
 import { ApiError } from '../errors.ts';
 
 export const ENROLLMENT_TOKEN_PREFIX = 'pre_';

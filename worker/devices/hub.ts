@@ -1,10 +1,13 @@
 // The Worker's side of talking to a device: find its DeviceHub and call an RPC on the agent,
 // turning the hub's outcome into the API's errors (DEVICE_OFFLINE 503, DEVICE_TIMEOUT 504).
-import { type RpcMethod, type RpcParams, type RpcResult } from '../../shared/protocol/messages.ts';
+import { RpcMethods, type RpcMethod, type RpcParams, type RpcResult } from '../../shared/protocol/messages.ts';
 import { ApiError } from '../errors.ts';
-import { numberVar } from '../env-vars.ts';
+import type { z } from 'zod';
+import { numberVar } from '../../shared/env-vars.ts';
 import { requireApprovedDevice } from './queries.ts';
-import type { HubCallResult } from '../../durable-objects/device-hub.ts';
+
+/** RpcMethods seen per method, so a result schema looked up by a generic method parses to that method's result type. */
+const resultSchemas: { readonly [K in RpcMethod]: { readonly result: z.ZodType<RpcResult<K>> } } = RpcMethods;
 
 export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
 
@@ -33,12 +36,16 @@ export async function callDevice<M extends RpcMethod>(
   params: RpcParams<M>,
   timeoutMs = rpcTimeout(env),
 ): Promise<RpcResult<M>> {
-  // The stub's inferred type loses `unknown` payloads, so name the shape the hub returns.
-  const outcome = (await hubFor(env, deviceId).call(method, params, timeoutMs)) as HubCallResult;
-  // The hub validated the agent's result against the same schema; no need to parse it twice.
-  if (outcome.ok) return outcome.result as RpcResult<M>;
+  const outcome = await hubFor(env, deviceId).call(method, params, timeoutMs);
+  // The hub checked the agent's result already; the stub types it as any method's result, and the
+  // parse (cheap beside the round trip to the device) narrows it to this method's without a cast.
+  if (outcome.ok) {
+    const result = resultSchemas[method].result.safeParse(outcome.result);
+    if (result.success) return result.data;
+    throw new ApiError(502, 'BAD_DEVICE_RESPONSE', `the device's ${method} result did not match the protocol`, { device_id: deviceId, method });
+  }
   const { code, message, details } = outcome.error;
-  const extra = { device_id: deviceId, method, ...(details && typeof details === 'object' ? (details as Record<string, unknown>) : {}) };
+  const extra = { device_id: deviceId, method, ...details };
   if (code === 'DEVICE_OFFLINE') throw new ApiError(503, code, 'Device is offline', extra);
   if (code === 'DEVICE_TIMEOUT') throw new ApiError(504, code, 'Device did not answer in time', extra);
   throw new ApiError(502, code, message, extra);

@@ -1,7 +1,7 @@
 // Approve, reject, revoke and remove: the status changes both the native devices API and Tyto's
 // agents API make. A device that loses its approval also loses its socket at once (the DeviceHub
 // closes it) and its key stops working, since /agent/connect only admits approved devices.
-import type { DeviceStatus } from '../db/schema.ts';
+import type { DeviceStatus } from '../../shared/db/schema.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { hubFor } from './hub.ts';
 import { forgetTunnels } from '../tunnels/name-cache.ts';

@@ -2,7 +2,7 @@
 // Tyto's Agent and the EnrollmentToken without its secret. Kept apart from the routes so the
 // native, Tyto and PiTunnel views of one row cannot drift in how they read it.
 import type { Agent, Device, EnrollmentToken, DEVICE_STATUSES as SHARED_STATUSES } from '../../shared/api/devices.ts';
-import type { DeviceStatus, EnrollmentToken as EnrollmentTokenRow } from '../db/schema.ts';
+import type { DeviceStatus, EnrollmentToken as EnrollmentTokenRow } from '../../shared/db/schema.ts';
 import { iso } from '../db/index.ts';
 import type { DeviceRow } from './queries.ts';
 

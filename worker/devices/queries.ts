@@ -3,7 +3,7 @@
 // two admins acting at once cannot step over each other.
 import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import { getDb } from '../db/index.ts';
-import { devices, type DeviceStatus } from '../db/schema.ts';
+import { devices, type DeviceStatus } from '../../shared/db/schema.ts';
 import { ApiError, notFound } from '../errors.ts';
 
 /** Every column an API shows, plus whether a key is registered; never the key itself. */

@@ -11,7 +11,7 @@ import { ApiError, unauthorized } from '../errors.ts';
 import { credentialFrom } from '../auth/principal.ts';
 import { hubFor } from '../devices/hub.ts';
 import { clientIpOf } from '../client-ip.ts';
-import { AGENT_ADDRESS_HEADER } from '../../durable-objects/device-hub.ts';
+import { INTERNAL } from '../../durable-objects/hub/contract.ts';
 import { AGENT_JWT_AUDIENCE, AGENT_JWT_MAX_AGE_S } from '../../shared/constants.ts';
 
 const INVALID_TOKEN = 'Invalid agent token';
@@ -72,8 +72,8 @@ export function registerAgentConnectRoute(app: App) {
     const internal: string[] = [];
     headers.forEach((_, name) => name.startsWith('x-pirelay-') && internal.push(name));
     for (const name of internal) headers.delete(name);
-    headers.set('x-pirelay-device-id', deviceId);
-    headers.set(AGENT_ADDRESS_HEADER, clientIpOf(c.req.raw, c.env));
+    headers.set(INTERNAL.kind, 'agent');
+    headers.set(INTERNAL.agentAddress, clientIpOf(c.req.raw, c.env));
     return hub.fetch(new Request(c.req.raw.url, { headers }));
   });
 }

@@ -7,7 +7,7 @@ import type { App } from '../openapi.ts';
 import { authErrors, bearerSecurity, notFoundError } from '../openapi.ts';
 import { forbidden, notFound, validationError } from '../errors.ts';
 import { getDb, iso, schema, type Db } from '../db/index.ts';
-import type { ApiKey } from '../db/schema.ts';
+import type { ApiKey } from '../../shared/db/schema.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { allows } from '../auth/access.ts';
 import { permits } from '../auth/permissions.ts';

@@ -8,7 +8,7 @@ import type { App } from '../openapi.ts';
 import { authErrors, bearerSecurity, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { ApiError, conflict, notFound, unprocessable } from '../errors.ts';
 import { getDb, iso, schema, type Db } from '../db/index.ts';
-import type { User } from '../db/schema.ts';
+import type { User } from '../../shared/db/schema.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { allows } from '../auth/access.ts';
 import type { Principal } from '../auth/principal.ts';

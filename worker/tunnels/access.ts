@@ -8,8 +8,9 @@ import { sha256Hex, timingSafeEqual } from '../auth/crypto.ts';
 import { verifyPassword } from '../auth/password.ts';
 import { permits } from '../auth/permissions.ts';
 import { credentialFrom, type Principal } from '../auth/principal.ts';
-import type { Tunnel } from '../db/schema.ts';
-import { cookieValue, SESSION_COOKIE } from './credential.ts';
+import type { Tunnel } from '../../shared/db/schema.ts';
+import { cookieValue } from './credential.ts';
+import { SESSION_COOKIE } from '../../shared/api/auth.ts';
 
 export const TUNNEL_USE_PERMISSION = 'tunnels:use';
 

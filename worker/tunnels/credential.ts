@@ -8,15 +8,7 @@ import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { API_KEY_PREFIX, credentialFrom, SESSION_AUDIENCE } from '../auth/principal.ts';
 import { principalFor } from '../auth/middleware.ts';
-
-/**
- * The relay's session cookie. `__Host-` makes a browser take it only host-only, Secure and with
- * Path=/, so a tunnel target on a sibling subdomain cannot plant one for the API's host (a
- * `Domain=` parent cookie named so is refused by the browser itself).
- */
-export const SESSION_COOKIE = '__Host-pirelay_session';
-/** The cookie's name before it became `__Host-`: never accepted any more, still never forwarded. */
-export const LEGACY_SESSION_COOKIE = 'pirelay_session';
+import { LEGACY_SESSION_COOKIE, SESSION_COOKIE } from '../../shared/api/auth.ts';
 
 /** Cookie pairs split on ";" and on the ", " workerd joins two Cookie headers with. */
 const COOKIE_SEPARATOR = /[;,]/;

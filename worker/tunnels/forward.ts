@@ -4,28 +4,12 @@
 // usual X-Forwarded-* added, our CDN-Loop token appended, and two internal headers that tell the
 // hub what this is. The body is handed on as a stream, never read here, so uploads of any size
 // pass with backpressure; a Content-Length goes along only when it frames exactly that stream.
-import type { Tunnel } from '../db/schema.ts';
+import type { Tunnel } from '../../shared/db/schema.ts';
 import { parseContentLength } from '../../shared/protocol/streams.ts';
 import { isRelayAuthorization, withoutSessionCookie } from './credential.ts';
+import { INTERNAL, type VisitHead } from '../../durable-objects/hub/contract.ts';
 
 export type ForwardKind = 'tunnel-http' | 'tunnel-tcp';
-
-/** Headers the hub reads; a visitor can never set them (every x-pirelay-* is stripped first). */
-export const INTERNAL = {
-  kind: 'x-pirelay-kind',
-  tunnelId: 'x-pirelay-tunnel-id',
-  unknownTunnel: 'x-pirelay-unknown-tunnel',
-  /** An HTTP visit's VisitHead as JSON (buildHttpVisit). */
-  head: 'x-pirelay-head',
-} as const;
-
-/** What the hub puts in an HTTP stream's OPEN besides the tunnel: the request line and the headers the target gets. */
-export interface VisitHead {
-  method: string;
-  /** Path and query, as the visitor sent them. */
-  path: string;
-  headers: [string, string][];
-}
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'proxy-authorization'];
 

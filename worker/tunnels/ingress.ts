@@ -11,10 +11,11 @@ import { hubFor } from '../devices/hub.ts';
 import type { NamedTunnel } from './queries.ts';
 import { basicMemo, checkTunnelAccess } from './access.ts';
 import { principalFor } from '../auth/middleware.ts';
-import { BadVisitError, buildForwardRequest, buildHttpVisit, hasLoopToken, INTERNAL, isWebSocketUpgrade } from './forward.ts';
+import { BadVisitError, buildForwardRequest, buildHttpVisit, hasLoopToken, isWebSocketUpgrade } from './forward.ts';
+import { INTERNAL } from '../../durable-objects/hub/contract.ts';
 import { clientIpOf } from '../client-ip.ts';
 import { forgetTunnel, tunnelNamed } from './name-cache.ts';
-import { visitorError } from './pages.ts';
+import { visitorError } from '../../shared/http-pages.ts';
 
 export const DEFAULT_TUNNEL_DOMAIN = 'localhost';
 

@@ -5,7 +5,7 @@
 // URL works as is.
 import { formatTarget, type Tunnel as TunnelView, type TunnelAccessMode, type TunnelKind } from '../../shared/api/tunnels.ts';
 import { iso } from '../db/index.ts';
-import type { Tunnel, TUNNEL_ACCESS, TUNNEL_KINDS } from '../db/schema.ts';
+import type { Tunnel, TUNNEL_ACCESS, TUNNEL_KINDS } from '../../shared/db/schema.ts';
 
 // The table and the API name the same kinds and access modes; this fails to compile if they drift.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -3,7 +3,7 @@
 // the loser gets 409 TUNNEL_NAME_TAKEN.
 import { and, eq, or, sql } from 'drizzle-orm';
 import { getDb } from '../db/index.ts';
-import { devices, tunnels, type DeviceStatus, type Tunnel } from '../db/schema.ts';
+import { devices, tunnels, type DeviceStatus, type Tunnel } from '../../shared/db/schema.ts';
 import { ApiError, notFound } from '../errors.ts';
 
 /** At most this many tunnels per device: the list the hub pushes to the agent stays small. */

@@ -4,7 +4,7 @@
 // relay itself: each visit would come back as another visit), writes D1, then tells the device's hub.
 import { TCP_ACCESS_RULE, targetLoopReason, targetOf, type CreateTunnel, type TunnelTargetAddress, type UpdateTunnel } from '../../shared/api/tunnels.ts';
 import { randomId } from '../auth/crypto.ts';
-import type { Tunnel } from '../db/schema.ts';
+import type { Tunnel } from '../../shared/db/schema.ts';
 import { notFound, unprocessable, validationError } from '../errors.ts';
 import { getDevice } from '../devices/queries.ts';
 import { accessColumns } from './secrets.ts';

@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import type { CreateTunnelAccessSchema, UpdateTunnelAccess } from '../../shared/api/tunnels.ts';
 import { randomToken, sha256Hex } from '../auth/crypto.ts';
 import { hashPassword } from '../auth/password.ts';
-import type { Tunnel } from '../db/schema.ts';
+import type { Tunnel } from '../../shared/db/schema.ts';
 import { validationError } from '../errors.ts';
 
 export const BEARER_TOKEN_PREFIX = 'ptt_';

@@ -1,7 +1,7 @@
 // The D1 schema: the source of truth for every table and row type. Migrations under
 // migrations/ are generated from this file by drizzle-kit (`npm run db:generate`).
 import { sqliteTable, text, integer, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
-import type { DEVICE_STATUSES } from '../../shared/api/devices.ts';
+import type { DEVICE_STATUSES } from '../api/devices.ts';
 
 /** Timestamps are Unix milliseconds; the API renders them as ISO 8601. */
 const ms = (name: string) => integer(name);

@@ -2,12 +2,12 @@
 // response (bodies streamed both ways, never buffered whole), a WebSocket (messages as records),
 // or a TCP connection reached through a client WebSocket (raw bytes, half-close as {"t":"eof"}).
 // The Worker has already checked access; the agent picks the target from its own tunnel table.
-import { HEAD_LIMITS, headerProblem, parseContentLength, StreamResetError, WsRecordKind, type Accepted, type MuxStream, type StreamAccept, type StreamOpen } from '../shared/protocol/streams.ts';
-import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../shared/protocol/ws-records.ts';
-import type { HubTunnel } from './tunnel-table.ts';
-import { visitorError } from '../worker/tunnels/pages.ts';
-import { LEGACY_SESSION_COOKIE, SESSION_COOKIE } from '../worker/tunnels/credential.ts';
-import { INTERNAL, type VisitHead } from '../worker/tunnels/forward.ts';
+import { HEAD_LIMITS, headerProblem, parseContentLength, StreamResetError, WsRecordKind, type Accepted, type MuxStream, type StreamAccept, type StreamOpen } from '../../../shared/protocol/streams.ts';
+import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../../../shared/protocol/ws-records.ts';
+import type { HubTunnel } from './table.ts';
+import { visitorError } from '../../../shared/http-pages.ts';
+import { LEGACY_SESSION_COOKIE, SESSION_COOKIE } from '../../../shared/api/auth.ts';
+import type { VisitHead } from '../../hub/contract.ts';
 import { coalesce } from './coalesce.ts';
 import { z } from 'zod';
 import type { Deadline, Deadlines } from './deadlines.ts';
@@ -46,20 +46,12 @@ const isInternal = (name: string) => name.startsWith('x-pirelay-');
 const WS_HANDSHAKE = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
 /**
- * The visit's method, path and forwarded headers: from the Worker's x-pirelay-head (forward.ts
- * buildHttpVisit), or else (a Worker of an older deploy) from the request itself, whose headers
- * the Worker cleaned already.
+ * The visit's method, path and forwarded headers: the Worker's x-pirelay-head (forward.ts
+ * buildHttpVisit, checked by the hub's contract), or else (a Worker of an older deploy) the
+ * request itself, whose headers the Worker cleaned already.
  */
-function visitHead(request: Request): VisitHead {
-  const raw = request.headers.get(INTERNAL.head);
-  if (raw) {
-    try {
-      const head = JSON.parse(raw) as VisitHead;
-      if (typeof head.method === 'string' && typeof head.path === 'string' && Array.isArray(head.headers)) return head;
-    } catch {
-      // fall through: rebuild it from the request
-    }
-  }
+function visitHead(request: Request, head: VisitHead | undefined): VisitHead {
+  if (head) return head;
   const url = new URL(request.url);
   return { method: request.method, path: url.pathname + url.search, headers: headerList(request.headers, isInternal) };
 }
@@ -146,8 +138,8 @@ async function openAndAccept(ctx: StreamContext, open: StreamOpen): Promise<{ st
   }
 }
 
-export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: Request): Promise<Response> {
-  const visit = visitHead(request);
+export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: Request, sentHead?: VisitHead): Promise<Response> {
+  const visit = visitHead(request, sentHead);
   const tooLarge = headTooLarge(request, visit.path, visit.headers);
   if (tooLarge) return tooLarge;
   const body = request.body;

@@ -1,0 +1,12 @@
+// The hub's capability modules, one line each (a new capability: its module, and a line here).
+// Made per hub instance, since a module may keep memory of its own (the tunnel table, say).
+import { StatusCapability } from './status.ts';
+import { TunnelsCapability } from './tunnels/index.ts';
+import type { HubCapability } from './types.ts';
+
+export function hubCapabilities() {
+  return {
+    tunnels: new TunnelsCapability(),
+    status: new StatusCapability(),
+  } satisfies Record<string, HubCapability>;
+}

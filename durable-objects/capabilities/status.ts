@@ -1,0 +1,71 @@
+// Device status: when the agent comes online (its hello is done) or goes offline (its socket went
+// away, or it fell silent past the heartbeat window), an event goes to this hub's watchers of topic
+// 'status' and to the FleetHub, which fans it out to the fleet's watchers (GET /api/v1/stream).
+// Only changes are published: a reconnect that replaces a live socket is no change. The events go
+// out in order but off the hello's path, so a visitor never waits for them.
+import type { HubCapability, HubContext, Hello } from './types.ts';
+
+export const STATUS_TOPIC = 'status';
+
+export interface StatusEvent {
+  agent_id: string;
+  status: 'online' | 'offline';
+  /** ISO 8601 */
+  timestamp: string;
+  hostname?: string;
+  name?: string;
+}
+
+/** The FleetHub's side of publishing, as far as a device hub needs it. */
+interface FleetPublisher {
+  publish(event: StatusEvent): Promise<unknown>;
+}
+
+/** The FleetHub binding, while it may still be absent from a deploy. */
+export interface FleetEnv {
+  FLEET_HUB?: DurableObjectNamespace<FleetPublisher & Rpc.DurableObjectBranded>;
+}
+
+/** Name of the one FleetHub for now (one per team once teams exist). */
+export const FLEET_HUB_NAME = 'fleet';
+
+/** Sends a status event to the FleetHub; nothing to do while the binding is absent. */
+export async function publishStatus(env: Env & FleetEnv, event: StatusEvent): Promise<void> {
+  if (!env.FLEET_HUB) return;
+  await env.FLEET_HUB.get(env.FLEET_HUB.idFromName(FLEET_HUB_NAME)).publish(event);
+}
+
+const LAST_KEY = 'status:last';
+
+export class StatusCapability implements HubCapability {
+  readonly name = 'status';
+  readonly topics = [STATUS_TOPIC] as const;
+  /** Publications of this instance, in order. */
+  private queue: Promise<void> = Promise.resolve();
+
+  onHello(hub: HubContext, hello: Hello): void {
+    this.enqueue(hub, 'online', hello.facts?.hostname);
+  }
+
+  onGone(hub: HubContext): void {
+    this.enqueue(hub, 'offline');
+  }
+
+  private enqueue(hub: HubContext, status: StatusEvent['status'], hostname?: string): void {
+    const timestamp = new Date().toISOString();
+    this.queue = this.queue.then(() => this.change(hub, status, timestamp, hostname)).catch((e) => console.error(`DeviceHub: publishing ${status} failed`, e));
+    hub.state.waitUntil(this.queue);
+  }
+
+  private async change(hub: HubContext, status: StatusEvent['status'], timestamp: string, hostname?: string): Promise<void> {
+    if ((await hub.state.storage.get<string>(LAST_KEY)) === status) return;
+    await hub.state.storage.put(LAST_KEY, status);
+    const row = await hub.env.DB.prepare('SELECT name, hostname FROM devices WHERE id = ?1').bind(hub.deviceId).first<{ name: string; hostname: string | null }>();
+    const event: StatusEvent = { agent_id: hub.deviceId, status, timestamp };
+    const host = hostname ?? row?.hostname;
+    if (host) event.hostname = host;
+    if (row?.name) event.name = row.name;
+    await hub.publish(STATUS_TOPIC, 'status', event);
+    await publishStatus(hub.env, event);
+  }
+}

@@ -1,0 +1,102 @@
+// What the Worker may send a DeviceHub's fetch, as one schema the hub checks before it acts: the
+// hub owns this contract (the Worker imports the names from here), so the two cannot drift. Every
+// request names what it is in x-pirelay-kind; a visitor can never set an x-pirelay-* header (the
+// Worker strips them all before it adds its own), so these come from the Worker alone.
+//
+//   tunnel-http   a tunnel visitor the Worker let in: x-pirelay-tunnel-id, and for a plain HTTP
+//                 visit x-pirelay-head (the VisitHead as JSON; absent for a WebSocket upgrade,
+//                 whose own headers the Worker cleaned).
+//   tunnel-tcp    a visitor of a TCP tunnel (a WebSocket upgrade): x-pirelay-tunnel-id.
+//   agent         the agent's WebSocket upgrade, after the Worker verified its connect token:
+//                 x-pirelay-agent-address (where it connected from). The device is the hub's own
+//                 name (ctx.id.name), never a header.
+//   watch         a watcher's WebSocket upgrade (already authenticated and authorized by the
+//                 Worker): x-pirelay-watch, a WatchRequest as JSON. See hub/watchers.ts.
+import { z } from 'zod';
+
+/** Headers the hub reads; a visitor can never set them (every x-pirelay-* is stripped first). */
+export const INTERNAL = {
+  kind: 'x-pirelay-kind',
+  tunnelId: 'x-pirelay-tunnel-id',
+  unknownTunnel: 'x-pirelay-unknown-tunnel',
+  /** An HTTP visit's VisitHead as JSON (worker/tunnels/forward.ts buildHttpVisit). */
+  head: 'x-pirelay-head',
+  /** The address an agent's connection came from (for the identity-conflict record). */
+  agentAddress: 'x-pirelay-agent-address',
+  /** A watcher's WatchRequest as JSON. */
+  watch: 'x-pirelay-watch',
+} as const;
+
+type HeaderList = [string, string][];
+
+/**
+ * Checked without copying: this runs for every tunnel request, and a zod array of tuples would
+ * rebuild the list the Worker built (the entries are checked, not cloned).
+ */
+function isHeaderList(v: unknown): v is HeaderList {
+  if (!Array.isArray(v) || v.length > 10_000) return false;
+  for (const e of v) if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || typeof e[1] !== 'string') return false;
+  return true;
+}
+
+/** What the hub puts in an HTTP stream's OPEN besides the tunnel: the request line and the headers the target gets. */
+export const VisitHeadSchema = z.object({
+  method: z.string().min(1).max(64),
+  /** Path and query, as the visitor sent them. */
+  path: z.string(),
+  headers: z.custom<HeaderList>(isHeaderList, 'headers must be a list of [name, value] strings'),
+});
+export type VisitHead = z.infer<typeof VisitHeadSchema>;
+
+/** Event ids are decimal counters (strictly increasing per hub). */
+export const EventIdSchema = z.string().regex(/^\d{1,15}$/);
+
+/** A watcher's subscription: its topics and, to resume, the last event id it saw. */
+export const WatchRequestSchema = z.object({
+  topics: z.array(z.string().min(1).max(64)).min(1).max(8),
+  /** The FleetHub filters by device; on a DeviceHub it may only name the hub's own device. */
+  agent_id: z.string().max(64).nullable().optional(),
+  after: EventIdSchema.nullable().optional(),
+});
+export type WatchRequest = z.infer<typeof WatchRequestSchema>;
+
+const TunnelId = z.string().min(1).max(64);
+
+const JsonHeader = <T extends z.ZodType>(schema: T) =>
+  z
+    .string()
+    .transform((raw, ctx) => {
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+
+/** Everything the Worker may send the hub, read from the request's internal headers. */
+export const HubRequestSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('tunnel-http'), upgrade: z.boolean(), tunnelId: TunnelId, head: JsonHeader(VisitHeadSchema).optional() }),
+  z.object({ kind: z.literal('tunnel-tcp'), upgrade: z.boolean(), tunnelId: TunnelId }),
+  z.object({ kind: z.literal('agent'), upgrade: z.literal(true), address: z.string().max(256).optional() }),
+  z.object({ kind: z.literal('watch'), upgrade: z.literal(true), watch: JsonHeader(WatchRequestSchema) }),
+]);
+export type HubRequest = z.infer<typeof HubRequestSchema>;
+export type HubRequestKind = HubRequest['kind'];
+
+/** The hub's reading of a request from the Worker, or why it refuses it (a 400 that only a bug in the Worker could cause). */
+export function readHubRequest(request: Request): { ok: true; value: HubRequest } | { ok: false; problem: string } {
+  const h = request.headers;
+  const kind = h.get(INTERNAL.kind);
+  const upgrade = h.get('upgrade')?.toLowerCase() === 'websocket';
+  // Only the headers of the request's kind are read (a tunnel visit reads what it did before the schema).
+  const fields =
+    kind === 'tunnel-http' || kind === 'tunnel-tcp'
+      ? { kind, upgrade, tunnelId: h.get(INTERNAL.tunnelId) ?? undefined, head: (kind === 'tunnel-http' && !upgrade && h.get(INTERNAL.head)) || undefined }
+      : { kind, upgrade, address: h.get(INTERNAL.agentAddress) ?? undefined, watch: h.get(INTERNAL.watch) ?? undefined };
+  const parsed = HubRequestSchema.safeParse(fields);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const issue = parsed.error.issues[0];
+  return { ok: false, problem: `${issue?.path.join('.') || 'request'}: ${issue?.message ?? 'invalid'}` };
+}
