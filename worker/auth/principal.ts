@@ -1,7 +1,11 @@
 // Who is calling: resolves a request's credentials (session JWT, API key as Bearer, or API key
 // as the HTTP Basic user name as PiTunnel documents `curl -u KEY:`) to a Principal with its
 // effective permissions. One D1 query per request; nothing here trusts the client.
+import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { getDb } from '../db/index.ts';
+import { apiKeys, sessions, users } from '../../shared/db/schema.ts';
+import { basicCredentials } from './basic.ts';
 import { sha256Hex } from './crypto.ts';
 import { narrow } from './permissions.ts';
 
@@ -62,36 +66,19 @@ export function credentialFrom(header: string | undefined | null): string | null
   const value = header.slice(space + 1).trim();
   if (!value) return null;
   if (scheme === 'bearer') return value;
-  if (scheme === 'basic') {
-    let decoded: string;
-    try {
-      decoded = atob(value);
-    } catch {
-      return null;
-    }
-    const colon = decoded.indexOf(':');
-    const user = colon < 0 ? decoded : decoded.slice(0, colon);
-    return user || null;
-  }
+  if (scheme === 'basic') return basicCredentials(header)?.user || null;
   return null;
 }
 
-interface PrincipalRow {
-  user_id: string;
-  username: string;
-  roles: string;
-  disabled: number;
-  role_permissions: string;
-  key_id?: string;
-  key_permissions?: string | null;
-  key_last_used?: number | null;
-  expires_at: number | null;
-}
+/**
+ * The permissions of the caller's roles: one JSON array per role, as a JSON array (the role
+ * lists are merged in permissionsOf), read in the same query as the user.
+ */
+const rolePermissions = sql<string>`(SELECT json_group_array(r.permissions) FROM roles r WHERE r.id IN (SELECT value FROM json_each(${users.roles})))`;
+const userColumns = { userId: users.id, username: users.username, roles: users.roles, disabled: users.disabled, rolePermissions };
 
-const ROLE_PERMISSIONS_SQL = `(SELECT json_group_array(r.permissions) FROM roles r WHERE r.id IN (SELECT value FROM json_each(u.roles)))`;
-
-function permissionsOf(row: PrincipalRow): string[] {
-  const lists = JSON.parse(row.role_permissions) as string[];
+function permissionsOf(rolePermissions: string): string[] {
+  const lists = JSON.parse(rolePermissions) as string[];
   const set = new Set<string>();
   for (const l of lists) for (const p of JSON.parse(l) as string[]) set.add(p);
   return [...set];
@@ -109,49 +96,44 @@ export interface ResolveOptions {
 export async function resolvePrincipal(credential: string, opts: ResolveOptions): Promise<Principal | null> {
   if (credential.startsWith(API_KEY_PREFIX)) {
     const hash = await sha256Hex(credential);
-    const row = await opts.db
-      .prepare(
-        `SELECT u.id AS user_id, u.username, u.roles, u.disabled, ${ROLE_PERMISSIONS_SQL} AS role_permissions,
-                k.id AS key_id, k.permissions AS key_permissions, k.last_used_at AS key_last_used, k.expires_at
-           FROM api_keys k JOIN users u ON u.id = k.user_id
-          WHERE k.key_hash = ?1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?2)`,
-      )
-      .bind(hash, opts.now)
-      .first<PrincipalRow>();
+    const row = await getDb(opts.db)
+      .select({ ...userColumns, keyId: apiKeys.id, keyPermissions: apiKeys.permissions, keyLastUsed: apiKeys.lastUsedAt, expiresAt: apiKeys.expiresAt })
+      .from(apiKeys)
+      .innerJoin(users, eq(users.id, apiKeys.userId))
+      .where(and(eq(apiKeys.keyHash, hash), isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, opts.now))))
+      .get();
     if (!row || row.disabled) return null;
-    const owner = permissionsOf(row);
-    const keyPerms = row.key_permissions ? (JSON.parse(row.key_permissions) as string[]) : null;
-    if (opts.touchApiKey && (!row.key_last_used || row.key_last_used < opts.now - 60_000)) opts.touchApiKey(row.key_id!);
+    const owner = permissionsOf(row.rolePermissions);
+    const keyPerms = row.keyPermissions ?? null;
+    if (opts.touchApiKey && (!row.keyLastUsed || row.keyLastUsed < opts.now - 60_000)) opts.touchApiKey(row.keyId);
     return {
       kind: 'api_key',
-      userId: row.user_id,
+      userId: row.userId,
       username: row.username,
-      roles: JSON.parse(row.roles) as string[],
+      roles: row.roles,
       permissions: narrow(owner, keyPerms),
-      apiKeyId: row.key_id!,
+      apiKeyId: row.keyId,
       narrowed: keyPerms !== null,
-      expiresAt: row.expires_at,
+      expiresAt: row.expiresAt,
     };
   }
   if (credential.split('.').length !== 3) return null;
   const session = await verifySession(opts.secret, credential);
   if (!session) return null;
-  const row = await opts.db
-    .prepare(
-      `SELECT u.id AS user_id, u.username, u.roles, u.disabled, ${ROLE_PERMISSIONS_SQL} AS role_permissions, s.expires_at
-         FROM sessions s JOIN users u ON u.id = s.user_id
-        WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3`,
-    )
-    .bind(session.sessionId, session.userId, opts.now)
-    .first<PrincipalRow>();
+  const row = await getDb(opts.db)
+    .select({ ...userColumns, expiresAt: sessions.expiresAt })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(and(eq(sessions.id, session.sessionId), eq(sessions.userId, session.userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, opts.now)))
+    .get();
   if (!row || row.disabled) return null;
   return {
     kind: 'session',
-    userId: row.user_id,
+    userId: row.userId,
     username: row.username,
-    roles: JSON.parse(row.roles) as string[],
-    permissions: permissionsOf(row),
+    roles: row.roles,
+    permissions: permissionsOf(row.rolePermissions),
     sessionId: session.sessionId,
-    expiresAt: row.expires_at,
+    expiresAt: row.expiresAt,
   };
 }

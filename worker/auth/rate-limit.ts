@@ -2,10 +2,13 @@
 // isolate memory, because every isolate of every colo must see the same count. Two fixed
 // windows: one per username|ip, so one user's typos do not lock out an office behind one NAT,
 // and one per IP, so an attacker cannot spray many usernames from one address.
+import { and, gt, inArray } from 'drizzle-orm';
 import type { Context } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { tooManyRequests } from '../errors.ts';
 import { clientIpOf } from '../client-ip.ts';
+import { getDb } from '../db/index.ts';
+import { loginAttempts } from '../../shared/db/schema.ts';
 
 export const LOGIN_WINDOW_MS = 15 * 60_000;
 export const MAX_FAILURES_PER_USER_IP = 5;
@@ -23,13 +26,14 @@ export function loginKeys(c: Context<AppEnv>, username: string): LoginKeys {
 
 /** Throws 429 RATE_LIMITED (with Retry-After) while either window is exhausted. */
 export async function assertLoginAllowed(c: Context<AppEnv>, keys: LoginKeys, now = Date.now()): Promise<void> {
-  const { results } = await c.env.DB.prepare('SELECT key, failures, window_start FROM login_attempts WHERE key IN (?1, ?2) AND window_start > ?3')
-    .bind(keys.pair, keys.ip, now - LOGIN_WINDOW_MS)
-    .all<{ key: string; failures: number; window_start: number }>();
+  const rows = await getDb(c.env.DB)
+    .select()
+    .from(loginAttempts)
+    .where(and(inArray(loginAttempts.key, [keys.pair, keys.ip]), gt(loginAttempts.windowStart, now - LOGIN_WINDOW_MS)));
   let until = 0;
-  for (const row of results) {
+  for (const row of rows) {
     const limit = row.key === keys.ip ? MAX_FAILURES_PER_IP : MAX_FAILURES_PER_USER_IP;
-    if (row.failures >= limit) until = Math.max(until, row.window_start + LOGIN_WINDOW_MS);
+    if (row.failures >= limit) until = Math.max(until, row.windowStart + LOGIN_WINDOW_MS);
   }
   if (!until) return;
   const retryAfter = Math.max(1, Math.ceil((until - now) / 1000));

@@ -5,10 +5,13 @@
 // The token rides only in the Authorization header (a URL ends up in access logs), is good for
 // one request (its jti is remembered by the device's hub until the token expires), and an unknown
 // device gets the very answer a bad signature gets, so device ids cannot be probed.
+import { eq } from 'drizzle-orm';
 import { decodeJwt, generateKeyPair, importJWK, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type { App } from '../openapi.ts';
 import { ApiError, unauthorized } from '../errors.ts';
 import { credentialFrom } from '../auth/principal.ts';
+import { getDb } from '../db/index.ts';
+import { devices } from '../../shared/db/schema.ts';
 import { hubFor } from '../devices/hub.ts';
 import { clientIpOf } from '../client-ip.ts';
 import { INTERNAL } from '../../durable-objects/hub/contract.ts';
@@ -38,12 +41,10 @@ export function registerAgentConnectRoute(app: App) {
     } catch {
       throw unauthorized('Malformed agent token');
     }
-    const device = await c.env.DB.prepare('SELECT status, public_key FROM devices WHERE id = ?1')
-      .bind(deviceId)
-      .first<{ status: string; public_key: string | null }>();
+    const device = await getDb(c.env.DB).select({ status: devices.status, publicKey: devices.publicKey }).from(devices).where(eq(devices.id, deviceId)).get();
     let claims: JWTPayload;
     try {
-      const key = device?.public_key ? await importJWK(JSON.parse(device.public_key) as JWK, 'EdDSA') : await decoy();
+      const key = device?.publicKey ? await importJWK(JSON.parse(device.publicKey) as JWK, 'EdDSA') : await decoy();
       ({ payload: claims } = await jwtVerify(token, key, {
         algorithms: ['EdDSA'],
         audience: AGENT_JWT_AUDIENCE,

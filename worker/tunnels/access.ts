@@ -4,6 +4,7 @@
 // the SHA-256 of a token; pirelay wants a relay session or API key holding `tunnels:use`.
 // The decision also says whether the Authorization header was the tunnel's credential, because
 // such a header must never reach the target.
+import { parseBasic } from '../auth/basic.ts';
 import { sha256Hex, timingSafeEqual } from '../auth/crypto.ts';
 import { verifyPassword } from '../auth/password.ts';
 import { permits } from '../auth/permissions.ts';
@@ -55,21 +56,6 @@ export class BasicMemo {
 }
 
 export const basicMemo = new BasicMemo();
-
-/** "Basic dXNlcjpwYXNz" → {user, password}; the pair is UTF-8, split at the first colon. */
-export function parseBasic(header: string | null): { user: string; password: string } | null {
-  const m = header ? /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
-  if (!m) return null;
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(atob(m[1]!), (c) => c.charCodeAt(0)));
-  } catch {
-    return null;
-  }
-  const colon = text.indexOf(':');
-  if (colon < 0) return null;
-  return { user: text.slice(0, colon), password: text.slice(colon + 1) };
-}
 
 export function bearerToken(header: string | null): string | null {
   const m = header ? /^bearer\s+(\S+)\s*$/i.exec(header) : null;
