@@ -1,7 +1,7 @@
 // DeviceHub: one Durable Object per device (idFromName(deviceId)). It owns the agent's single
 // hibernatable WebSocket, answers heartbeats without waking (auto-response), runs RPCs to the
-// agent with deadlines, notices silent agents with an alarm, and writes online/offline and
-// last-seen to D1 when they change. State that must outlive hibernation lives in storage or in
+// agent with deadlines, notices silent agents with an alarm, writes online/offline and
+// last-seen to D1 when they change, and tells the FleetHub (the live status stream). State that must outlive hibernation lives in storage or in
 // the socket's attachment; in-memory fields only hold what dies with in-flight requests anyway.
 import { DurableObject } from 'cloudflare:workers';
 import {
@@ -25,6 +25,7 @@ import { Deadlines } from './deadlines.ts';
 import { numberVar } from '../worker/env-vars.ts';
 import { visitorError } from '../worker/tunnels/pages.ts';
 import type { IdentityConflictRecord } from '../worker/db/schema.ts';
+import { fleetHubFor, publishStatus, type FleetHubStub } from './fleet/publish.ts';
 
 /** What the Worker gets back from `call`: errors are values, since classes do not cross RPC. */
 export type HubCallResult = { ok: true; result: unknown } | { ok: false; error: RpcError };
@@ -68,6 +69,13 @@ const CONFLICT_WINDOW_MS = 24 * 60 * 60_000;
 const CONFLICT_ADDRESSES = 8;
 /** Storage keys of used connect-token ids (`jti:<id>` → until when the token could be used). */
 const JTI_PREFIX = 'jti:';
+/** The last status told to the FleetHub, so an offline is told once per online. */
+const ANNOUNCED_KEY = 'announced';
+interface Announced {
+  status: 'online' | 'offline';
+  name?: string;
+  hostname?: string;
+}
 /** storage.delete takes at most this many keys at once. */
 const STORAGE_BATCH = 128;
 
@@ -91,6 +99,8 @@ export class DeviceHub extends DurableObject<Env> {
   private agentGoneAt: number | null = null;
   /** readySocket()'s answer, kept while that socket stays open. */
   private ready: WebSocket | null = null;
+  /** One stub for every status event, so they reach the FleetHub in order. */
+  private fleet: FleetHubStub | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -185,7 +195,10 @@ export class DeviceHub extends DurableObject<Env> {
     const lastWrite = (await this.ctx.storage.get<number>('lastSeenWrittenAt')) ?? 0;
     if (deviceId && (!live || now - lastWrite >= LAST_SEEN_WRITE_MS)) await this.setOnline(deviceId, !!live, now);
     if (live) await this.ctx.storage.setAlarm(now + this.heartbeatMs);
-    else this.failPending('DEVICE_OFFLINE', 'the device went silent');
+    else {
+      this.failPending('DEVICE_OFFLINE', 'the device went silent');
+      if (deviceId) await this.announce(deviceId, 'offline');
+    }
   }
 
   // ---- methods the Worker calls through the stub ----
@@ -233,7 +246,10 @@ export class DeviceHub extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets()) this.closeSocket(ws, CloseCode.REVOKED, reason);
     this.failPending('DEVICE_OFFLINE', 'the device was disconnected');
     const deviceId = await this.ctx.storage.get<string>('deviceId');
-    if (deviceId) await this.setOnline(deviceId, false, Date.now());
+    if (deviceId) {
+      await this.setOnline(deviceId, false, Date.now());
+      await this.announce(deviceId, 'offline');
+    }
   }
 
   /** The Worker changed this device's tunnels: reload them, tell the agent, cut what was closed. */
@@ -416,15 +432,15 @@ export class DeviceHub extends DurableObject<Env> {
     if (this.muxSocket === ws) this.batcher!.enabled = att.batches;
     for (const wake of this.agentWaiters) wake();
     const f = facts ? DeviceFactsSchema.safeParse(facts) : null;
-    if (f?.success) {
-      await this.env.DB.prepare(
-        `UPDATE devices SET hostname = ?1, serial = ?2, hardware = ?3, os = ?4, os_version = ?5, architecture = ?6, mac = ?7, agent_version = ?8 WHERE id = ?9`,
-      )
-        .bind(f.data.hostname, f.data.serial, f.data.hardware, f.data.os, f.data.os_version, f.data.architecture, f.data.mac_address, agentVersion, att.deviceId)
-        .run();
-    } else {
-      await this.env.DB.prepare('UPDATE devices SET agent_version = ?1 WHERE id = ?2').bind(agentVersion, att.deviceId).run();
-    }
+    type Named = { name: string; hostname: string | null };
+    const row = f?.success
+      ? await this.env.DB.prepare(
+          `UPDATE devices SET hostname = ?1, serial = ?2, hardware = ?3, os = ?4, os_version = ?5, architecture = ?6, mac = ?7, agent_version = ?8 WHERE id = ?9 RETURNING name, hostname`,
+        )
+          .bind(f.data.hostname, f.data.serial, f.data.hardware, f.data.os, f.data.os_version, f.data.architecture, f.data.mac_address, agentVersion, att.deviceId)
+          .first<Named>()
+      : await this.env.DB.prepare('UPDATE devices SET agent_version = ?1 WHERE id = ?2 RETURNING name, hostname').bind(agentVersion, att.deviceId).first<Named>();
+    await this.announce(att.deviceId, 'online', { name: row?.name, hostname: row?.hostname ?? undefined });
   }
 
   private async onSocketGone(ws: WebSocket, why: string): Promise<void> {
@@ -441,6 +457,7 @@ export class DeviceHub extends DurableObject<Env> {
       this.failPending('DEVICE_OFFLINE', `the device connection ${why}`);
       if (att) {
         await this.setOnline(att.deviceId, false, Date.now());
+        await this.announce(att.deviceId, 'offline');
         await this.closeTunnelsWithoutClientless(att.deviceId);
       }
     }
@@ -469,6 +486,20 @@ export class DeviceHub extends DurableObject<Env> {
       p.resolve({ ok: false, error: { code, message } });
       this.pending.delete(id);
     }
+  }
+
+  /**
+   * Tells the FleetHub the device went online (after its hello) or offline, in the background: a
+   * slow FleetHub never holds up the agent's socket. Offline is told only after an online, once,
+   * however many of the paths that notice it (close, error, heartbeat alarm, disconnect) run.
+   */
+  private async announce(deviceId: string, status: Announced['status'], facts?: Omit<Announced, 'status'>): Promise<void> {
+    const last = await this.ctx.storage.get<Announced>(ANNOUNCED_KEY);
+    if (status === 'offline' && last?.status !== 'online') return;
+    const { name, hostname } = facts ?? last ?? {};
+    await this.ctx.storage.put(ANNOUNCED_KEY, { status, name, hostname } satisfies Announced);
+    this.fleet ??= fleetHubFor(this.env);
+    this.ctx.waitUntil(publishStatus(this.fleet, { agent_id: deviceId, status, timestamp: new Date().toISOString(), name, hostname }));
   }
 
   private async setOnline(deviceId: string, online: boolean, now: number): Promise<void> {
