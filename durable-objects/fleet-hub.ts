@@ -44,9 +44,14 @@ export class FleetHub extends DurableObject<Env> {
 
   // ---- methods device hubs and the Worker call through the stub ----
 
-  /** A device went online or offline: give the event its id and send it to the watchers. */
-  async publish(event: StatusEvent): Promise<string> {
-    return this.watchers.publish('status', StatusEventSchema.parse(event));
+  /** A device went online or offline: give the event its id and send it to the watchers; null if it is not a status event. */
+  async publish(event: StatusEvent): Promise<string | null> {
+    const parsed = StatusEventSchema.safeParse(event);
+    if (!parsed.success) {
+      console.warn(`FleetHub: refused an event that is not a status event: ${parsed.error.issues[0]?.message}`);
+      return null;
+    }
+    return this.watchers.publish('status', parsed.data);
   }
 
   async stats(): Promise<FleetStats> {
