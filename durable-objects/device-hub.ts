@@ -1,8 +1,9 @@
 // DeviceHub: one Durable Object per device (idFromName(deviceId)). It owns the agent's single
 // hibernatable WebSocket, answers heartbeats without waking (auto-response), runs RPCs to the
 // agent with deadlines, notices silent agents with an alarm, writes online/offline and
-// last-seen to D1 when they change, and tells the FleetHub (the live status stream). State that must outlive hibernation lives in storage or in
-// the socket's attachment; in-memory fields only hold what dies with in-flight requests anyway.
+// last-seen to D1 when they change, and tells the FleetHub (the live status stream). State that
+// must outlive hibernation lives in storage or in the socket's attachment; in-memory fields only
+// hold what dies with in-flight requests anyway.
 import { DurableObject } from 'cloudflare:workers';
 import {
   AgentMessageSchema,
