@@ -4,6 +4,7 @@ import { rm } from 'node:fs/promises';
 import { startDevEnv, waitOnline } from './dev-env.ts';
 import { load, LOADGEN } from '../bench/load.ts';
 import { benchTunnels } from '../bench/tunnels.ts';
+import { benchStream } from '../bench/stream.ts';
 import { rss } from '../bench/proc.ts';
 import { freePort, tempDir } from '../test/e2e/harness.ts';
 
@@ -45,6 +46,8 @@ try {
   rows.push(['agent idle RSS', `${fmt(r.total)} MiB (${fmt(r.anon)} MiB anonymous, ${fmt(r.file)} MiB pages of the Bun executable)`, '≤ 32 MiB']);
 
   if (!process.env.BENCH_SKIP_TUNNELS) rows.push(...(await benchTunnels(env, DURATION_MS)));
+  // Last: it stops and starts the bench agent.
+  rows.push(...(await benchStream(env)));
 
   const w = [Math.max(...rows.map((r) => r[0].length)), Math.max(...rows.map((r) => r[1].length))];
   console.log(`\npirelay benchmark (${new Date().toISOString()}, ${DURATION_MS / 1000} s per load run, load from ${LOADGEN === 'wrk' ? 'wrk' : 'undici (install wrk for a lighter generator)'})\n`);

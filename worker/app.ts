@@ -17,6 +17,7 @@ import { registerAgentConnectRoute } from './routes/agent-connect.ts';
 import { registerPiTunnelRoutes } from './compat/pitunnel.ts';
 import { registerTunnelRoutes } from './routes/tunnels.ts';
 import { registerTunnelControlRoutes } from './compat/tunnel-control.ts';
+import { registerStreamRoutes } from './routes/stream.ts';
 
 export interface AppDeps {
   /** When this relay instance started (ms), for /health's uptime. */
@@ -53,6 +54,7 @@ export function createApp(deps: AppDeps): App {
   registerPiTunnelRoutes(app);
   registerTunnelRoutes(app);
   registerTunnelControlRoutes(app);
+  registerStreamRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'basicAuth', {

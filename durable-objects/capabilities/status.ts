@@ -3,37 +3,11 @@
 // 'status' and to the FleetHub, which fans it out to the fleet's watchers (GET /api/v1/stream).
 // Only changes are published: a reconnect that replaces a live socket is no change. The events go
 // out in order but off the hello's path, so a visitor never waits for them.
+import type { StatusEvent } from '../../shared/api/stream.ts';
+import { fleetHubFor, publishStatus, type FleetHubStub } from '../fleet/publish.ts';
 import type { HubCapability, HubContext, Hello } from './types.ts';
 
 export const STATUS_TOPIC = 'status';
-
-export interface StatusEvent {
-  agent_id: string;
-  status: 'online' | 'offline';
-  /** ISO 8601 */
-  timestamp: string;
-  hostname?: string;
-  name?: string;
-}
-
-/** The FleetHub's side of publishing, as far as a device hub needs it. */
-interface FleetPublisher {
-  publish(event: StatusEvent): Promise<unknown>;
-}
-
-/** The FleetHub binding, while it may still be absent from a deploy. */
-export interface FleetEnv {
-  FLEET_HUB?: DurableObjectNamespace<FleetPublisher & Rpc.DurableObjectBranded>;
-}
-
-/** Name of the one FleetHub for now (one per team once teams exist). */
-export const FLEET_HUB_NAME = 'fleet';
-
-/** Sends a status event to the FleetHub; nothing to do while the binding is absent. */
-export async function publishStatus(env: Env & FleetEnv, event: StatusEvent): Promise<void> {
-  if (!env.FLEET_HUB) return;
-  await env.FLEET_HUB.get(env.FLEET_HUB.idFromName(FLEET_HUB_NAME)).publish(event);
-}
 
 const LAST_KEY = 'status:last';
 
@@ -42,6 +16,8 @@ export class StatusCapability implements HubCapability {
   readonly topics = [STATUS_TOPIC] as const;
   /** Publications of this instance, in order. */
   private queue: Promise<void> = Promise.resolve();
+  /** One stub for every event: calls on one stub reach the FleetHub in the order they were made. */
+  private fleet: FleetHubStub | null = null;
 
   onHello(hub: HubContext, hello: Hello): void {
     this.enqueue(hub, 'online', hello.facts?.hostname);
@@ -66,6 +42,6 @@ export class StatusCapability implements HubCapability {
     if (host) event.hostname = host;
     if (row?.name) event.name = row.name;
     await hub.publish(STATUS_TOPIC, 'status', event);
-    await publishStatus(hub.env, event);
+    await publishStatus((this.fleet ??= fleetHubFor(hub.env)), event);
   }
 }

@@ -35,6 +35,11 @@ export async function http(url: string, init: RequestInit & { key?: string; basi
     body = JSON.stringify(init.json);
   }
   const res = await fetch(url, { ...init, headers, body, method: init.method ?? (body ? 'POST' : 'GET') });
+  // An event stream (GET /api/v1/stream) never ends: its head is the answer.
+  if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+    await res.body?.cancel();
+    return { status: res.status, headers: res.headers, body: null };
+  }
   const text = await res.text();
   let parsed: any = text;
   try {

@@ -1,0 +1,22 @@
+// How device hubs and the Worker reach the FleetHub. One hub per account today, named 'fleet';
+// once teams exist the scope becomes the team, and a device hub publishes to its team's hub.
+import type { StatusEvent } from '../../shared/api/stream.ts';
+
+export function fleetHubFor(env: Env, scope = 'fleet') {
+  return env.FLEET_HUB.get(env.FLEET_HUB.idFromName(scope));
+}
+
+export type FleetHubStub = ReturnType<typeof fleetHubFor>;
+
+/**
+ * Sends a status change to the FleetHub. Never throws: a device hub runs this in waitUntil, so a
+ * slow or failing FleetHub delays no agent socket. Pass the same stub for every event of a device:
+ * calls on one stub arrive in the order they were made, so an offline never overtakes its online.
+ */
+export async function publishStatus(hub: FleetHubStub, event: StatusEvent): Promise<void> {
+  try {
+    await hub.publish(event);
+  } catch (e) {
+    console.warn(`could not publish ${event.agent_id} ${event.status} to the FleetHub: ${String(e)}`);
+  }
+}

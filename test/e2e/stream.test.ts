@@ -1,0 +1,285 @@
+// GET /api/v1/stream end to end: the relay in workerd, real agents under Bun, SSE read off a raw
+// HTTP connection. A second agent enrolled with the agent CLI goes online and offline (killed,
+// and silenced with SIGSTOP so only the heartbeat alarm can notice); a reader that reconnects with
+// Last-Event-ID gets exactly what it missed; agent_id= filters; a reader that stops reading is
+// dropped once past its bound while another keeps up; the WebSocket form carries the same events.
+// The flood of the slow-reader test goes straight to the FleetHub's publish (the call device hubs
+// make), since toggling agents tens of thousands of times would take hours.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { WebSocket } from 'undici';
+import { AGENT_MAIN, runBun, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
+import { agentCli, freePort, http, tempDir } from './harness.ts';
+import { openSse, type SseMessage, type SseReader } from './sse.ts';
+
+/** What FleetHub.stats() answers (durable-objects/fleet-hub.ts, which only workerd's types compile). */
+interface FleetStats {
+  watchers: number;
+  lastId: string;
+  refused: number;
+}
+
+const HEARTBEAT_MS = 500;
+const BUFFER_BYTES = 16_384;
+/** Events per flood batch: well under the bound, so a reader that keeps up is never near it. */
+const BATCH = 40;
+let env: DevEnv;
+let url: string;
+let key: string;
+let dir: string;
+let first: string;
+let second: string;
+let agent: ChildProcess | null = null;
+const readers: SseReader[] = [];
+
+const stream = async (query = '', headers: Record<string, string> = {}) => {
+  const r = await openSse(`${url}/api/v1/stream${query}`, { authorization: `Bearer ${key}`, ...headers });
+  readers.push(r);
+  return r;
+};
+const statusOf = (m: SseMessage) => JSON.parse(m.data) as { agent_id: string; status: string; timestamp: string; name?: string; hostname?: string };
+const statuses = (r: SseReader, agentId?: string) => r.messages.filter((m) => m.event === 'status' && (!agentId || statusOf(m).agent_id === agentId));
+/**
+ * Runs `action` and waits until each reader has a new `status` event of `agentId` (one that came
+ * after the call started), so a test never mistakes an earlier event for the one it caused.
+ */
+async function expectChange(on: SseReader[], agentId: string, status: string, action: () => unknown, timeoutMs = 15_000): Promise<SseMessage[]> {
+  const marks = on.map((r) => statuses(r, agentId).length);
+  await action();
+  return Promise.all(
+    on.map((r, i) =>
+      waitFor(`${agentId} ${status} on the stream`, async () => statuses(r, agentId).slice(marks[i]).find((m) => statusOf(m).status === status), timeoutMs, 20),
+    ),
+  );
+}
+/** Readers this file holds open: each is one watcher socket on the FleetHub. */
+const openReaders = () => readers.filter((r) => !r.closed && !r.ended).length;
+
+const startSecond = () => {
+  agent = runBun([AGENT_MAIN, 'run', '--simulate', '--config', join(dir, 'second.json'), '--max-backoff-ms', '1000'], { logs: 'ignore' });
+  return agent;
+};
+const stopSecond = async (signal: NodeJS.Signals = 'SIGTERM') => {
+  const a = agent!;
+  const exited = new Promise((r) => a.once('exit', r));
+  a.kill(signal);
+  await exited;
+  agent = null;
+};
+
+async function fleet() {
+  const ns = await env.relay.mf!.getDurableObjectNamespace('FLEET_HUB');
+  return ns.get(ns.idFromName('fleet')) as unknown as { publish(e: unknown): Promise<string>; stats(): Promise<FleetStats> };
+}
+const stats = async (): Promise<FleetStats> => JSON.parse(JSON.stringify(await (await fleet()).stats()));
+
+beforeAll(async () => {
+  dir = await tempDir('stream');
+  env = await startDevEnv({
+    dir,
+    port: await freePort(),
+    demoDevices: ['stream-first'],
+    vars: { HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS), STREAM_HEARTBEAT_MS: '300', STREAM_BUFFER_BYTES: String(BUFFER_BYTES) },
+  });
+  await waitOnline(env);
+  url = env.state.url;
+  key = env.state.apiKey;
+  first = env.state.devices[0]!.id;
+  const tok = await http(`${url}/api/v1/enrollment-tokens`, { key, json: { name: 'stream', auto_approve: true } });
+  expect(tok.status).toBe(201);
+  const enrolled = await agentCli(['enroll', '--relay', url, '--token', tok.body.token, '--config', join(dir, 'second.json'), '--name', 'stream-second']);
+  expect(enrolled.code).toBe(0);
+  second = JSON.parse(enrolled.stdout.trim().split('\n').pop()!).device_id;
+}, 90_000);
+
+afterAll(async () => {
+  for (const r of readers) r.close();
+  agent?.kill('SIGKILL');
+  await env?.stop();
+});
+
+describe('GET /api/v1/stream', () => {
+  let witness: SseReader;
+
+  it('answers as an event stream with a retry delay and heartbeat comments', async () => {
+    witness = await stream();
+    expect(witness.status).toBe(200);
+    expect(witness.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(witness.headers['cache-control']).toBe('no-cache, no-transform');
+    await waitFor('two heartbeats', async () => witness.comments.filter((c) => c === 'heartbeat').length >= 2);
+    expect(witness.retry).toBeGreaterThan(0);
+  });
+
+  it('sends online when a second agent says hello, offline when it is killed', async () => {
+    const [m] = await expectChange([witness], second, 'online', startSecond);
+    const online = statusOf(m!);
+    expect(online).toEqual({ agent_id: second, status: 'online', timestamp: expect.any(String), name: 'stream-second', hostname: expect.any(String) });
+    expect(new Date(online.timestamp).toISOString()).toBe(online.timestamp);
+    const [off] = await expectChange([witness], second, 'offline', () => stopSecond('SIGTERM'));
+    expect(statusOf(off!)).toMatchObject({ agent_id: second, status: 'offline', name: 'stream-second' });
+  });
+
+  it('sends offline for an agent that falls silent (SIGSTOP), from the heartbeat alarm', async () => {
+    await expectChange([witness], second, 'online', startSecond);
+    const before = statuses(witness, second).length;
+    try {
+      // The socket stays open: only the alarm (3 missed heartbeats) can tell.
+      await expectChange([witness], second, 'offline', () => agent!.kill('SIGSTOP'), HEARTBEAT_MS * 8 + 5_000);
+      expect(statuses(witness, second).length).toBe(before + 1);
+      // Resumed, the agent finds its socket gone and dials again.
+      await expectChange([witness], second, 'online', () => agent!.kill('SIGCONT'));
+    } finally {
+      agent!.kill('SIGCONT');
+    }
+    await expectChange([witness], second, 'offline', () => stopSecond('SIGKILL'));
+  });
+
+  it('gives every event a strictly increasing id, and offline once per online', () => {
+    const ids = witness.messages.map((m) => Number(m.id));
+    expect(ids.every((id, i) => i === 0 || id === ids[i - 1]! + 1)).toBe(true);
+    const seq = statuses(witness, second).map((m) => statusOf(m).status);
+    expect(seq).toEqual(['online', 'offline', 'online', 'offline', 'online', 'offline']);
+  });
+
+  it('resumes after Last-Event-ID with what was missed: no gap, no duplicates (header and query)', async () => {
+    const gone = await stream();
+    await waitFor('the reader connected', async () => gone.retry !== null);
+    await expectChange([gone, witness], second, 'online', startSecond);
+    const lastSeen = gone.messages.at(-1)!.id!;
+    gone.close();
+    await expectChange([witness], second, 'offline', () => stopSecond());
+    await expectChange([witness], second, 'online', startSecond);
+    await expectChange([witness], second, 'offline', () => stopSecond());
+    const missed = witness.messages.filter((m) => Number(m.id) > Number(lastSeen));
+    expect(missed.map((m) => statusOf(m).status)).toEqual(['offline', 'online', 'offline']);
+
+    for (const resumed of [await stream('', { 'last-event-id': lastSeen }), await stream(`?last_event_id=${lastSeen}`)]) {
+      await waitFor('the replay', async () => resumed.messages.length >= missed.length);
+      expect(resumed.messages.map((m) => [m.id, m.event, m.data])).toEqual(missed.map((m) => [m.id, m.event, m.data]));
+      resumed.close();
+    }
+    // The header wins over the query parameter.
+    const both = await stream(`?last_event_id=${missed.at(-1)!.id}`, { 'last-event-id': lastSeen });
+    await waitFor('the replay', async () => both.messages.length >= missed.length);
+    expect(both.messages.map((m) => m.id)).toEqual(missed.map((m) => m.id));
+    both.close();
+  });
+
+  it('with agent_id=, sends only that device', async () => {
+    const only = await stream(`?agent_id=${second}`);
+    await waitFor('the reader connected', async () => only.retry !== null);
+    await expectChange([witness], first, 'offline', () => env.stopAgent(first));
+    await expectChange([only, witness], second, 'online', startSecond);
+    await expectChange([witness], first, 'online', () => env.startAgent(first));
+    await expectChange([only, witness], second, 'offline', () => stopSecond());
+    expect(only.messages.map((m) => statusOf(m).agent_id)).toEqual([second, second]);
+    // The filter applies to a replay too.
+    const from = witness.messages.at(-5)!.id!;
+    const replay = await stream(`?agent_id=${second}&last_event_id=${from}`);
+    const expected = witness.messages.filter((m) => Number(m.id) > Number(from) && statusOf(m).agent_id === second);
+    await waitFor('the replay', async () => replay.messages.length >= expected.length);
+    expect(replay.messages.map((m) => m.id)).toEqual(expected.map((m) => m.id));
+    only.close();
+    replay.close();
+  });
+
+  it('refuses bad input: 401 without a credential, 403 without devices:read, 400 for bad ids, 404 for an unknown device', async () => {
+    expect((await http(`${url}/api/v1/stream`)).status).toBe(401);
+    const narrow = await http(`${url}/api/v1/api-keys`, { key, json: { name: 'no-devices', permissions: ['tunnels:read'] } });
+    expect(narrow.status).toBe(201);
+    const forbidden = await http(`${url}/api/v1/stream`, { key: narrow.body.key });
+    expect([forbidden.status, forbidden.body.code]).toEqual([403, 'FORBIDDEN']);
+    for (const [query, headers] of [
+      ['?last_event_id=abc', {}],
+      ['?last_event_id=-1', {}],
+      ['', { 'last-event-id': '1e3' }],
+      ['?agent_id=not%20an%20id', {}],
+    ] as const) {
+      const r = await http(`${url}/api/v1/stream${query}`, { key, headers });
+      expect([query, r.status, r.body.code]).toEqual([query, 400, 'VALIDATION_ERROR']);
+    }
+    const unknown = await http(`${url}/api/v1/stream?agent_id=${'e'.repeat(40)}`, { key });
+    expect([unknown.status, unknown.body.code]).toEqual([404, 'NOT_FOUND']);
+  });
+
+  it('closes the hub socket of a reader that went away', async () => {
+    await waitFor('the hub to hold one socket per open reader', async () => (await stats()).watchers === openReaders());
+    const r = await stream();
+    await waitFor('the reader connected', async () => r.retry !== null);
+    expect((await stats()).watchers).toBe(openReaders());
+    r.close();
+    await waitFor('the hub socket closed', async () => (await stats()).watchers === openReaders());
+  });
+
+  it('drops a reader that stopped reading once it is past its bound, while another keeps up', async () => {
+    const slow = await stream();
+    const fast = await stream();
+    await waitFor('both connected', async () => slow.retry !== null && fast.retry !== null);
+    slow.pause();
+    const hub = await fleet();
+    await waitFor('the hub to hold one socket per open reader', async () => (await stats()).watchers === openReaders());
+    const startId = Number(witness.messages.at(-1)!.id);
+    let published = 0;
+    // Publish until the Worker gives up on the slow reader (its hub socket closes). After each
+    // batch the fast reader (and the witness) must have it all before the next one goes out.
+    while ((await stats()).watchers === openReaders()) {
+      if (published > 200_000) throw new Error('the slow reader was never dropped');
+      await Promise.all(
+        Array.from({ length: BATCH }, (_, i) =>
+          hub.publish({ agent_id: first, status: (published + i) % 2 ? 'online' : 'offline', timestamp: new Date().toISOString(), name: 'x'.repeat(64) }),
+        ),
+      );
+      published += BATCH;
+      const id = String(startId + published);
+      await waitFor(`the fast reader to get event ${id}`, async () => fast.messages.at(-1)?.id === id && witness.messages.at(-1)?.id === id, 30_000, 5);
+    }
+    // The fast reader got every event, in order, while the slow one was still paused.
+    const fastIds = fast.messages.filter((m) => Number(m.id) > startId).map((m) => Number(m.id));
+    expect(fastIds.length).toBe(published);
+    expect(fastIds.every((id, i) => id === startId + 1 + i)).toBe(true);
+    expect(fast.ended).toBe(false);
+
+    slow.resume();
+    await waitFor('the slow reader to reach the end', async () => slow.ended, 60_000);
+    const tail = slow.messages.at(-1)!;
+    expect(tail.event).toBe('dropped');
+    expect(JSON.parse(tail.data).reason).toContain(String(BUFFER_BYTES));
+    const slowIds = slow.messages.filter((m) => m.event === 'status').map((m) => Number(m.id));
+    expect(slowIds.length).toBeLessThan(published);
+    expect(slowIds.every((id, i) => i === 0 || id === slowIds[i - 1]! + 1)).toBe(true);
+  }, 300_000);
+
+  it('answers a resume from before the replay window with a gap and the id to resume from', async () => {
+    const lastId = (await stats()).lastId;
+    const r = await stream('?last_event_id=1');
+    await waitFor('the gap', async () => r.messages.length >= 1);
+    expect(r.messages[0]).toMatchObject({ event: 'gap', id: lastId });
+  });
+
+  it('the WebSocket form (?api_key=) carries the same events, and refuses what a client sends', async () => {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/stream?api_key=${encodeURIComponent(key)}&agent_id=${second}`);
+    const got: any[] = [];
+    ws.addEventListener('message', (e) => got.push(JSON.parse(String(e.data))));
+    await new Promise((resolve, reject) => {
+      ws.addEventListener('open', resolve);
+      ws.addEventListener('error', reject);
+    });
+    await expectChange([witness], second, 'online', startSecond);
+    await expectChange([witness], second, 'offline', () => stopSecond());
+    await waitFor('two events on the WebSocket', async () => got.length >= 2);
+    const seen = statuses(witness, second).slice(-2);
+    expect(got).toEqual(seen.map((m) => ({ t: 'event', id: m.id, event: 'status', data: statusOf(m) })));
+
+    const refusedBefore = (await stats()).refused;
+    ws.send('{"t":"hello","protocol":1}');
+    await waitFor('the refusal', async () => got.length >= 3);
+    expect(got[2]).toMatchObject({ t: 'error', code: 'UNEXPECTED_MESSAGE', reason: expect.any(String) });
+    expect((await stats()).refused).toBe(refusedBefore + 1);
+    // The socket stays a watcher: the next event still arrives.
+    startSecond();
+    await waitFor('the next event', async () => got.length >= 4);
+    expect(got[3]).toMatchObject({ t: 'event', event: 'status', data: { agent_id: second, status: 'online' } });
+    ws.close();
+  });
+});

@@ -1,0 +1,81 @@
+// GET /api/v1/stream: live events of the fleet, as Tyto documents it (`event: status` whenever a
+// device goes online or offline, for one device with `agent_id=` or all the caller may see).
+// As Server-Sent Events, the Worker holds a watcher socket to the FleetHub and turns its messages
+// into SSE (worker/stream/sse.ts); with `Upgrade: websocket` the client's own socket is handed to
+// the FleetHub (the dashboard's form, JSON messages of shared/api/stream.ts). Every event has an
+// id; Last-Event-ID (or ?last_event_id=, for clients that cannot set it) resumes after it within
+// the hub's replay window. Credentials as for every route, or ?api_key= for browsers' EventSource
+// and WebSocket, which cannot set headers.
+import { createRoute, z } from '@hono/zod-openapi';
+import type { App } from '../openapi.ts';
+import { authErrors, errorResponse, notFoundError } from '../openapi.ts';
+import { after, allows } from '../auth/access.ts';
+import { ApiError } from '../errors.ts';
+import { security } from '../devices/api-schemas.ts';
+import { getDevice } from '../devices/queries.ts';
+import { apiKeyFromQuery } from '../tunnels/credential.ts';
+import { isWebSocketUpgrade } from '../tunnels/forward.ts';
+import { numberVar } from '../../shared/env-vars.ts';
+import { DeviceIdSchema } from '../../shared/api/devices.ts';
+import { EventIdSchema } from '../../shared/api/stream.ts';
+import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
+import { WATCH_HEADER, type Watch } from '../../durable-objects/fleet/watchers.ts';
+import { sseFromWatcher } from '../stream/sse.ts';
+
+/** How long an SSE client waits before reconnecting after the stream ends. */
+const RETRY_MS = 2_000;
+
+const StreamQuery = z.object({
+  agent_id: DeviceIdSchema.optional().openapi({ description: 'Only this device (its id); without it, every device' }),
+  last_event_id: EventIdSchema.optional().openapi({ description: 'Resume after this event id (the Last-Event-ID header wins when both are given)' }),
+  api_key: z.string().optional().openapi({ description: 'An API key, for clients that cannot set the Authorization header (it will show in logs)' }),
+});
+const StreamHeaders = z.object({
+  'last-event-id': EventIdSchema.optional().openapi({ description: 'What browsers send when an EventSource reconnects' }),
+});
+
+export function registerStreamRoutes(app: App) {
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/stream',
+      tags: ['stream'],
+      summary: 'Live device status events (Server-Sent Events, or a WebSocket with Upgrade: websocket)',
+      description:
+        'Each event: `id: <id>`, `event: status`, `data: {"agent_id","status":"online"|"offline","timestamp","name","hostname"}`. ' +
+        'A `: heartbeat` comment every 15 s. `event: gap` when the events after Last-Event-ID are no longer kept; ' +
+        '`event: dropped` when the reader fell too far behind (the stream then ends).',
+      security,
+      ...after(apiKeyFromQuery, allows('devices:read')),
+      request: { query: StreamQuery, headers: StreamHeaders },
+      responses: {
+        200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
+        101: { description: 'Switching Protocols: the WebSocket form, one JSON message per event' },
+        ...authErrors,
+        ...notFoundError,
+        502: errorResponse('The stream could not be opened (STREAM_UNAVAILABLE)'),
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const agentId = q.agent_id ?? null;
+      if (agentId) await getDevice(c.env.DB, agentId);
+      const watch: Watch = { topics: ['status'], agent_id: agentId, after: c.req.valid('header')['last-event-id'] ?? q.last_event_id ?? null };
+      const hub = fleetHubFor(c.env);
+      // Only what the hub needs: the client's headers (its credential among them) stay here.
+      const toHub = new Request('https://fleet-hub/watch', { headers: { upgrade: 'websocket', [WATCH_HEADER]: JSON.stringify(watch) } });
+      const res = await hub.fetch(toHub);
+      if (!res.webSocket) throw new ApiError(502, 'STREAM_UNAVAILABLE', 'The event stream could not be opened', { status: res.status });
+      if (isWebSocketUpgrade(c.req.raw.headers)) return res;
+      res.webSocket.accept();
+      const body = sseFromWatcher(res.webSocket, {
+        heartbeatMs: numberVar(c.env.STREAM_HEARTBEAT_MS, 15_000, 10),
+        bufferBytes: numberVar(c.env.STREAM_BUFFER_BYTES, 1 << 20, 1024),
+        retryMs: RETRY_MS,
+      });
+      return new Response(body, {
+        headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' },
+      });
+    },
+  );
+}
