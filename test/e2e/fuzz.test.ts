@@ -99,6 +99,11 @@ async function send(req: FuzzRequest): Promise<{ status: number; body: string; b
   } catch (e) {
     return { error: `${(e as Error).name}: ${(e as Error).message}` };
   }
+  // An event stream (GET /api/v1/stream) never ends by itself: its head is the answer.
+  if (String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+    res.body.destroy();
+    return { status: res.statusCode, body: '' };
+  }
   try {
     return { status: res.statusCode, body: (await res.body.text()).slice(0, 2000) };
   } catch (e) {
