@@ -3,11 +3,14 @@
 // the relay is unreachable it probes /health every second, so it is back as soon as the relay is.
 // When the relay says another agent took over this device's connection (4000), it waits minutes.
 import type { JWK } from 'jose';
-import { AGENT_CONNECT_PATH, CloseCode, RECONNECT_CAP_MS } from '../shared/constants.ts';
-import { HEARTBEAT_PING, HubMessageSchema, parseMessage, type AgentMessage } from '../shared/protocol/messages.ts';
-import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
+import { AGENT_CONNECT_PATH, RECONNECT_CAP_MS } from '../shared/constants.ts';
+import { CloseCode, ErrorCode, readErrorBody, ResetCode } from '../shared/codes.ts';
+import { HEARTBEAT_PING, parseMessage } from '../shared/protocol/envelope.ts';
+import { HubMessageSchema, type AgentMessage } from '../shared/protocol/messages.ts';
+import { StreamMux, type MuxStream } from '../shared/protocol/mux.ts';
+import type { StreamOpen } from '../shared/protocol/messages.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../shared/protocol/batch.ts';
-import type { TunnelTarget } from '../shared/protocol/messages.ts';
+import type { TunnelTarget } from '../shared/protocol/tunnels.ts';
 import { PROTOCOL_VERSION, AGENT_VERSION } from '../shared/version.ts';
 import type { DeviceFacts } from '../shared/api/device-info.ts';
 import { backoffDelay, REPLACED_BACKOFF, REPLACED_QUIET_MS } from './backoff.ts';
@@ -198,7 +201,7 @@ export class AgentConnection {
         batcher,
         {
           side: 'agent',
-          onOpen: (stream, open) => (streams ? streams.handleOpen(stream, open) : stream.reset('REFUSED', 'this agent serves no streams')),
+          onOpen: (stream, open) => (streams ? streams.handleOpen(stream, open) : stream.reset(ResetCode.REFUSED, 'this agent serves no streams')),
           onError: (message) => log.warn('stream protocol error', { message }),
         },
       );
@@ -259,7 +262,7 @@ export class AgentConnection {
         if (finished) return;
         finished = true;
         if (heartbeat) clearInterval(heartbeat);
-        mux.resetAll('SOCKET_CLOSED', 'the relay connection closed');
+        mux.resetAll(ResetCode.SOCKET_CLOSED, 'the relay connection closed');
         streams?.closeAll();
         if (this.ws === ws) this.ws = null;
         resolve({ acked, code, upMs: acked ? Date.now() - ackedAt : 0 });

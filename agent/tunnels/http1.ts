@@ -10,7 +10,7 @@
 import type { Socket, SocketHandler, TCPSocketConnectOptions } from 'bun';
 import { Buffer } from 'node:buffer';
 import { joinBytes } from '../../shared/bytes.ts';
-import { parseContentLength } from '../../shared/protocol/streams.ts';
+import { parseContentLength } from '../../shared/protocol/http-rules.ts';
 import type { HeaderList } from './headers.ts';
 import { unbracket, type Target } from './target.ts';
 

@@ -3,14 +3,17 @@
 // the OPEN names a tunnel id, the host and port always come from the table, so a visitor can
 // never reach a host or port the device owner did not configure. It also keeps every proxied
 // stream, so a dropped relay socket (or a deleted tunnel) frees the local connections at once.
-import { REFUSED_METHODS, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
-import type { TunnelTarget } from '../../shared/protocol/messages.ts';
+import { REFUSED_METHODS } from '../../shared/protocol/http-rules.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
+import type { StreamOpen } from '../../shared/protocol/messages.ts';
+import type { TunnelTarget } from '../../shared/protocol/tunnels.ts';
 import type { Logger } from '../log.ts';
 import { proxyHttp } from './http.ts';
 import { Http1Agent, TOKEN } from './http1.ts';
 import { proxyTcp, type Connect } from './tcp.ts';
 import { proxyWebSocket } from './websocket.ts';
 import type { Session } from './target.ts';
+import { ResetCode } from '../../shared/codes.ts';
 
 export interface TunnelServiceOptions {
   log: Logger;
@@ -92,27 +95,27 @@ export function createTunnelService(opts: TunnelServiceOptions): TunnelService {
       table = new Map(list.map((t) => [t.id, t]));
       for (const t of live) {
         const now = table.get(t.tunnel.id);
-        if (!now) t.session.abort('TUNNEL_REMOVED', `tunnel ${t.tunnel.name} was removed`);
+        if (!now) t.session.abort(ResetCode.TUNNEL_REMOVED, `tunnel ${t.tunnel.name} was removed`);
         else if (now.kind !== t.tunnel.kind || now.target_host !== t.tunnel.target_host || now.target_port !== t.tunnel.target_port) {
-          t.session.abort('TUNNEL_CHANGED', `tunnel ${t.tunnel.name} now points elsewhere`);
+          t.session.abort(ResetCode.TUNNEL_CHANGED, `tunnel ${t.tunnel.name} now points elsewhere`);
         }
       }
     },
 
     handleOpen(stream, open) {
       const tunnel = table.get(open.tunnel);
-      if (!tunnel) return refuse(stream, 'UNKNOWN_TUNNEL', `this device serves no tunnel ${open.tunnel}`, { tunnel: open.tunnel });
+      if (!tunnel) return refuse(stream, ResetCode.UNKNOWN_TUNNEL, `this device serves no tunnel ${open.tunnel}`, { tunnel: open.tunnel });
       if (TUNNEL_KIND[open.kind] !== tunnel.kind) {
-        return refuse(stream, 'KIND_MISMATCH', `tunnel ${tunnel.name} is a ${tunnel.kind} tunnel, not ${open.kind}`, { tunnel: tunnel.id });
+        return refuse(stream, ResetCode.KIND_MISMATCH, `tunnel ${tunnel.name} is a ${tunnel.kind} tunnel, not ${open.kind}`, { tunnel: tunnel.id });
       }
       if (open.kind !== 'tcp') {
         const bad = checkPath(open.path);
-        if (bad) return refuse(stream, 'BAD_REQUEST', bad, { tunnel: tunnel.id });
+        if (bad) return refuse(stream, ResetCode.BAD_REQUEST, bad, { tunnel: tunnel.id });
       }
       if (open.kind === 'http') {
         const method = open.method.toUpperCase();
         if (!TOKEN.test(method) || REFUSED_METHODS.has(method)) {
-          return refuse(stream, 'BAD_REQUEST', `method ${open.method.slice(0, 16)} is not allowed through a tunnel`, { tunnel: tunnel.id });
+          return refuse(stream, ResetCode.BAD_REQUEST, `method ${open.method.slice(0, 16)} is not allowed through a tunnel`, { tunnel: tunnel.id });
         }
       }
 
@@ -130,7 +133,7 @@ export function createTunnelService(opts: TunnelServiceOptions): TunnelService {
       } catch (e) {
         refused++;
         log.warn('tunnel stream could not start', { tunnel: tunnel.id, error: String(e) });
-        stream.reset('TARGET_ERROR', e instanceof Error ? e.message : String(e));
+        stream.reset(ResetCode.TARGET_ERROR, e instanceof Error ? e.message : String(e));
         return;
       }
       const tracked: Tracked = { kind: open.kind, tunnel, session };
@@ -140,7 +143,7 @@ export function createTunnelService(opts: TunnelServiceOptions): TunnelService {
     },
 
     closeAll() {
-      for (const t of live) t.session.abort('SOCKET_CLOSED', 'the relay connection closed');
+      for (const t of live) t.session.abort(ResetCode.SOCKET_CLOSED, 'the relay connection closed');
       http.closeIdle();
     },
 

@@ -10,7 +10,7 @@ import { backoffDelay, REPLACED_BACKOFF } from '../../agent/backoff.ts';
 import { dispatchRpc } from '../../agent/rpc.ts';
 import { AGENT_JWT_AUDIENCE } from '../../shared/constants.ts';
 import { encodeFrame, FrameType } from '../../shared/protocol/frames.ts';
-import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../../shared/protocol/messages.ts';
+import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../../shared/protocol/envelope.ts';
 
 type Ws = ServerWebSocket<{ id: number }>;
 

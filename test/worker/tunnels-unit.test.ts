@@ -11,7 +11,7 @@ import { buildForwardRequest, buildHttpVisit, hasLoopToken, INTERNAL, type Visit
 import { cookieValue, isRelayAuthorization, SESSION_COOKIE, withoutSessionCookie } from '../../worker/tunnels/credential.ts';
 import { SESSION_AUDIENCE } from '../../worker/auth/principal.ts';
 import { streamFailure } from '../../durable-objects/tunnel-proxy.ts';
-import { StreamResetError } from '../../shared/protocol/streams.ts';
+import { StreamResetError } from '../../shared/protocol/mux.ts';
 import { clientIpOf } from '../../worker/client-ip.ts';
 import { tunnelDomain, tunnelNameFromHost } from '../../worker/tunnels/ingress.ts';
 import { prefersJson, visitorError } from '../../worker/tunnels/pages.ts';

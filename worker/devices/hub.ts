@@ -1,6 +1,6 @@
 // The Worker's side of talking to a device: find its DeviceHub and call an RPC on the agent,
 // turning the hub's outcome into the API's errors (DEVICE_OFFLINE 503, DEVICE_TIMEOUT 504).
-import { type RpcMethod, type RpcParams, type RpcResult } from '../../shared/protocol/messages.ts';
+import type { RpcMethod, RpcParams, RpcResult } from '../../shared/protocol/messages.ts';
 import { ApiError } from '../errors.ts';
 import { numberVar } from '../env-vars.ts';
 import { requireApprovedDevice } from './queries.ts';
