@@ -3,17 +3,16 @@
 // the OPEN names a tunnel id, the host and port always come from the table, so a visitor can
 // never reach a host or port the device owner did not configure. It also keeps every proxied
 // stream, so a dropped relay socket (or a deleted tunnel) frees the local connections at once.
-import { REFUSED_METHODS } from '../../shared/protocol/http-rules.ts';
+import { ResetCode } from '../../shared/codes.ts';
+import { REFUSED_METHODS, TOKEN } from '../../shared/protocol/http-rules.ts';
 import type { MuxStream } from '../../shared/protocol/mux.ts';
-import type { StreamOpen } from '../../shared/protocol/messages.ts';
-import type { TunnelTarget } from '../../shared/protocol/tunnels.ts';
+import type { TunnelOpen, TunnelTarget } from '../../shared/protocol/tunnels.ts';
 import type { Logger } from '../log.ts';
 import { proxyHttp } from './http.ts';
-import { Http1Agent, TOKEN } from './http1.ts';
+import { Http1Agent } from './http1.ts';
 import { proxyTcp, type Connect } from './tcp.ts';
 import { proxyWebSocket } from './websocket.ts';
 import type { Session } from './target.ts';
-import { ResetCode } from '../../shared/codes.ts';
 
 export interface TunnelServiceOptions {
   log: Logger;
@@ -25,7 +24,7 @@ export interface TunnelServiceOptions {
   connectImpl?: Connect;
 }
 
-type StreamKind = StreamOpen['kind'];
+type StreamKind = TunnelOpen['kind'];
 type PerKind = Record<StreamKind, number>;
 
 export interface TunnelStats {
@@ -43,7 +42,7 @@ export interface TunnelService {
   /** Replaces the table; streams of tunnels that are gone or now point elsewhere are reset. */
   setTunnels(list: TunnelTarget[]): void;
   /** The mux's onOpen: proxies the stream to its tunnel's target, or resets it. */
-  handleOpen(stream: MuxStream, open: StreamOpen): void;
+  handleOpen(stream: MuxStream, open: TunnelOpen): void;
   /** The relay socket is gone: end every stream and free every target connection. */
   closeAll(): void;
   stats(): TunnelStats;
@@ -57,7 +56,6 @@ interface Tracked {
 
 /** The tunnel kind each stream kind needs: a WebSocket is an upgrade of an HTTP tunnel. */
 const TUNNEL_KIND: Record<StreamKind, TunnelTarget['kind']> = { http: 'http', websocket: 'http', tcp: 'tcp' };
-
 
 /**
  * The request target must be origin-form (RFC 9112 §3.2.1): it is appended to the target's

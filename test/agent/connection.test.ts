@@ -111,9 +111,9 @@ async function connect(relay: FakeRelay, extra: Partial<ConstructorParameters<ty
     relay: relay.url,
     deviceId: 'dev1',
     privateJwk,
-    capabilities: ['device_info'],
+    // Serving only the universal ping, the module is known to the hub by its name.
+    modules: [{ name: 'device_info', rpc: { ping: () => ({ now: 42 }) } }],
     facts: async () => undefined,
-    handlers: { ping: () => ({ now: 42 }) },
     log: quiet,
     maxBackoffMs: 400,
     onState: (s) => states.push(s),
