@@ -8,7 +8,8 @@ import { MAX_DATA_CHUNK } from '../../shared/protocol/flow.ts';
 import type { MuxStream } from '../../shared/protocol/mux.ts';
 import type { HttpOpen } from '../../shared/protocol/tunnels.ts';
 import { headerValue, requestHeaders, responseHeaders, type HeaderList } from './headers.ts';
-import { BadRequestError, BadResponseError, type Http1Agent, type Http1Response } from './http1.ts';
+import { BadRequestError, type Http1Agent, type Http1Response } from './http1.ts';
+import { BadResponseError } from './http1-parse.ts';
 import { authority, describeFailure, timeoutFailure, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
 import { ResetCode } from '../../shared/codes.ts';
 
