@@ -62,13 +62,11 @@ export const ErrorCode = {
   NOT_FOUND: 'NOT_FOUND',
   CONFLICT: 'CONFLICT',
   RATE_LIMITED: 'RATE_LIMITED',
-  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   UPGRADE_REQUIRED: 'UPGRADE_REQUIRED',
-  INTERNAL: 'INTERNAL',
   /** The device enrolled and waits for approval: the agent keeps trying, quietly. */
   DEVICE_PENDING: 'DEVICE_PENDING',
+  /** The device may not connect (revoked, or otherwise not approved). */
   DEVICE_REVOKED: 'DEVICE_REVOKED',
-  DEVICE_NOT_APPROVED: 'DEVICE_NOT_APPROVED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -2,6 +2,7 @@
 // migrations/ are generated from this file by drizzle-kit (`npm run db:generate`).
 import { sqliteTable, text, integer, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
 import type { DEVICE_STATUSES } from '../../shared/api/devices.ts';
+import type { TunnelAccessMode, TunnelKind } from '../../shared/api/tunnels.ts';
 
 /** Timestamps are Unix milliseconds; the API renders them as ISO 8601. */
 const ms = (name: string) => integer(name);
@@ -117,9 +118,6 @@ export type ApiKey = typeof apiKeys.$inferSelect;
 export type EnrollmentToken = typeof enrollmentTokens.$inferSelect;
 export type Device = typeof devices.$inferSelect;
 
-export const TUNNEL_KINDS = ['http', 'tcp'] as const;
-export const TUNNEL_ACCESS = ['public', 'basic', 'bearer', 'pirelay'] as const;
-
 /**
  * A tunnel maps a public name (the subdomain `<name>.<TUNNEL_DOMAIN>` for http, or a TCP-over-
  * WebSocket endpoint for tcp) to one target on the device's side. The target is fixed here: a
@@ -130,10 +128,10 @@ export const tunnels = sqliteTable('tunnels', {
   deviceId: text('device_id').notNull().references(() => devices.id, { onDelete: 'cascade' }),
   /** A DNS label: lowercase letters, digits and hyphens, 1-63 chars, unique across the relay. */
   name: text('name').notNull(),
-  kind: text('kind').$type<(typeof TUNNEL_KINDS)[number]>().notNull(),
+  kind: text('kind').$type<TunnelKind>().notNull(),
   targetHost: text('target_host').notNull(),
   targetPort: integer('target_port').notNull(),
-  access: text('access').$type<(typeof TUNNEL_ACCESS)[number]>().notNull().default('public'),
+  access: text('access').$type<TunnelAccessMode>().notNull().default('public'),
   basicUser: text('basic_user'),
   /** PBKDF2 hash (worker/auth/password.ts) of the basic-auth password. */
   basicPasswordHash: text('basic_password_hash'),
