@@ -2,10 +2,16 @@
 // per visitor request, WebSocket or TCP connection. An OPEN names a tunnel id only: the agent takes
 // the host and port from the table, so a visitor can never pick the target.
 import { z } from 'zod';
-import { TUNNEL_KINDS } from '../api/tunnels.ts';
 import { HEAD_LIMITS, HeaderListSchema } from './http-rules.ts';
 
 export const TUNNELS_CAPABILITY = 'tunnels';
+
+/**
+ * The kinds of tunnel, defined here once for the API (shared/api/tunnels.ts re-exports it), the D1
+ * schema and the agent. Here rather than in the API module, which the agent does not load: its
+ * schemas cost an idle agent about 1.4 MB of memory.
+ */
+export const TUNNEL_KINDS = ['http', 'tcp'] as const;
 
 /** The tunnels this device serves: the agent connects only to these targets. */
 export const TunnelTargetSchema = z.object({
