@@ -1,42 +1,37 @@
-// The agent's one WebSocket to the relay: dials out (works behind NAT), says hello, answers RPCs,
-// keeps a heartbeat, and reconnects forever with capped exponential backoff plus jitter. While
+// The agent's one WebSocket to the relay: dials out (works behind NAT), says hello, keeps a
+// heartbeat, and hands everything else to the capability modules it was given (capability.ts):
+// RPCs by method, hub messages by `t`, streams the hub opens by their kind; it knows none of them
+// by name. It reconnects forever with capped exponential backoff plus jitter. While
 // the relay is unreachable it probes /health every second, so it is back as soon as the relay is.
 // When the relay says another agent took over this device's connection (4000), it waits minutes.
 import type { JWK } from 'jose';
-import { AGENT_CONNECT_PATH, CloseCode, RECONNECT_CAP_MS } from '../shared/constants.ts';
-import { HEARTBEAT_PING, HubMessageSchema, parseMessage, type AgentMessage } from '../shared/protocol/messages.ts';
-import { StreamMux, type MuxStream, type StreamOpen } from '../shared/protocol/streams.ts';
+import { AGENT_CONNECT_PATH, RECONNECT_CAP_MS } from '../shared/constants.ts';
+import { CloseCode, ErrorCode, readErrorBody, ResetCode } from '../shared/codes.ts';
+import { HEARTBEAT_PING, parseMessage } from '../shared/protocol/envelope.ts';
+import { HubMessageSchema, type AgentMessage } from '../shared/protocol/messages.ts';
+import { StreamMux } from '../shared/protocol/mux.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../shared/protocol/batch.ts';
-import type { TunnelTarget } from '../shared/protocol/messages.ts';
 import { PROTOCOL_VERSION, AGENT_VERSION } from '../shared/version.ts';
 import type { DeviceFacts } from '../shared/api/device-info.ts';
 import { backoffDelay, REPLACED_BACKOFF, REPLACED_QUIET_MS } from './backoff.ts';
+import { registry, type AgentCapability, type CapabilityRegistry } from './capability.ts';
 import { signConnectToken } from './identity.ts';
 import type { Logger } from './log.ts';
-import { dispatchRpc, type RpcHandlers } from './rpc.ts';
+import { dispatchRpc } from './rpc.ts';
 
 export interface ConnectionOptions {
   relay: string;
   deviceId: string;
   privateJwk: JWK;
-  capabilities: string[];
+  /** What this agent serves (agent/capabilities.ts); hello's capability list is derived from them. */
+  modules: readonly AgentCapability[];
   facts: () => Promise<DeviceFacts | undefined>;
-  handlers: RpcHandlers;
   log: Logger;
   maxBackoffMs?: number;
   /** Backoff after the relay replaced this connection with another (close 4000); REPLACED_BACKOFF by default. */
   replacedBackoff?: { baseMs: number; capMs: number };
-  /** Serves the streams the hub opens (tunnels); without it every stream is refused. */
-  streams?: StreamHandler;
   /** Called whenever the connection state changes (for tests and status output). */
   onState?: (state: ConnectionState) => void;
-}
-
-export interface StreamHandler {
-  setTunnels(tunnels: TunnelTarget[]): void;
-  handleOpen(stream: MuxStream, open: StreamOpen): void;
-  /** The socket is gone: everything it carried is over. */
-  closeAll(): void;
 }
 
 export type ConnectionState = 'connecting' | 'online' | 'offline' | 'waiting-approval' | 'refused' | 'stopped';
@@ -63,8 +58,11 @@ export class AgentConnection {
   private stopper = new AbortController();
   private ws: WebSocket | null = null;
   private loop: Promise<void> | null = null;
+  private readonly capabilities: CapabilityRegistry;
 
-  constructor(private readonly opts: ConnectionOptions) {}
+  constructor(private readonly opts: ConnectionOptions) {
+    this.capabilities = registry(opts.modules);
+  }
 
   start(): void {
     this.loop ??= this.run();
@@ -153,10 +151,10 @@ export class AgentConnection {
         signal: AbortSignal.timeout(5_000),
       });
       if (res.status === 426) return { kind: 'ok' };
-      const body = (await res.json().catch(() => ({}))) as { code?: string };
-      if (res.status === 403 && body.code === 'DEVICE_PENDING') return { kind: 'pending' };
+      const body = readErrorBody(await res.json().catch(() => null));
+      if (res.status === 403 && body?.code === ErrorCode.DEVICE_PENDING) return { kind: 'pending' };
       if (res.status >= 500) return { kind: 'unreachable' };
-      return { kind: 'refused', code: body.code ?? String(res.status), status: res.status };
+      return { kind: 'refused', code: body?.code ?? String(res.status), status: res.status };
     } catch {
       return { kind: 'unreachable' };
     }
@@ -183,7 +181,7 @@ export class AgentConnection {
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
       };
       // Streams live and die with this socket: after a reconnect both sides start from scratch.
-      const streams = this.opts.streams;
+      const capabilities = this.capabilities;
       // Small frames of one turn share a message (see batch.ts) once the relay said it reads them.
       const batcher = new FrameBatcher({
         send: (message) => {
@@ -198,13 +196,17 @@ export class AgentConnection {
         batcher,
         {
           side: 'agent',
-          onOpen: (stream, open) => (streams ? streams.handleOpen(stream, open) : stream.reset('REFUSED', 'this agent serves no streams')),
+          onOpen: (stream, open) => {
+            const serve = capabilities.stream(open);
+            if (serve) serve(stream, open);
+            else stream.reset(ResetCode.REFUSED, `this agent serves no ${open.kind} streams`);
+          },
           onError: (message) => log.warn('stream protocol error', { message }),
         },
       );
 
       ws.addEventListener('open', () => {
-        send({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: AGENT_VERSION, capabilities: this.opts.capabilities, facts, features: [FRAME_BATCH_FEATURE] });
+        send({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: AGENT_VERSION, capabilities: capabilities.names, facts, features: [FRAME_BATCH_FEATURE] });
       });
       ws.addEventListener('message', (ev) => {
         lastRx = Date.now();
@@ -224,6 +226,7 @@ export class AgentConnection {
             batcher.enabled = msg.features?.includes(FRAME_BATCH_FEATURE) ?? false;
             log.info('connected to relay', { device_id: msg.device_id, relay_version: msg.relay_version });
             this.opts.onState?.('online');
+            capabilities.hello(log);
             const every = Math.max(100, msg.heartbeat_ms);
             if (heartbeat) clearInterval(heartbeat);
             heartbeat = setInterval(() => {
@@ -237,7 +240,7 @@ export class AgentConnection {
             return;
           }
           case 'req':
-            void dispatchRpc(this.opts.handlers, msg.method, msg.params).then((reply) =>
+            void dispatchRpc(capabilities.rpc, msg.method, msg.params).then((reply) =>
               send(reply.ok ? { t: 'res', id: msg.id, ok: true, result: reply.result } : { t: 'res', id: msg.id, ok: false, error: reply.error }),
             );
             return;
@@ -247,11 +250,13 @@ export class AgentConnection {
           case 'bye':
             log.warn('relay is closing the connection', { code: msg.code, reason: msg.reason });
             return;
-          case 'tunnels':
-            streams?.setTunnels(msg.tunnels);
-            return;
           case 'pong':
             return;
+          default: {
+            const handle = capabilities.message(msg);
+            if (handle) handle(msg);
+            else log.debug('no capability reads this message', { t: msg.t });
+          }
         }
       });
       let finished = false;
@@ -259,8 +264,8 @@ export class AgentConnection {
         if (finished) return;
         finished = true;
         if (heartbeat) clearInterval(heartbeat);
-        mux.resetAll('SOCKET_CLOSED', 'the relay connection closed');
-        streams?.closeAll();
+        mux.resetAll(ResetCode.SOCKET_CLOSED, 'the relay connection closed');
+        capabilities.gone(log);
         if (this.ws === ws) this.ws = null;
         resolve({ acked, code, upMs: acked ? Date.now() - ackedAt : 0 });
       };

@@ -3,15 +3,15 @@
 // print what the agent would report, which helps when checking a device by hand.
 import { parseArgs } from 'node:util';
 import { ENROLL_PATH } from '../shared/constants.ts';
+import { readErrorBody } from '../shared/codes.ts';
 import { EnrollResponseSchema, type EnrollRequest } from '../shared/api/enroll.ts';
 import { AGENT_VERSION } from '../shared/version.ts';
 import { defaultConfigPath, loadConfig, saveConfig } from './config.ts';
 import { AgentConnection } from './connection.ts';
 import { newKeyPair } from './identity.ts';
 import { createLogger } from './log.ts';
-import { createSystemReader } from './system/index.ts';
-import type { RpcHandlers } from './rpc.ts';
-import { createTunnelService } from './tunnels/service.ts';
+import { agentCapabilities } from './capabilities.ts';
+import { createSystemReader } from './system/reader.ts';
 
 const USAGE = `pirelay-agent ${AGENT_VERSION}
 
@@ -24,7 +24,7 @@ Usage:
 Options:
   --config PATH        agent config file (default: $PIRELAY_AGENT_CONFIG, /etc/pirelay/agent.json as root,
                        else ~/.config/pirelay/agent.json)
-  --simulate           use simulated hardware backends (HID, capture) instead of /dev devices
+  --simulate           mark this agent as simulated (a test or demo device): hello lists \`simulated\`
   --root DIR           read /proc, /sys and /etc under DIR (for testing on a snapshot)
   --max-backoff-ms N   cap of the reconnect backoff (default 30000)
 `;
@@ -70,7 +70,7 @@ async function main(argv: string[]): Promise<number> {
       const res = await fetch(new URL(ENROLL_PATH, relay), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
       const json = (await res.json().catch(() => null)) as unknown;
       if (!res.ok) {
-        const err = json as { error?: string; code?: string } | null;
+        const err = readErrorBody(json);
         console.error(`enrollment failed: ${res.status} ${err?.code ?? ''} ${err?.error ?? ''}`.trim());
         return 1;
       }
@@ -90,22 +90,14 @@ async function main(argv: string[]): Promise<number> {
       const config = await loadConfig(configPath);
       const system = createSystemReader({ root: values.root });
       const ticker = setInterval(() => system.tick(), 1_000);
-      const handlers: RpcHandlers = {
-        device_info: () => system.deviceInfo(),
-        process_list: () => system.processList(),
-        ping: () => ({ now: Date.now() }),
-      };
       const maxBackoff = values['max-backoff-ms'] ? Number(values['max-backoff-ms']) : undefined;
       if (maxBackoff !== undefined && !(maxBackoff >= 100)) throw new UsageError('--max-backoff-ms must be a number ≥ 100');
-      const tunnels = createTunnelService({ log });
       const connection = new AgentConnection({
         relay: config.relay,
         deviceId: config.device_id,
         privateJwk: config.private_key,
-        capabilities: ['device_info', 'process_list', 'tunnels', ...(values.simulate ? ['simulated'] : [])],
-        streams: tunnels,
+        modules: agentCapabilities({ log, system, simulate: values.simulate }),
         facts: () => system.facts(),
-        handlers,
         log,
         maxBackoffMs: maxBackoff,
       });

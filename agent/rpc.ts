@@ -1,6 +1,7 @@
 // Dispatches the hub's RPC requests to handlers. Every request is validated against the shared
 // method table before a handler sees it; every failure becomes an error reply, never a crash.
-import { RpcMethods, isRpcMethod, type RpcMethod, type RpcParams, type RpcResult, type RpcError } from '../shared/protocol/messages.ts';
+import { RpcMethods, isRpcMethod, type RpcMethod, type RpcParams, type RpcResult } from '../shared/protocol/messages.ts';
+import type { RpcError } from '../shared/protocol/envelope.ts';
 
 export type RpcHandlers = { [M in RpcMethod]?: (params: RpcParams<M>) => Promise<RpcResult<M>> | RpcResult<M> };
 

@@ -4,11 +4,10 @@
 // joins it to a TCP stream on the device. It runs on Node ≥ 20 and on Bun alike, so it uses only
 // node:net and a WebSocket that can send headers (Bun's, Node's global, or undici's on Node 20).
 //
-// The wire on that WebSocket: binary messages are raw TCP bytes, both ways; the text message
-// {"t":"eof"} says that side half-closed (TCP FIN); {"t":"error","code","message"} from the
-// relay says the connection failed and why. The relay closes the WebSocket once both sides are done.
-// With ?flow=ack (which we always ask for) we also send {"t":"ack","n":bytes} for what the local
-// app's socket took, and the relay keeps at most 4 MiB unacknowledged.
+// The wire on that WebSocket is shared/protocol/tcp-client.ts: raw TCP bytes both ways, {"t":"eof"}
+// for a half-close, {"t":"error"} when the relay says the connection failed. With ?flow=ack (which
+// we always ask for) we also acknowledge what the local app's socket took, and the relay keeps at
+// most TCP_CLIENT_WINDOW unacknowledged.
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import http from 'node:http';
@@ -17,6 +16,8 @@ import net from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { readErrorBody, type ErrorBody } from '../shared/codes.ts';
+import { TCP_CLIENT_WINDOW, TCP_EOF_MESSAGE, TCP_FLOW_ACK, tcpAckMessage, TcpRelayMessageSchema, type TcpRelayMessage } from '../shared/protocol/tcp-client.ts';
 
 export type TcpTarget = { device: string; port: number } | { tunnel: string };
 export interface ListenAddress {
@@ -57,12 +58,11 @@ interface ClientWebSocket {
 type WebSocketClass = new (url: string, options?: { headers: Record<string, string> }) => ClientWebSocket;
 
 const OPEN = 1;
-const EOF_MESSAGE = '{"t":"eof"}';
 /** Stop reading the local socket while this much is queued on the WebSocket, resume below LOW. */
 const HIGH_WATER = 1024 * 1024;
 const LOW_WATER = 256 * 1024;
-/** Acknowledge delivered bytes to the relay in steps of this much (well under its 4 MiB window). */
-const ACK_EVERY = 256 * 1024;
+/** Acknowledge delivered bytes to the relay in steps of this much (well under its window). */
+const ACK_EVERY = TCP_CLIENT_WINDOW / 16;
 /** After both sides half-closed, the relay closes the WebSocket; this long and we do it. */
 const CLOSE_WAIT_MS = 5_000;
 
@@ -119,14 +119,14 @@ async function webSocketClass(): Promise<{ WebSocket: WebSocketClass; headers: b
   return { WebSocket: undici.WebSocket, headers: true };
 }
 
-type RelayError = { code?: string; error?: string; message?: string } | null;
+type RelayError = Partial<ErrorBody> | null;
 
 const describeAnswer = (status: number, statusText: string, body: RelayError) =>
-  `${status} ${[body?.code, body?.error ?? body?.message].filter(Boolean).join(': ') || statusText}`.trim();
+  `${status} ${[body?.code, body?.error].filter(Boolean).join(': ') || statusText}`.trim();
 
 const parseError = (text: string): RelayError => {
   try {
-    return JSON.parse(text) as RelayError;
+    return readErrorBody(JSON.parse(text));
   } catch {
     return null;
   }
@@ -178,7 +178,7 @@ function upgradeAnswer(url: string, headers: Record<string, string>): Promise<{ 
 async function explainRefusal(url: string, headers: Record<string, string>): Promise<string> {
   try {
     const res = await fetch(url.replace(/^ws/, 'http'), { headers: { ...headers, accept: 'application/json' }, signal: AbortSignal.timeout(5_000) });
-    const body = (await res.json().catch(() => null)) as RelayError;
+    const body = readErrorBody(await res.json().catch(() => null));
     if (res.status !== 426) return describeAnswer(res.status, res.statusText, body);
     const upgrade = await upgradeAnswer(url, headers);
     if (upgrade) return describeAnswer(upgrade.status, upgrade.statusText, upgrade.body);
@@ -194,7 +194,7 @@ export async function startTcpForward(opts: ForwardOptions): Promise<Forward> {
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const { WebSocket, headers: canSendHeaders } = await webSocketClass();
   // flow=ack: we acknowledge what reached the local app, so the relay paces the target to it.
-  let url = `${connectUrl(opts.relay, target)}?flow=ack`;
+  let url = `${connectUrl(opts.relay, target)}?flow=${TCP_FLOW_ACK}`;
   const headers: Record<string, string> = {};
   if (opts.apiKey && canSendHeaders) headers.authorization = `Bearer ${opts.apiKey}`;
   else if (opts.apiKey) url += `${url.includes('?') ? '&' : '?'}api_key=${encodeURIComponent(opts.apiKey)}`;
@@ -236,7 +236,7 @@ export async function startTcpForward(opts: ForwardOptions): Promise<Forward> {
     });
     local.on('end', () => {
       sentEof = true;
-      if (ws.readyState === OPEN) ws.send(EOF_MESSAGE);
+      if (ws.readyState === OPEN) ws.send(TCP_EOF_MESSAGE);
     });
     local.on('error', () => {
       // 'close' follows; it decides.
@@ -265,15 +265,17 @@ export async function startTcpForward(opts: ForwardOptions): Promise<Forward> {
         local.write(bytes, () => {
           written += bytes.byteLength;
           if (written - acked >= ACK_EVERY && ws.readyState === OPEN) {
-            ws.send(`{"t":"ack","n":${written - acked}}`);
+            ws.send(tcpAckMessage(written - acked));
             acked = written;
           }
         });
         return;
       }
-      let msg: { t?: string; code?: string; message?: string };
+      let msg: TcpRelayMessage;
       try {
-        msg = JSON.parse(data);
+        const parsed = TcpRelayMessageSchema.safeParse(JSON.parse(data));
+        if (!parsed.success) return;
+        msg = parsed.data;
       } catch {
         return;
       }
@@ -282,7 +284,7 @@ export async function startTcpForward(opts: ForwardOptions): Promise<Forward> {
         local.end();
       } else if (msg.t === 'error') {
         failed = true;
-        log(`pirelay: ${describeTarget(target)}: ${msg.code ?? 'ERROR'}: ${msg.message ?? 'the connection failed'}`);
+        log(`pirelay: ${describeTarget(target)}: ${msg.code}: ${msg.message}`);
         local.destroy();
       }
     });

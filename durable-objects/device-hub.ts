@@ -5,10 +5,11 @@
 // (capabilities/index.ts). What the Worker may send is one checked contract (hub/contract.ts).
 // State that must outlive hibernation lives in storage or in a socket's attachment.
 import { DurableObject } from 'cloudflare:workers';
-import { AgentMessageSchema, HEARTBEAT_PING, HEARTBEAT_PONG, parseMessage, type AgentMessage } from '../shared/protocol/messages.ts';
-import type { MuxStream, StreamOpen } from '../shared/protocol/streams.ts';
+import { AgentMessageSchema, type AgentMessage, type StreamOpen } from '../shared/protocol/messages.ts';
+import { HEARTBEAT_PING, HEARTBEAT_PONG, parseMessage } from '../shared/protocol/envelope.ts';
+import type { MuxStream } from '../shared/protocol/mux.ts';
 import { PROTOCOL_VERSION, RELAY_VERSION } from '../shared/version.ts';
-import { CloseCode } from '../shared/constants.ts';
+import { CloseCode } from '../shared/codes.ts';
 import { DeviceFactsSchema } from '../shared/api/device-info.ts';
 import { FRAME_BATCH_FEATURE } from '../shared/protocol/batch.ts';
 import { numberVar } from '../shared/env-vars.ts';

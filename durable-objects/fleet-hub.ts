@@ -5,7 +5,7 @@
 // already authenticated and the watch request in WATCH_HEADER.
 import { DurableObject } from 'cloudflare:workers';
 import { StatusEventSchema, type StatusEvent, type StreamMessage } from '../shared/api/stream.ts';
-import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../shared/protocol/messages.ts';
+import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../shared/protocol/envelope.ts';
 import { WATCH_HEADER, Watchers, WatchSchema } from './fleet/watchers.ts';
 
 export interface FleetStats {

@@ -3,12 +3,15 @@
 // (the stream's credit window paces how fast we read the target), and when the visitor goes away
 // the request to the target is aborted at once so the target's connection is freed.
 import { joinBytes } from '../../shared/bytes.ts';
-import { headerProblem, MAX_DATA_CHUNK, parseContentLength, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
+import { headerProblem, parseContentLength } from '../../shared/protocol/http-rules.ts';
+import { MAX_DATA_CHUNK } from '../../shared/protocol/flow.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
+import type { HttpOpen } from '../../shared/protocol/tunnels.ts';
 import { headerValue, requestHeaders, responseHeaders, type HeaderList } from './headers.ts';
-import { BadRequestError, BadResponseError, type Http1Agent, type Http1Response } from './http1.ts';
+import { BadRequestError, type Http1Agent, type Http1Response } from './http1.ts';
+import { BadResponseError } from './http1-parse.ts';
 import { authority, describeFailure, timeoutFailure, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
-
-export type HttpOpen = Extract<StreamOpen, { kind: 'http' }>;
+import { ResetCode } from '../../shared/codes.ts';
 
 export interface HttpDeps extends ProxyDeps {
   /** Keep-alive connections to the targets. */
@@ -60,7 +63,7 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
     const method = open.method.toUpperCase();
     const declared = declaredLength(open.headers);
     // Refused before anything reaches the target (the hub answers the visitor 400).
-    if (typeof declared === 'string') return fail({ code: 'BAD_REQUEST', message: declared });
+    if (typeof declared === 'string') return fail({ code: ResetCode.BAD_REQUEST, message: declared });
     let body: ReadableStream<Uint8Array> | null = null;
     if (BODYLESS_METHODS.has(method) || declared === 0) {
       // Usually the OPEN carried FIN and there is nothing to read at all.
@@ -89,10 +92,10 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
         signal: controller.signal,
       });
     } catch (e) {
-      if (badBody) fail({ code: 'BAD_REQUEST', message: badBody });
+      if (badBody) fail({ code: ResetCode.BAD_REQUEST, message: badBody });
       else if (timedOut) fail(timeoutFailure(target, deps.connectTimeoutMs, 'response'));
-      else if (e instanceof BadRequestError) fail({ code: 'BAD_REQUEST', message: e.message });
-      else if (e instanceof BadResponseError) fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent a malformed response: ${e.message}` });
+      else if (e instanceof BadRequestError) fail({ code: ResetCode.BAD_REQUEST, message: e.message });
+      else if (e instanceof BadResponseError) fail({ code: ResetCode.TARGET_ERROR, message: `${authority(target)} sent a malformed response: ${e.message}` });
       else if (!ended) fail(describeFailure(e, target));
       return;
     }
@@ -104,7 +107,7 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
     const tooLarge = headerProblem(headers);
     if (tooLarge) {
       res.cancel();
-      return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent a response head too large for a tunnel: ${tooLarge}` });
+      return fail({ code: ResetCode.TARGET_ERROR, message: `${authority(target)} sent a response head too large for a tunnel: ${tooLarge}` });
     }
     const expectBody = method !== 'HEAD' && !NO_BODY_STATUS.has(res.status);
     const expected = expectBody ? parseContentLength(headerValue(res.headers, 'content-length')) : null;
@@ -121,7 +124,7 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
       } else res.cancel();
       if (ended) return;
       if (expectBody && (body?.byteLength ?? 0) !== expected) {
-        return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent ${body?.byteLength ?? 0} of the ${expected} bytes it announced` });
+        return fail({ code: ResetCode.TARGET_ERROR, message: `${authority(target)} sent ${body?.byteLength ?? 0} of the ${expected} bytes it announced` });
       }
       ended = true;
       stream.accept({ status: res.status, headers }, { body, fin: true });
@@ -143,17 +146,17 @@ export function proxyHttp(stream: MuxStream, open: HttpOpen, target: Target, dep
     } catch (e) {
       res.cancel();
       if (e instanceof VisitorGone || ended) return visitorGone();
-      return fail({ code: 'TARGET_ERROR', message: `${authority(target)} broke off the response after ${sent} bytes` });
+      return fail({ code: ResetCode.TARGET_ERROR, message: `${authority(target)} broke off the response after ${sent} bytes` });
     }
     if (expected !== null && sent !== expected) {
-      return fail({ code: 'TARGET_ERROR', message: `${authority(target)} sent ${sent} of the ${expected} bytes it announced` });
+      return fail({ code: ResetCode.TARGET_ERROR, message: `${authority(target)} sent ${sent} of the ${expected} bytes it announced` });
     }
     ended = true;
     await writer.close().catch(() => {});
   };
 
   const done = run()
-    .catch((e) => fail({ code: 'TARGET_ERROR', message: e instanceof Error ? e.message : String(e) }))
+    .catch((e) => fail({ code: ResetCode.TARGET_ERROR, message: e instanceof Error ? e.message : String(e) }))
     .finally(() => clearTimeout(timer));
   return {
     abort(code, message) {

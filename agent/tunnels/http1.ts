@@ -10,8 +10,9 @@
 import type { Socket, SocketHandler, TCPSocketConnectOptions } from 'bun';
 import { Buffer } from 'node:buffer';
 import { joinBytes } from '../../shared/bytes.ts';
-import { parseContentLength } from '../../shared/protocol/streams.ts';
+import { TOKEN } from '../../shared/protocol/http-rules.ts';
 import type { HeaderList } from './headers.ts';
+import { BadResponseError, MAX_CHUNK_LINE, parseChunkSize, readResponseHead, type Framing } from './http1-parse.ts';
 import { unbracket, type Target } from './target.ts';
 
 export interface Http1Request {
@@ -38,36 +39,20 @@ export interface Http1Response {
   cancel(): void;
 }
 
-/** A response the target sent that no HTTP/1.1 client could accept. */
-export class BadResponseError extends Error {
-  override name = 'BadResponseError';
-}
-
 /** The request itself cannot go on the wire (a header that would split the request). */
 export class BadRequestError extends Error {
   override name = 'BadRequestError';
 }
 
-/** The largest response head we read (the stream's HEAD_LIMITS are checked after parsing). */
-export const MAX_RESPONSE_HEAD = 1024 * 1024;
 /** read() joins what is queued up to this many bytes. */
 const READ_MAX = 1024 * 1024;
 /** The socket stops being read while this much body is queued and unread. */
 const QUEUE_HIGH = 1024 * 1024;
-const MAX_CHUNK_LINE = 4096;
-
-/** An HTTP token (RFC 9110 §5.6.2): what a method or a header name may be. */
-export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** Characters no header field value may hold (RFC 9110 §5.5): controls other than HTAB. */
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([^\r\n]*))?$/;
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH']);
 /** Requests sent again on a fresh connection when a reused one turns out closed. */
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-type Framing = { kind: 'none' } | { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' };
 
 /** A target's `host:port` as a pool key (hosts unbracketed, as the socket wants them). */
 const keyOf = (t: Target) => `${unbracket(t.host)}|${t.port}`;
@@ -447,48 +432,19 @@ class Exchange {
     this.body(chunk);
   }
 
-  /**
-   * Parses response heads at the start of `data` (skipping 1xx interim ones); returns the bytes
-   * after the final head, or null while the head is incomplete.
-   */
+  /** Parses the response head at the start of `data` (http1-parse.ts); the bytes after it, or null while it is incomplete. */
   private parseHeads(data: Uint8Array): Uint8Array | null {
-    for (;;) {
-      const end = headEnd(data);
-      if (end < 0) {
-        if (data.byteLength > MAX_RESPONSE_HEAD) throw new BadResponseError(`the response head is longer than ${MAX_RESPONSE_HEAD} bytes`);
-        this.buffered = data;
-        return null;
-      }
-      const text = Buffer.from(data.buffer, data.byteOffset, end).toString('latin1');
-      data = data.subarray(end);
-      const lines = text.split(/\r?\n/);
-      const m = STATUS_LINE.exec(lines[0]!);
-      if (!m) throw new BadResponseError(`the target did not answer with HTTP/1.x (${JSON.stringify(lines[0]!.slice(0, 40))})`);
-      const status = Number(m[2]);
-      if (status === 101) throw new BadResponseError('the target switched protocols on a plain request');
-      if (status < 200 && status >= 100) continue; // 100 Continue, 103 Early Hints…
-      if (status < 100) throw new BadResponseError(`status ${status} is not an HTTP status`);
-      const headers: HeaderList = [];
-      for (let i = 1; i < lines.length; i++) {
-        const line = lines[i]!;
-        if (!line) continue; // the blank line(s) that end the head
-        if (line[0] === ' ' || line[0] === '\t') throw new BadResponseError('the response head uses obsolete line folding');
-        const colon = line.indexOf(':');
-        const name = colon > 0 ? line.slice(0, colon) : '';
-        if (!TOKEN.test(name)) throw new BadResponseError(`bad response header line ${JSON.stringify(line.slice(0, 40))}`);
-        const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
-        // RFC 9110 §5.5: no control characters in a field value but HTAB (a NUL or a lone CR included).
-        if (CONTROL.test(value)) throw new BadResponseError(`control character in the ${name} header`);
-        headers.push([name.toLowerCase(), value]);
-      }
-      this.framing = framingOf(this.req.method, status, headers);
-      // Transfer-Encoding with Content-Length is how responses get smuggled: never reuse after one.
-      const both = headers.some(([n]) => n === 'transfer-encoding') && headers.some(([n]) => n === 'content-length');
-      this.reusable = m[1] === '1' && this.framing.kind !== 'close' && !both && !hasToken(headers, 'connection', 'close');
-      this.state = this.framing.kind === 'none' || (this.framing.kind === 'length' && this.framing.left === 0) ? 'done' : 'body';
-      this.resolveHead({ status, statusText: m[3] ?? '', headers, read: () => this.read(), cancel: () => this.cancel() });
-      return data;
+    const head = readResponseHead(data, this.req.method);
+    if (head.partial) {
+      this.buffered = head.rest;
+      return null;
     }
+    const { status, statusText, headers, framing, reusable } = head;
+    this.framing = framing;
+    this.reusable = reusable;
+    this.state = framing.kind === 'none' || (framing.kind === 'length' && framing.left === 0) ? 'done' : 'body';
+    this.resolveHead({ status, statusText, headers, read: () => this.read(), cancel: () => this.cancel() });
+    return head.rest;
   }
 
   /** Body bytes off the wire, by the response's framing. */
@@ -537,9 +493,7 @@ class Exchange {
         if (line) throw new BadResponseError('chunk data is not followed by CRLF');
         this.chunkState = 'size';
       } else if (this.chunkState === 'size') {
-        const hex = line.split(';', 1)[0]!.trim();
-        if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) throw new BadResponseError(`bad chunk size ${JSON.stringify(hex.slice(0, 16))}`);
-        this.chunkLeft = parseInt(hex, 16);
+        this.chunkLeft = parseChunkSize(line);
         this.chunkState = this.chunkLeft === 0 ? 'trailer' : 'data';
       } else if (!line) {
         // The empty line after the trailers: the body is complete.
@@ -642,44 +596,4 @@ class Exchange {
     this.wake();
     this.conn.done(this, false);
   }
-}
-
-/** Where the head ends (just past its blank line), or -1 while it has not all arrived. CRLF or bare LF. */
-function headEnd(data: Uint8Array): number {
-  let at = data.indexOf(10);
-  while (at >= 0) {
-    if (data[at + 1] === 10) return at + 2;
-    if (data[at + 1] === 13 && data[at + 2] === 10) return at + 3;
-    at = data.indexOf(10, at + 1);
-  }
-  return -1;
-}
-
-function hasToken(headers: HeaderList, name: string, token: string): boolean {
-  for (const [n, v] of headers) if (n === name && v.toLowerCase().split(',').some((t) => t.trim() === token)) return true;
-  return false;
-}
-
-/** How the response body is delimited (RFC 9112 §6.3). */
-function framingOf(method: string, status: number, headers: HeaderList): Framing {
-  if (method === 'HEAD' || status === 204 || status === 304) return { kind: 'none' };
-  let te: string | null = null;
-  let length: number | null = null;
-  for (const [n, v] of headers) {
-    if (n === 'transfer-encoding') te = te === null ? v : `${te},${v}`;
-    else if (n === 'content-length') {
-      for (const part of v.split(',')) {
-        const n = parseContentLength(part);
-        if (n === null) throw new BadResponseError(`bad Content-Length ${JSON.stringify(v.slice(0, 32))}`);
-        if (length !== null && n !== length) throw new BadResponseError('conflicting Content-Length values');
-        length = n;
-      }
-    }
-  }
-  if (te !== null) {
-    const codings = te.toLowerCase().split(',').map((s) => s.trim()).filter(Boolean);
-    return codings.at(-1) === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
-  }
-  if (length !== null) return { kind: 'length', left: length };
-  return { kind: 'close' };
 }

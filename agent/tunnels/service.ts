@@ -3,11 +3,13 @@
 // the OPEN names a tunnel id, the host and port always come from the table, so a visitor can
 // never reach a host or port the device owner did not configure. It also keeps every proxied
 // stream, so a dropped relay socket (or a deleted tunnel) frees the local connections at once.
-import { REFUSED_METHODS, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
-import type { TunnelTarget } from '../../shared/protocol/messages.ts';
+import { ResetCode } from '../../shared/codes.ts';
+import { REFUSED_METHODS, TOKEN } from '../../shared/protocol/http-rules.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
+import type { TunnelOpen, TunnelTarget } from '../../shared/protocol/tunnels.ts';
 import type { Logger } from '../log.ts';
 import { proxyHttp } from './http.ts';
-import { Http1Agent, TOKEN } from './http1.ts';
+import { Http1Agent } from './http1.ts';
 import { proxyTcp, type Connect } from './tcp.ts';
 import { proxyWebSocket } from './websocket.ts';
 import type { Session } from './target.ts';
@@ -22,7 +24,7 @@ export interface TunnelServiceOptions {
   connectImpl?: Connect;
 }
 
-type StreamKind = StreamOpen['kind'];
+type StreamKind = TunnelOpen['kind'];
 type PerKind = Record<StreamKind, number>;
 
 export interface TunnelStats {
@@ -40,7 +42,7 @@ export interface TunnelService {
   /** Replaces the table; streams of tunnels that are gone or now point elsewhere are reset. */
   setTunnels(list: TunnelTarget[]): void;
   /** The mux's onOpen: proxies the stream to its tunnel's target, or resets it. */
-  handleOpen(stream: MuxStream, open: StreamOpen): void;
+  handleOpen(stream: MuxStream, open: TunnelOpen): void;
   /** The relay socket is gone: end every stream and free every target connection. */
   closeAll(): void;
   stats(): TunnelStats;
@@ -54,7 +56,6 @@ interface Tracked {
 
 /** The tunnel kind each stream kind needs: a WebSocket is an upgrade of an HTTP tunnel. */
 const TUNNEL_KIND: Record<StreamKind, TunnelTarget['kind']> = { http: 'http', websocket: 'http', tcp: 'tcp' };
-
 
 /**
  * The request target must be origin-form (RFC 9112 §3.2.1): it is appended to the target's
@@ -92,27 +93,27 @@ export function createTunnelService(opts: TunnelServiceOptions): TunnelService {
       table = new Map(list.map((t) => [t.id, t]));
       for (const t of live) {
         const now = table.get(t.tunnel.id);
-        if (!now) t.session.abort('TUNNEL_REMOVED', `tunnel ${t.tunnel.name} was removed`);
+        if (!now) t.session.abort(ResetCode.TUNNEL_REMOVED, `tunnel ${t.tunnel.name} was removed`);
         else if (now.kind !== t.tunnel.kind || now.target_host !== t.tunnel.target_host || now.target_port !== t.tunnel.target_port) {
-          t.session.abort('TUNNEL_CHANGED', `tunnel ${t.tunnel.name} now points elsewhere`);
+          t.session.abort(ResetCode.TUNNEL_CHANGED, `tunnel ${t.tunnel.name} now points elsewhere`);
         }
       }
     },
 
     handleOpen(stream, open) {
       const tunnel = table.get(open.tunnel);
-      if (!tunnel) return refuse(stream, 'UNKNOWN_TUNNEL', `this device serves no tunnel ${open.tunnel}`, { tunnel: open.tunnel });
+      if (!tunnel) return refuse(stream, ResetCode.UNKNOWN_TUNNEL, `this device serves no tunnel ${open.tunnel}`, { tunnel: open.tunnel });
       if (TUNNEL_KIND[open.kind] !== tunnel.kind) {
-        return refuse(stream, 'KIND_MISMATCH', `tunnel ${tunnel.name} is a ${tunnel.kind} tunnel, not ${open.kind}`, { tunnel: tunnel.id });
+        return refuse(stream, ResetCode.KIND_MISMATCH, `tunnel ${tunnel.name} is a ${tunnel.kind} tunnel, not ${open.kind}`, { tunnel: tunnel.id });
       }
       if (open.kind !== 'tcp') {
         const bad = checkPath(open.path);
-        if (bad) return refuse(stream, 'BAD_REQUEST', bad, { tunnel: tunnel.id });
+        if (bad) return refuse(stream, ResetCode.BAD_REQUEST, bad, { tunnel: tunnel.id });
       }
       if (open.kind === 'http') {
         const method = open.method.toUpperCase();
         if (!TOKEN.test(method) || REFUSED_METHODS.has(method)) {
-          return refuse(stream, 'BAD_REQUEST', `method ${open.method.slice(0, 16)} is not allowed through a tunnel`, { tunnel: tunnel.id });
+          return refuse(stream, ResetCode.BAD_REQUEST, `method ${open.method.slice(0, 16)} is not allowed through a tunnel`, { tunnel: tunnel.id });
         }
       }
 
@@ -130,7 +131,7 @@ export function createTunnelService(opts: TunnelServiceOptions): TunnelService {
       } catch (e) {
         refused++;
         log.warn('tunnel stream could not start', { tunnel: tunnel.id, error: String(e) });
-        stream.reset('TARGET_ERROR', e instanceof Error ? e.message : String(e));
+        stream.reset(ResetCode.TARGET_ERROR, e instanceof Error ? e.message : String(e));
         return;
       }
       const tracked: Tracked = { kind: open.kind, tunnel, session };
@@ -140,7 +141,7 @@ export function createTunnelService(opts: TunnelServiceOptions): TunnelService {
     },
 
     closeAll() {
-      for (const t of live) t.session.abort('SOCKET_CLOSED', 'the relay connection closed');
+      for (const t of live) t.session.abort(ResetCode.SOCKET_CLOSED, 'the relay connection closed');
       http.closeIdle();
     },
 

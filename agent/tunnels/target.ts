@@ -2,6 +2,7 @@
 // never from the stream's OPEN), the handle the service keeps to end it, and the one place that
 // turns a failed connect into the reset code and reason the hub shows the visitor (502/504).
 import type { Logger } from '../log.ts';
+import { ResetCode } from '../../shared/codes.ts';
 
 /** Where a stream goes: taken from the tunnel table, so a visitor can never choose it. */
 export interface Target {
@@ -27,7 +28,7 @@ export interface ProxyDeps {
  * Reset codes a proxy sends; the hub answers TARGET_TIMEOUT with 504 and the rest with 502.
  * BAD_REQUEST is the visitor's fault (a body that does not match its Content-Length).
  */
-export type TargetFailureCode = 'TARGET_REFUSED' | 'TARGET_TIMEOUT' | 'TARGET_ERROR' | 'BAD_REQUEST';
+export type TargetFailureCode = typeof ResetCode.TARGET_REFUSED | typeof ResetCode.TARGET_TIMEOUT | typeof ResetCode.TARGET_ERROR | typeof ResetCode.BAD_REQUEST;
 
 export interface TargetFailure {
   code: TargetFailureCode;
@@ -55,16 +56,16 @@ export function describeFailure(e: unknown, target: Target): TargetFailure {
   const message = typeof err?.message === 'string' ? err.message : String(e);
   const where = authority(target);
   if (code === 'ECONNREFUSED' || code === 'ConnectionRefused' || /refused|failed to connect/i.test(message)) {
-    return { code: 'TARGET_REFUSED', message: `connect ECONNREFUSED ${where}` };
+    return { code: ResetCode.TARGET_REFUSED, message: `connect ECONNREFUSED ${where}` };
   }
-  if (code === 'ETIMEDOUT' || code === 'Timeout') return { code: 'TARGET_TIMEOUT', message: `connect ETIMEDOUT ${where}` };
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { code: 'TARGET_ERROR', message: `getaddrinfo ${code} ${unbracket(target.host)}` };
-  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return { code: 'TARGET_ERROR', message: `connect ${code} ${where}` };
-  if (code === 'ECONNRESET') return { code: 'TARGET_ERROR', message: `connection to ${where} was reset` };
-  return { code: 'TARGET_ERROR', message: `${where}: ${code ? `${code} ` : ''}${message}`.slice(0, 1000) };
+  if (code === 'ETIMEDOUT' || code === 'Timeout') return { code: ResetCode.TARGET_TIMEOUT, message: `connect ETIMEDOUT ${where}` };
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { code: ResetCode.TARGET_ERROR, message: `getaddrinfo ${code} ${unbracket(target.host)}` };
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return { code: ResetCode.TARGET_ERROR, message: `connect ${code} ${where}` };
+  if (code === 'ECONNRESET') return { code: ResetCode.TARGET_ERROR, message: `connection to ${where} was reset` };
+  return { code: ResetCode.TARGET_ERROR, message: `${where}: ${code ? `${code} ` : ''}${message}`.slice(0, 1000) };
 }
 
 export function timeoutFailure(target: Target, ms: number, phase: 'connect' | 'response' = 'connect'): TargetFailure {
   const message = phase === 'connect' ? `connect to ${authority(target)} timed out after ${ms / 1000} s` : `${authority(target)} sent no response within ${ms / 1000} s`;
-  return { code: 'TARGET_TIMEOUT', message };
+  return { code: ResetCode.TARGET_TIMEOUT, message };
 }

@@ -6,8 +6,10 @@
 // half-close, and still read the whole reply.
 import type { Socket, TCPSocketConnectOptions } from 'bun';
 import { joinBytes } from '../../shared/bytes.ts';
-import { MAX_DATA_CHUNK, type MuxStream } from '../../shared/protocol/streams.ts';
+import { MAX_DATA_CHUNK } from '../../shared/protocol/flow.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
 import { authority, describeFailure, timeoutFailure, unbracket, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
+import { ResetCode } from '../../shared/codes.ts';
 
 export type Connect = (options: TCPSocketConnectOptions<undefined>) => Promise<Socket<undefined>>;
 
@@ -155,7 +157,7 @@ export function proxyTcp(stream: MuxStream, target: Target, deps: TcpDeps): Sess
             writer.close().catch(() => {});
           }
           if (!dead && !(targetEnded && visitorEnded)) {
-            fail(error ? describeFailure(error, target) : { code: 'TARGET_ERROR', message: `${authority(target)} closed the connection` });
+            fail(error ? describeFailure(error, target) : { code: ResetCode.TARGET_ERROR, message: `${authority(target)} closed the connection` });
           }
           dead = true;
           settle();

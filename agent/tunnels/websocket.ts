@@ -1,12 +1,12 @@
 // A visitor's WebSocket carried to a local WebSocket server on the device. The hub has already
 // done the visitor's handshake; here the agent makes its own to the target, and the two are
 // joined message for message: each text, binary or close travels as a ws-record on the stream.
-import { WsRecordKind, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
-import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../../shared/protocol/ws-records.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
+import type { WebSocketOpen } from '../../shared/protocol/tunnels.ts';
+import { encodeWsRecord, wsClosePayload, WsRecordDecoder, WsRecordKind } from '../../shared/protocol/ws-records.ts';
 import { requestHeaders } from './headers.ts';
 import { authority, describeFailure, timeoutFailure, type ProxyDeps, type Session, type Target, type TargetFailure } from './target.ts';
-
-export type WebSocketOpen = Extract<StreamOpen, { kind: 'websocket' }>;
+import { ResetCode } from '../../shared/codes.ts';
 
 /**
  * A target's messages cannot be paused (the WebSocket API has no backpressure), so what the
@@ -81,11 +81,11 @@ export function proxyWebSocket(stream: MuxStream, open: WebSocketOpen, target: T
       record = encodeWsRecord(kind, payload);
     } catch (e) {
       closeTarget(1009, 'message too big');
-      return fail({ code: 'TARGET_ERROR', message: `the target sent a message the tunnel cannot carry: ${e instanceof Error ? e.message : String(e)}` });
+      return fail({ code: ResetCode.TARGET_ERROR, message: `the target sent a message the tunnel cannot carry: ${e instanceof Error ? e.message : String(e)}` });
     }
     queued += record.byteLength;
     if (queued > MAX_QUEUED_TO_VISITOR) {
-      fail({ code: 'TARGET_ERROR', message: `the visitor fell ${MAX_QUEUED_TO_VISITOR >> 20} MiB behind the target's messages` });
+      fail({ code: ResetCode.TARGET_ERROR, message: `the visitor fell ${MAX_QUEUED_TO_VISITOR >> 20} MiB behind the target's messages` });
       return;
     }
     writer.write(record).then(() => (queued -= record.byteLength), visitorGone);
@@ -103,7 +103,7 @@ export function proxyWebSocket(stream: MuxStream, open: WebSocketOpen, target: T
       try {
         records = decoder.push(next.value);
       } catch (e) {
-        return fail({ code: 'TARGET_ERROR', message: `bad websocket record from the relay: ${e instanceof Error ? e.message : String(e)}` });
+        return fail({ code: ResetCode.TARGET_ERROR, message: `bad websocket record from the relay: ${e instanceof Error ? e.message : String(e)}` });
       }
       for (const record of records) {
         if (ws.readyState !== WebSocket.OPEN) continue;
@@ -140,15 +140,15 @@ export function proxyWebSocket(stream: MuxStream, open: WebSocketOpen, target: T
     clearTimeout(connectTimer);
     if (!opened) {
       // "Expected 101 status code: 404" means the target is up but refused the upgrade.
-      if (/status code/i.test(lastError)) fail({ code: 'TARGET_ERROR', message: `${authority(target)} refused the WebSocket upgrade: ${lastError}` });
-      else fail(lastError && !/failed to connect/i.test(lastError) ? describeFailure({ message: lastError }, target) : { code: 'TARGET_REFUSED', message: `connect ECONNREFUSED ${authority(target)}` });
+      if (/status code/i.test(lastError)) fail({ code: ResetCode.TARGET_ERROR, message: `${authority(target)} refused the WebSocket upgrade: ${lastError}` });
+      else fail(lastError && !/failed to connect/i.test(lastError) ? describeFailure({ message: lastError }, target) : { code: ResetCode.TARGET_REFUSED, message: `connect ECONNREFUSED ${authority(target)}` });
       return;
     }
     if (dead) return;
     toVisitor(WsRecordKind.CLOSE, wsClosePayload(ev.code || 1005, ev.reason));
     writer.close().catch(() => {});
     // The visitor answers the close through the hub; if it never does, do not wait forever.
-    if (!visitorDone) graceTimer = setTimeout(() => fail({ code: 'TARGET_ERROR', message: 'the visitor did not finish closing' }), CLOSE_GRACE_MS);
+    if (!visitorDone) graceTimer = setTimeout(() => fail({ code: ResetCode.TARGET_ERROR, message: 'the visitor did not finish closing' }), CLOSE_GRACE_MS);
   });
 
   const done = (async () => {

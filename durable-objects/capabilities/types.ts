@@ -4,8 +4,9 @@
 // topics, what happens when the agent says hello or goes away — is declared here and plugged in
 // by one line in capabilities/index.ts. See docs/architecture.md for the recipe.
 import type { z } from 'zod';
-import type { AgentMessage, HelloSchema, HubMessage, RpcMethod } from '../../shared/protocol/messages.ts';
-import type { MuxStream, StreamOpen } from '../../shared/protocol/streams.ts';
+import type { AgentMessage, HubMessage, RpcMethod, StreamOpen } from '../../shared/protocol/messages.ts';
+import type { HelloSchema } from '../../shared/protocol/envelope.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
 
 export type Hello = z.infer<typeof HelloSchema>;
 

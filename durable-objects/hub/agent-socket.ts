@@ -4,10 +4,10 @@
 // old socket) and is recorded, since two live agents with one identity mean a copied config. The
 // socket's attachment keeps what must outlive hibernation (when it connected, from where, its
 // hello); the stream mux of the current socket lives in memory and dies with it.
-import { CloseCode } from '../../shared/constants.ts';
+import { CloseCode } from '../../shared/codes.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../../shared/protocol/batch.ts';
-import type { HubMessage } from '../../shared/protocol/messages.ts';
-import { StreamMux, type MuxStream, type StreamOpen } from '../../shared/protocol/streams.ts';
+import type { HubMessage, StreamOpen } from '../../shared/protocol/messages.ts';
+import { StreamMux, type MuxStream } from '../../shared/protocol/mux.ts';
 import type { IdentityConflictRecord } from '../../shared/db/schema.ts';
 
 export const AGENT_TAG = 'agent';

@@ -3,7 +3,8 @@
 // classes do not cross Durable Object RPC. What waits here dies with the instance, as the calls
 // that wait do.
 import { z } from 'zod';
-import { RpcMethods, isRpcMethod, type AgentMessage, type RpcError, type RpcMethod, type RpcParams, type RpcResult } from '../../shared/protocol/messages.ts';
+import { RpcMethods, isRpcMethod, type AgentMessage, type RpcMethod, type RpcParams, type RpcResult } from '../../shared/protocol/messages.ts';
+import type { RpcError } from '../../shared/protocol/envelope.ts';
 
 // An error's details cross to the Worker as JSON of bounded depth: the stub's typing drops an
 // `unknown` (the whole error would vanish from the type) and recurses too deep on a recursive JSON type.

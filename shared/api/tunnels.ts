@@ -3,9 +3,10 @@
 // dashboard and the Worker share one rule for names and targets; the parsing helpers here use
 // web-standard APIs only.
 import { z } from 'zod';
+import { TUNNEL_KINDS } from '../protocol/tunnels.ts';
 import { PasswordSchema } from './auth.ts';
 
-export const TUNNEL_KINDS = ['http', 'tcp'] as const;
+export { TUNNEL_KINDS };
 export const TUNNEL_ACCESS_MODES = ['public', 'basic', 'bearer', 'pirelay'] as const;
 export type TunnelKind = (typeof TUNNEL_KINDS)[number];
 export type TunnelAccessMode = (typeof TUNNEL_ACCESS_MODES)[number];

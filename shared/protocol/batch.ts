@@ -4,7 +4,7 @@
 // one message each way instead of one each. Large frames (bulk DATA) go out at once, after
 // whatever is queued, so order is kept and no big payload is copied twice.
 import { BATCH_ENTRY_HEADER_BYTES, encodeBatch, FRAME_HEADER_BYTES, MAX_FRAME_PAYLOAD } from './frames.ts';
-import type { MuxTransport } from './streams.ts';
+import type { MuxTransport } from './mux.ts';
 
 /** Hello capability (agent) and hello_ack feature (hub): this side reads BATCH frames. */
 export const FRAME_BATCH_FEATURE = 'frame-batch';

@@ -3,7 +3,7 @@
 // Web-standard APIs only: this module runs unchanged on workerd, Bun and Deno.
 
 export const FrameType = {
-  /** Open a stream; payload is a JSON StreamOpen (see streams in the tunnels work). */
+  /** Open a stream; payload is a JSON StreamOpen (messages.ts). */
   OPEN: 1,
   DATA: 2,
   /** Grant more credit; payload is a u32 BE byte count. */

@@ -1,8 +1,15 @@
 // WebSocket messages over a stream: a stream is a byte pipe, so a tunnelled WebSocket's messages
-// (and its close) are framed as records [kind u8][length u32 BE][payload] (see WsRecordKind in
-// streams.ts). The decoder reassembles records split across DATA frames at any byte, and refuses
+// (and its close) are framed as records [kind u8][length u32 BE][payload] (WsRecordKind below).
+// The decoder reassembles records split across DATA frames at any byte, and refuses
 // a record larger than its cap before buffering it, so a peer cannot make it allocate at will.
-import { WsRecordKind } from './streams.ts';
+
+/**
+ * WebSocket messages ride a websocket-kind stream as records: [kind u8 (0 text, 1 binary,
+ * 2 close)][length u32 BE][payload]; a close record's payload is [code u16 BE][reason UTF-8].
+ * Records may be split across DATA frames arbitrarily; the receiver reassembles them.
+ */
+export const WsRecordKind = { TEXT: 0, BINARY: 1, CLOSE: 2 } as const;
+export type WsRecordKind = (typeof WsRecordKind)[keyof typeof WsRecordKind];
 
 export const WS_RECORD_HEADER_BYTES = 5;
 /** Default cap on one record's payload; larger ones are refused by both encoder and decoder. */

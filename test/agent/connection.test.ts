@@ -10,7 +10,7 @@ import { backoffDelay, REPLACED_BACKOFF } from '../../agent/backoff.ts';
 import { dispatchRpc } from '../../agent/rpc.ts';
 import { AGENT_JWT_AUDIENCE } from '../../shared/constants.ts';
 import { encodeFrame, FrameType } from '../../shared/protocol/frames.ts';
-import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../../shared/protocol/messages.ts';
+import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../../shared/protocol/envelope.ts';
 
 type Ws = ServerWebSocket<{ id: number }>;
 
@@ -111,9 +111,9 @@ async function connect(relay: FakeRelay, extra: Partial<ConstructorParameters<ty
     relay: relay.url,
     deviceId: 'dev1',
     privateJwk,
-    capabilities: ['device_info'],
+    // Serving only the universal ping, the module is known to the hub by its name.
+    modules: [{ name: 'device_info', rpc: { ping: () => ({ now: 42 }) } }],
     facts: async () => undefined,
-    handlers: { ping: () => ({ now: 42 }) },
     log: quiet,
     maxBackoffMs: 400,
     onState: (s) => states.push(s),

@@ -1,7 +1,7 @@
 // The hub joins a request body's small chunks into frame-sized pieces, in workerd itself.
 import { describe, expect, it } from 'vitest';
 import { coalesce } from '../../durable-objects/capabilities/tunnels/coalesce.ts';
-import { MAX_DATA_CHUNK } from '../../shared/protocol/streams.ts';
+import { MAX_DATA_CHUNK } from '../../shared/protocol/flow.ts';
 
 function source(chunks: Uint8Array[], delayEvery = 0): ReadableStream<Uint8Array> {
   let i = 0;

@@ -17,7 +17,7 @@ import { startDevEnv, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
 import { freePort, http, loopbackLookup, tempDir } from './harness.ts';
 import { newKeyPair, signConnectToken } from '../../agent/identity.ts';
 import { decodeFrame, FrameType } from '../../shared/protocol/frames.ts';
-import { HEARTBEAT_PING } from '../../shared/protocol/messages.ts';
+import { HEARTBEAT_PING } from '../../shared/protocol/envelope.ts';
 import { PROTOCOL_VERSION } from '../../shared/version.ts';
 import { Prng, seedFrom } from './fuzz/prng.ts';
 import { RequestFuzzer, routesFrom, type Fixtures, type FuzzRequest } from './fuzz/http.ts';

@@ -2,7 +2,8 @@
 // web-standard APIs and works unchanged outside workerd and Bun.
 import { deepStrictEqual, strictEqual, throws, ok } from 'node:assert';
 import { decodeFrame, encodeFrame, FrameError, FrameType, MAX_FRAME_PAYLOAD } from '../../shared/protocol/frames.ts';
-import { AgentMessageSchema, HubMessageSchema, parseMessage, RpcMethods, HEARTBEAT_PING } from '../../shared/protocol/messages.ts';
+import { AgentMessageSchema, HubMessageSchema, RpcMethods } from '../../shared/protocol/messages.ts';
+import { parseMessage, HEARTBEAT_PING } from '../../shared/protocol/envelope.ts';
 import { DeviceInfoSchema } from '../../shared/api/device-info.ts';
 
 declare const Deno: { test(name: string, fn: () => void | Promise<void>): void; version: { deno: string } };

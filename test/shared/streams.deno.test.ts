@@ -2,9 +2,9 @@
 // (streams, crypto.subtle, queueMicrotask) and behave the same outside Bun and workerd.
 import { deepStrictEqual, ok, strictEqual } from 'node:assert';
 import { decodeFrame, FrameType } from '../../shared/protocol/frames.ts';
-import { INITIAL_WINDOW, StreamMux, StreamResetError, type MuxStream } from '../../shared/protocol/streams.ts';
-import { encodeWsRecord, WsRecordDecoder, type WsRecord } from '../../shared/protocol/ws-records.ts';
-import { WsRecordKind } from '../../shared/protocol/streams.ts';
+import { INITIAL_WINDOW } from '../../shared/protocol/flow.ts';
+import { StreamMux, StreamResetError, type MuxStream } from '../../shared/protocol/mux.ts';
+import { encodeWsRecord, WsRecordDecoder, WsRecordKind, type WsRecord } from '../../shared/protocol/ws-records.ts';
 
 declare const Deno: { test(name: string, fn: () => void | Promise<void>): void };
 

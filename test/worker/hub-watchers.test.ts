@@ -7,7 +7,7 @@ import { env, runInDurableObject } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { userWithKey } from './helpers.ts';
 import { connectAgent, enrollDevice, eventually, waitFor } from './device-helpers.ts';
-import { HEARTBEAT_PING } from '../../shared/protocol/messages.ts';
+import { HEARTBEAT_PING } from '../../shared/protocol/envelope.ts';
 import { INTERNAL } from '../../durable-objects/hub/contract.ts';
 import { WATCHER_WINDOW, type Watchers } from '../../durable-objects/hub/watchers.ts';
 

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { api, userWithKey } from './helpers.ts';
 import { enrollDevice, waitFor } from './device-helpers.ts';
 import { fakeTunnelAgent, makeTunnel, tunnelName } from './tunnels-helpers.ts';
-import type { MuxStream } from '../../shared/protocol/streams.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
 
 let admin: string;
 beforeAll(async () => {

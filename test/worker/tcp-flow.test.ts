@@ -3,8 +3,8 @@
 // (through the stream's credit) instead of piling bytes up in the relay or the client. A plain
 // WebSocket client, which never acknowledges, still gets everything as fast as it comes.
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { MuxStream } from '../../shared/protocol/streams.ts';
-import { TCP_CLIENT_WINDOW } from '../../durable-objects/capabilities/tunnels/proxy.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
+import { TCP_CLIENT_WINDOW } from '../../shared/protocol/tcp-client.ts';
 import { api, userWithKey } from './helpers.ts';
 import { enrollDevice, waitFor } from './device-helpers.ts';
 import { fakeTunnelAgent, makeTunnel, tunnelName } from './tunnels-helpers.ts';

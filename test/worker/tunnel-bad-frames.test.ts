@@ -6,7 +6,7 @@ import { encodeFrame, FrameType, MAX_FRAME_PAYLOAD } from '../../shared/protocol
 import { userWithKey } from './helpers.ts';
 import { enrollDevice } from './device-helpers.ts';
 import { fakeTunnelAgent, makeTunnel, tunnelName, visit } from './tunnels-helpers.ts';
-import type { MuxStream } from '../../shared/protocol/streams.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
 
 let admin: string;
 beforeAll(async () => {

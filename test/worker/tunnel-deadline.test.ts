@@ -2,7 +2,7 @@
 // a target that never answers gets the visitor a 504 and the agent a TARGET_TIMEOUT reset, while
 // an upload slower than the deadline is not cut off, since the wait restarts as it makes progress.
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { MuxStream } from '../../shared/protocol/streams.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
 import { userWithKey } from './helpers.ts';
 import { enrollDevice, waitFor } from './device-helpers.ts';
 import { fakeTunnelAgent, makeTunnel, tunnelName, visit } from './tunnels-helpers.ts';

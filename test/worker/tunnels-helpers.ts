@@ -6,7 +6,7 @@ import { randomId } from '../../worker/auth/crypto.ts';
 import { api } from './helpers.ts';
 import { agentJwt, connectRequest, waitFor } from './device-helpers.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../../shared/protocol/batch.ts';
-import { StreamMux, type MuxStream } from '../../shared/protocol/streams.ts';
+import { StreamMux, type MuxStream } from '../../shared/protocol/mux.ts';
 import { PROTOCOL_VERSION } from '../../shared/version.ts';
 
 export interface TunnelView {

@@ -14,7 +14,7 @@ import { cookieValue, isRelayAuthorization, withoutSessionCookie } from '../../w
 import { SESSION_COOKIE } from '../../shared/api/auth.ts';
 import { SESSION_AUDIENCE } from '../../worker/auth/principal.ts';
 import { streamFailure } from '../../durable-objects/capabilities/tunnels/proxy.ts';
-import { StreamResetError } from '../../shared/protocol/streams.ts';
+import { StreamResetError } from '../../shared/protocol/mux.ts';
 import { clientIpOf } from '../../worker/client-ip.ts';
 import { tunnelDomain, tunnelNameFromHost } from '../../worker/tunnels/ingress.ts';
 import { prefersJson, visitorError } from '../../shared/http-pages.ts';

@@ -16,6 +16,7 @@ import { hubFor } from '../devices/hub.ts';
 import { clientIpOf } from '../client-ip.ts';
 import { INTERNAL } from '../../durable-objects/hub/contract.ts';
 import { AGENT_JWT_AUDIENCE, AGENT_JWT_MAX_AGE_S } from '../../shared/constants.ts';
+import { ErrorCode } from '../../shared/codes.ts';
 
 const INVALID_TOKEN = 'Invalid agent token';
 /** Longer jtis than this are no token of ours (the agent sends a UUID). */
@@ -60,13 +61,13 @@ export function registerAgentConnectRoute(app: App) {
     const usableUntil = Math.min(claims.exp! * 1000, (claims.iat! + AGENT_JWT_MAX_AGE_S) * 1000);
     const hub = hubFor(c.env, deviceId);
     if (!(await hub.claimConnectToken(claims.jti, usableUntil))) throw unauthorized('Agent token was already used');
-    if (device.status === 'pending') throw new ApiError(403, 'DEVICE_PENDING', 'Device is waiting for approval', { device_id: deviceId });
-    if (device.status !== 'approved') throw new ApiError(403, 'DEVICE_REVOKED', `Device is ${device.status}`, { device_id: deviceId, status: device.status });
+    if (device.status === 'pending') throw new ApiError(403, ErrorCode.DEVICE_PENDING, 'Device is waiting for approval', { device_id: deviceId });
+    if (device.status !== 'approved') throw new ApiError(403, ErrorCode.DEVICE_REVOKED, `Device is ${device.status}`, { device_id: deviceId, status: device.status });
 
     // Checked after authentication on purpose: an agent whose dial failed sends a plain GET to
     // learn why (pending, revoked, bad key), and 426 tells it that all is well but the upgrade.
     if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
-      throw new ApiError(426, 'UPGRADE_REQUIRED', 'Expected a WebSocket upgrade', { device_id: deviceId });
+      throw new ApiError(426, ErrorCode.UPGRADE_REQUIRED, 'Expected a WebSocket upgrade', { device_id: deviceId });
     }
     const headers = new Headers(c.req.raw.headers);
     // Internal headers come from the relay alone: an agent cannot pose as a tunnel visitor.

@@ -3,6 +3,7 @@
 import { z } from '@hono/zod-openapi';
 import * as tunnels from '../../shared/api/tunnels.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
+import { TCP_FLOW_ACK } from '../../shared/protocol/tcp-client.ts';
 
 export const Tunnel = tunnels.TunnelSchema.openapi('Tunnel');
 export const SavedTunnel = tunnels.SavedTunnelSchema.openapi('SavedTunnel');
@@ -38,7 +39,7 @@ export const DevicePortParams = z.object({
 export const ConnectQuery = z.object({
   api_key: z.string().optional().openapi({ description: 'An API key, for clients that cannot set the Authorization header (it will show in logs)' }),
   flow: z
-    .enum(['ack'])
+    .enum([TCP_FLOW_ACK])
     .optional()
     .openapi({ description: 'ack: the client acknowledges the bytes it delivered with {"t":"ack","n":bytes} text messages, and the relay keeps at most 4 MiB unacknowledged (pirelay tcp does this). Without it the relay sends as fast as the device does.' }),
 });

@@ -5,7 +5,7 @@
 // hub what this is. The body is handed on as a stream, never read here, so uploads of any size
 // pass with backpressure; a Content-Length goes along only when it frames exactly that stream.
 import type { Tunnel } from '../../shared/db/schema.ts';
-import { parseContentLength } from '../../shared/protocol/streams.ts';
+import { parseContentLength, TOKEN } from '../../shared/protocol/http-rules.ts';
 import { isRelayAuthorization, withoutSessionCookie } from './credential.ts';
 import { INTERNAL, type VisitHead } from '../../durable-objects/hub/contract.ts';
 
@@ -42,9 +42,6 @@ export function hasLoopToken(value: string | null): boolean {
 export class BadVisitError extends Error {
   override name = 'BadVisitError';
 }
-
-/** An HTTP token (RFC 9110 §5.6.2): what a header name must be. */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** What leaves for the target: the visitor's headers, cleaned, plus X-Forwarded-*. */
 type HeaderList = [string, string][];

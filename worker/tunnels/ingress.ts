@@ -6,7 +6,7 @@
 // get (TRACE, a `//` path, a header name that is no token) is answered here, before any device
 // work. Nothing here buffers a body.
 import { RESERVED_TUNNEL_NAMES, TUNNEL_NAME_PATTERN } from '../../shared/api/tunnels.ts';
-import { REFUSED_METHODS } from '../../shared/protocol/streams.ts';
+import { REFUSED_METHODS } from '../../shared/protocol/http-rules.ts';
 import { hubFor } from '../devices/hub.ts';
 import type { NamedTunnel } from './queries.ts';
 import { basicMemo, checkTunnelAccess } from './access.ts';

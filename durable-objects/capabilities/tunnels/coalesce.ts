@@ -2,7 +2,7 @@
 // MAX_DATA_CHUNK, without waiting for more than what is already there: every frame is a
 // WebSocket message with a fixed cost in the hub, so an upload in 16 KiB pieces would be
 // bound by the message rate rather than by bytes.
-import { MAX_DATA_CHUNK } from '../../../shared/protocol/streams.ts';
+import { MAX_DATA_CHUNK } from '../../../shared/protocol/flow.ts';
 import { joinBytes } from '../../../shared/bytes.ts';
 
 const TICK = Symbol('tick');

@@ -4,7 +4,8 @@
 // tunnels without allow_clientless close, and every stream of the old socket was reset with it.
 import { numberVar } from '../../../shared/env-vars.ts';
 import { visitorError } from '../../../shared/http-pages.ts';
-import type { MuxStream, StreamOpen } from '../../../shared/protocol/streams.ts';
+import type { MuxStream } from '../../../shared/protocol/mux.ts';
+import type { StreamOpen } from '../../../shared/protocol/messages.ts';
 import type { HubCapability, HubContext } from '../types.ts';
 import { Deadlines } from './deadlines.ts';
 import { proxyHttp, proxyTcp, proxyWebSocket, type StreamContext } from './proxy.ts';

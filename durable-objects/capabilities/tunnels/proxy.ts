@@ -2,7 +2,11 @@
 // response (bodies streamed both ways, never buffered whole), a WebSocket (messages as records),
 // or a TCP connection reached through a client WebSocket (raw bytes, half-close as {"t":"eof"}).
 // The Worker has already checked access; the agent picks the target from its own tunnel table.
-import { HEAD_LIMITS, headerProblem, parseContentLength, StreamResetError, WsRecordKind, type Accepted, type MuxStream, type StreamAccept, type StreamOpen } from '../../../shared/protocol/streams.ts';
+import { HEAD_LIMITS, headerProblem, parseContentLength } from '../../../shared/protocol/http-rules.ts';
+import { StreamResetError, type MuxStream } from '../../../shared/protocol/mux.ts';
+import { WsRecordKind } from '../../../shared/protocol/ws-records.ts';
+import type { Accepted, StreamAccept } from '../../../shared/protocol/heads.ts';
+import type { StreamOpen } from '../../../shared/protocol/messages.ts';
 import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../../../shared/protocol/ws-records.ts';
 import type { HubTunnel } from './table.ts';
 import { visitorError } from '../../../shared/http-pages.ts';

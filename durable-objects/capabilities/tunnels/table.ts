@@ -3,7 +3,7 @@
 // per-tunnel request budget (a token bucket per tunnel, refilled continuously).
 import { eq } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/d1';
-import type { TunnelTarget } from '../../../shared/protocol/messages.ts';
+import type { TunnelTarget } from '../../../shared/protocol/tunnels.ts';
 import { tunnels, type Tunnel } from '../../../shared/db/schema.ts';
 
 /** What the hub needs of a tunnel row. */

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'bun:test';
 import { BATCH_FRAME_MAX, BATCH_MAX_BYTES, FrameBatcher } from '../../../shared/protocol/batch.ts';
 import { batchEntries, decodeFrame, encodeBatch, encodeFrame, FRAME_HEADER_BYTES, FrameError, FrameType, isBatch } from '../../../shared/protocol/frames.ts';
-import { StreamMux } from '../../../shared/protocol/streams.ts';
+import { StreamMux } from '../../../shared/protocol/mux.ts';
 import { bytes, loopback, rawPeer, readAll, settle, u32 } from './helpers.ts';
 
 const frame = (type: FrameType, id: number, payload: Uint8Array = new Uint8Array(0)) => encodeFrame(type, id, payload);

@@ -2,7 +2,8 @@
 // body with FIN (a small complete response). It must be exactly equivalent to the long form.
 import { describe, expect, it } from 'bun:test';
 import { decodeFrame, encodeFrame, FrameError, FrameFlag, FrameType } from '../../../shared/protocol/frames.ts';
-import { MAX_DATA_CHUNK, type StreamOpen } from '../../../shared/protocol/streams.ts';
+import { MAX_DATA_CHUNK } from '../../../shared/protocol/flow.ts';
+import type { StreamOpen } from '../../../shared/protocol/messages.ts';
 import { bytes, loopback, readAll, settle } from './helpers.ts';
 
 const GET: StreamOpen = { kind: 'http', tunnel: 't', method: 'GET', path: '/', headers: [] };

@@ -3,7 +3,9 @@
 // holds while stream windows are full, and a small exchange is not stuck behind a bulk transfer.
 import { describe, expect, it } from 'bun:test';
 import { FrameType } from '../../../shared/protocol/frames.ts';
-import { INITIAL_WINDOW, MAX_DATA_CHUNK, MAX_STREAM_WINDOW, SOCKET_ACK_BYTES, StreamResetError, WINDOW_GROWTH_PERIOD_MS, type MuxStream, type StreamOpen } from '../../../shared/protocol/streams.ts';
+import { INITIAL_WINDOW, MAX_DATA_CHUNK, MAX_STREAM_WINDOW, SOCKET_ACK_BYTES, WINDOW_GROWTH_PERIOD_MS } from '../../../shared/protocol/flow.ts';
+import { StreamResetError, type MuxStream } from '../../../shared/protocol/mux.ts';
+import type { StreamOpen } from '../../../shared/protocol/messages.ts';
 import { bytes, dataBytes, loopback, rawPeer, readAll, settle, text, u32, writeAll, type Loopback } from './helpers.ts';
 
 const TCP: StreamOpen = { kind: 'tcp', tunnel: 'tun' };

@@ -3,7 +3,7 @@
 // seeded PRNG so a failing random run can be replayed, and readers/writers with chosen pacing.
 import { batchEntries, decodeFrame, encodeFrame, FrameType, isBatch, type Frame } from '../../../shared/protocol/frames.ts';
 import { FrameBatcher } from '../../../shared/protocol/batch.ts';
-import { StreamMux, type MuxOptions, type MuxStream } from '../../../shared/protocol/streams.ts';
+import { StreamMux, type MuxOptions, type MuxStream } from '../../../shared/protocol/mux.ts';
 
 /** mulberry32: tiny, fast, and good enough to pick sizes and timings. */
 export function prng(seed: number): () => number {

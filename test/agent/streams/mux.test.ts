@@ -3,7 +3,9 @@
 // point, id allocation, limits, resetAll, and malformed frames that must never throw.
 import { describe, expect, it } from 'bun:test';
 import { encodeFrame, FrameType, MAX_FRAME_PAYLOAD } from '../../../shared/protocol/frames.ts';
-import { INITIAL_WINDOW, StreamMux, StreamResetError, type MuxStream, type StreamOpen } from '../../../shared/protocol/streams.ts';
+import { INITIAL_WINDOW } from '../../../shared/protocol/flow.ts';
+import { StreamMux, StreamResetError, type MuxStream } from '../../../shared/protocol/mux.ts';
+import type { StreamOpen } from '../../../shared/protocol/messages.ts';
 import { bytes, loopback, rawPeer, readAll, settle, text, u32, writeAll } from './helpers.ts';
 
 const enc = new TextEncoder();

@@ -4,7 +4,9 @@
 // transfer. Each run is driven by a seed; a failure prints it so the run can be replayed.
 import { describe, expect, it } from 'bun:test';
 import { FrameType } from '../../../shared/protocol/frames.ts';
-import { INITIAL_WINDOW, MAX_DATA_CHUNK, MAX_STREAM_WINDOW, StreamResetError, type MuxStream, type StreamOpen } from '../../../shared/protocol/streams.ts';
+import { INITIAL_WINDOW, MAX_DATA_CHUNK, MAX_STREAM_WINDOW } from '../../../shared/protocol/flow.ts';
+import { StreamResetError, type MuxStream } from '../../../shared/protocol/mux.ts';
+import type { StreamOpen } from '../../../shared/protocol/messages.ts';
 import { bytes, loopback, prng, randInt, settle, sha256, sleep, type Side } from './helpers.ts';
 
 const MiB = 1024 * 1024;

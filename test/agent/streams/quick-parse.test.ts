@@ -3,7 +3,9 @@
 // (each field of the right type, at its limit, one past it, of the wrong type, or missing) are
 // judged by both; the fast check may pass a payload on to zod, but must agree when it answers.
 import { describe, expect, it } from 'bun:test';
-import { HEAD_LIMITS, quickStreamAccept, quickStreamOpen, StreamAcceptSchema, StreamOpenSchema } from '../../../shared/protocol/streams.ts';
+import { HEAD_LIMITS } from '../../../shared/protocol/http-rules.ts';
+import { quickStreamAccept, quickStreamOpen, StreamAcceptSchema } from '../../../shared/protocol/heads.ts';
+import { StreamOpenSchema } from '../../../shared/protocol/messages.ts';
 import { prng } from './helpers.ts';
 
 type Pick = <T>(options: readonly T[]) => T;

@@ -3,7 +3,7 @@
 // request/response streams per second. The figures are printed, and what is asserted is that
 // every byte and every stream arrived: speed targets belong to `npm run bench`, not to tests.
 import { describe, expect, it } from 'bun:test';
-import { StreamMux, type MuxStream } from '../../../shared/protocol/streams.ts';
+import { StreamMux, type MuxStream } from '../../../shared/protocol/mux.ts';
 import { bytes, loopback, readAll, writeAll } from './helpers.ts';
 
 const MiB = 1024 * 1024;

@@ -1,8 +1,7 @@
 // WebSocket records over a stream: every record comes back whole however the bytes are split,
 // close records carry code and reason, and a record over the cap is refused before it is buffered.
 import { describe, expect, it } from 'bun:test';
-import { WsRecordKind } from '../../../shared/protocol/streams.ts';
-import { encodeWsRecord, MAX_WS_CLOSE_REASON, WS_RECORD_HEADER_BYTES, WsRecordDecoder, WsRecordError, wsClosePayload, type WsRecord } from '../../../shared/protocol/ws-records.ts';
+import { encodeWsRecord, WsRecordKind, MAX_WS_CLOSE_REASON, WS_RECORD_HEADER_BYTES, WsRecordDecoder, WsRecordError, wsClosePayload, type WsRecord } from '../../../shared/protocol/ws-records.ts';
 import { bytes, concat, prng, randInt } from './helpers.ts';
 
 function encode(r: WsRecord): Uint8Array {

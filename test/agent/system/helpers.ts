@@ -4,7 +4,7 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { StatfsFn, StatfsResult } from '../../../agent/system/index.ts';
+import type { StatfsFn, StatfsResult } from '../../../agent/system/reader.ts';
 
 export const FIXTURES = join(import.meta.dir, '../../fixtures/proc');
 export const PI4 = join(FIXTURES, 'pi4');

@@ -6,7 +6,7 @@ import {
   DeviceInfoSchema,
   ProcessListSchema,
 } from '../../../shared/api/device-info.ts';
-import { createSystemReader } from '../../../agent/system/index.ts';
+import { createSystemReader } from '../../../agent/system/reader.ts';
 import {
   bumpCpu,
   copyFixture,

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { DeviceInfoSchema, ProcessListSchema, type DeviceInfo } from '../../../shared/api/device-info.ts';
-import { createSystemReader } from '../../../agent/system/index.ts';
+import { createSystemReader } from '../../../agent/system/reader.ts';
 
 function run(...argv: string[]): string {
   const result = Bun.spawnSync(argv, { stdout: 'pipe', stderr: 'pipe' });

@@ -2,8 +2,9 @@
 // it opens streams on the hub mux exactly as the DeviceHub does and reads what comes back.
 import { createTunnelService, type TunnelService, type TunnelServiceOptions } from '../../../agent/tunnels/service.ts';
 import type { Logger } from '../../../agent/log.ts';
-import type { TunnelTarget } from '../../../shared/protocol/messages.ts';
-import { StreamResetError, type MuxStream, type StreamOpen } from '../../../shared/protocol/streams.ts';
+import type { TunnelTarget } from '../../../shared/protocol/tunnels.ts';
+import { StreamResetError, type MuxStream } from '../../../shared/protocol/mux.ts';
+import type { StreamOpen } from '../../../shared/protocol/messages.ts';
 import { loopback, type Loopback } from '../streams/helpers.ts';
 
 export { bytes, concat, readAll, sha256, sleep, writeAll } from '../streams/helpers.ts';

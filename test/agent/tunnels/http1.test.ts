@@ -3,7 +3,8 @@
 // shapes, idle closes), and against Bun.serve for keep-alive.
 import { afterAll, afterEach, describe, expect, it } from 'bun:test';
 import type { Socket, TCPSocketListener } from 'bun';
-import { BadRequestError, BadResponseError, Http1Agent, type Http1Request, type Http1Response } from '../../../agent/tunnels/http1.ts';
+import { BadRequestError, Http1Agent, type Http1Request, type Http1Response } from '../../../agent/tunnels/http1.ts';
+import { BadResponseError } from '../../../agent/tunnels/http1-parse.ts';
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const listeners: TCPSocketListener<unknown>[] = [];

@@ -2,8 +2,9 @@
 // server is the target; messages, subprotocols and closes must cross intact in both directions.
 import { afterAll, beforeAll, describe, expect, it } from 'bun:test';
 import type { Server } from 'bun';
-import { WsRecordKind, type MuxStream, type StreamOpen } from '../../../shared/protocol/streams.ts';
-import { encodeWsRecord, wsClosePayload, WsRecordDecoder, type WsRecord } from '../../../shared/protocol/ws-records.ts';
+import type { MuxStream } from '../../../shared/protocol/mux.ts';
+import type { StreamOpen } from '../../../shared/protocol/messages.ts';
+import { encodeWsRecord, wsClosePayload, WsRecordDecoder, WsRecordKind, type WsRecord } from '../../../shared/protocol/ws-records.ts';
 import { bytes, headerObject, resetOf, rig, sha256, tunnel, unusedPort, waitFor } from './helpers.ts';
 
 type WsData = { path: string; headers: Record<string, string> };

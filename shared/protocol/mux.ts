@@ -1,109 +1,21 @@
-// Stream multiplexing over the one device socket: the wire rules, and StreamMux, the one
-// implementation both the DeviceHub and the agent run, so the two ends cannot disagree.
+// StreamMux: stream multiplexing over the one device socket, the one implementation both the
+// DeviceHub and the agent run, so the two ends cannot disagree.
 //
-// Streams carry tunnel traffic (HTTP requests, WebSockets, TCP connections) as binary frames
-// [type u8][streamId u32][payload] (frames.ts). Either side may open a stream: the hub allocates
-// even ids (2, 4, …), the agent odd ids (1, 3, …), so ids never collide. Flow control is
-// credit-based per stream (like HTTP/2): a sender never has more unacknowledged DATA bytes in
-// flight than the window its peer granted (INITIAL_WINDOW at open, then WINDOW frames as the
-// receiver's consumer reads; a reader that keeps up on a fast link has its window doubled, up
-// to MAX_STREAM_WINDOW), and the whole socket has a cap too, so one bulk transfer can neither
-// exhaust memory nor starve a terminal or a small request.
-//
-// The socket cap is a second window on stream id 0 (as in HTTP/2): the receiver grants DATA bytes
-// back as soon as it has *received* them (their memory is already bounded by the stream windows),
-// so the cap bounds what sits in the socket and on the network, not what slow readers hold, and a
-// few streams nobody reads can never block the others. Apart from OPEN and ACCEPT (JSON, once per
-// stream) nothing on the data path is parsed or copied more than once.
-import { z } from 'zod';
+// Streams carry a capability's traffic (tunnels: HTTP requests, WebSockets, TCP connections) as
+// binary frames [type u8][streamId u32][payload] (frames.ts). Either side may open a stream: the
+// hub allocates even ids (2, 4, …), the agent odd ids (1, 3, …), so ids never collide. Flow control
+// is credit-based per stream and per socket (flow.ts), so one bulk transfer can neither exhaust
+// memory nor starve a terminal or a small request. Apart from OPEN and ACCEPT (JSON, once per
+// stream, heads.ts) nothing on the data path is parsed or copied more than once.
 import { batchEntries, decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameType, isBatch, MAX_STREAM_ID, type Frame } from './frames.ts';
-
-/** Per-stream window each side grants at open. */
-export const INITIAL_WINDOW = 256 * 1024;
-/**
- * Largest DATA payload; well under the 32 MiB Durable Object message limit. Each WebSocket
- * message costs the hub a fixed price, so bulk transfers go in large frames.
- */
-export const MAX_DATA_CHUNK = 256 * 1024;
-/**
- * Window auto-tuning: a stream whose reader keeps up, and whose last quarter window came within
- * WINDOW_GROWTH_PERIOD_MS, has its window doubled at the grant, up to MAX_STREAM_WINDOW. A fast
- * link thus gets the window it needs, while on a slow one a window only grows to what arrives in a
- * few such periods, so a small request never waits behind more than that much of a bulk stream.
- */
-export const MAX_STREAM_WINDOW = 4 * 1024 * 1024;
-export const WINDOW_GROWTH_PERIOD_MS = 10;
-/** Default cap on the sum of what all streams' windows grew beyond their initial window. */
-export const WINDOW_GROWTH_BUDGET = 16 * 1024 * 1024;
-/** At most this many open streams per socket; more OPENs are reset with STREAM_LIMIT. */
-export const MAX_STREAMS = 4096;
-/** Default socket-wide cap on DATA bytes sent and not yet received by the peer. */
-export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
-/** A receiver grants socket credit back (WINDOW on stream 0) once this many DATA bytes arrived. */
-export const SOCKET_ACK_BYTES = 128 * 1024;
-/** The stream id of socket-wide WINDOW frames; neither side ever allocates it. */
-export const SOCKET_STREAM_ID = 0;
-
-/** What a stream's head may carry (OPEN and ACCEPT): more is refused before it is sent. */
-export const HEAD_LIMITS = { headers: 256, name: 256, value: 16 * 1024, path: 16 * 1024 } as const;
-/** Why a header list exceeds HEAD_LIMITS, or null when it fits. */
-export function headerProblem(headers: readonly (readonly [string, string])[]): string | null {
-  if (headers.length > HEAD_LIMITS.headers) return `${headers.length} headers (at most ${HEAD_LIMITS.headers})`;
-  for (const [name, value] of headers) {
-    if (name.length > HEAD_LIMITS.name) return `a header name of ${name.length} characters (at most ${HEAD_LIMITS.name})`;
-    if (value.length > HEAD_LIMITS.value) return `the ${name.slice(0, 64)} header is ${value.length} bytes long (at most ${HEAD_LIMITS.value})`;
-  }
-  return null;
-}
-
-/** Methods no tunnel carries: CONNECT would ask a proxy on the device for another host; TRACE and TRACK echo credentials back. */
-export const REFUSED_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'TRACE', 'TRACK']);
-
-/** A Content-Length value as a number (1 to 15 digits, surrounding whitespace allowed); null for anything else. */
-export function parseContentLength(value: string | null | undefined): number | null {
-  if (value == null) return null;
-  const t = value.trim();
-  return /^\d{1,15}$/.test(t) ? Number(t) : null;
-}
-const Headers = z.array(z.tuple([z.string().max(HEAD_LIMITS.name), z.string().max(HEAD_LIMITS.value)])).max(HEAD_LIMITS.headers);
-
-/** OPEN payload (JSON). `tunnel` is the tunnel id: the agent looks up the target itself. */
-export const StreamOpenSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('http'), tunnel: z.string().max(64), method: z.string().max(16), path: z.string().max(HEAD_LIMITS.path), headers: Headers }),
-  z.object({ kind: z.literal('websocket'), tunnel: z.string().max(64), path: z.string().max(HEAD_LIMITS.path), headers: Headers, protocols: z.array(z.string().max(256)).max(32) }),
-  z.object({ kind: z.literal('tcp'), tunnel: z.string().max(64) }),
-]);
-export type StreamOpen = z.infer<typeof StreamOpenSchema>;
-
-/** ACCEPT payload (JSON): an HTTP response head, the WebSocket subprotocol chosen, or {} for tcp. */
-export const StreamAcceptSchema = z.object({
-  status: z.number().int().min(100).max(599).optional(),
-  headers: Headers.optional(),
-  protocol: z.string().max(256).optional(),
-});
-export type StreamAccept = z.infer<typeof StreamAcceptSchema>;
-
-/** What `accepted` resolves with: the ACCEPT, plus the whole body when it came inside it (FIN). */
-export type Accepted = StreamAccept & { complete?: Uint8Array };
-
-/** Options of an ACCEPT: the first bytes of the body ride in it, and FIN ends this direction. */
-export interface AcceptOptions {
-  body?: Uint8Array;
-  fin?: boolean;
-}
+import { INITIAL_WINDOW, MAX_BUFFERED_BYTES, MAX_CREDIT, MAX_DATA_CHUNK, MAX_STREAM_WINDOW, MAX_STREAMS, ReceiveWindow, SOCKET_ACK_BYTES, SOCKET_STREAM_ID, SocketCredit, WINDOW_GROWTH_BUDGET, type WindowPool } from './flow.ts';
+import { parseJson, quickStreamAccept, quickStreamOpen, StreamAcceptSchema, type AcceptOptions, type Accepted, type StreamAccept } from './heads.ts';
+import { StreamOpenSchema, type StreamOpen } from './messages.ts';
+import { ResetCode } from '../codes.ts';
 
 /**
- * WebSocket messages ride a websocket-kind stream as records: [kind u8 (0 text, 1 binary,
- * 2 close)][length u32 BE][payload]; a close record's payload is [code u16 BE][reason UTF-8].
- * Records may be split across DATA frames arbitrarily; the receiver reassembles them (ws-records.ts).
- */
-export const WsRecordKind = { TEXT: 0, BINARY: 1, CLOSE: 2 } as const;
-export type WsRecordKind = (typeof WsRecordKind)[keyof typeof WsRecordKind];
-
-/**
- * Why a stream ended abnormally. On the wire a RESET's payload is "CODE: message"; codes in use:
- * RESET_BY_PEER (no code given), SOCKET_CLOSED, STREAM_LIMIT, PROTOCOL_ERROR, FLOW_CONTROL,
- * TARGET_REFUSED, REFUSED (the side takes no streams), CANCELLED (a reader or writer gave up).
+ * Why a stream ended abnormally. On the wire a RESET's payload is "CODE: message"; the codes the
+ * hub and the agent send are ResetCode (shared/codes.ts), but a peer may send any.
  */
 export class StreamResetError extends Error {
   readonly code: string;
@@ -113,6 +25,7 @@ export class StreamResetError extends Error {
     this.code = code;
   }
 }
+
 
 /** Sends one binary WebSocket message. */
 export interface MuxTransport {
@@ -175,7 +88,6 @@ export interface MuxStream {
   onReset(listener: (error: StreamResetError) => void): void;
 }
 
-const MAX_CREDIT = 0x7fffffff;
 const MAX_RESET_MESSAGE = 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -194,66 +106,8 @@ function resetPayload(code: string, message: string): Uint8Array {
 function parseReset(payload: Uint8Array): StreamResetError {
   const text = decoder.decode(payload);
   const m = /^([A-Za-z][A-Za-z0-9_.-]{0,63})(?:: ([\s\S]*))?$/.exec(text);
-  if (!m) return new StreamResetError('RESET_BY_PEER', text);
+  if (!m) return new StreamResetError(ResetCode.RESET_BY_PEER, text);
   return new StreamResetError(m[1]!, m[2] ?? '');
-}
-
-/**
- * A JSON payload checked against its schema. `quick`, when given, vets the common well-formed
- * case by hand under the very rules of the schema (a zod parse cost the agent about 60 µs per
- * OPEN under Bun); whatever it does not accept goes to zod, which decides. quick-parse.test.ts
- * holds each quick check to its schema on valid and mangled payloads alike.
- */
-function parseJson<T extends z.ZodType>(schema: T, payload: Uint8Array, quick?: (value: unknown) => z.infer<T> | undefined): z.infer<T> | null {
-  try {
-    const value: unknown = JSON.parse(decoder.decode(payload));
-    const fast = quick?.(value);
-    if (fast !== undefined) return fast;
-    const parsed = schema.safeParse(value);
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
-}
-
-const isText = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max;
-
-function isHeaderList(v: unknown): v is [string, string][] {
-  if (!Array.isArray(v) || v.length > HEAD_LIMITS.headers) return false;
-  for (const h of v) if (!Array.isArray(h) || h.length !== 2 || !isText(h[0], HEAD_LIMITS.name) || !isText(h[1], HEAD_LIMITS.value)) return false;
-  return true;
-}
-
-/** An http or tcp OPEN that StreamOpenSchema accepts, as it would return it; undefined for anything else (zod decides). */
-export function quickStreamOpen(v: unknown): StreamOpen | undefined {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-  const o = v as Record<string, unknown>;
-  if (!isText(o.tunnel, 64)) return undefined;
-  if (o.kind === 'http' && isText(o.method, 16) && isText(o.path, HEAD_LIMITS.path) && isHeaderList(o.headers)) {
-    return { kind: 'http', tunnel: o.tunnel, method: o.method, path: o.path, headers: o.headers };
-  }
-  if (o.kind === 'tcp') return { kind: 'tcp', tunnel: o.tunnel };
-  return undefined;
-}
-
-/** An ACCEPT that StreamAcceptSchema accepts, as it would return it; undefined for anything else (zod decides). */
-export function quickStreamAccept(v: unknown): StreamAccept | undefined {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-  const o = v as Record<string, unknown>;
-  const out: StreamAccept = {};
-  if (o.status !== undefined) {
-    if (typeof o.status !== 'number' || !Number.isInteger(o.status) || o.status < 100 || o.status > 599) return undefined;
-    out.status = o.status;
-  }
-  if (o.headers !== undefined) {
-    if (!isHeaderList(o.headers)) return undefined;
-    out.headers = o.headers;
-  }
-  if (o.protocol !== undefined) {
-    if (!isText(o.protocol, 256)) return undefined;
-    out.protocol = o.protocol;
-  }
-  return out;
 }
 
 function readU32(b: Uint8Array): number {
@@ -264,25 +118,22 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** What the mux and its streams share: the socket, its credit, and the table of live streams. */
-class Link {
+/** What the mux and its streams share: the socket, its credit (flow.ts), and the table of live streams. */
+class Link extends SocketCredit implements WindowPool {
   readonly streams = new Map<number, Stream>();
-  /** DATA bytes this side may still send before the peer confirms it received earlier ones. */
-  socketCredit: number;
-  private socketWaiters: (() => void)[] = [];
   private scratch: Uint8Array | undefined;
 
   constructor(
     private readonly transport: MuxTransport,
     private readonly onError: ((message: string) => void) | undefined,
     readonly window: number,
-    readonly maxBuffered: number,
+    maxBuffered: number,
     readonly maxWindow: number,
     /** Window growth still available to streams whose readers keep up. */
     public growthBudget: number,
     readonly now: () => number,
   ) {
-    this.socketCredit = maxBuffered;
+    super(maxBuffered);
   }
 
   send(frame: Uint8Array): void {
@@ -311,38 +162,12 @@ class Link {
     this.send(encodeFrame(FrameType.RESET, id, resetPayload(code, message)));
   }
 
-  report(message: string): void {
+  override report(message: string): void {
     try {
       this.onError?.(message);
     } catch {
       // A logger that throws must not break the socket.
     }
-  }
-
-  /** Waiters are woken in arrival order, so streams short of socket credit take turns. */
-  waitForSocketCredit(wake: () => void): void {
-    this.socketWaiters.push(wake);
-  }
-
-  grantSocketCredit(n: number): void {
-    this.socketCredit += n;
-    if (this.socketCredit > this.maxBuffered) {
-      this.report(`peer acknowledged ${this.socketCredit - this.maxBuffered} bytes more than were sent`);
-      this.socketCredit = this.maxBuffered;
-    }
-    this.wakeSocketWaiters();
-  }
-
-  /** A new socket starts with nothing in flight. */
-  restoreSocketCredit(): void {
-    this.socketCredit = this.maxBuffered;
-    this.wakeSocketWaiters();
-  }
-
-  private wakeSocketWaiters(): void {
-    const waiters = this.socketWaiters;
-    this.socketWaiters = [];
-    for (const wake of waiters) wake();
   }
 }
 
@@ -354,7 +179,6 @@ export class StreamMux {
   private nextId: number;
   private idsWrapped = false;
   private highestPeerId = 0;
-  private socketUnacked = 0;
 
   constructor(transport: MuxTransport, options: MuxOptions) {
     const window = options.initialWindow ?? INITIAL_WINDOW;
@@ -379,12 +203,12 @@ export class StreamMux {
   }
 
   /**
-   * Sends OPEN; throws StreamResetError('STREAM_LIMIT') when this side already has maxStreams open.
+   * Sends OPEN; throws StreamResetError(ResetCode.STREAM_LIMIT) when this side already has maxStreams open.
    * With `fin` this side sends no data at all (e.g. a GET): no CLOSE frame follows.
    */
   open(open: StreamOpen, options: { fin?: boolean } = {}): MuxStream {
     const { streams } = this.link;
-    if (streams.size >= this.maxStreams) throw new StreamResetError('STREAM_LIMIT', `at most ${this.maxStreams} streams per socket`);
+    if (streams.size >= this.maxStreams) throw new StreamResetError(ResetCode.STREAM_LIMIT, `at most ${this.maxStreams} streams per socket`);
     // Our own callers build this from typed values; the receiving side validates it with zod.
     const valid = open;
     const id = this.allocateId();
@@ -432,7 +256,6 @@ export class StreamMux {
     for (const stream of [...this.link.streams.values()]) stream.fail(error);
     this.link.streams.clear();
     this.highestPeerId = 0;
-    this.socketUnacked = 0;
     this.link.restoreSocketCredit();
   }
 
@@ -500,11 +323,8 @@ export class StreamMux {
 
   /** Socket credit goes back on receipt: the stream windows already bound what receivers hold. */
   private ackReceived(bytes: number): void {
-    this.socketUnacked += bytes;
-    if (this.socketUnacked >= SOCKET_ACK_BYTES) {
-      this.link.send(encodeFrame(FrameType.WINDOW, SOCKET_STREAM_ID, u32(this.socketUnacked)));
-      this.socketUnacked = 0;
-    }
+    const grant = this.link.socketAckFor(bytes);
+    if (grant) this.link.send(encodeFrame(FrameType.WINDOW, SOCKET_STREAM_ID, u32(grant)));
   }
 
   private onPeerOpen(id: number, payload: Uint8Array, existing: Stream | undefined, fin: boolean): void {
@@ -512,16 +332,16 @@ export class StreamMux {
     if (existing) return existing.protocolError('OPEN for an id already in use');
     if (!this.isPeerId(id)) {
       link.report(`OPEN with stream id ${id}, which belongs to this side`);
-      return link.sendReset(id, 'PROTOCOL_ERROR', 'stream id of the wrong parity');
+      return link.sendReset(id, ResetCode.PROTOCOL_ERROR, 'stream id of the wrong parity');
     }
     if (id > this.highestPeerId) this.highestPeerId = id;
     const open = parseJson(StreamOpenSchema, payload, quickStreamOpen);
     if (!open) {
       link.report(`OPEN for stream ${id} is not a valid StreamOpen`);
-      return link.sendReset(id, 'PROTOCOL_ERROR', 'OPEN payload is not a valid StreamOpen');
+      return link.sendReset(id, ResetCode.PROTOCOL_ERROR, 'OPEN payload is not a valid StreamOpen');
     }
-    if (link.streams.size >= this.maxStreams) return link.sendReset(id, 'STREAM_LIMIT', `at most ${this.maxStreams} streams per socket`);
-    if (!this.onOpen) return link.sendReset(id, 'REFUSED', 'this side accepts no streams');
+    if (link.streams.size >= this.maxStreams) return link.sendReset(id, ResetCode.STREAM_LIMIT, `at most ${this.maxStreams} streams per socket`);
+    if (!this.onOpen) return link.sendReset(id, ResetCode.REFUSED, 'this side accepts no streams');
     const stream = new Stream(link, id, open, false);
     link.streams.set(id, stream);
     if (fin) stream.onClose();
@@ -530,13 +350,13 @@ export class StreamMux {
       this.onOpen(stream, open);
     } catch (e) {
       link.report(`onOpen for stream ${id} threw: ${describe(e)}`);
-      stream.reset('INTERNAL_ERROR', 'the stream handler failed');
+      stream.reset(ResetCode.INTERNAL_ERROR, 'the stream handler failed');
     }
   }
 }
 
 /** One stream's state. Its two directions end independently; the id is freed when both have. */
-class Stream implements MuxStream {
+class Stream extends ReceiveWindow implements MuxStream {
   readonly id: number;
   readonly open: StreamOpen | null;
   readonly accepted: Promise<Accepted>;
@@ -555,18 +375,12 @@ class Stream implements MuxStream {
   private resolveClosed!: () => void;
   private acceptState: 'pending' | 'accepted' | 'failed' = 'pending';
 
-  // Receiving: chunks not yet handed to a reader (at most one window), and credit bookkeeping.
+  // Receiving: chunks not yet handed to a reader (at most one window); the credit is ReceiveWindow's.
   private queue: (Uint8Array | undefined)[] = [];
   private queueHead = 0;
   private readerWaiting = false;
   private readDone = false;
   private remoteClosed = false;
-  private recvCredit: number;
-  private consumed = 0;
-  /** This stream's receive window: link.window, grown while the reader keeps up. */
-  private window: number;
-  /** When this stream last granted credit (or opened), for window auto-tuning. */
-  private grantedAt: number;
 
   // Sending.
   private sendCredit = INITIAL_WINDOW;
@@ -577,13 +391,11 @@ class Stream implements MuxStream {
   private resetListeners: ((error: StreamResetError) => void)[] | null = null;
 
   constructor(link: Link, id: number, open: StreamOpen | null, local: boolean) {
+    super(link);
     this.link = link;
     this.id = id;
     this.open = open;
     this.local = local;
-    this.recvCredit = link.window;
-    this.window = link.window;
-    this.grantedAt = link.now();
     this.accepted = new Promise<Accepted>((resolve, reject) => {
       this.resolveAccepted = resolve;
       this.rejectAccepted = reject;
@@ -625,7 +437,7 @@ class Stream implements MuxStream {
       {
         start: (c) => {
           this.wc = c;
-          if (this.localClosed) c.error(this.error ?? new StreamResetError('CLOSED', 'this direction of the stream already ended'));
+          if (this.localClosed) c.error(this.error ?? new StreamResetError(ResetCode.CLOSED, 'this direction of the stream already ended'));
         },
         write: (chunk) => this.write(chunk),
         close: () => this.closeWrite(),
@@ -673,7 +485,7 @@ class Stream implements MuxStream {
   finishedWriting(): void {
     if (this.localClosed) return;
     this.localClosed = true;
-    this.wc?.error(new StreamResetError('CLOSED', 'this direction of the stream already ended'));
+    this.wc?.error(new StreamResetError(ResetCode.CLOSED, 'this direction of the stream already ended'));
     if (this.remoteClosed) this.free();
   }
 
@@ -690,7 +502,7 @@ class Stream implements MuxStream {
     const n = payload.byteLength;
     if (n > this.recvCredit) {
       this.link.report(`stream ${this.id}: peer sent ${n} bytes with ${this.recvCredit} of credit`);
-      return this.reset('FLOW_CONTROL', 'DATA beyond the granted window');
+      return this.reset(ResetCode.FLOW_CONTROL, 'DATA beyond the granted window');
     }
     this.recvCredit -= n;
     if (n === 0 || this.readDone) return;
@@ -707,7 +519,7 @@ class Stream implements MuxStream {
     if (n === 0) return this.protocolError('WINDOW of 0 bytes');
     if (this.localClosed) return; // nothing more to send: a grant racing our CLOSE
     this.sendCredit += n;
-    if (this.sendCredit > MAX_CREDIT) return this.reset('FLOW_CONTROL', 'window larger than 2^31-1');
+    if (this.sendCredit > MAX_CREDIT) return this.reset(ResetCode.FLOW_CONTROL, 'window larger than 2^31-1');
     this.wakeWriter();
   }
 
@@ -749,7 +561,7 @@ class Stream implements MuxStream {
 
   protocolError(message: string): void {
     this.link.report(`stream ${this.id}: ${message}`);
-    this.reset('PROTOCOL_ERROR', message);
+    this.reset(ResetCode.PROTOCOL_ERROR, message);
   }
 
   /** Ends both directions with `error` and frees the id; sends nothing (reset() sends first). */
@@ -804,29 +616,11 @@ class Stream implements MuxStream {
     this.rc!.close();
   }
 
-  /**
-   * Bytes reached the consumer: grant them back in batches, so a slow reader stops the sender.
-   * A reader that has taken everything queued, on a link that brought the last quarter window
-   * quickly, is limited by the window: it doubles (within the mux's growth budget). Slow readers
-   * and slow links never grow.
-   */
+  /** Bytes reached the consumer: grant them back (flow.ts decides when, and whether the window grows). */
   private consume(n: number): void {
     if (this.remoteClosed || this.freed) return;
-    this.consumed += n;
-    if (this.consumed < this.window >>> 2) return;
-    const link = this.link;
-    const now = link.now();
-    const quick = now - this.grantedAt <= WINDOW_GROWTH_PERIOD_MS;
-    this.grantedAt = now;
-    let grant = this.consumed;
-    if (quick && this.queueHead === this.queue.length && this.window < link.maxWindow && link.growthBudget >= this.window) {
-      link.growthBudget -= this.window;
-      grant += this.window;
-      this.window *= 2;
-    }
-    link.send(encodeFrame(FrameType.WINDOW, this.id, u32(grant)));
-    this.recvCredit += grant;
-    this.consumed = 0;
+    const grant = this.grantFor(n, this.queueHead === this.queue.length, this.link);
+    if (grant) this.link.send(encodeFrame(FrameType.WINDOW, this.id, u32(grant)));
   }
 
   private onCancel(): void {
@@ -834,7 +628,7 @@ class Stream implements MuxStream {
     this.queue = [];
     this.queueHead = 0;
     // After the peer's CLOSE nothing more is coming, so giving up reading needs no RESET.
-    if (!this.remoteClosed) this.reset('CANCELLED', 'the reader cancelled');
+    if (!this.remoteClosed) this.reset(ResetCode.CANCELLED, 'the reader cancelled');
   }
 
   // --- the writable side ---
@@ -850,7 +644,7 @@ class Stream implements MuxStream {
     const link = this.link;
     const length = chunk.byteLength;
     let offset = 0;
-    if (this.localClosed && !this.error) throw new StreamResetError('CLOSED', 'this direction of the stream already ended');
+    if (this.localClosed && !this.error) throw new StreamResetError(ResetCode.CLOSED, 'this direction of the stream already ended');
     while (offset < length) {
       if (this.error) throw this.error;
       if (this.sendCredit <= 0) {
@@ -883,7 +677,7 @@ class Stream implements MuxStream {
 
   private abortWrite(reason: unknown): void {
     if (reason instanceof StreamResetError) this.reset(reason.code, reason.message);
-    else this.reset('CANCELLED', reason === undefined ? 'the writer aborted' : describe(reason));
+    else this.reset(ResetCode.CANCELLED, reason === undefined ? 'the writer aborted' : describe(reason));
   }
 
   private wakeWriter(): void {
@@ -896,10 +690,10 @@ class Stream implements MuxStream {
     if (this.freed) return;
     this.freed = true;
     this.link.streams.delete(this.id);
-    this.link.growthBudget += this.window - this.link.window;
+    this.releaseGrowth(this.link);
     if (this.acceptState === 'pending') {
       this.acceptState = 'failed';
-      this.rejectAccepted(this.error ?? new StreamResetError('CLOSED', 'the stream closed without ACCEPT'));
+      this.rejectAccepted(this.error ?? new StreamResetError(ResetCode.CLOSED, 'the stream closed without ACCEPT'));
     }
     this.resolveClosed();
     if (!this.error) this.resetListeners = null; // a clean end: nobody is told anything
