@@ -5,6 +5,7 @@
 import { HEAD_LIMITS, headerProblem, parseContentLength } from '../../../shared/protocol/http-rules.ts';
 import { StreamResetError, type MuxStream } from '../../../shared/protocol/mux.ts';
 import { WsRecordKind } from '../../../shared/protocol/ws-records.ts';
+import { TCP_CLIENT_WINDOW, TCP_EOF_MESSAGE, TCP_FLOW_ACK, TcpClientMessageSchema, type TcpClientMessage } from '../../../shared/protocol/tcp-client.ts';
 import type { Accepted, StreamAccept } from '../../../shared/protocol/heads.ts';
 import type { StreamOpen } from '../../../shared/protocol/messages.ts';
 import { encodeWsRecord, wsClosePayload, WsRecordDecoder } from '../../../shared/protocol/ws-records.ts';
@@ -13,7 +14,6 @@ import { visitorError } from '../../../shared/http-pages.ts';
 import { LEGACY_SESSION_COOKIE, SESSION_COOKIE } from '../../../shared/api/auth.ts';
 import type { VisitHead } from '../../hub/contract.ts';
 import { coalesce } from './coalesce.ts';
-import { z } from 'zod';
 import type { Deadline, Deadlines } from './deadlines.ts';
 
 /** Opens a stream to the agent for this tunnel (the hub tracks it so it can reset it later). */
@@ -32,11 +32,6 @@ export interface StreamContext {
 const NULL_BODY = new Set([204, 205, 304]);
 /** Bytes a visitor WebSocket may queue toward a slow device before it is closed (1013). */
 const MAX_WS_QUEUE = 16 * 1024 * 1024;
-const EOF_MESSAGE = '{"t":"eof"}';
-/** Bytes the hub sends a `?flow=ack` TCP client beyond what it acknowledged (see proxyTcp). */
-export const TCP_CLIENT_WINDOW = 4 * 1024 * 1024;
-/** The most one ack may acknowledge (far above anything the window lets through). */
-const MAX_ACK_BYTES = 2 ** 31;
 
 function headerList(headers: Headers, skip: (name: string) => boolean): [string, string][] {
   const out: [string, string][] = [];
@@ -265,9 +260,6 @@ export async function proxyWebSocket(ctx: StreamContext, tunnel: HubTunnel, requ
   return new Response(null, { status: 101, webSocket: client, headers: head.protocol ? { 'sec-websocket-protocol': head.protocol } : {} });
 }
 
-/** A TCP client's text messages: a half-close, or (with ?flow=ack) bytes it handed to its local app. */
-const TcpClientMessage = z.discriminatedUnion('t', [z.object({ t: z.literal('eof') }), z.object({ t: z.literal('ack'), n: z.number().int().positive().max(MAX_ACK_BYTES) })]);
-
 /**
  * A TCP connection for a client WebSocket: binary messages are bytes, {"t":"eof"} a half-close.
  * A WebSocket cannot tell the hub that its far end reads slowly, so a client that connects with
@@ -277,7 +269,7 @@ const TcpClientMessage = z.discriminatedUnion('t', [z.object({ t: z.literal('eof
  * have to (the hub then sends as fast as the device does).
  */
 export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: Request): Promise<Response> {
-  const acks = new URL(request.url).searchParams.get('flow') === 'ack';
+  const acks = new URL(request.url).searchParams.get('flow') === TCP_FLOW_ACK;
   let stream: MuxStream;
   try {
     ({ stream } = await openAndAccept(ctx, { kind: 'tcp', tunnel: tunnel.id }));
@@ -312,12 +304,12 @@ export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: R
       if (!sentEof) toDevice.write(new Uint8Array(ev.data as ArrayBuffer));
       return;
     }
-    let msg: z.infer<typeof TcpClientMessage>;
-    if (ev.data === EOF_MESSAGE) msg = { t: 'eof' };
+    let msg: TcpClientMessage;
+    if (ev.data === TCP_EOF_MESSAGE) msg = { t: 'eof' };
     else {
-      let parsed: ReturnType<typeof TcpClientMessage.safeParse>;
+      let parsed: ReturnType<typeof TcpClientMessageSchema.safeParse>;
       try {
-        parsed = TcpClientMessage.safeParse(JSON.parse(ev.data));
+        parsed = TcpClientMessageSchema.safeParse(JSON.parse(ev.data));
       } catch {
         return refuse('text messages are JSON: {"t":"eof"} or {"t":"ack","n":bytes}');
       }
@@ -360,7 +352,7 @@ export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: R
         server.send(next.value);
         if (acks) unacked += next.value.byteLength;
       }
-      server.send(EOF_MESSAGE);
+      server.send(TCP_EOF_MESSAGE);
       await stream.closed;
       safeClose(server, 1000, 'closed');
     } catch (e) {
