@@ -43,6 +43,8 @@ const LAST_SEEN_WRITE_MS = 60_000;
 const JTI_PREFIX = 'jti:';
 /** storage.delete takes at most this many keys at once. */
 const STORAGE_BATCH = 128;
+/** A device's own watchers resume from a shorter window than the fleet's (its events are few). */
+const DEVICE_REPLAY = { events: 256, ms: 60 * 60_000 };
 
 export class DeviceHub extends DurableObject<Env> {
   private readonly deviceId: string;
@@ -74,7 +76,7 @@ export class DeviceHub extends DurableObject<Env> {
       onBadFrame: (why) => this.rejectFrame(why),
     });
     this.rpc = new AgentRpc((id, method, params) => this.sendToAgent({ t: 'req', id, method, params }));
-    this.watchers = new Watchers(ctx, new Set(this.capList.flatMap((c) => c.topics ?? [])));
+    this.watchers = new Watchers(ctx, { name: 'DeviceHub', topics: this.capList.flatMap((c) => c.topics ?? []), replay: DEVICE_REPLAY });
     this.scheduler = new Scheduler(ctx.storage, {
       heartbeat: (now) => this.checkHeartbeat(now),
       'last-seen': (now) => this.refreshLastSeen(now),
@@ -89,7 +91,7 @@ export class DeviceHub extends DurableObject<Env> {
       agentGoneAt: () => this.agents.goneAt,
       send: (msg) => this.sendToAgent(msg),
       openStream: (ws, open, options) => this.agents.muxFor(ws).open(open, options),
-      publish: async (topic, event, data) => void (await this.watchers.publish(topic, event, data)),
+      publish: (topic, data) => void this.watchers.publish(topic, data),
     };
   }
 
@@ -201,7 +203,7 @@ export class DeviceHub extends DurableObject<Env> {
     };
   }
 
-  /** What this hub refused or dropped (since this instance started), and its watchers now. */
+  /** What this hub refused or dropped (bad agent frames since this instance started; watcher counts ever), and its watchers now. */
   async counters(): Promise<HubCounters> {
     return { badFrames: this.badFrames, ...this.watchers.counters() };
   }

@@ -1,45 +1,40 @@
 // FleetHub: one Durable Object per account for now (named 'fleet'; per team once teams exist) that
-// device hubs publish status changes to. It holds the fleet's watchers, so one dashboard tab (or
-// one SSE reader, through the Worker) costs one socket whatever the fleet size, and the replay
-// window that Last-Event-ID resumes from. Only the Worker reaches its fetch, with a caller it has
-// already authenticated and the watch request in WATCH_HEADER.
+// device hubs publish status changes to. It holds the fleet's watchers (hub/watchers.ts), so one
+// dashboard tab (or one SSE reader, through the Worker) costs one socket whatever the fleet size,
+// and the replay window that Last-Event-ID resumes from. Only the Worker reaches its fetch, with a
+// caller it has already authenticated and the watch request of hub/contract.ts in INTERNAL.watch.
 import { DurableObject } from 'cloudflare:workers';
-import { StatusEventSchema, type StatusEvent, type StreamMessage } from '../shared/api/stream.ts';
+import { STREAM_TOPICS, StatusEventSchema, type StatusEvent } from '../shared/api/stream.ts';
 import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../shared/protocol/envelope.ts';
-import { WATCH_HEADER, Watchers, WatchSchema } from './fleet/watchers.ts';
+import { INTERNAL, WatchHeaderSchema } from './hub/contract.ts';
+import { Watchers, type WatcherCounters } from './hub/watchers.ts';
 
-export interface FleetStats {
-  watchers: number;
+export interface FleetStats extends WatcherCounters {
   lastId: string;
-  /** Messages watchers sent that the stream does not take. */
-  refused: number;
 }
 
-const REFUSED_KEY = 'refused';
+/** What a resume may reach back to: a dashboard that was away longer re-reads the device list. */
+export const FLEET_REPLAY = { events: 1000, ms: 60 * 60_000 };
 
 export class FleetHub extends DurableObject<Env> {
-  private watchers: Watchers;
+  private readonly watchers: Watchers;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.watchers = new Watchers(ctx);
+    this.watchers = new Watchers(ctx, { name: 'FleetHub', topics: STREAM_TOPICS, replay: FLEET_REPLAY });
     // A dashboard keeps its socket alive with the agents' ping without waking the hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
 
   async fetch(request: Request): Promise<Response> {
     if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') return new Response('expected a WebSocket upgrade', { status: 426 });
-    let raw: unknown = null;
-    try {
-      raw = JSON.parse(request.headers.get(WATCH_HEADER) ?? 'null');
-    } catch {
-      // refused below
+    const watch = WatchHeaderSchema.safeParse(request.headers.get(INTERNAL.watch) ?? undefined);
+    if (!watch.success) {
+      const issue = watch.error.issues[0];
+      const problem = `${INTERNAL.watch}${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'}`;
+      return Response.json({ error: 'not a watch request the hub takes', code: 'BAD_HUB_REQUEST', details: { problem } }, { status: 400 });
     }
-    const watch = WatchSchema.safeParse(raw);
-    if (!watch.success) return new Response(`bad ${WATCH_HEADER}: ${watch.error.issues[0]?.message}`, { status: 400 });
-    const pair = new WebSocketPair();
-    this.watchers.accept(pair[1], watch.data);
-    return new Response(null, { status: 101, webSocket: pair[0] });
+    return this.watchers.accept(watch.data);
   }
 
   // ---- methods device hubs and the Worker call through the stub ----
@@ -55,23 +50,14 @@ export class FleetHub extends DurableObject<Env> {
   }
 
   async stats(): Promise<FleetStats> {
-    return { watchers: this.watchers.count(), lastId: String(this.watchers.lastId()), refused: this.ctx.storage.kv.get<number>(REFUSED_KEY) ?? 0 };
+    return { ...this.watchers.counters(), lastId: String(this.watchers.lastId()) };
   }
 
   // ---- watcher sockets ----
 
-  /** Watchers only listen: whatever they send is refused (with the reason) and counted. */
+  /** Watchers send acks only; anything else is refused (with the reason) and counted. */
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const refused = (this.ctx.storage.kv.get<number>(REFUSED_KEY) ?? 0) + 1;
-    this.ctx.storage.kv.put(REFUSED_KEY, refused);
-    const what = typeof message === 'string' ? message.slice(0, 100) : `${message.byteLength} binary bytes`;
-    console.warn(`FleetHub: refused watcher message #${refused}: ${what}`);
-    const reply: StreamMessage = { t: 'error', code: 'UNEXPECTED_MESSAGE', reason: 'this stream takes no messages (only {"t":"ping"}, answered with {"t":"pong"})' };
-    try {
-      ws.send(JSON.stringify(reply));
-    } catch {
-      // closing
-    }
+    this.watchers.onMessage(ws, message);
   }
 
   async webSocketClose(ws: WebSocket, code: number): Promise<void> {

@@ -41,7 +41,7 @@ export class StatusCapability implements HubCapability {
     const host = hostname ?? row?.hostname;
     if (host) event.hostname = host;
     if (row?.name) event.name = row.name;
-    await hub.publish(STATUS_TOPIC, 'status', event);
+    hub.publish(STATUS_TOPIC, event);
     await publishStatus((this.fleet ??= fleetHubFor(hub.env)), event);
   }
 }

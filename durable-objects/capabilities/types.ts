@@ -28,8 +28,8 @@ export interface HubContext {
   send(msg: HubMessage): boolean;
   /** Opens a stream to the agent over `ws` (the agent's socket). */
   openStream(ws: WebSocket, open: StreamOpen, options?: { fin?: boolean }): MuxStream;
-  /** Publishes an event to the hub's watchers of `topic` (see hub/watchers.ts). */
-  publish(topic: string, event: string, data: unknown): Promise<void>;
+  /** Publishes an event (`event: <topic>`) to the hub's watchers of `topic`, at once (see hub/watchers.ts). */
+  publish(topic: string, data: Readonly<Record<string, unknown>>): void;
 }
 
 /** A stream the agent opened toward the hub; the handler must accept or reset it. */

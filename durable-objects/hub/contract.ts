@@ -11,8 +11,11 @@
 //                 x-pirelay-agent-address (where it connected from). The device is the hub's own
 //                 name (ctx.id.name), never a header.
 //   watch         a watcher's WebSocket upgrade (already authenticated and authorized by the
-//                 Worker): x-pirelay-watch, a WatchRequest as JSON. See hub/watchers.ts.
+//                 Worker): x-pirelay-watch, a WatchRequest as JSON. See hub/watchers.ts. The
+//                 FleetHub takes this one request only, the same header read by WatchHeaderSchema.
 import { z } from 'zod';
+import { DeviceIdSchema } from '../../shared/api/devices.ts';
+import { EventIdSchema } from '../../shared/api/stream.ts';
 
 /** Headers the hub reads; a visitor can never set them (every x-pirelay-* is stripped first). */
 export const INTERNAL = {
@@ -48,16 +51,15 @@ export const VisitHeadSchema = z.object({
 });
 export type VisitHead = z.infer<typeof VisitHeadSchema>;
 
-/** Event ids are decimal counters (strictly increasing per hub). */
-export const EventIdSchema = z.string().regex(/^\d{1,15}$/);
-
-/** A watcher's subscription: its topics and, to resume, the last event id it saw. */
-export const WatchRequestSchema = z.object({
-  topics: z.array(z.string().min(1).max(64)).min(1).max(8),
-  /** The FleetHub filters by device; on a DeviceHub it may only name the hub's own device. */
-  agent_id: z.string().max(64).nullable().optional(),
-  after: EventIdSchema.nullable().optional(),
-});
+/** A watcher's subscription: its topics (each hub checks them against its own) and, to resume, the last event id it saw. */
+export const WatchRequestSchema = z
+  .object({
+    topics: z.array(z.string().min(1).max(64)).min(1).max(8),
+    /** The FleetHub filters by device; on a DeviceHub it may only name the hub's own device. */
+    agent_id: DeviceIdSchema.nullable().optional(),
+    after: EventIdSchema.nullable().optional(),
+  })
+  .strict();
 export type WatchRequest = z.infer<typeof WatchRequestSchema>;
 
 const TunnelId = z.string().min(1).max(64);
@@ -75,12 +77,15 @@ const JsonHeader = <T extends z.ZodType>(schema: T) =>
     })
     .pipe(schema);
 
+/** The x-pirelay-watch header's value (JSON) read as a WatchRequest. */
+export const WatchHeaderSchema = JsonHeader(WatchRequestSchema);
+
 /** Everything the Worker may send the hub, read from the request's internal headers. */
 export const HubRequestSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('tunnel-http'), upgrade: z.boolean(), tunnelId: TunnelId, head: JsonHeader(VisitHeadSchema).optional() }),
   z.object({ kind: z.literal('tunnel-tcp'), upgrade: z.boolean(), tunnelId: TunnelId }),
   z.object({ kind: z.literal('agent'), upgrade: z.literal(true), address: z.string().max(256).optional() }),
-  z.object({ kind: z.literal('watch'), upgrade: z.literal(true), watch: JsonHeader(WatchRequestSchema) }),
+  z.object({ kind: z.literal('watch'), upgrade: z.literal(true), watch: WatchHeaderSchema }),
 ]);
 export type HubRequest = z.infer<typeof HubRequestSchema>;
 export type HubRequestKind = HubRequest['kind'];

@@ -1,165 +1,215 @@
-// Watcher sockets: readers of a hub's events (device status now; metrics, logs later), accepted
-// hibernatably with the tags ['watch', ...topics] so the agent's socket and theirs never mix
-// (fan-out asks the runtime for the sockets of one topic). Each event gets an id from a counter in
-// storage, and the last events stay in a bounded replay window, so a watcher that reconnects with
-// the last id it saw misses nothing (or is told {"t":"gap"} when that id fell out of the window).
+// Watcher sockets: readers of a hub's events (device status now; metrics, logs later), for both
+// hub classes (a DeviceHub's own watchers, the FleetHub's fleet-wide ones). They are accepted
+// hibernatably with the tags ['watch', ...topics], so an agent's socket and theirs never mix
+// (fan-out asks the runtime for the sockets of one topic) and a quiet hub costs nothing running.
+//
+// Every published event gets the next id (a counter in synchronous KV storage, outside the table,
+// so pruning never resets it) and a row in SQLite (one indexed range read answers a resume, one
+// DELETE prunes). The replay window keeps the last `replay.events` events and none older than
+// `replay.ms`; a watcher resuming from before it gets {"t":"gap"} and must re-read what it shows.
+// Accepting, replaying and publishing are synchronous (no await anywhere), so the runtime runs
+// no other event between a watcher's replay and its first live event: nothing is missed or doubled.
 //
 // A slow watcher must not hold the hub: workerd's server-side WebSocket exposes no bufferedAmount
 // and send() never blocks, so the hub cannot see a socket's backlog. The bound is counted instead:
-// a watcher acknowledges what it has handled ({"t":"ack","n":events}, like the TCP client's
-// ?flow=ack), and one with more than WATCHER_WINDOW events unacknowledged is told
-// {"t":"dropped","reason"} and closed. The count lives in the socket's attachment, so it survives
-// hibernation. Anything else a watcher sends is refused with a reason and counted; nothing it
-// sends reaches the agent's handlers.
-import { z } from 'zod';
+// a watcher acknowledges what it has handled ({"t":"ack","n"}, shared/api/stream.ts), and one with
+// more than `window` live events unacknowledged is told {"t":"dropped","reason"} and closed 1013.
+// A resume's replay (at most the replay window) is credit on top, paid back by the first acks, so
+// a watcher resuming from far back is not dropped for events it could not have acknowledged yet.
+// The counts live in the socket's attachment, so they survive hibernation. Anything else a
+// watcher sends is refused ({"t":"error"}) and counted; nothing it sends reaches an agent handler.
+import { STREAM_WINDOW, StreamAckSchema, type StreamMessage } from '../../shared/api/stream.ts';
 import type { WatchRequest } from './contract.ts';
 
 export const WATCH_TAG = 'watch';
-/** Events a watcher may hold unacknowledged before it is dropped. */
-export const WATCHER_WINDOW = 256;
-/** The replay window: the last this many events, none older than REPLAY_MAX_AGE_MS. */
-export const REPLAY_EVENTS = 256;
-export const REPLAY_MAX_AGE_MS = 60 * 60_000;
 /** Close code for a watcher that fell too far behind (the WebSocket "try again later"). */
 const DROPPED_CLOSE = 1013;
 
-const EVENTS_KEY = 'watchers:events';
-const NEXT_ID_KEY = 'watchers:next-id';
+const SEQ_KEY = 'watch:seq';
+const REFUSED_KEY = 'watch:refused';
+const DROPPED_KEY = 'watch:dropped';
 
-export interface HubEvent {
-  id: string;
-  topic: string;
-  /** The SSE event name, e.g. 'status'. */
-  event: string;
-  data: unknown;
-  at: number;
+export interface WatchersOptions {
+  /** The hub class, for logs. */
+  name: string;
+  /** Topics some part of the hub publishes to; a watcher may ask for these only. */
+  topics: readonly string[];
+  /** The replay window: the last `events` events, none older than `ms`. */
+  replay: { events: number; ms: number };
+  /** Live events a watcher may leave unacknowledged before it is dropped. */
+  window?: number;
 }
-
-interface WatcherAttachment {
-  /** Events sent and not yet acknowledged. */
-  unacked: number;
-}
-
-/** What a watcher may send: acknowledgements only. */
-const WatcherMessageSchema = z.object({ t: z.literal('ack'), n: z.number().int().positive().max(2 ** 31) }).strict();
 
 export interface WatcherCounters {
   watchers: number;
-  /** Malformed or unexpected watcher messages refused since this instance started. */
+  /** Malformed or unexpected watcher messages refused, ever. */
   refused: number;
-  /** Watchers dropped for falling behind since this instance started. */
+  /** Watchers dropped for falling behind, ever. */
   dropped: number;
 }
 
+interface Attachment {
+  /** The one device this watcher asked for, or null for all. */
+  agentId: string | null;
+  /** Events sent and not yet acknowledged (replayed and live). */
+  unacked: number;
+  /** Of those, replayed ones: acks pay these back first. */
+  replay: number;
+}
+
 export class Watchers {
-  private refused = 0;
-  private dropped = 0;
-  private events: HubEvent[] | null = null;
+  private readonly topics: ReadonlySet<string>;
+  private readonly window: number;
+  /** Attachments of sockets seen since the last wake-up: a fan-out need not deserialize each again. */
+  private readonly attachments = new WeakMap<WebSocket, Attachment>();
 
   constructor(
-    private readonly state: DurableObjectState,
-    /** Topics some capability publishes to; a watcher may ask for these only. */
-    private readonly topics: ReadonlySet<string>,
-  ) {}
-
-  /** Whether a socket is a watcher's (by its tag). */
-  isWatcher(ws: WebSocket): boolean {
-    return this.state.getTags(ws)[0] === WATCH_TAG;
+    private readonly ctx: DurableObjectState,
+    private readonly opts: WatchersOptions,
+  ) {
+    this.topics = new Set(opts.topics);
+    this.window = opts.window ?? STREAM_WINDOW;
+    ctx.storage.sql.exec(
+      'CREATE TABLE IF NOT EXISTS watch_events (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, topic TEXT NOT NULL, agent_id TEXT, data TEXT NOT NULL)',
+    );
   }
 
-  /** Accepts a watcher's upgrade: replay what it missed, then live events. */
-  async accept(request: WatchRequest): Promise<Response> {
+  /** Accepts a watcher's upgrade: what it missed since `after` (or a gap), then live events. */
+  accept(request: WatchRequest): Response {
     const unknown = request.topics.find((t) => !this.topics.has(t));
     if (unknown) return Response.json({ error: `no topic ${unknown}`, code: 'UNKNOWN_TOPIC', details: { topics: [...this.topics] } }, { status: 400 });
+    const topics = [...new Set(request.topics)];
     const pair = new WebSocketPair();
-    const server = pair[1];
-    this.state.acceptWebSocket(server, [WATCH_TAG, ...new Set(request.topics)]);
-    server.serializeAttachment({ unacked: 0 } satisfies WatcherAttachment);
+    const ws = pair[1];
+    this.ctx.acceptWebSocket(ws, [WATCH_TAG, ...topics]);
+    const att: Attachment = { agentId: request.agent_id ?? null, unacked: 0, replay: 0 };
     if (request.after != null) {
-      const events = await this.window();
-      const after = Number(request.after);
-      const first = events[0];
-      const next = Number((await this.state.storage.get<number>(NEXT_ID_KEY)) ?? 1);
-      // A gap: events after `after` were published and some are no longer in the window.
-      if (after < next - 1 && (!first || Number(first.id) > after + 1)) server.send('{"t":"gap"}');
-      const wanted = new Set(request.topics);
-      for (const e of events) if (Number(e.id) > after && wanted.has(e.topic)) this.deliver(server, e);
+      const missed = this.missed(Number(request.after), topics, att.agentId);
+      if (missed === null) send(ws, JSON.stringify({ t: 'gap', id: String(this.lastId()) } satisfies StreamMessage));
+      else for (const m of missed) send(ws, m);
+      att.unacked = att.replay = missed?.length ?? 0;
     }
+    this.attachments.set(ws, att);
+    ws.serializeAttachment(att);
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
-  /** Gives the event an id, keeps it for replay, and sends it to the topic's watchers. */
-  async publish(topic: string, event: string, data: unknown, now = Date.now()): Promise<HubEvent> {
-    const id = (await this.state.storage.get<number>(NEXT_ID_KEY)) ?? 1;
-    const e: HubEvent = { id: String(id), topic, event, data, at: now };
-    const events = (await this.window()).filter((x) => now - x.at < REPLAY_MAX_AGE_MS);
-    events.push(e);
-    this.events = events.slice(-REPLAY_EVENTS);
-    await this.state.storage.put({ [NEXT_ID_KEY]: id + 1, [EVENTS_KEY]: this.events });
-    for (const ws of this.state.getWebSockets(topic)) this.deliver(ws, e);
-    return e;
+  /** Stores the event under the next id and sends it to the watchers of `topic` it matches; returns the id. */
+  publish(topic: string, data: Readonly<Record<string, unknown>>): string {
+    const now = Date.now();
+    const id = this.lastId() + 1;
+    this.ctx.storage.kv.put(SEQ_KEY, id);
+    const json = JSON.stringify(data);
+    const agentId = typeof data.agent_id === 'string' ? data.agent_id : null;
+    const sql = this.ctx.storage.sql;
+    sql.exec('INSERT INTO watch_events (id, at, topic, agent_id, data) VALUES (?, ?, ?, ?, ?)', id, now, topic, agentId, json);
+    sql.exec('DELETE FROM watch_events WHERE id <= ? OR at < ?', id - this.opts.replay.events, now - this.opts.replay.ms);
+    const message = eventMessage(id, topic, json);
+    for (const ws of this.ctx.getWebSockets(topic)) {
+      const att = this.attachmentOf(ws);
+      if (att.agentId !== null && att.agentId !== agentId) continue;
+      this.deliver(ws, att, message);
+    }
+    return String(id);
   }
 
   /** A watcher's message: an ack, or refused (counted, with the reason sent back). */
   onMessage(ws: WebSocket, message: string | ArrayBuffer): void {
-    if (typeof message !== 'string') return this.refuse(ws, 'watchers send text messages only');
+    if (typeof message !== 'string') return this.refuse(ws, 'UNEXPECTED_MESSAGE', 'watchers send text messages only');
     let raw: unknown;
     try {
       raw = JSON.parse(message);
     } catch {
-      return this.refuse(ws, 'not JSON');
+      return this.refuse(ws, 'UNEXPECTED_MESSAGE', 'not JSON');
     }
-    const msg = WatcherMessageSchema.safeParse(raw);
-    if (!msg.success) return this.refuse(ws, `a watcher sends only {"t":"ack","n":events}: ${msg.error.issues[0]?.message ?? 'invalid'}`);
-    const att = ws.deserializeAttachment() as WatcherAttachment;
-    if (msg.data.n > att.unacked) return this.refuse(ws, `acknowledged ${msg.data.n} events with only ${att.unacked} unacknowledged`);
-    att.unacked -= msg.data.n;
+    const ack = StreamAckSchema.safeParse(raw);
+    if (!ack.success) return this.refuse(ws, 'UNEXPECTED_MESSAGE', `a watcher sends only {"t":"ack","n":events}: ${ack.error.issues[0]?.message ?? 'invalid'}`);
+    const att = this.attachmentOf(ws);
+    const n = ack.data.n;
+    if (n > att.unacked) return this.refuse(ws, 'BAD_ACK', `acknowledged ${n} events with only ${att.unacked} unacknowledged`);
+    att.unacked -= n;
+    att.replay = Math.max(0, att.replay - n);
     ws.serializeAttachment(att);
   }
 
   counters(): WatcherCounters {
-    return { watchers: this.state.getWebSockets(WATCH_TAG).length, refused: this.refused, dropped: this.dropped };
+    const kv = this.ctx.storage.kv;
+    return { watchers: this.ctx.getWebSockets(WATCH_TAG).length, refused: kv.get<number>(REFUSED_KEY) ?? 0, dropped: kv.get<number>(DROPPED_KEY) ?? 0 };
   }
 
-  private deliver(ws: WebSocket, e: HubEvent): void {
+  lastId(): number {
+    return this.ctx.storage.kv.get<number>(SEQ_KEY) ?? 0;
+  }
+
+  /** The events a watcher resuming after `from` missed, or null (a gap) if some are gone. */
+  private missed(from: number, topics: readonly string[], agentId: string | null): string[] | null {
+    const last = this.lastId();
+    if (from === last) return [];
+    const oldest = this.ctx.storage.sql.exec<{ id: number | null }>('SELECT MIN(id) AS id FROM watch_events').one().id;
+    // An id from the future is one this hub never gave (its storage was reset): as lost as a pruned one.
+    if (from > last || oldest === null || from < oldest - 1) return null;
+    const marks = topics.map(() => '?').join(', ');
+    const rows = this.ctx.storage.sql.exec<{ id: number; topic: string; data: string }>(
+      `SELECT id, topic, data FROM watch_events WHERE id > ? AND topic IN (${marks}) AND (? IS NULL OR agent_id = ?) ORDER BY id`,
+      from,
+      ...topics,
+      agentId,
+      agentId,
+    );
+    return [...rows].map((r) => eventMessage(r.id, r.topic, r.data));
+  }
+
+  /** Sends a live event, or drops the watcher if it holds a window of live events unacknowledged. */
+  private deliver(ws: WebSocket, att: Attachment, message: string): void {
     if (ws.readyState !== WebSocket.OPEN) return;
-    const att = ws.deserializeAttachment() as WatcherAttachment;
-    if (att.unacked >= WATCHER_WINDOW) {
-      this.dropped++;
-      close(ws, DROPPED_CLOSE, JSON.stringify({ t: 'dropped', reason: `more than ${WATCHER_WINDOW} events unacknowledged` }));
-      return;
-    }
+    if (att.unacked - att.replay >= this.window) return this.drop(ws);
     att.unacked++;
     ws.serializeAttachment(att);
+    send(ws, message);
+  }
+
+  private drop(ws: WebSocket): void {
+    this.count(DROPPED_KEY);
+    const dropped: StreamMessage = { t: 'dropped', reason: `more than ${this.window} events unacknowledged` };
+    send(ws, JSON.stringify(dropped));
     try {
-      ws.send(JSON.stringify({ t: 'event', id: e.id, event: e.event, data: e.data }));
+      ws.close(DROPPED_CLOSE, 'dropped');
     } catch {
-      // closing already: its close event cleans up
+      // already closed
     }
   }
 
-  private refuse(ws: WebSocket, reason: string): void {
-    this.refused++;
-    console.warn(`DeviceHub: refused watcher message #${this.refused}: ${reason}`);
-    try {
-      ws.send(JSON.stringify({ t: 'refused', reason }));
-    } catch {
-      // closing already
-    }
+  private refuse(ws: WebSocket, code: string, reason: string): void {
+    const n = this.count(REFUSED_KEY);
+    console.warn(`${this.opts.name}: refused watcher message #${n}: ${reason}`);
+    send(ws, JSON.stringify({ t: 'error', code, reason } satisfies StreamMessage));
   }
 
-  private async window(): Promise<HubEvent[]> {
-    this.events ??= (await this.state.storage.get<HubEvent[]>(EVENTS_KEY)) ?? [];
-    return this.events;
+  private count(key: string): number {
+    const n = (this.ctx.storage.kv.get<number>(key) ?? 0) + 1;
+    this.ctx.storage.kv.put(key, n);
+    return n;
+  }
+
+  private attachmentOf(ws: WebSocket): Attachment {
+    let att = this.attachments.get(ws);
+    if (!att) {
+      att = (ws.deserializeAttachment() as Attachment | null) ?? { agentId: null, unacked: 0, replay: 0 };
+      this.attachments.set(ws, att);
+    }
+    return att;
   }
 }
 
-/** Tells the watcher why (as a last message), then closes it. */
-function close(ws: WebSocket, code: number, last: string): void {
+/** The event as the wire carries it; `data` is already JSON (as stored), so it is not parsed again. */
+function eventMessage(id: number, topic: string, data: string): string {
+  return `{"t":"event","id":"${id}","event":"${topic}","data":${data}}`;
+}
+
+function send(ws: WebSocket, message: string): void {
   try {
-    ws.send(last);
-    ws.close(code, 'dropped');
+    ws.send(message);
   } catch {
-    // already closed
+    // closing already: its close event cleans up
   }
 }

@@ -1,7 +1,7 @@
 // The live event stream (GET /api/v1/stream) as clients see it: the status event's data, the
-// event ids Last-Event-ID resumes from, and the JSON messages of its WebSocket form (which are
-// also what the FleetHub sends the Worker, which turns them into Server-Sent Events). Plain zod,
-// so the dashboard and the CLI can read the stream without pulling in the Worker.
+// event ids Last-Event-ID resumes from, and the JSON messages of its WebSocket form both ways
+// (which are also what a hub and the Worker's SSE bridge say to each other). Plain zod, so the
+// hubs, the Worker, the dashboard and the CLI read the stream from one source.
 import { z } from 'zod';
 import { DeviceIdSchema } from './devices.ts';
 
@@ -22,10 +22,25 @@ export const STREAM_TOPICS = ['status'] as const;
 export type StreamTopic = (typeof STREAM_TOPICS)[number];
 
 /**
- * One message of the WebSocket form. `gap`: the events after the id the client resumed from are no
+ * Events a watcher may hold unacknowledged; one more and it is dropped. A hub cannot see how far
+ * behind a socket is (workerd's send() never blocks), so a watcher says what it has handled.
+ */
+export const STREAM_WINDOW = 256;
+
+/**
+ * The one message a watcher sends (besides `{"t":"ping"}`, answered with `{"t":"pong"}`): it has
+ * handled `n` more `event` messages (replayed or live). Acknowledge in batches, well before
+ * STREAM_WINDOW events are outstanding.
+ */
+export const StreamAckSchema = z.object({ t: z.literal('ack'), n: z.number().int().positive().max(2 ** 31) }).strict();
+export type StreamAck = z.infer<typeof StreamAckSchema>;
+
+/**
+ * One message of the WebSocket form, hub to client. `gap`: the events after the id the client resumed from are no
  * longer kept (re-read the device list); its id is where to resume from next time. `dropped`: the
- * client fell too far behind and the stream ends. `error`: the client sent something the stream
- * does not take (it takes nothing; the socket stays open).
+ * client left more than STREAM_WINDOW events unacknowledged; the socket is then closed (1013).
+ * `error`: the client sent something other than an ack, or acknowledged more than it was sent
+ * (the message is ignored and counted; the socket stays open).
  */
 export const StreamMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('status'), data: StatusEventSchema }),

@@ -2,7 +2,8 @@
 // HTTP connection. A second agent enrolled with the agent CLI goes online and offline (killed,
 // and silenced with SIGSTOP so only the heartbeat alarm can notice); a reader that reconnects with
 // Last-Event-ID gets exactly what it missed; agent_id= filters; a reader that stops reading is
-// dropped once past its bound while another keeps up; the WebSocket form carries the same events.
+// dropped once past its bound while another keeps up; the WebSocket form carries the same events,
+// and a WebSocket client that never acknowledges them is dropped after the window.
 // The flood of the slow-reader test goes straight to the FleetHub's publish (the call device hubs
 // make), since toggling agents tens of thousands of times would take hours.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,12 +13,14 @@ import { WebSocket } from 'undici';
 import { AGENT_MAIN, runBun, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
 import { agentCli, freePort, http, tempDir } from './harness.ts';
 import { openSse, type SseMessage, type SseReader } from './sse.ts';
+import { STREAM_WINDOW } from '../../shared/api/stream.ts';
 
 /** What FleetHub.stats() answers (durable-objects/fleet-hub.ts, which only workerd's types compile). */
 interface FleetStats {
   watchers: number;
   lastId: string;
   refused: number;
+  dropped: number;
 }
 
 const HEARTBEAT_MS = 500;
@@ -281,5 +284,52 @@ describe('GET /api/v1/stream', () => {
     await waitFor('the next event', async () => got.length >= 4);
     expect(got[3]).toMatchObject({ t: 'event', event: 'status', data: { agent_id: second, status: 'online' } });
     ws.close();
+  });
+
+  it('drops a WebSocket-form client that never acks once it holds a window of events, while one that acks keeps receiving', async () => {
+    const open = async () => {
+      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/stream?api_key=${encodeURIComponent(key)}&agent_id=${first}`);
+      const got: any[] = [];
+      ws.addEventListener('message', (e) => got.push(JSON.parse(String(e.data))));
+      await new Promise((resolve, reject) => {
+        ws.addEventListener('open', resolve);
+        ws.addEventListener('error', reject);
+      });
+      return { ws, got };
+    };
+    const lazy = await open();
+    const acking = await open();
+    acking.ws.addEventListener('message', (e) => {
+      if (JSON.parse(String(e.data)).t === 'event') acking.ws.send(JSON.stringify({ t: 'ack', n: 1 }));
+    });
+    const hub = await fleet();
+    const refusedBefore = (await stats()).refused;
+    const droppedBefore = (await stats()).dropped;
+    // Batches well inside the window, each taken in full by the acking client before the next.
+    const batch = STREAM_WINDOW / 4;
+    let published = 0;
+    while (!lazy.got.some((m) => m.t === 'dropped')) {
+      if (published > STREAM_WINDOW * 4) throw new Error('the client that never acks was never dropped');
+      await Promise.all(
+        Array.from({ length: batch }, (_, i) => hub.publish({ agent_id: first, status: (published + i) % 2 ? 'online' : 'offline', timestamp: new Date().toISOString() })),
+      );
+      published += batch;
+      await waitFor(`the acking client to get ${published} events`, async () => acking.got.filter((m) => m.t === 'event').length === published, 30_000, 5);
+    }
+    // The hub closed it (its close frame arrived: the client is closing) and holds only the acking one.
+    await waitFor('the lazy client closing', async () => lazy.ws.readyState >= WebSocket.CLOSING);
+    await waitFor('the hub to let the lazy client go', async () => (await stats()).watchers === openReaders() + 1);
+    expect(lazy.got.filter((m) => m.t === 'event')).toHaveLength(STREAM_WINDOW);
+    expect(lazy.got.at(-1)).toMatchObject({ t: 'dropped', reason: expect.stringContaining(String(STREAM_WINDOW)) });
+    expect(published).toBeGreaterThan(STREAM_WINDOW);
+    // The acking client is still there, got every event in order, and its acks were all taken.
+    expect(acking.ws.readyState).toBe(WebSocket.OPEN);
+    const ids = acking.got.map((m) => Number(m.id));
+    expect(ids.every((id, i) => i === 0 || id === ids[i - 1]! + 1)).toBe(true);
+    const after = await stats();
+    expect([after.refused, after.dropped]).toEqual([refusedBefore, droppedBefore + 1]);
+    await hub.publish({ agent_id: first, status: 'online', timestamp: new Date().toISOString() });
+    await waitFor('one more event at the acking client', async () => acking.got.length === published + 1);
+    acking.ws.close();
   });
 });

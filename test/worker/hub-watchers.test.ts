@@ -2,14 +2,15 @@
 // connected through heartbeats and alarms, the watchers get status events and are never taken for
 // the agent (no frame of theirs reaches the agent's handlers, no heartbeat check closes them), a
 // second agent connection replaces the first while the watchers stay, and what a watcher sends
-// that is not an ack is refused with a reason and counted. HEARTBEAT_INTERVAL_MS is 1000 here.
+// that is not an ack is refused ({"t":"error"}) with a reason and counted. HEARTBEAT_INTERVAL_MS is 1000 here.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { userWithKey } from './helpers.ts';
 import { connectAgent, enrollDevice, eventually, waitFor } from './device-helpers.ts';
 import { HEARTBEAT_PING } from '../../shared/protocol/envelope.ts';
 import { INTERNAL } from '../../durable-objects/hub/contract.ts';
-import { WATCHER_WINDOW, type Watchers } from '../../durable-objects/hub/watchers.ts';
+import type { Watchers } from '../../durable-objects/hub/watchers.ts';
+import { STREAM_WINDOW as WATCHER_WINDOW } from '../../shared/api/stream.ts';
 
 let admin: string;
 beforeAll(async () => {
@@ -108,8 +109,8 @@ describe('a DeviceHub with an agent and watchers', () => {
     w.ws.send(new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0, 0]));
     const outcome = await pending;
     expect(outcome).toMatchObject({ ok: false, error: { code: 'DEVICE_TIMEOUT' } });
-    await waitFor(() => w.received.filter((m) => m.t === 'refused').length === 3, 'three refusals');
-    expect(w.received.filter((m) => m.t === 'refused').every((m) => typeof m.reason === 'string' && (m.reason as string).length > 0)).toBe(true);
+    await waitFor(() => w.received.filter((m) => m.t === 'error').length === 3, 'three refusals');
+    expect(w.received.filter((m) => m.t === 'error').every((m) => typeof m.reason === 'string' && (m.reason as string).length > 0)).toBe(true);
     const counters = await hub(dev.deviceId).counters();
     expect(counters).toMatchObject({ refused: 3, watchers: 1, badFrames: 0 });
     expect(agent.isClosed()).toBe(false);
@@ -121,7 +122,7 @@ describe('a DeviceHub with an agent and watchers', () => {
     const w = await watch(dev.deviceId);
     w.ws.send('not json');
     w.ws.send(JSON.stringify({ t: 'ack', n: 5 }));
-    await waitFor(() => w.received.filter((m) => m.t === 'refused').length === 2, 'two refusals');
+    await waitFor(() => w.received.filter((m) => m.t === 'error').length === 2, 'two refusals');
     expect(w.received.map((m) => m.reason)).toEqual(['not JSON', 'acknowledged 5 events with only 0 unacknowledged']);
     expect((await hub(dev.deviceId).counters()).refused).toBe(2);
   });
@@ -135,7 +136,7 @@ describe('a DeviceHub with an agent and watchers', () => {
     const batch = WATCHER_WINDOW / 2;
     for (let b = 1; b <= 3; b++) {
       await runInDurableObject(hub(dev.deviceId), async (instance) => {
-        for (let i = 0; i < batch; i++) await watchersOf(instance).publish('status', 'status', { i });
+        for (let i = 0; i < batch; i++) await watchersOf(instance).publish('status', { i });
       });
       await waitFor(() => fast.received.length === b * batch, `batch ${b} at the fast watcher`);
       await new Promise((r) => setTimeout(r, 200)); // its acks travel to the hub
@@ -161,11 +162,11 @@ describe('a DeviceHub with an agent and watchers', () => {
     expect(resumed.statuses()).toEqual(['offline']);
     expect(resumed.received.some((m) => m.t === 'gap')).toBe(false);
     await runInDurableObject(hub(dev.deviceId), async (instance) => {
-      for (let i = 0; i < 300; i++) await watchersOf(instance).publish('status', 'status', { i });
+      for (let i = 0; i < 300; i++) await watchersOf(instance).publish('status', { i });
     });
     const gapped = await watch(dev.deviceId, { topics: ['status'], after: firstId });
     await waitFor(() => gapped.received.length > 0, 'gap');
-    expect(gapped.received[0]).toEqual({ t: 'gap' });
+    expect(gapped.received[0]).toEqual({ t: 'gap', id: '302' });
   });
 
   it('refuses a watch request the contract does not allow', async () => {

@@ -2,7 +2,8 @@
 // device goes online or offline, for one device with `agent_id=` or all the caller may see).
 // As Server-Sent Events, the Worker holds a watcher socket to the FleetHub and turns its messages
 // into SSE (worker/stream/sse.ts); with `Upgrade: websocket` the client's own socket is handed to
-// the FleetHub (the dashboard's form, JSON messages of shared/api/stream.ts). Every event has an
+// the FleetHub (the dashboard's form, JSON messages of shared/api/stream.ts; the client acks what
+// it has handled, and one that leaves more than STREAM_WINDOW unacked is dropped). Every event has an
 // id; Last-Event-ID (or ?last_event_id=, for clients that cannot set it) resumes after it within
 // the hub's replay window. Credentials as for every route, or ?api_key= for browsers' EventSource
 // and WebSocket, which cannot set headers.
@@ -17,9 +18,9 @@ import { apiKeyFromQuery } from '../tunnels/credential.ts';
 import { isWebSocketUpgrade } from '../tunnels/forward.ts';
 import { numberVar } from '../../shared/env-vars.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
-import { EventIdSchema } from '../../shared/api/stream.ts';
+import { EventIdSchema, STREAM_WINDOW } from '../../shared/api/stream.ts';
 import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
-import { WATCH_HEADER, type Watch } from '../../durable-objects/fleet/watchers.ts';
+import { INTERNAL, type WatchRequest } from '../../durable-objects/hub/contract.ts';
 import { sseFromWatcher } from '../stream/sse.ts';
 
 /** How long an SSE client waits before reconnecting after the stream ends. */
@@ -44,13 +45,16 @@ export function registerStreamRoutes(app: App) {
       description:
         'Each event: `id: <id>`, `event: status`, `data: {"agent_id","status":"online"|"offline","timestamp","name","hostname"}`. ' +
         'A `: heartbeat` comment every 15 s. `event: gap` when the events after Last-Event-ID are no longer kept; ' +
-        '`event: dropped` when the reader fell too far behind (the stream then ends).',
+        '`event: dropped` when the reader fell too far behind (the stream then ends). ' +
+        'The WebSocket form sends `{"t":"event","id","event","data"}`, `{"t":"gap","id"}`, `{"t":"dropped","reason"}` (then close 1013) ' +
+        'and `{"t":"error","code","reason"}`; the client sends `{"t":"ack","n":<events handled>}` and is dropped once it leaves more than ' +
+        `${STREAM_WINDOW} events unacknowledged.`,
       security,
       ...after(apiKeyFromQuery, allows('devices:read')),
       request: { query: StreamQuery, headers: StreamHeaders },
       responses: {
         200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
-        101: { description: 'Switching Protocols: the WebSocket form, one JSON message per event' },
+        101: { description: 'Switching Protocols: the WebSocket form, one JSON message per event; the client acks events ({"t":"ack","n"})' },
         ...authErrors,
         ...notFoundError,
         502: errorResponse('The stream could not be opened (STREAM_UNAVAILABLE)'),
@@ -60,10 +64,10 @@ export function registerStreamRoutes(app: App) {
       const q = c.req.valid('query');
       const agentId = q.agent_id ?? null;
       if (agentId) await getDevice(c.env.DB, agentId);
-      const watch: Watch = { topics: ['status'], agent_id: agentId, after: c.req.valid('header')['last-event-id'] ?? q.last_event_id ?? null };
+      const watch: WatchRequest = { topics: ['status'], agent_id: agentId, after: c.req.valid('header')['last-event-id'] ?? q.last_event_id ?? null };
       const hub = fleetHubFor(c.env);
       // Only what the hub needs: the client's headers (its credential among them) stay here.
-      const toHub = new Request('https://fleet-hub/watch', { headers: { upgrade: 'websocket', [WATCH_HEADER]: JSON.stringify(watch) } });
+      const toHub = new Request('https://fleet-hub/watch', { headers: { upgrade: 'websocket', [INTERNAL.watch]: JSON.stringify(watch) } });
       const res = await hub.fetch(toHub);
       if (!res.webSocket) throw new ApiError(502, 'STREAM_UNAVAILABLE', 'The event stream could not be opened', { status: res.status });
       if (isWebSocketUpgrade(c.req.raw.headers)) return res;

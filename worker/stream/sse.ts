@@ -3,7 +3,10 @@
 // body's queue counts the bytes the reader has not taken yet, and a reader whose backlog passes
 // the bound gets `event: dropped` and the end of the stream instead of more memory. The hub
 // never waits for a reader, so a slow one slows neither the hub nor the other readers.
-import { StreamMessageSchema, type StreamMessage } from '../../shared/api/stream.ts';
+// The hub bounds its watcher sockets by acks (hub/watchers.ts): the bridge acknowledges each
+// event once it is in the body's queue (whose own bound is the one that matters for the reader),
+// in batches so a burst costs the hub a few messages, not one per event.
+import { StreamMessageSchema, type StreamAck, type StreamMessage } from '../../shared/api/stream.ts';
 
 export interface SseOptions {
   heartbeatMs: number;
@@ -13,6 +16,8 @@ export interface SseOptions {
 }
 
 const encoder = new TextEncoder();
+/** Events acknowledged in one ack at most; far inside STREAM_WINDOW, so the hub never drops a bridge that keeps up. */
+const ACK_BATCH = 32;
 
 /** One SSE message for one stream message; null for what readers are not sent. */
 function sseOf(m: StreamMessage): string | null {
@@ -33,11 +38,27 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let open = true;
   let heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Events queued for the reader and not yet acknowledged to the hub. */
+  let unacked = 0;
+  let ackLater: ReturnType<typeof setTimeout> | undefined;
 
+  const ack = () => {
+    clearTimeout(ackLater);
+    ackLater = undefined;
+    if (!open || unacked === 0) return;
+    const msg: StreamAck = { t: 'ack', n: unacked };
+    unacked = 0;
+    try {
+      ws.send(JSON.stringify(msg));
+    } catch {
+      // the hub socket is closing: its close event ends the stream
+    }
+  };
   const end = () => {
     if (!open) return;
     open = false;
     clearInterval(heartbeat);
+    clearTimeout(ackLater);
     try {
       ws.close(1000, 'the reader went away');
     } catch {
@@ -49,14 +70,17 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
       // cancelled
     }
   };
-  const push = (text: string) => {
-    if (!open) return;
+  /** Queues text for the reader; false if the stream is over (or ends now, the reader being too far behind). */
+  const push = (text: string): boolean => {
+    if (!open) return false;
     if ((controller.desiredSize ?? 0) <= 0) {
       const reason = `the reader fell more than ${opts.bufferBytes} bytes behind`;
       controller.enqueue(encoder.encode(`event: dropped\ndata: ${JSON.stringify({ reason })}\n\n`));
-      return end();
+      end();
+      return false;
     }
     controller.enqueue(encoder.encode(text));
+    return true;
   };
 
   return new ReadableStream<Uint8Array>(
@@ -74,8 +98,12 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
           const m = StreamMessageSchema.safeParse(parsed);
           if (!m.success) return console.warn(`stream: the FleetHub sent an unreadable message: ${String(e.data).slice(0, 200)}`);
           const text = sseOf(m.data);
-          if (text) push(text);
-          if (m.data.t === 'dropped') end();
+          const queued = text !== null && push(text);
+          if (m.data.t === 'dropped') return end();
+          if (m.data.t !== 'event' || !queued) return;
+          // The rest of a burst arrives before the timer fires: one ack for all of it.
+          if (++unacked >= ACK_BATCH) ack();
+          else ackLater ??= setTimeout(ack, 0);
         });
         // The hub went away (a restart, a deploy): the client reconnects with Last-Event-ID.
         ws.addEventListener('close', end);
