@@ -9,7 +9,7 @@ import { AgentMessageSchema, type AgentMessage, type StreamOpen } from '../share
 import { HEARTBEAT_PING, HEARTBEAT_PONG, parseMessage } from '../shared/protocol/envelope.ts';
 import type { MuxStream } from '../shared/protocol/mux.ts';
 import { PROTOCOL_VERSION, RELAY_VERSION } from '../shared/version.ts';
-import { CloseCode } from '../shared/codes.ts';
+import { CloseCode, ResetCode } from '../shared/codes.ts';
 import { DeviceFactsSchema } from '../shared/api/device-info.ts';
 import { FRAME_BATCH_FEATURE } from '../shared/protocol/batch.ts';
 import { numberVar } from '../shared/env-vars.ts';
@@ -247,7 +247,7 @@ export class DeviceHub extends DurableObject<Env> {
   private onAgentStream(stream: MuxStream, open: StreamOpen): void {
     const handler = this.streamKinds.get(open.kind);
     if (handler) handler(this.hub, stream, open);
-    else stream.reset('REFUSED', `the hub accepts no ${String(open.kind).slice(0, 64)} streams from agents`);
+    else stream.reset(ResetCode.REFUSED, `the hub accepts no ${String(open.kind).slice(0, 64)} streams from agents`);
   }
 
   private async onCapabilityMessage(msg: AgentMessage): Promise<void> {

@@ -4,7 +4,7 @@
 // old socket) and is recorded, since two live agents with one identity mean a copied config. The
 // socket's attachment keeps what must outlive hibernation (when it connected, from where, its
 // hello); the stream mux of the current socket lives in memory and dies with it.
-import { CloseCode } from '../../shared/codes.ts';
+import { CloseCode, ResetCode } from '../../shared/codes.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../../shared/protocol/batch.ts';
 import type { HubMessage, StreamOpen } from '../../shared/protocol/messages.ts';
 import { StreamMux, type MuxStream } from '../../shared/protocol/mux.ts';
@@ -168,7 +168,7 @@ export class AgentSocket {
   }
 
   private dropMux(reason: string): void {
-    this.mux?.resetAll('SOCKET_CLOSED', reason);
+    this.mux?.resetAll(ResetCode.SOCKET_CLOSED, reason);
     this.mux = null;
     this.muxSocket = null;
     this.batcher = null;

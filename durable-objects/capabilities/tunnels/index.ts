@@ -2,6 +2,7 @@
 // and whenever the Worker reports a change), visitors proxied over streams the hub opens (HTTP,
 // WebSocket, TCP; see proxy.ts), per-tunnel rate limits, and what happens when the agent goes away:
 // tunnels without allow_clientless close, and every stream of the old socket was reset with it.
+import { ResetCode } from '../../../shared/codes.ts';
 import { numberVar } from '../../../shared/env-vars.ts';
 import { visitorError } from '../../../shared/http-pages.ts';
 import type { MuxStream } from '../../../shared/protocol/mux.ts';
@@ -54,7 +55,7 @@ export class TunnelsCapability implements HubCapability {
     this.tunnels = await loadTunnels(hub.env.DB, hub.deviceId);
     for (const [id, streams] of this.tunnelStreams) {
       const t = this.tunnels.get(id);
-      if (!t || !t.enabled || !t.connected) for (const s of streams) s.reset('TUNNEL_CLOSED', 'the tunnel was closed');
+      if (!t || !t.enabled || !t.connected) for (const s of streams) s.reset(ResetCode.TUNNEL_CLOSED, 'the tunnel was closed');
     }
     hub.send({ t: 'tunnels', tunnels: agentTargets(this.tunnels) });
   }

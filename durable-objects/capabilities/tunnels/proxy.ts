@@ -2,6 +2,7 @@
 // response (bodies streamed both ways, never buffered whole), a WebSocket (messages as records),
 // or a TCP connection reached through a client WebSocket (raw bytes, half-close as {"t":"eof"}).
 // The Worker has already checked access; the agent picks the target from its own tunnel table.
+import { ResetCode } from '../../../shared/codes.ts';
 import { HEAD_LIMITS, headerProblem, parseContentLength } from '../../../shared/protocol/http-rules.ts';
 import { StreamResetError, type MuxStream } from '../../../shared/protocol/mux.ts';
 import { WsRecordKind } from '../../../shared/protocol/ws-records.ts';
@@ -62,7 +63,7 @@ function visitHead(request: Request, head: VisitHead | undefined): VisitHead {
  */
 async function acceptWithin(stream: MuxStream, ctx: StreamContext, progress?: (deadline: Deadline) => void): Promise<Accepted> {
   const ms = ctx.acceptTimeoutMs;
-  const deadline = ctx.deadlines.add(ms, () => stream.reset('TARGET_TIMEOUT', `the target did not answer within ${ms / 1000} s`));
+  const deadline = ctx.deadlines.add(ms, () => stream.reset(ResetCode.TARGET_TIMEOUT, `the target did not answer within ${ms / 1000} s`));
   progress?.(deadline);
   try {
     return await stream.accepted;
@@ -86,12 +87,12 @@ const MAX_SHOWN_REASON = 500;
  * Worker did not catch), 502 for the target's faults, 503 for ours, 504 for a slow target.
  */
 export function streamFailure(request: Request, e: unknown): Response {
-  const err = e instanceof StreamResetError ? e : new StreamResetError('TARGET_ERROR', e instanceof Error ? e.message : String(e));
-  const offline = err.code === 'SOCKET_CLOSED' || err.code === 'STREAM_LIMIT';
+  const err = e instanceof StreamResetError ? e : new StreamResetError(ResetCode.TARGET_ERROR, e instanceof Error ? e.message : String(e));
+  const offline = err.code === ResetCode.SOCKET_CLOSED || err.code === ResetCode.STREAM_LIMIT;
   const reason = err.message.length > MAX_SHOWN_REASON ? `${err.message.slice(0, MAX_SHOWN_REASON)}…` : err.message;
-  if (err.code === 'BAD_REQUEST') return visitorError(request, 400, 'BAD_REQUEST', `The request cannot go through a tunnel: ${reason}`);
-  const status = err.code === 'TARGET_TIMEOUT' ? 504 : offline ? 503 : 502;
-  const what = offline ? 'The device went offline' : err.code === 'TARGET_TIMEOUT' ? 'The target did not answer in time' : 'The target could not be reached';
+  if (err.code === ResetCode.BAD_REQUEST) return visitorError(request, 400, 'BAD_REQUEST', `The request cannot go through a tunnel: ${reason}`);
+  const status = err.code === ResetCode.TARGET_TIMEOUT ? 504 : offline ? 503 : 502;
+  const what = offline ? 'The device went offline' : err.code === ResetCode.TARGET_TIMEOUT ? 'The target did not answer in time' : 'The target could not be reached';
   return visitorError(request, status, offline ? 'DEVICE_OFFLINE' : err.code.slice(0, 64), `${what}: ${reason}`);
 }
 
@@ -154,7 +155,7 @@ export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: 
   }
   const status = head.status ?? 502;
   if (status < 200 || status > 599) {
-    stream.reset('PROTOCOL_ERROR', `status ${status} is not allowed here`);
+    stream.reset(ResetCode.PROTOCOL_ERROR, `status ${status} is not allowed here`);
     return visitorError(request, 502, 'BAD_TARGET_RESPONSE', `The target answered with status ${status}`);
   }
   let responseHeaders: Headers;
@@ -162,7 +163,7 @@ export async function proxyHttp(ctx: StreamContext, tunnel: HubTunnel, request: 
     responseHeaders = visitorHeaders(head.headers, request.url);
   } catch (e) {
     // A header the runtime refuses (a NUL or a CR in a value, say): the target's fault, not a crash.
-    stream.reset('PROTOCOL_ERROR', 'response headers not allowed');
+    stream.reset(ResetCode.PROTOCOL_ERROR, 'response headers not allowed');
     return visitorError(request, 502, 'BAD_TARGET_RESPONSE', `The target's response headers were refused: ${e instanceof Error ? e.message : String(e)}`);
   }
   // The target's bytes go out as they are: with the default ("automatic"), workerd would compress a
@@ -209,7 +210,7 @@ async function sendBody(body: ReadableStream<Uint8Array>, stream: MuxStream, dea
     }
     await writer.close();
   } catch (e) {
-    stream.reset('CANCELLED', `the visitor stopped sending: ${e instanceof Error ? e.message : String(e)}`);
+    stream.reset(ResetCode.CANCELLED, `the visitor stopped sending: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 
@@ -241,7 +242,7 @@ export async function proxyWebSocket(ctx: StreamContext, tunnel: HubTunnel, requ
     toDevice.write(encodeWsRecord(WsRecordKind.CLOSE, wsClosePayload(ev.code || 1000, ev.reason)));
     toDevice.close();
   });
-  server.addEventListener('error', () => stream.reset('CANCELLED', 'visitor socket error'));
+  server.addEventListener('error', () => stream.reset(ResetCode.CANCELLED, 'visitor socket error'));
   void (async () => {
     const decoder = new WsRecordDecoder();
     try {
@@ -296,7 +297,7 @@ export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: R
     } catch {
       // already closed
     }
-    stream.reset('CANCELLED', `client protocol error: ${message}`);
+    stream.reset(ResetCode.CANCELLED, `client protocol error: ${message}`);
     safeClose(server, 1008, 'bad message');
   };
   server.addEventListener('message', (ev) => {
@@ -335,12 +336,12 @@ export async function proxyTcp(ctx: StreamContext, tunnel: HubTunnel, request: R
     wakePump();
     // After an eof the client may close at once: let its queued bytes and the half-close reach
     // the target first, then end the stream (nobody is left to read the target's answer).
-    if (sentEof) void toDevice.flushed().then(() => stream.reset('CANCELLED', 'client closed'));
-    else stream.reset('CANCELLED', 'client closed');
+    if (sentEof) void toDevice.flushed().then(() => stream.reset(ResetCode.CANCELLED, 'client closed'));
+    else stream.reset(ResetCode.CANCELLED, 'client closed');
   });
   server.addEventListener('error', () => {
     wakePump();
-    stream.reset('CANCELLED', 'client socket error');
+    stream.reset(ResetCode.CANCELLED, 'client socket error');
   });
   void (async () => {
     try {
@@ -387,7 +388,7 @@ function queuedWriter(stream: MuxStream, onOverflow: () => void) {
       queued += chunk.byteLength;
       if (queued > MAX_WS_QUEUE) {
         failed = true;
-        stream.reset('CANCELLED', 'write queue overflow');
+        stream.reset(ResetCode.CANCELLED, 'write queue overflow');
         onOverflow();
         return;
       }
