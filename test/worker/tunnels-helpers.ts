@@ -58,6 +58,14 @@ export const basicAuth = (user: string, password: string) => `Basic ${btoa(`${us
  * A fake agent on a real DeviceHub socket with its own stream mux. It answers every OPEN with a
  * small 200 unless `onOpen` handles it, and batches its frames when it announced `features`
  * with frame-batch and the hub's hello_ack did too.
+ *
+ * Beware: in these tests its messages may reach the hub OUT OF ORDER. workerd hands them over in
+ * order, but @cloudflare/vitest-pool-workers (0.15.1) wraps the Durable Object and awaits a
+ * subrequest to its runner object before each webSocketMessage call, so a message sent close
+ * behind another can overtake it (cloudflare/workers-sdk#13433, fixed for WebSocket handlers by
+ * #14061). Production and the e2e tests (Miniflare, no wrapper) keep the order. A test that
+ * sends bulk DATA must not send CLOSE (or anything order-sensitive) right behind it, and must not
+ * check the bytes' order.
  */
 export async function fakeTunnelAgent(deviceId: string, privateKey: CryptoKey, opts: { features?: string[]; onOpen?: (stream: MuxStream) => void } = {}) {
   const { features } = opts;
