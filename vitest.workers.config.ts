@@ -24,6 +24,16 @@ export default defineConfig(async () => {
     test: {
       include: ['test/worker/**/*.test.ts', 'test/durable-objects/**/*.test.ts'],
       setupFiles: ['./test/worker/setup.ts'],
+      // Tests that make a fake agent break a response body on purpose (tunnel-bad-frames) see the
+      // body fail as they assert; under the whole suite workerd sometimes also reports the
+      // StreamResetError that failed the native pipe behind that body as an unhandled rejection,
+      // from inside the runtime (we found no promise of ours left unhandled; 0 of 8 runs of the file
+      // alone, about 1 of 5 full runs). Only that error is let through, and it is still printed.
+      onUnhandledError(error: { name?: string; message?: string }) {
+        if (error.name !== 'StreamResetError') return;
+        console.warn(`[workers tests] ignored an unhandled StreamResetError from the runtime: ${error.message}`);
+        return false;
+      },
     },
   };
 });
