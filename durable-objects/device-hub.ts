@@ -9,7 +9,7 @@ import { AgentMessageSchema, type AgentMessage, type StreamOpen } from '../share
 import { HEARTBEAT_PING, HEARTBEAT_PONG, parseMessage } from '../shared/protocol/envelope.ts';
 import type { MuxStream } from '../shared/protocol/mux.ts';
 import { PROTOCOL_VERSION, RELAY_VERSION } from '../shared/version.ts';
-import { CloseCode, ResetCode } from '../shared/codes.ts';
+import { CloseCode, errorBody, ResetCode } from '../shared/codes.ts';
 import { DeviceFactsSchema } from '../shared/api/device-info.ts';
 import { FRAME_BATCH_FEATURE } from '../shared/protocol/batch.ts';
 import { numberVar } from '../shared/env-vars.ts';
@@ -106,7 +106,7 @@ export class DeviceHub extends DurableObject<Env> {
   /** Only the Worker calls this, with one of the requests of hub/contract.ts. */
   async fetch(request: Request): Promise<Response> {
     const req = readHubRequest(request);
-    if (!req.ok) return Response.json({ error: 'not a request the hub takes', code: 'BAD_HUB_REQUEST', details: { problem: req.problem } }, { status: 400 });
+    if (!req.ok) return Response.json(errorBody('BAD_HUB_REQUEST', 'not a request the hub takes', { problem: req.problem }), { status: 400 });
     const r = req.value;
     switch (r.kind) {
       case 'tunnel-http':
@@ -116,7 +116,7 @@ export class DeviceHub extends DurableObject<Env> {
         return this.onAgentConnect(r.address ?? 'unknown');
       case 'watch':
         if (r.watch.agent_id != null && r.watch.agent_id !== this.deviceId) {
-          return Response.json({ error: 'this hub holds another device', code: 'WRONG_DEVICE', details: { agent_id: r.watch.agent_id } }, { status: 400 });
+          return Response.json(errorBody('WRONG_DEVICE', 'this hub holds another device', { agent_id: r.watch.agent_id }), { status: 400 });
         }
         return this.watchers.accept(r.watch);
     }

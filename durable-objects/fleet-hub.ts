@@ -3,6 +3,7 @@
 // dashboard tab (or one SSE reader, through the Worker) costs one socket whatever the fleet size,
 // and the replay window that Last-Event-ID resumes from. Only the Worker reaches its fetch, with a
 // caller it has already authenticated and the watch request of hub/contract.ts in INTERNAL.watch.
+import { errorBody } from '../shared/codes.ts';
 import { DurableObject } from 'cloudflare:workers';
 import { STREAM_TOPICS, StatusEventSchema, type StatusEvent } from '../shared/api/stream.ts';
 import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../shared/protocol/envelope.ts';
@@ -32,7 +33,7 @@ export class FleetHub extends DurableObject<Env> {
     if (!watch.success) {
       const issue = watch.error.issues[0];
       const problem = `${INTERNAL.watch}${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'}`;
-      return Response.json({ error: 'not a watch request the hub takes', code: 'BAD_HUB_REQUEST', details: { problem } }, { status: 400 });
+      return Response.json(errorBody('BAD_HUB_REQUEST', 'not a watch request the hub takes', { problem }), { status: 400 });
     }
     return this.watchers.accept(watch.data);
   }

@@ -78,6 +78,11 @@ export const ErrorBodySchema = z.object({
 });
 export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
+/** An ErrorBody: what every answer the relay itself gives in JSON carries (Worker, hubs, visitor pages). */
+export function errorBody(code: string, message: string, details: Record<string, unknown> = {}): ErrorBody {
+  return { error: message, code, details };
+}
+
 /** An error body read leniently (a proxy in front of the relay may answer in its own shape): what fits, or null. */
 export function readErrorBody(value: unknown): Partial<ErrorBody> | null {
   const parsed = ErrorBodySchema.partial().safeParse(value);

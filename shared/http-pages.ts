@@ -2,6 +2,7 @@
 // closed tunnel): a small HTML page for browsers, or the API's JSON error shape when the client
 // prefers JSON. Never cached, since the next request may well succeed. Here rather than in worker/
 // because the DeviceHub answers visitors with the same pages.
+import { errorBody } from './codes.ts';
 
 /** True when Accept ranks application/json above text/html (a bare "*\/*" means HTML). */
 export function prefersJson(accept: string | null): boolean {
@@ -40,8 +41,7 @@ const TITLES: Record<number, string> = {
 export function visitorError(req: Request, status: number, code: string, message: string, extraHeaders: Record<string, string> = {}): Response {
   const headers: Record<string, string> = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-pirelay-error': code, ...extraHeaders };
   if (prefersJson(req.headers.get('accept'))) {
-    // The API's error shape ({ error, code, details }: worker/errors.ts errorBody).
-    return Response.json({ error: message, code, details: {} }, { status, headers });
+    return Response.json(errorBody(code, message), { status, headers });
   }
   const title = TITLES[status] ?? 'Error';
   const html = `<!doctype html>

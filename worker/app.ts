@@ -1,7 +1,8 @@
 // Builds the Hono app: every native route, the compatibility layers and the error rendering.
 // Entry points (index.ts, tests) only wire a runtime to what this returns.
 import { HTTPException } from 'hono/http-exception';
-import { ApiError, errorBody } from './errors.ts';
+import { ApiError } from './errors.ts';
+import { errorBody } from '../shared/codes.ts';
 import { newApp, type App } from './openapi.ts';
 import { forgetPrincipalsOnWrite } from './auth/middleware.ts';
 import { RELAY_VERSION } from '../shared/version.ts';

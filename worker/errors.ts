@@ -2,7 +2,7 @@
 // the agent and the client read it with), with a fitting status.
 // Routes throw ApiError; app.onError renders it (and turns anything unexpected into a 500).
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { ErrorCode, type ErrorBody } from '../shared/codes.ts';
+import { ErrorCode } from '../shared/codes.ts';
 
 export class ApiError extends Error {
   constructor(
@@ -25,6 +25,3 @@ export const conflict = (message: string, details?: Record<string, unknown>) => 
 export const unprocessable = (code: string, message: string, details?: Record<string, unknown>) => new ApiError(422, code, message, details);
 export const tooManyRequests = (message: string, details?: Record<string, unknown>) => new ApiError(429, ErrorCode.RATE_LIMITED, message, details);
 
-export function errorBody(code: string, message: string, details: Record<string, unknown> = {}): ErrorBody {
-  return { error: message, code, details };
-}

@@ -1,7 +1,7 @@
 // The Worker entry: wires the runtime to the app built in app.ts and exports the Durable Object classes.
 // Requests for `<tunnel>.<TUNNEL_DOMAIN>` are tunnel visits and never reach the API's router.
 import { createApp } from './app.ts';
-import { errorBody } from './errors.ts';
+import { errorBody } from '../shared/codes.ts';
 import { tunnelDomain, tunnelNameFromHost, visitTunnel } from './tunnels/ingress.ts';
 
 export { DeviceHub } from '../durable-objects/device-hub.ts';

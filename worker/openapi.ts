@@ -2,7 +2,7 @@
 // validation hook that renders zod failures in our error shape, and common response schemas.
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from './app-env.ts';
-import { errorBody } from './errors.ts';
+import { errorBody } from '../shared/codes.ts';
 
 export type App = OpenAPIHono<AppEnv>;
 

@@ -18,6 +18,7 @@
 // a watcher resuming from far back is not dropped for events it could not have acknowledged yet.
 // The counts live in the socket's attachment, so they survive hibernation. Anything else a
 // watcher sends is refused ({"t":"error"}) and counted; nothing it sends reaches an agent handler.
+import { errorBody } from '../../shared/codes.ts';
 import { STREAM_WINDOW, StreamAckSchema, type StreamMessage } from '../../shared/api/stream.ts';
 import type { WatchRequest } from './contract.ts';
 
@@ -77,7 +78,7 @@ export class Watchers {
   /** Accepts a watcher's upgrade: what it missed since `after` (or a gap), then live events. */
   accept(request: WatchRequest): Response {
     const unknown = request.topics.find((t) => !this.topics.has(t));
-    if (unknown) return Response.json({ error: `no topic ${unknown}`, code: 'UNKNOWN_TOPIC', details: { topics: [...this.topics] } }, { status: 400 });
+    if (unknown) return Response.json(errorBody('UNKNOWN_TOPIC', `no topic ${unknown}`, { topics: [...this.topics] }), { status: 400 });
     const topics = [...new Set(request.topics)];
     const pair = new WebSocketPair();
     const ws = pair[1];
