@@ -106,17 +106,32 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
+export interface DevSecrets {
+  SESSION_SECRET: string;
+  BOOTSTRAP_TOKEN: string;
+  /** AES-256 key sealing variable and TOTP secrets (worker/auth/secret-box.ts). */
+  VARIABLES_KEY: string;
+}
+
+/** Fresh secrets for a local relay. */
+export function newSecrets(): DevSecrets {
+  return {
+    SESSION_SECRET: randomBytes(32).toString('base64url'),
+    BOOTSTRAP_TOKEN: randomBytes(24).toString('base64url'),
+    VARIABLES_KEY: randomBytes(32).toString('base64url'),
+  };
+}
+
 export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
   const dir = resolve(opts.dir ?? join(ROOT, '.pirelay'));
   const log = opts.log ?? (() => {});
   await mkdir(join(dir, 'agents'), { recursive: true, mode: 0o700 });
 
   const secretsPath = join(dir, 'secrets.json');
-  let secrets = await readJson<{ SESSION_SECRET: string; BOOTSTRAP_TOKEN: string }>(secretsPath);
-  if (!secrets) {
-    secrets = { SESSION_SECRET: randomBytes(32).toString('base64url'), BOOTSTRAP_TOKEN: randomBytes(24).toString('base64url') };
-    await writePrivate(secretsPath, secrets);
-  }
+  const found = await readJson<Partial<DevSecrets>>(secretsPath);
+  const secrets = { ...newSecrets(), ...found };
+  // A state directory from before a secret existed gains it (VARIABLES_KEY came with teams).
+  if (!found || Object.keys(secrets).some((k) => !(k in found))) await writePrivate(secretsPath, secrets);
 
   const relay = await (opts.startRelay ?? startRelay)({ port: opts.port ?? 8787, stateDir: join(dir, 'state'), vars: { ...secrets, ...(opts.vars ?? {}) }, inspectorPort: opts.inspectorPort });
   const url = relay.url;

@@ -1,10 +1,15 @@
 // The Hono environment type shared by every route module.
 import type { Principal } from './auth/principal.ts';
+import type { AuditInput } from './audit.ts';
 
 export interface AppEnv {
   Bindings: Env;
   Variables: {
     /** undefined: not yet resolved; null: no valid credentials. */
     principal: Principal | null | undefined;
+    /** The permissions the route declared (set by its access check; worker/auth/scope.ts reads the team role they need). */
+    required: readonly string[] | undefined;
+    /** Audit entries of this request, written in one batch when it ends (worker/audit.ts). */
+    audit: AuditInput[] | undefined;
   };
 }

@@ -5,6 +5,7 @@ import { ApiError } from './errors.ts';
 import { errorBody } from '../shared/codes.ts';
 import { newApp, type App } from './openapi.ts';
 import { forgetPrincipalsOnWrite } from './auth/middleware.ts';
+import { writeAudit } from './audit.ts';
 import { RELAY_VERSION } from '../shared/version.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
@@ -40,7 +41,8 @@ export function createApp(deps: AppDeps): App {
   });
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`), 404));
 
-  for (const prefix of ['/api/v1/auth/*', '/api/v1/api-keys/*', '/api/v1/users/*', '/api/v1/roles/*', '/api/v1/api-keys', '/api/v1/users', '/api/v1/roles']) {
+  app.use('*', writeAudit);
+  for (const prefix of ['/api/v1/auth/*', '/api/v1/api-keys/*', '/api/v1/users/*', '/api/v1/roles/*', '/api/v1/teams/*', '/api/v1/invitations/*', '/api/v1/api-keys', '/api/v1/users', '/api/v1/roles', '/api/v1/teams']) {
     app.use(prefix, forgetPrincipalsOnWrite);
   }
   registerHealthRoutes(app, deps);

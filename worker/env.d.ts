@@ -3,6 +3,10 @@ declare namespace Cloudflare {
   interface Env {
     /** HMAC key for session JWTs, at least 32 characters (`wrangler secret put SESSION_SECRET`). */
     SESSION_SECRET?: string;
+    /** AES-256 key (64 hex or base64) sealing variable and TOTP secrets at rest (`wrangler secret put VARIABLES_KEY`). */
+    VARIABLES_KEY?: string;
+    /** The key VARIABLES_KEY replaced, still opened until POST /api/v1/admin/reseal has moved every value off it. */
+    VARIABLES_KEY_PREVIOUS?: string;
     /** One-time token that allows creating the first admin (`wrangler secret put BOOTSTRAP_TOKEN`). */
     BOOTSTRAP_TOKEN?: string;
     /** "true" lets anyone create a viewer account through POST /api/v1/auth/register. */

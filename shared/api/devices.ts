@@ -85,6 +85,8 @@ export const CreateEnrollmentTokenSchema = z
     expires_at: z.iso.datetime({ offset: true }).optional(),
     /** How many devices may enroll with it; unlimited when left out. */
     max_uses: z.number().int().min(1).max(100_000).optional(),
+    /** The team enrolled devices join; defaults to the caller's team when they are in just one. */
+    team_id: z.string().min(1).max(64).optional(),
   })
   .strict()
   .refine((b) => b.expires_in_hours === undefined || b.expires_at === undefined, {
@@ -103,6 +105,8 @@ export const EnrollmentTokenSchema = z.object({
   auto_approve: z.boolean(),
   /** Set when the token was made for one device added by hand (POST /api/v1/agents). */
   device_id: z.string().nullable(),
+  /** The team devices enrolled with it join. */
+  team_id: z.string(),
   max_uses: z.number().int().nullable(),
   uses: z.number().int(),
   state: z.enum(ENROLLMENT_TOKEN_STATES),
@@ -145,6 +149,8 @@ export const CreateAgentSchema = z
     name: DeviceNameSchema.optional(),
     /** Lifetime of the enrollment token made for this agent; 168 hours (a week) when left out. */
     expires_in_hours: z.number().positive().max(MAX_TOKEN_HOURS).optional(),
+    /** The team the agent joins; defaults to the caller's team when they are in just one. */
+    team_id: z.string().min(1).max(64).optional(),
   })
   .strict();
 

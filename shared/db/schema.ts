@@ -1,8 +1,11 @@
 // The D1 schema: the source of truth for every table and row type. Migrations under
 // migrations/ are generated from this file by drizzle-kit (`npm run db:generate`).
-import { sqliteTable, text, integer, index, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { sql } from 'drizzle-orm';
+import { sqliteTable, text, integer, index, uniqueIndex, primaryKey } from 'drizzle-orm/sqlite-core';
 import type { DEVICE_STATUSES } from '../api/devices.ts';
 import type { TunnelAccessMode, TunnelKind } from '../api/tunnels.ts';
+import type { TeamRole } from '../api/teams.ts';
+import type { VariableLevel } from '../api/variables.ts';
 
 /** Timestamps are Unix milliseconds; the API renders them as ISO 8601. */
 const ms = (name: string) => integer(name);
@@ -16,9 +19,75 @@ export const users = sqliteTable('users', {
   roles: text('roles', { mode: 'json' }).$type<string[]>().notNull(),
   authProvider: text('auth_provider').notNull().default('local'),
   disabled: integer('disabled', { mode: 'boolean' }).notNull().default(false),
+  /** Display name (Pipetower's `name`); empty means "use the username". */
+  name: text('name').notNull().default(''),
+  /** An IANA time zone name, e.g. "UTC" or "Europe/Paris". */
+  timezone: text('timezone').notNull().default('UTC'),
+  /** The relay sends no mail, so an address is verified only when an admin says so. */
+  emailVerified: integer('email_verified', { mode: 'boolean' }).notNull().default(false),
+  /** The TOTP secret, sealed with VARIABLES_KEY (worker/auth/secret-box.ts); set at enrolment, before confirmation. */
+  totpSecret: text('totp_secret'),
+  /** When the enrolment was confirmed with a code; null: two-factor login is off. */
+  totpEnabledAt: ms('totp_enabled_at'),
+  /** The last TOTP time step accepted, so each code works once. */
+  totpLastStep: integer('totp_last_step'),
   createdAt: ms('created_at').notNull(),
+  updatedAt: ms('updated_at'),
   lastLogin: ms('last_login'),
 }, (t) => [uniqueIndex('users_username_unique').on(t.username)]);
+
+/** Ten single-use codes per user, made when 2FA is confirmed; only their SHA-256 is kept. */
+export const recoveryCodes = sqliteTable('recovery_codes', {
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  codeHash: text('code_hash').notNull(),
+  usedAt: ms('used_at'),
+}, (t) => [primaryKey({ columns: [t.userId, t.codeHash] })]);
+
+/** The second step of a login with 2FA: made when the password was right, spent by a code. */
+export const loginChallenges = sqliteTable('login_challenges', {
+  id: text('id').primaryKey(),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  /** SHA-256 of the challenge token handed to the client. */
+  tokenHash: text('token_hash').notNull(),
+  attempts: integer('attempts').notNull().default(0),
+  createdAt: ms('created_at').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+  usedAt: ms('used_at'),
+}, (t) => [uniqueIndex('login_challenges_hash_unique').on(t.tokenHash)]);
+
+/** A team owns devices (and, later, automation); people work in it as owner, admin or member. */
+export const teams = sqliteTable('teams', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  /** Members without two-factor login may not act in this team. */
+  require2fa: integer('require_2fa', { mode: 'boolean' }).notNull().default(false),
+  createdAt: ms('created_at').notNull(),
+  updatedAt: ms('updated_at').notNull(),
+}, (t) => [uniqueIndex('teams_name_unique').on(sql`lower(${t.name})`)]);
+
+export const teamMembers = sqliteTable('team_members', {
+  teamId: text('team_id').notNull().references(() => teams.id, { onDelete: 'cascade' }),
+  userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  role: text('role').$type<TeamRole>().notNull(),
+  createdAt: ms('created_at').notNull(),
+}, (t) => [primaryKey({ columns: [t.teamId, t.userId] }), index('team_members_user_idx').on(t.userId)]);
+
+/** An admin's invitation to a team, by e-mail or user name; the token is shown once. */
+export const teamInvitations = sqliteTable('team_invitations', {
+  id: text('id').primaryKey(),
+  teamId: text('team_id').notNull().references(() => teams.id, { onDelete: 'cascade' }),
+  /** Who is invited: an e-mail address or a user name, as the admin typed it (lower case). */
+  invitee: text('invitee').notNull(),
+  role: text('role').$type<TeamRole>().notNull(),
+  tokenHash: text('token_hash').notNull(),
+  prefix: text('prefix').notNull(),
+  invitedBy: text('invited_by').references(() => users.id, { onDelete: 'set null' }),
+  createdAt: ms('created_at').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+  acceptedAt: ms('accepted_at'),
+  acceptedBy: text('accepted_by'),
+  revokedAt: ms('revoked_at'),
+}, (t) => [uniqueIndex('team_invitations_hash_unique').on(t.tokenHash), index('team_invitations_team_idx').on(t.teamId)]);
 
 export const roles = sqliteTable('roles', {
   id: text('id').primaryKey(),
@@ -67,6 +136,8 @@ export const enrollmentTokens = sqliteTable('enrollment_tokens', {
   autoApprove: integer('auto_approve', { mode: 'boolean' }).notNull().default(false),
   /** Set when the token was made for one pre-registered device (POST /api/v1/agents). */
   deviceId: text('device_id'),
+  /** The team every device enrolled with this token joins. */
+  teamId: text('team_id').notNull().references(() => teams.id, { onDelete: 'cascade' }),
   maxUses: integer('max_uses'),
   uses: integer('uses').notNull().default(0),
   createdBy: text('created_by'),
@@ -81,6 +152,8 @@ export const devices = sqliteTable('devices', {
   id: text('id').primaryKey(),
   /** Display name; defaults to the hostname. */
   name: text('name').notNull(),
+  /** The one team the device belongs to; only its members (and instance admins) see it. */
+  teamId: text('team_id').notNull().references(() => teams.id),
   hostname: text('hostname').notNull().default(''),
   serial: text('serial').notNull().default(''),
   hardware: text('hardware').notNull().default(''),
@@ -99,7 +172,17 @@ export const devices = sqliteTable('devices', {
   enrollmentTokenId: text('enrollment_token_id'),
   /** Live connections of this device replaced by another one (DeviceHub): two agents sharing one identity. */
   identityConflict: text('identity_conflict', { mode: 'json' }).$type<IdentityConflictRecord>(),
-}, (t) => [index('devices_status_idx').on(t.status)]);
+  /** Bumped by every change made through the API (rename, move, tags, status). */
+  updatedAt: ms('updated_at'),
+}, (t) => [index('devices_status_idx').on(t.status), index('devices_team_idx').on(t.teamId)]);
+
+/** Coloured labels on a device (Pipetower's server tags). */
+export const deviceTags = sqliteTable('device_tags', {
+  deviceId: text('device_id').notNull().references(() => devices.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  /** "#rrggbb". */
+  color: text('color').notNull(),
+}, (t) => [primaryKey({ columns: [t.deviceId, t.name] })]);
 
 /**
  * What DeviceHub remembers about agents of one device pushing each other off the relay: how often
@@ -113,6 +196,10 @@ export interface IdentityConflictRecord {
 }
 
 export type User = typeof users.$inferSelect;
+export type Team = typeof teams.$inferSelect;
+export type TeamMember = typeof teamMembers.$inferSelect;
+export type TeamInvitation = typeof teamInvitations.$inferSelect;
+export type DeviceTag = typeof deviceTags.$inferSelect;
 export type Role = typeof roles.$inferSelect;
 export type ApiKey = typeof apiKeys.$inferSelect;
 export type EnrollmentToken = typeof enrollmentTokens.$inferSelect;
@@ -150,3 +237,57 @@ export const tunnels = sqliteTable('tunnels', {
 }, (t) => [uniqueIndex('tunnels_name_unique').on(t.name), index('tunnels_device_idx').on(t.deviceId)]);
 
 export type Tunnel = typeof tunnels.$inferSelect;
+
+/**
+ * Variables at three levels: a user's, a team's, a device's (Pipetower's server variables).
+ * Exactly one of user_id, team_id, device_id is set, as `level` says, so a variable dies with its
+ * owner. A secret's value is never stored in the clear: `value` is null and `sealed` holds it
+ * encrypted with AES-GCM under VARIABLES_KEY (worker/auth/secret-box.ts), naming the key it used.
+ */
+export const variables = sqliteTable('variables', {
+  id: text('id').primaryKey(),
+  level: text('level').$type<VariableLevel>().notNull(),
+  userId: text('user_id').references(() => users.id, { onDelete: 'cascade' }),
+  teamId: text('team_id').references(() => teams.id, { onDelete: 'cascade' }),
+  deviceId: text('device_id').references(() => devices.id, { onDelete: 'cascade' }),
+  /** A shell-safe identifier, [A-Z_][A-Z0-9_]*, case as given. */
+  name: text('name').notNull(),
+  secret: integer('secret', { mode: 'boolean' }).notNull(),
+  /** The value of a variable that is not secret; null for a secret. */
+  value: text('value'),
+  /** A secret's value, sealed: "<key id>.<base64url iv>.<base64url ciphertext+tag>"; null otherwise. */
+  sealed: text('sealed'),
+  createdAt: ms('created_at').notNull(),
+  updatedAt: ms('updated_at').notNull(),
+}, (t) => [
+  uniqueIndex('variables_owner_name_unique').on(t.level, sql`coalesce(${t.userId}, ${t.teamId}, ${t.deviceId})`, t.name),
+  index('variables_team_idx').on(t.teamId),
+  index('variables_device_idx').on(t.deviceId),
+  index('variables_user_idx').on(t.userId),
+]);
+
+export type Variable = typeof variables.$inferSelect;
+
+/**
+ * Who changed what, when, from where and in which team; every login and failed login too. Never
+ * a secret: variables are recorded by name only. `id` orders entries (the API pages by it).
+ */
+export const auditLog = sqliteTable('audit_log', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  at: ms('at').notNull(),
+  /** The acting user, if one is known (a failed login names the user name tried, in details). */
+  actorId: text('actor_id'),
+  actorName: text('actor_name').notNull().default(''),
+  /** session, api_key, or none (a login, a failed login, an agent's enrollment). */
+  credential: text('credential').notNull(),
+  credentialId: text('credential_id'),
+  /** "<resource>.<verb>", e.g. "team.create", "variable.update", "login.failed". */
+  action: text('action').notNull(),
+  targetType: text('target_type').notNull().default(''),
+  targetId: text('target_id'),
+  teamId: text('team_id'),
+  ip: text('ip').notNull().default(''),
+  details: text('details', { mode: 'json' }).$type<Record<string, unknown>>(),
+}, (t) => [index('audit_at_idx').on(t.at), index('audit_team_idx').on(t.teamId, t.id), index('audit_actor_idx').on(t.actorId, t.id)]);
+
+export type AuditEntry = typeof auditLog.$inferSelect;

@@ -174,8 +174,8 @@ describe('spine end to end', () => {
     const connectsBefore = agentLog.split('connected to relay').length;
     await env.relay.stop();
     await new Promise((r) => setTimeout(r, 1_500));
-    const { SESSION_SECRET, BOOTSTRAP_TOKEN } = JSON.parse(readFileSync(join(dir, 'secrets.json'), 'utf8'));
-    env.relay = await startRelay({ port, stateDir: join(dir, 'state'), vars: { SESSION_SECRET, BOOTSTRAP_TOKEN, HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS) } });
+    const secrets = JSON.parse(readFileSync(join(dir, 'secrets.json'), 'utf8'));
+    env.relay = await startRelay({ port, stateDir: join(dir, 'state'), vars: { ...secrets, HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS) } });
     const back = Date.now();
     await waitFor('a new connection after relay restart', async () => agentLog.split('connected to relay').length > connectsBefore, 15_000, 50);
     await waitFor('device online after relay restart', deviceOnline, 15_000, 100);

@@ -34,8 +34,8 @@ const RELAY_VARS = { HEARTBEAT_INTERVAL_MS: '500', CLIENTLESS_WAIT_MS: '8000' };
 /** Stops the relay and starts it again on the same port and state (the agents reconnect by themselves). */
 async function restartRelay(): Promise<void> {
   await env.relay.stop();
-  const { SESSION_SECRET, BOOTSTRAP_TOKEN } = JSON.parse(readFileSync(join(env.dir, 'secrets.json'), 'utf8'));
-  env.relay = await startRelay({ port, stateDir: join(env.dir, 'state'), vars: { SESSION_SECRET, BOOTSTRAP_TOKEN, ...RELAY_VARS } });
+  const secrets = JSON.parse(readFileSync(join(env.dir, 'secrets.json'), 'utf8'));
+  env.relay = await startRelay({ port, stateDir: join(env.dir, 'state'), vars: { ...secrets, ...RELAY_VARS } });
 }
 
 async function createTunnel(body: Record<string, unknown>) {

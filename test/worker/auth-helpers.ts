@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import { createApp } from '../../worker/app.ts';
 import { randomId } from '../../worker/auth/crypto.ts';
 import { hashPassword } from '../../worker/auth/password.ts';
-import { BASE, api } from './helpers.ts';
+import { BASE, TEST_TEAM, api, joinTeam } from './helpers.ts';
 
 export interface ErrorBody {
   error: string;
@@ -19,13 +19,14 @@ let ipCounter = 0;
 export const freshIp = () => `198.51.100.${++ipCounter % 250}`;
 
 /** A user with a real password (PBKDF2), inserted straight into D1. */
-export async function userWithPassword(roles: string[] = ['viewer'], opts: { username?: string; password?: string; disabled?: boolean } = {}) {
+export async function userWithPassword(roles: string[] = ['viewer'], opts: { username?: string; password?: string; disabled?: boolean; team?: string | null } = {}) {
   const userId = randomId(8);
   const username = opts.username ?? `p_${randomId(4)}`;
   const password = opts.password ?? `pw-${randomId(6)}`;
   await env.DB.prepare('INSERT INTO users (id, username, email, password_hash, roles, disabled, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)')
     .bind(userId, username, `${username}@example.com`, await hashPassword(password), JSON.stringify(roles), opts.disabled ? 1 : 0, Date.now())
     .run();
+  await joinTeam(userId, roles, opts.team === undefined ? TEST_TEAM : opts.team);
   return { userId, username, password };
 }
 

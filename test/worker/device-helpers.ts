@@ -6,7 +6,7 @@ import { randomId } from '../../worker/auth/crypto.ts';
 import { AGENT_JWT_AUDIENCE } from '../../shared/constants.ts';
 import { PROTOCOL_VERSION } from '../../shared/version.ts';
 import type { DeviceFacts, DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
-import { api, BASE } from './helpers.ts';
+import { api, BASE, TEST_TEAM } from './helpers.ts';
 
 export async function keyPair() {
   const pair = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
@@ -46,13 +46,13 @@ export async function enrollDevice(adminKey: string, opts: { autoApprove?: boole
 }
 
 /** A device row written directly, e.g. an approved device that never connected. */
-export async function insertDevice(over: { id?: string; name?: string; status?: string; online?: boolean; hostname?: string } = {}) {
+export async function insertDevice(over: { id?: string; name?: string; status?: string; online?: boolean; hostname?: string; team?: string } = {}) {
   const id = over.id ?? randomId();
   await env.DB.prepare(
-    `INSERT INTO devices (id, name, hostname, serial, hardware, os, os_version, architecture, mac, status, online, registered_at, approved_at)
-     VALUES (?1, ?2, ?3, 'SER1', 'Pi3 Model B', 'Linux', 'Ubuntu 18.04 bionic', 'x86_64', 'aa:bb:cc:dd:ee:ff', ?4, ?5, ?6, ?7)`,
+    `INSERT INTO devices (id, name, hostname, serial, hardware, os, os_version, architecture, mac, status, online, registered_at, approved_at, team_id)
+     VALUES (?1, ?2, ?3, 'SER1', 'Pi3 Model B', 'Linux', 'Ubuntu 18.04 bionic', 'x86_64', 'aa:bb:cc:dd:ee:ff', ?4, ?5, ?6, ?7, ?8)`,
   )
-    .bind(id, over.name ?? `dev-${id.slice(0, 6)}`, over.hostname ?? 'ubuntu', over.status ?? 'approved', over.online ? 1 : 0, Date.now(), over.status === 'pending' ? null : Date.now())
+    .bind(id, over.name ?? `dev-${id.slice(0, 6)}`, over.hostname ?? 'ubuntu', over.status ?? 'approved', over.online ? 1 : 0, Date.now(), over.status === 'pending' ? null : Date.now(), over.team ?? TEST_TEAM)
     .run();
   return id;
 }

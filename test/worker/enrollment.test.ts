@@ -62,7 +62,7 @@ describe('enrollment tokens', () => {
     expect(listed.token).toBeUndefined();
     expect(JSON.stringify(listed)).not.toContain(created.token!.slice(16));
     expect(Object.keys(listed).sort()).toEqual(
-      ['id', 'name', 'prefix', 'auto_approve', 'device_id', 'max_uses', 'uses', 'state', 'created_at', 'expires_at', 'revoked_at'].sort(),
+      ['id', 'name', 'prefix', 'auto_approve', 'device_id', 'team_id', 'max_uses', 'uses', 'state', 'created_at', 'expires_at', 'revoked_at'].sort(),
     );
   });
 

@@ -74,7 +74,7 @@ function tunnelRow(over: Partial<TunnelAccessRow> = {}): TunnelAccessRow {
   return { id: 'tid', name: 'myapp', access: 'public', basicUser: null, basicPasswordHash: null, bearerTokenHash: null, updatedAt: 1, ...over };
 }
 
-const principal = (permissions: string[]): Principal => ({ kind: 'api_key', userId: 'u', username: 'u', roles: [], permissions, apiKeyId: 'k', expiresAt: null });
+const principal = (permissions: string[]): Principal => ({ kind: 'api_key', userId: 'u', username: 'u', roles: [], permissions, apiKeyId: 'k', expiresAt: null, teams: {}, twoFactor: false });
 
 const noPrincipal = async () => null;
 const headers = (h: Record<string, string>) => new Headers(h);

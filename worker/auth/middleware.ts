@@ -81,6 +81,7 @@ function guard(permissions: string[], ownAccount: boolean): MiddlewareHandler<Ap
     }
     const missing = permissions.filter((p) => !permits(principal.permissions, p));
     if (missing.length) throw forbidden('Insufficient permissions', { required: missing });
+    c.set('required', permissions);
     await next();
   };
 }

@@ -5,6 +5,7 @@ import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { getDb } from '../db/index.ts';
 import { apiKeys, sessions, users } from '../../shared/db/schema.ts';
+import type { TeamRole } from '../../shared/api/teams.ts';
 import { basicCredentials } from './basic.ts';
 import { sha256Hex } from './crypto.ts';
 import { narrow } from './permissions.ts';
@@ -21,6 +22,16 @@ export interface Principal {
   narrowed?: boolean;
   /** When the credential itself expires (ms), if it does. */
   expiresAt: number | null;
+  /** The teams the user is a member of, by id (worker/auth/scope.ts decides what that allows). */
+  teams: Readonly<Record<string, TeamMembership>>;
+  /** Whether the user has confirmed two-factor login (teams may require it). */
+  twoFactor: boolean;
+}
+
+export interface TeamMembership {
+  role: TeamRole;
+  /** The team requires two-factor login of its members. */
+  require2fa: boolean;
 }
 
 export const API_KEY_PREFIX = 'prk_';
@@ -75,7 +86,23 @@ export function credentialFrom(header: string | undefined | null): string | null
  * lists are merged in permissionsOf), read in the same query as the user.
  */
 const rolePermissions = sql<string>`(SELECT json_group_array(r.permissions) FROM roles r WHERE r.id IN (SELECT value FROM json_each(${users.roles})))`;
-const userColumns = { userId: users.id, username: users.username, roles: users.roles, disabled: users.disabled, rolePermissions };
+/** The user's memberships, as a JSON array of [team id, role, require_2fa], in the same query. */
+const memberships = sql<string>`(SELECT json_group_array(json_array(m.team_id, m.role, t.require_2fa)) FROM team_members m JOIN teams t ON t.id = m.team_id WHERE m.user_id = ${users.id})`;
+const userColumns = {
+  userId: users.id,
+  username: users.username,
+  roles: users.roles,
+  disabled: users.disabled,
+  totpEnabledAt: users.totpEnabledAt,
+  rolePermissions,
+  memberships,
+};
+
+function teamsOf(memberships: string): Record<string, TeamMembership> {
+  const out: Record<string, TeamMembership> = {};
+  for (const [id, role, require2fa] of JSON.parse(memberships) as [string, TeamRole, number][]) out[id] = { role, require2fa: Boolean(require2fa) };
+  return out;
+}
 
 function permissionsOf(rolePermissions: string): string[] {
   const lists = JSON.parse(rolePermissions) as string[];
@@ -115,6 +142,8 @@ export async function resolvePrincipal(credential: string, opts: ResolveOptions)
       apiKeyId: row.keyId,
       narrowed: keyPerms !== null,
       expiresAt: row.expiresAt,
+      teams: teamsOf(row.memberships),
+      twoFactor: row.totpEnabledAt != null,
     };
   }
   if (credential.split('.').length !== 3) return null;
@@ -135,5 +164,7 @@ export async function resolvePrincipal(credential: string, opts: ResolveOptions)
     permissions: permissionsOf(row.rolePermissions),
     sessionId: session.sessionId,
     expiresAt: row.expiresAt,
+    teams: teamsOf(row.memberships),
+    twoFactor: row.totpEnabledAt != null,
   };
 }

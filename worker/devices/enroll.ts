@@ -64,6 +64,7 @@ export async function enroll(d1: D1Database, req: EnrollRequest, now: number): P
       registeredAt: now,
       approvedAt: status === 'approved' ? now : null,
       enrollmentTokenId: token.id,
+      teamId: token.teamId,
     });
   } catch (e) {
     await refundEnrollmentToken(d1, token.id);

@@ -18,6 +18,8 @@ export interface NewEnrollmentToken {
   maxUses?: number | null;
   deviceId?: string | null;
   createdBy?: string | null;
+  /** The team enrolled devices join. */
+  teamId: string;
 }
 
 /** Builds the row and the secret without writing, so a caller can batch the insert. */
@@ -30,6 +32,7 @@ export async function prepareEnrollmentToken(t: NewEnrollmentToken, now: number)
     prefix: token.slice(0, SHOWN_PREFIX_LENGTH),
     autoApprove: t.autoApprove ?? false,
     deviceId: t.deviceId ?? null,
+    teamId: t.teamId,
     maxUses: t.maxUses ?? null,
     uses: 0,
     createdBy: t.createdBy ?? null,

@@ -83,6 +83,7 @@ export function presentEnrollmentToken(row: EnrollmentTokenRow, now: number): En
     prefix: row.prefix,
     auto_approve: row.autoApprove,
     device_id: row.deviceId,
+    team_id: row.teamId,
     max_uses: row.maxUses,
     uses: row.uses,
     state: tokenState(row, now),

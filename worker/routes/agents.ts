@@ -5,6 +5,7 @@ import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { principalOf } from '../auth/middleware.ts';
+import { chooseTeam } from '../auth/scope.ts';
 import { allows } from '../auth/access.ts';
 import { ApiError } from '../errors.ts';
 import { getDb, iso } from '../db/index.ts';
@@ -97,6 +98,7 @@ export function registerAgentRoutes(app: App) {
     }),
     async (c) => {
       const body = c.req.valid('json');
+      const teamId = await chooseTeam(c, body.team_id);
       const now = Date.now();
       const hours = body.expires_in_hours ?? DEFAULT_AGENT_TOKEN_HOURS;
       const { row: tokenRow, token } = await prepareEnrollmentToken(
@@ -107,6 +109,7 @@ export function registerAgentRoutes(app: App) {
           maxUses: 1,
           expiresAt: now + Math.round(hours * HOUR_MS),
           createdBy: principalOf(c).userId,
+          teamId,
         },
         now,
       );
@@ -119,6 +122,7 @@ export function registerAgentRoutes(app: App) {
           registeredAt: now,
           approvedAt: now,
           enrollmentTokenId: tokenRow.id,
+          teamId,
         }),
         insertEnrollmentToken(c.env.DB, tokenRow),
       ]);

@@ -17,6 +17,7 @@ import { hashPassword, verifyPassword } from '../auth/password.ts';
 import { assertLoginAllowed, clearLoginFailures, loginKeys, recordLoginFailure } from '../auth/rate-limit.ts';
 import { createSession, revokeSession, revokeUserSessions } from '../auth/sessions.ts';
 import { issueApiKey } from './api-keys.ts';
+import { DEFAULT_TEAM_NAME, createTeam } from '../teams/queries.ts';
 import { permissionsOfRoles } from './roles.ts';
 import { insertUser, UserOut, userView } from './users.ts';
 import {
@@ -251,6 +252,7 @@ export function registerAuthRoutes(app: App) {
       .bind(id, body.username, body.email ?? null, await hashPassword(body.password), Date.now())
       .run();
     if (!meta.changes) throw new ApiError(409, 'ALREADY_BOOTSTRAPPED', 'Users already exist; bootstrap only creates the first admin');
+    await createTeam(c.env.DB, { name: DEFAULT_TEAM_NAME, ownerId: id }, Date.now());
     const user = await currentUser(db, id);
     const { key } = await issueApiKey(db, { userId: id, name: 'bootstrap', permissions: null, expiresAt: null });
     return c.json({ user: userView(user), api_key: key }, 201);

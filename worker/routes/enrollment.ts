@@ -5,6 +5,7 @@ import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { principalOf } from '../auth/middleware.ts';
+import { chooseTeam } from '../auth/scope.ts';
 import { allows, publicRoute } from '../auth/access.ts';
 import { notFound, validationError } from '../errors.ts';
 import * as S from '../devices/api-schemas.ts';
@@ -42,7 +43,7 @@ export function registerEnrollmentRoutes(app: App) {
         if (expiresAt <= now) throw validationError('expires_at is in the past', { field: 'expires_at' });
       }
       const { row, token } = await prepareEnrollmentToken(
-        { name: body.name, autoApprove: body.auto_approve, expiresAt, maxUses: body.max_uses, createdBy: principalOf(c).userId },
+        { name: body.name, autoApprove: body.auto_approve, expiresAt, maxUses: body.max_uses, createdBy: principalOf(c).userId, teamId: await chooseTeam(c, body.team_id) },
         now,
       );
       await insertEnrollmentToken(c.env.DB, row);
