@@ -20,6 +20,8 @@ export interface RelayOptions {
   /** Extra or overriding vars and secrets (SESSION_SECRET, BOOTSTRAP_TOKEN, HEARTBEAT_INTERVAL_MS …). */
   vars?: Record<string, string>;
   log?: boolean;
+  /** Leave the database at the migrations before this file name (test/e2e/migration.test.ts). */
+  migrateBefore?: string;
   /**
    * Serve the port straight from the Worker (default), not through Miniflare's entry worker, which
    * runs in the same single-threaded workerd and costs as much as a simple route per request.
@@ -55,8 +57,11 @@ export async function bundleWorker(outDir: string): Promise<string> {
   return outfile;
 }
 
-/** Applies migrations/NNNN_*.sql not yet recorded in d1_migrations (wrangler's own table). */
-export async function applyMigrations(mf: Miniflare): Promise<string[]> {
+/**
+ * Applies migrations/NNNN_*.sql not yet recorded in d1_migrations (wrangler's own table); with
+ * `before`, only those whose name sorts before it (how the upgrade test makes an older database).
+ */
+export async function applyMigrations(mf: Miniflare, before?: string): Promise<string[]> {
   const db = await mf.getD1Database('DB');
   await db.exec('CREATE TABLE IF NOT EXISTS d1_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)');
   const done = new Set((await db.prepare('SELECT name FROM d1_migrations').all<{ name: string }>()).results.map((r) => r.name));
@@ -64,7 +69,7 @@ export async function applyMigrations(mf: Miniflare): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => /^\d{4}_.*\.sql$/.test(f)).sort();
   const applied: string[] = [];
   for (const f of files) {
-    if (done.has(f)) continue;
+    if (done.has(f) || (before !== undefined && f >= before)) continue;
     const sql = await readFile(join(dir, f), 'utf8');
     const statements = sql
       .split(/-->\s*statement-breakpoint|;\s*\n/)
@@ -121,7 +126,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   } as ConstructorParameters<typeof Miniflare>[0]);
   const entry = (await mf.ready).toString();
   const url = (direct ? (await mf.unsafeGetDirectURL()).toString() : entry).replace(/\/$/, '');
-  await applyMigrations(mf);
+  await applyMigrations(mf, opts.migrateBefore);
   return { url, mf, stop: () => mf.dispose() };
 }
 
