@@ -26,13 +26,11 @@ export const AuditListQuerySchema = z
     action: z.string().max(64).regex(AUDIT_ACTION_FILTER_PATTERN, 'an action ("team.create") or a prefix ending in "." ("team.")').optional(),
     target_type: id.optional(),
     target_id: id.optional(),
-    /** Entries at or after this time. */
-    from: isoTime.optional(),
-    /** Entries before this time (so one window's `to` is the next one's `from`). */
-    to: isoTime.optional(),
-    limit: wholeNumber(1, AUDIT_PAGE_MAX).optional(),
-    /** The `next_before` of the previous page: entries with a smaller id. */
-    before: wholeNumber(1, Number.MAX_SAFE_INTEGER).optional(),
+    from: isoTime.optional().describe('Entries at or after this time'),
+    // Exclusive, so one window's `to` can be the next one's `from`.
+    to: isoTime.optional().describe('Entries before this time'),
+    limit: wholeNumber(1, AUDIT_PAGE_MAX).optional().describe(`Entries per page, 1-${AUDIT_PAGE_MAX} (default ${AUDIT_PAGE_DEFAULT})`),
+    before: wholeNumber(1, Number.MAX_SAFE_INTEGER).optional().describe("The previous page's next_before: entries with a smaller id"),
   })
   .refine((q) => q.from === undefined || q.to === undefined || Date.parse(q.from) <= Date.parse(q.to), {
     message: 'from must not be after to',
