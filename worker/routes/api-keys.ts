@@ -14,6 +14,7 @@ import { permits } from '../auth/permissions.ts';
 import { API_KEY_PREFIX, type Principal } from '../auth/principal.ts';
 import { randomId, randomToken, sha256Hex } from '../auth/crypto.ts';
 import { assertHolds } from './roles.ts';
+import { audit } from '../audit.ts';
 import {
   API_KEY_MAX_DAYS,
   ApiKeyListQuerySchema,
@@ -134,6 +135,7 @@ export function registerApiKeyRoutes(app: App) {
     const permissions = await permissionsFor(db, caller, body.permissions);
     const { row, key } = await issueApiKey(db, { userId: caller.userId, name: body.name, permissions, expiresAt });
     const { id, name, prefix, permissions: perms, created_at, expires_at } = apiKeyView(row);
+    audit(c, { action: 'api_key.create', targetType: 'api_key', targetId: id, details: { name, prefix, permissions: perms, expires_at } });
     return c.json({ id, name, key, prefix, permissions: perms, created_at, expires_at }, 201);
   });
 
@@ -156,7 +158,11 @@ export function registerApiKeyRoutes(app: App) {
     const key = await db.query.apiKeys.findFirst({ where: eq(schema.apiKeys.id, id) });
     // Someone else's key is "not found" to a non-admin: ids should not be probeable.
     if (!key || (key.userId !== caller.userId && !canManageAll(caller))) throw notFound('API key', { id });
-    if (!key.revokedAt) await db.update(schema.apiKeys).set({ revokedAt: Date.now() }).where(eq(schema.apiKeys.id, id));
+    // Revoking a revoked key changes nothing, so it is not recorded again.
+    if (!key.revokedAt) {
+      await db.update(schema.apiKeys).set({ revokedAt: Date.now() }).where(eq(schema.apiKeys.id, id));
+      audit(c, { action: 'api_key.revoke', targetType: 'api_key', targetId: id, details: { name: key.name, prefix: key.prefix, user_id: key.userId } });
+    }
     return c.body(null, 204);
   });
 }

@@ -13,6 +13,7 @@ import type { Role } from '../../shared/db/schema.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { allows } from '../auth/access.ts';
 import { permits } from '../auth/permissions.ts';
+import { audit } from '../audit.ts';
 import type { Principal } from '../auth/principal.ts';
 import {
   CreateRoleRequestSchema,
@@ -84,6 +85,15 @@ async function customRole(db: Db, caller: Principal, id: string): Promise<Role> 
   if (role.isSystem) throw new ApiError(403, 'SYSTEM_ROLE', `"${id}" is a system role and cannot be changed or deleted`, { id });
   assertHolds(caller, role.permissions, 'change a role with');
   return role;
+}
+
+/** What an update changed, as {field: {from, to}}, for the audit log. */
+function roleChanges(before: Role, after: Role): Record<string, { from: unknown; to: unknown }> {
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  if (before.name !== after.name) changes.name = { from: before.name, to: after.name };
+  if (before.description !== after.description) changes.description = { from: before.description, to: after.description };
+  if (JSON.stringify(before.permissions) !== JSON.stringify(after.permissions)) changes.permissions = { from: before.permissions, to: after.permissions };
+  return changes;
 }
 
 const listRoles = createRoute({
@@ -167,6 +177,7 @@ export function registerRoleRoutes(app: App) {
       .insert(schema.roles)
       .values({ id: await freeRoleId(db, slugOf(body.name)), name: body.name, description: body.description ?? '', permissions: body.permissions })
       .returning();
+    audit(c, { action: 'role.create', targetType: 'role', targetId: role!.id, details: { name: role!.name, permissions: role!.permissions } });
     return c.json(roleView(role!), 201);
   });
 
@@ -174,7 +185,7 @@ export function registerRoleRoutes(app: App) {
     const { id } = c.req.valid('param');
     const body = c.req.valid('json');
     const db = getDb(c.env.DB);
-    await customRole(db, principalOf(c), id);
+    const before = await customRole(db, principalOf(c), id);
     if (body.permissions) assertHolds(principalOf(c), body.permissions, 'grant');
     if (body.name !== undefined) await assertNameFree(db, body.name, id);
     const [role] = await db
@@ -184,16 +195,18 @@ export function registerRoleRoutes(app: App) {
       .returning();
     // Deleted since customRole found it (a DELETE racing this PUT).
     if (!role) throw notFound('Role', { id });
+    audit(c, { action: 'role.update', targetType: 'role', targetId: id, details: roleChanges(before, role) });
     return c.json(roleView(role), 200);
   });
 
   app.openapi(deleteRole, async (c) => {
     const { id } = c.req.valid('param');
     const db = getDb(c.env.DB);
-    await customRole(db, principalOf(c), id);
+    const role = await customRole(db, principalOf(c), id);
     const users = await c.env.DB.prepare('SELECT count(*) AS n FROM users u, json_each(u.roles) r WHERE r.value = ?1').bind(id).first<number>('n');
     if (users) throw new ApiError(409, 'ROLE_IN_USE', `Role "${id}" is assigned to ${users} user(s)`, { id, users });
     await db.delete(schema.roles).where(eq(schema.roles.id, id));
+    audit(c, { action: 'role.delete', targetType: 'role', targetId: id, details: { name: role.name, permissions: role.permissions } });
     return c.body(null, 204);
   });
 }
