@@ -9,7 +9,7 @@ export interface AppEnv {
     principal: Principal | null | undefined;
     /** The permissions the route declared (set by its access check; worker/auth/scope.ts reads the team role they need). */
     required: readonly string[] | undefined;
-    /** Audit entries of this request, written in one batch when it ends (worker/audit.ts). */
+    /** Audit entries of this request, written in one statement when it ends (worker/audit.ts). */
     audit: AuditInput[] | undefined;
   };
 }
