@@ -20,6 +20,8 @@ import { registerPiTunnelRoutes } from './compat/pitunnel.ts';
 import { registerTunnelRoutes } from './routes/tunnels.ts';
 import { registerTunnelControlRoutes } from './compat/tunnel-control.ts';
 import { registerStreamRoutes } from './routes/stream.ts';
+import { registerVariableRoutes } from './routes/variables.ts';
+import { registerAdminRoutes } from './routes/admin.ts';
 
 export interface AppDeps {
   /** When this relay instance started (ms), for /health's uptime. */
@@ -58,6 +60,8 @@ export function createApp(deps: AppDeps): App {
   registerTunnelRoutes(app);
   registerTunnelControlRoutes(app);
   registerStreamRoutes(app);
+  registerVariableRoutes(app);
+  registerAdminRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'basicAuth', {
