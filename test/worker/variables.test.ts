@@ -112,6 +112,18 @@ describe('CRUD at each level', () => {
     expect(statuses.sort()).toEqual([200, 200, 201]);
     expect((await rowOf(name)).results).toHaveLength(1);
   });
+
+  it('a new value racing {secret: true} ends as either order would: secret, with the new value (never plain, never the old one)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const name = unique('SEALRACE');
+      const path = `${deviceVars()}/${name}`;
+      expect((await put(path, member.key, { value: 'old' })).status).toBe(201);
+      const [a, b] = await Promise.all([put(path, member.key, { value: 'new' }), put(path, member.key, { secret: true })]);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      expect((await rowOf(name)).results[0]).toMatchObject({ secret: 1, value: null });
+      expect((await effectiveVariables(env, { userId: member.userId, deviceId: device })).get(name)).toEqual({ value: 'new', secret: true, level: 'device' });
+    }
+  });
 });
 
 describe('who may touch which level', () => {

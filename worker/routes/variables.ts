@@ -165,7 +165,7 @@ function registerLevel(app: App, l: Level) {
 }
 
 export function registerVariableRoutes(app: App) {
-  // Before the device level's /{name} routes; "effective" is no variable name (lower case) anyway.
+  // "effective" is not a variable name (those are upper case), so it cannot clash with …/variables/{name}.
   app.openapi(
     createRoute({
       method: 'get',

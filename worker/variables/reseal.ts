@@ -58,6 +58,7 @@ function chunked(rows: [string, string, string][]): string[] {
  */
 export async function resealBatch(env: SecretKeys & { DB: D1Database }): Promise<ResealResult> {
   const current = `${await currentKeyId(env)}.`;
+  // The previous key's id is what it would have as the current one.
   const previousId = env.VARIABLES_KEY_PREVIOUS ? await currentKeyId({ VARIABLES_KEY: env.VARIABLES_KEY_PREVIOUS }) : null;
   const previous = previousId && `${previousId}.` !== current ? `${previousId}.` : null;
 
