@@ -21,6 +21,8 @@ import { registerTunnelRoutes } from './routes/tunnels.ts';
 import { registerTunnelControlRoutes } from './compat/tunnel-control.ts';
 import { registerStreamRoutes } from './routes/stream.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
+import { registerVariableRoutes } from './routes/variables.ts';
+import { registerAdminRoutes } from './routes/admin.ts';
 
 export interface AppDeps {
   /** When this relay instance started (ms), for /health's uptime. */
@@ -60,6 +62,8 @@ export function createApp(deps: AppDeps): App {
   registerTunnelControlRoutes(app);
   registerStreamRoutes(app);
   registerAuditRoutes(app);
+  registerVariableRoutes(app);
+  registerAdminRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'basicAuth', {
