@@ -9,8 +9,8 @@ import type { AppEnv } from '../app-env.ts';
 import type { PipetowerMeta } from '../../shared/api/pipetower.ts';
 import { invalid, type FieldErrors } from './pipetower-errors.ts';
 
-export const DEFAULT_LIMIT = 15;
-export const MAX_LIMIT = 100;
+const DEFAULT_LIMIT = 15;
+const MAX_LIMIT = 100;
 
 export interface PageRequest {
   page: number;

@@ -246,7 +246,10 @@ export function registerPipetowerRoutes(app: App) {
   });
 
   // Every other path under /api/ is Pipetower's (its later routes, a typo): its 404, whoever asks.
-  api.all('*', (c, next) => (isNative(c.req.path) ? next() : Promise.resolve(pipetowerNotFound(c))));
+  api.all('*', async (c, next) => {
+    if (isNative(c.req.path)) return next();
+    return pipetowerNotFound(c);
+  });
 
   app.route('/api', api);
 }
