@@ -23,6 +23,7 @@ import { registerStreamRoutes } from './routes/stream.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
 import { registerVariableRoutes } from './routes/variables.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { registerPipetowerRoutes } from './compat/pipetower.ts';
 
 export interface AppDeps {
   /** When this relay instance started (ms), for /health's uptime. */
@@ -64,6 +65,7 @@ export function createApp(deps: AppDeps): App {
   registerAuditRoutes(app);
   registerVariableRoutes(app);
   registerAdminRoutes(app);
+  registerPipetowerRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'basicAuth', {

@@ -1,6 +1,6 @@
 // The permission matrix: every route the relay serves, from its own OpenAPI document plus the
-// routes of worker/auth/raw-routes.ts (PiTunnel's and tunnel-control's at the relay root, the
-// agents' dial-in), called with every kind of credential, from none and forged ones to an admin's
+// routes of worker/auth/raw-routes.ts (PiTunnel's and tunnel-control's at the relay root,
+// Pipetower's under /api, the agents' dial-in), called with every kind of credential, from none and forged ones to an admin's
 // session, in the Authorization header and as ?api_key= where a route takes that. What each
 // answer must be follows from the route's declaration alone: a bad credential gets 401, a good
 // one 403 unless its permissions cover the route's, and nothing gets a 5xx. An operation that
@@ -37,7 +37,7 @@ interface Credential {
 const credentials: Credential[] = [];
 
 /** Real objects for path parameters. */
-const ids = { user: '', role: 'viewer', tunnel: 'matrix-tcp', tunnelPort: 22 };
+const ids = { user: '', role: 'viewer', tunnel: 'matrix-tcp', tunnelPort: 22, team: '' };
 /** Ids no object has (hex, so every id schema accepts them), for calls that would change state. */
 const MISSING_DEVICE = 'f'.repeat(40);
 const MISSING = 'no-such-thing';
@@ -58,7 +58,7 @@ interface Case {
   body?: string;
   contentType?: string;
   access: { permissions: string[]; selfService: boolean } | 'public' | 'device' | 'undeclared';
-  errors: 'native' | 'tunnel-control';
+  errors: RawRoute['errors'];
   /** Use the credential as tunnel-control's api_key parameter rather than a header. */
   asParam?: boolean;
 }
@@ -151,6 +151,9 @@ async function setUpCredentials() {
 function fill(path: string, method: string): string {
   return path
     .replace('{id}', () => {
+      // Pipetower's reads: the device's team and the device itself.
+      if (path.startsWith('/api/teams')) return ids.team;
+      if (path.startsWith('/api/servers')) return deviceId;
       if (path.startsWith('/api/v1/users')) return method === 'DELETE' ? MISSING : ids.user;
       if (path.startsWith('/api/v1/roles')) return method === 'DELETE' ? MISSING : ids.role;
       if (path.startsWith('/api/v1/api-keys')) return MISSING;
@@ -189,8 +192,9 @@ function rawCases(): Case[] {
       // tunnel-control calls without tunnel= or allow= only say "wrong data" (31): harmless once allowed.
       const query = r.deviceParam ? `device_id=${deviceId}` : '';
       const base = { route: `${method} ${r.path}`, method, access: accessOf(r), errors: r.errors } as const;
-      if (method === 'GET') cases.push({ ...base, path: query ? `${r.path}?${query}` : r.path });
-      else cases.push({ ...base, path: r.path, body: query, contentType: 'application/x-www-form-urlencoded' });
+      const path = fill(r.path, method);
+      if (method === 'GET') cases.push({ ...base, path: query ? `${path}?${query}` : path });
+      else cases.push({ ...base, path, body: query, contentType: 'application/x-www-form-urlencoded' });
       if (r.errors === 'tunnel-control' && 'permissions' in r.access) {
         cases.push({ ...base, route: `${base.route} (api_key=)`, path: `${r.path}?${query}`, asParam: true });
       }
@@ -207,17 +211,16 @@ interface Outcome {
   ok: boolean;
 }
 
+/** Pipetower's (Laravel's) words for our refusals. */
+const PIPETOWER_MESSAGES: Record<string, string> = { UNAUTHORIZED: 'Unauthenticated.', FORBIDDEN: 'This action is unauthorized.' };
+
 /** The answer a credential must get from a case, and whether `status`/`body` is it. */
 function judge(c: Case, cred: Credential, status: number, body: any): Outcome {
-  const row = (expected: string, ok: boolean): Outcome => ({
-    route: c.route,
-    credential: cred.name,
-    expected,
-    got: `${status}${status < 300 && c.errors === 'native' ? '' : ` ${c.errors === 'native' ? body?.code : `error_code ${body?.error_code}`}`}`,
-    ok: ok && status < 500,
-  });
+  const detail = c.errors === 'tunnel-control' ? ` error_code ${body?.error_code}` : status < 300 ? '' : ` ${c.errors === 'native' ? body?.code : body?.message}`;
+  const row = (expected: string, ok: boolean): Outcome => ({ route: c.route, credential: cred.name, expected, got: `${status}${detail}`, ok: ok && status < 500 });
   // tunnel-control's seed has no code for the caller's credentials; it answers 401/403 with "wrong data" (31).
-  const shaped = (code: string) => (c.errors === 'native' ? body?.code === code : body?.error_code === 31 && body?.success === false);
+  const shaped = (code: string) =>
+    c.errors === 'native' ? body?.code === code : c.errors === 'pipetower' ? body?.message === PIPETOWER_MESSAGES[code] : body?.error_code === 31 && body?.success === false;
   if (c.access === 'undeclared') return row('a declaration (x-permissions, x-self-service or x-public)', false);
   if (c.access === 'public') return row('any non-5xx', true);
   // No user credential opens the agents' dial-in; the relay's own 401 names why (e.g. "Unknown device").
@@ -226,7 +229,10 @@ function judge(c: Case, cred: Credential, status: number, body: any): Outcome {
   const { permissions, selfService } = c.access;
   const allowed = permissions.every((p) => holds(cred.permissions!, p)) && !(selfService && cred.narrowed);
   if (!allowed) return row('403', status === 403 && shaped(selfService && cred.narrowed ? 'NARROWED_API_KEY' : 'FORBIDDEN'));
-  const refused = status === 401 || (status === 403 && (c.errors === 'tunnel-control' ? body?.error_code === 31 : ['FORBIDDEN', 'NARROWED_API_KEY'].includes(body?.code)));
+  const refused =
+    status === 401 ||
+    (status === 403 &&
+      (c.errors === 'tunnel-control' ? body?.error_code === 31 : c.errors === 'pipetower' ? shaped('FORBIDDEN') : ['FORBIDDEN', 'NARROWED_API_KEY'].includes(body?.code)));
   return row('allowed (2xx or a 4xx other than 401/403)', !refused);
 }
 
@@ -264,6 +270,7 @@ beforeAll(async () => {
   url = env.state.url;
   adminKey = env.state.apiKey;
   deviceId = env.state.devices[0]!.id;
+  ids.team = (await created<{ team_id: string }>('server', json(`/api/servers/${deviceId}`), 200)).team_id;
   await created('tunnel', json(`/api/v1/devices/${deviceId}/tunnels`, { json: { name: ids.tunnel, kind: 'tcp', target: `127.0.0.1:${ids.tunnelPort}`, access: { mode: 'pirelay' } } }));
   await setUpCredentials();
 }, 90_000);
@@ -291,7 +298,7 @@ describe('permission matrix', () => {
     expect(cases.filter((c) => c.access === 'undeclared')).toEqual([]);
     expect(results.length).toBeGreaterThan(60 * credentials.length);
     const twoHundreds = new Set(results.filter((r) => /^2/.test(r.got)).map((r) => r.route));
-    for (const route of ['GET /api/v1/devices/{id}/info', 'GET /api/v1/devices/{id}/processes', 'GET /device_info', 'POST /process_list', 'GET /api/v1/users/{id}', 'GET /api/v1/roles/{id}', 'GET /api/v1/devices/{id}/tunnels/{tunnelId}']) {
+    for (const route of ['GET /api/v1/devices/{id}/info', 'GET /api/v1/devices/{id}/processes', 'GET /device_info', 'POST /process_list', 'GET /api/v1/users/{id}', 'GET /api/v1/roles/{id}', 'GET /api/v1/devices/{id}/tunnels/{tunnelId}', 'GET /api/servers/{id}', 'GET /api/teams/{id}/vars']) {
       expect(twoHundreds, route).toContain(route);
     }
   });

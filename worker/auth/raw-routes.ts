@@ -1,6 +1,6 @@
 // The routes that are not @hono/zod-openapi routes, so are absent from /api/v1/openapi.json:
-// PiTunnel's API and tunnel-control's at the relay root, the agents' dial-in, the document
-// itself. Each declares here who may call it; its module builds its check from this entry (see
+// PiTunnel's API and tunnel-control's at the relay root, Pipetower's under /api, the agents'
+// dial-in, the document itself. Each declares here who may call it; its module builds its check from this entry (see
 // guardOf in access.ts). Plain data with no imports, so the e2e permission matrix can read it
 // next to the OpenAPI document, and test/worker/route-declarations.test.ts fails for a route
 // that is in neither.
@@ -15,19 +15,28 @@ export const TUNNEL_CONTROL_CALLS = {
 
 export interface RawRoute {
   methods: readonly ('GET' | 'POST')[];
-  /** The path a client calls. */
+  /** The path a client calls; a parameter is written {name}, as in the OpenAPI document. */
   path: string;
   /** The Hono pattern that serves it, when several paths share one (default: path). */
   pattern?: string;
   /** Who may call it: every permission listed ([] = any valid credential), or no user credential at all. */
   access: { permissions: readonly string[] } | { public: true } | { device: true };
   /** The error shape of the compat layer it belongs to: ours ({error, code, details}) or the seed's. */
-  errors: 'native' | 'tunnel-control';
+  errors: 'native' | 'tunnel-control' | 'pipetower';
   /** Routes that take a device_id parameter. */
   deviceParam?: true;
 }
 
 const both = ['GET', 'POST'] as const;
+
+/** A read of Pipetower's API (worker/compat/pipetower.ts); it answers in Laravel's error shape. */
+const pipetower = (path: string, permissions: readonly string[]): RawRoute => ({
+  methods: ['GET'],
+  path,
+  ...(path.includes('{') ? { pattern: path.replace(/\{(\w+)\}/g, ':$1') } : {}),
+  access: { permissions },
+  errors: 'pipetower',
+});
 
 export const RAW_ROUTES: readonly RawRoute[] = [
   { methods: ['GET'], path: '/api/v1/openapi.json', access: { public: true }, errors: 'native' },
@@ -50,4 +59,13 @@ export const RAW_ROUTES: readonly RawRoute[] = [
   // Without a call name the answer is only "invalid API call" (code 21), whoever asks.
   { methods: both, path: '/tunnel-api', access: { public: true }, errors: 'tunnel-control' },
   { methods: both, path: '/tunnel-api/', access: { public: true }, errors: 'tunnel-control' },
+  pipetower('/api/status', []),
+  pipetower('/api/account', []),
+  pipetower('/api/account/vars', ['variables:read']),
+  pipetower('/api/teams', ['teams:read']),
+  pipetower('/api/teams/{id}', ['teams:read']),
+  pipetower('/api/teams/{id}/vars', ['variables:read']),
+  pipetower('/api/servers', ['devices:read']),
+  pipetower('/api/servers/{id}', ['devices:read']),
+  pipetower('/api/servers/{id}/vars', ['variables:read']),
 ];
