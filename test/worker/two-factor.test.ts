@@ -239,6 +239,21 @@ describe('the second step refuses', () => {
     expect((await secondStep({ challenge: await challengeOf(u), recovery_code: u.recoveryCodes[0] })).status).toBe(200);
   });
 
+  it('one code raced on two challenges, and one challenge raced with two codes: one session each time', async () => {
+    const u = await withTwoFactor();
+    const code = await u.app.next();
+    const [a, b] = await Promise.all([challengeOf(u), challengeOf(u)]);
+    const byCode = await Promise.all([secondStep({ challenge: a, code }), secondStep({ challenge: b, code })]);
+    expect(byCode.map((r) => r.status).sort()).toEqual([200, 401]);
+    const recovery = u.recoveryCodes[2]!;
+    const [c, d] = await Promise.all([challengeOf(u), challengeOf(u)]);
+    const byRecovery = await Promise.all([secondStep({ challenge: c, recovery_code: recovery }), secondStep({ challenge: d, recovery_code: recovery })]);
+    expect(byRecovery.map((r) => r.status).sort()).toEqual([200, 401]);
+    const e = await challengeOf(u);
+    const byChallenge = await Promise.all([secondStep({ challenge: e, code: await u.app.next() }), secondStep({ challenge: e, recovery_code: u.recoveryCodes[4] })]);
+    expect(byChallenge.map((r) => r.status).sort()).toEqual([200, 401]);
+  });
+
   it('a body with both, or neither, of code and recovery_code', async () => {
     const u = await withTwoFactor();
     const challenge = await challengeOf(u);
