@@ -6,7 +6,9 @@ import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../worker/auth/crypto.ts';
 import { timeStep, totpCode } from '../../worker/auth/totp.ts';
-import { LOGIN_CHALLENGE_MAX_ATTEMPTS, LOGIN_CHALLENGE_TTL_MS } from '../../worker/routes/two-factor.ts';
+import { LOGIN_CHALLENGE_MAX_ATTEMPTS, LOGIN_CHALLENGE_TTL_MS, spendSecondFactor } from '../../worker/routes/two-factor.ts';
+import { getDb, schema } from '../../worker/db/index.ts';
+import { eq } from 'drizzle-orm';
 import { api } from './helpers.ts';
 import { expectError, freshIp, login, sessionUser } from './auth-helpers.ts';
 
@@ -252,6 +254,17 @@ describe('the second step refuses', () => {
     const e = await challengeOf(u);
     const byChallenge = await Promise.all([secondStep({ challenge: e, code: await u.app.next() }), secondStep({ challenge: e, recovery_code: u.recoveryCodes[4] })]);
     expect(byChallenge.map((r) => r.status).sort()).toEqual([200, 401]);
+  });
+
+  it('a step is claimed atomically: two checks that read the account before either wrote cannot both spend it', async () => {
+    const u = await withTwoFactor();
+    // What two racing requests would both have read: the row before either spent the code.
+    const stale = (await getDb(env.DB).query.users.findFirst({ where: eq(schema.users.id, u.userId) }))!;
+    const code = await u.app.next();
+    expect(await spendSecondFactor(env, stale, { code })).toBe('totp');
+    expect(await spendSecondFactor(env, stale, { code })).toBeNull();
+    expect(await spendSecondFactor(env, stale, { recoveryCode: u.recoveryCodes[7] })).toBe('recovery_code');
+    expect(await spendSecondFactor(env, stale, { recoveryCode: u.recoveryCodes[7] })).toBeNull();
   });
 
   it('a body with both, or neither, of code and recovery_code', async () => {

@@ -260,21 +260,23 @@ export function registerAuthRoutes(app: App) {
     // The same throttle as the password step: wrong codes and wrong passwords count together.
     const keys = loginKeys(c, user.username);
     await assertLoginAllowed(c, keys, now);
-    // One try is spent before the code is looked at, in one statement, so racing guesses cannot exceed the limit.
+    // The challenge is claimed and a try spent before the code is looked at, in one statement: a
+    // request racing with the same challenge finds it taken (and spends none of its codes), and
+    // guesses cannot exceed the limit.
     const tried = await c.env.DB.prepare(
-      'UPDATE login_challenges SET attempts = attempts + 1 WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2 AND attempts < ?3 RETURNING attempts',
+      'UPDATE login_challenges SET attempts = attempts + 1, used_at = ?2 WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2 AND attempts < ?3 RETURNING attempts',
     )
       .bind(challenge.id, now, LOGIN_CHALLENGE_MAX_ATTEMPTS)
       .first<number>('attempts');
     if (tried === null) throw invalidChallenge();
     const factor = await spendSecondFactor(c.env, user, { code: body.code, recoveryCode: body.recovery_code }, now);
     if (!factor) {
+      // Free for another try, unless that was the last one: then it stays spent.
+      if (tried < LOGIN_CHALLENGE_MAX_ATTEMPTS) await c.env.DB.prepare('UPDATE login_challenges SET used_at = NULL WHERE id = ?1').bind(challenge.id).run();
       await recordLoginFailure(c.env.DB, keys, now);
       audit(c, { action: '2fa.failed', targetType: 'user', targetId: user.id, actor, details: { during: 'login' } });
       throw invalidTwoFactorCode(401, { attempts_left: LOGIN_CHALLENGE_MAX_ATTEMPTS - tried });
     }
-    const { meta } = await c.env.DB.prepare('UPDATE login_challenges SET used_at = ?1 WHERE id = ?2 AND used_at IS NULL').bind(now, challenge.id).run();
-    if (!meta.changes) throw invalidChallenge();
     if (factor === 'recovery_code') audit(c, { action: '2fa.recovery_used', targetType: 'user', targetId: user.id, actor });
     return c.json(await startSession(c, user, keys, now, factor), 200);
   });
