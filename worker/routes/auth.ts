@@ -271,8 +271,8 @@ export function registerAuthRoutes(app: App) {
     if (tried === null) throw invalidChallenge();
     const factor = await spendSecondFactor(c.env, user, { code: body.code, recoveryCode: body.recovery_code }, now);
     if (!factor) {
-      // Free for another try, unless that was the last one: then it stays spent.
-      if (tried < LOGIN_CHALLENGE_MAX_ATTEMPTS) await c.env.DB.prepare('UPDATE login_challenges SET used_at = NULL WHERE id = ?1').bind(challenge.id).run();
+      // Free for another try (the claim above refuses it once the tries are used up).
+      await c.env.DB.prepare('UPDATE login_challenges SET used_at = NULL WHERE id = ?1').bind(challenge.id).run();
       await recordLoginFailure(c.env.DB, keys, now);
       audit(c, { action: '2fa.failed', targetType: 'user', targetId: user.id, actor, details: { during: 'login' } });
       throw invalidTwoFactorCode(401, { attempts_left: LOGIN_CHALLENGE_MAX_ATTEMPTS - tried });
