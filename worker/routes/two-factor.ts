@@ -124,8 +124,9 @@ export async function issueLoginChallenge(d1: D1Database, userId: string, now = 
       now,
       expiresAt,
     ),
-    // Spent and expired challenges say nothing any more; dropping them here needs no cron.
-    d1.prepare('DELETE FROM login_challenges WHERE expires_at <= ?1 OR used_at IS NOT NULL').bind(now),
+    // Expired challenges say nothing any more; dropping them here needs no cron. (A used one may be
+    // a claim still in flight, so it waits for its expiry like the rest.)
+    d1.prepare('DELETE FROM login_challenges WHERE expires_at <= ?1').bind(now),
   ]);
   return { challenge, expiresAt };
 }
