@@ -51,7 +51,7 @@ function newRecoveryCode(): string {
 }
 
 /** A typed recovery code in the form it was made in (case, spaces and dashes do not matter; o, i and l read as 0, 1 and 1), or null. */
-export function normalizeRecoveryCode(input: string): string | null {
+function normalizeRecoveryCode(input: string): string | null {
   const chars = input.toLowerCase().replace(/[\s-]/g, '').replace(/o/g, '0').replace(/[il]/g, '1');
   const length = RECOVERY_GROUPS * RECOVERY_GROUP_LENGTH;
   if (chars.length !== length || [...chars].some((ch) => !RECOVERY_ALPHABET.includes(ch))) return null;
