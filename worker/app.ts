@@ -9,6 +9,7 @@ import { writeAudit } from './audit.ts';
 import { RELAY_VERSION } from '../shared/version.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
+import { registerTwoFactorRoutes } from './routes/two-factor.ts';
 import { registerApiKeyRoutes } from './routes/api-keys.ts';
 import { registerUserRoutes } from './routes/users.ts';
 import { registerRoleRoutes } from './routes/roles.ts';
@@ -51,6 +52,7 @@ export function createApp(deps: AppDeps): App {
   }
   registerHealthRoutes(app, deps);
   registerAuthRoutes(app);
+  registerTwoFactorRoutes(app);
   registerApiKeyRoutes(app);
   registerUserRoutes(app);
   registerRoleRoutes(app);

@@ -1,5 +1,5 @@
-// Request and response shapes of the account API (login and sessions, first-admin bootstrap,
-// API keys, users, roles), in the wire format Tyto documents. Clients (CLI, dashboard, scripts)
+// Request and response shapes of the account API (login and sessions, two-factor login,
+// first-admin bootstrap, API keys, users, roles), in the wire format Tyto documents. Clients (CLI, dashboard, scripts)
 // and the Worker's validators share these, so a rule like the password policy lives in one place.
 import { z } from 'zod';
 
@@ -32,6 +32,29 @@ export const PasswordSchema = z
 export const EmailSchema = z.email().max(254);
 export const PermissionSchema = z.string().max(64).regex(PERMISSION_PATTERN, 'permission must look like "resource:action"');
 export const RoleIdSchema = z.string().min(1).max(64);
+/** A display name: printable text, no control characters; empty means "use the username". */
+export const DisplayNameSchema = z
+  .string()
+  .trim()
+  .max(128)
+  .regex(/^[^\p{Cc}]*$/u, 'name may not contain control characters');
+
+/**
+ * The IANA name of a time zone as the runtime's time zone database spells it ("utc" → "UTC"),
+ * or null when it knows no such zone. Offsets ("+01:00") are not zone names, so they are refused.
+ */
+export function canonicalTimeZone(name: string): string | null {
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/.test(name)) return null;
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
+  } catch {
+    return null;
+  }
+}
+export const TimeZoneSchema = z
+  .string()
+  .max(64)
+  .refine((tz) => canonicalTimeZone(tz) !== null, 'timezone must be an IANA time zone name, e.g. "UTC" or "Europe/Paris"');
 const RoleListSchema = z.array(RoleIdSchema).min(1).max(16);
 
 // --- sessions -------------------------------------------------------------------------------
@@ -58,14 +81,79 @@ export const LoginResponseSchema = z.object({
 });
 export type LoginResponse = z.infer<typeof LoginResponseSchema>;
 
+/** The password was right and the account has two-factor login: POST /auth/login/2fa with the challenge. */
+export const LoginChallengeSchema = z.object({
+  two_factor_required: z.literal(true),
+  /** Single use, for a few minutes and a few tries; only its SHA-256 is kept. */
+  challenge: z.string(),
+  expires_at: isoTime,
+});
+export type LoginChallenge = z.infer<typeof LoginChallengeSchema>;
+
+/** What POST /auth/login answers: a session, or the challenge of the second step. */
+export const LoginResultSchema = z.union([LoginResponseSchema, LoginChallengeSchema]);
+export type LoginResult = z.infer<typeof LoginResultSchema>;
+
+/** A code from the authenticator app, or one of the recovery codes (dashes and case do not matter). */
+const TotpCodeSchema = z.string().trim().regex(/^\d{6}$/, 'code must be the 6 digits the authenticator app shows');
+const RecoveryCodeSchema = z.string().trim().min(1).max(32);
+
+export const LoginTwoFactorRequestSchema = z
+  .object({
+    challenge: z.string().min(1).max(128),
+    code: TotpCodeSchema.optional(),
+    recovery_code: RecoveryCodeSchema.optional(),
+  })
+  .refine((b) => (b.code === undefined) !== (b.recovery_code === undefined), 'give code or recovery_code, exactly one');
+export type LoginTwoFactorRequest = z.infer<typeof LoginTwoFactorRequestSchema>;
+
+const profileFields = {
+  name: z.string(),
+  timezone: z.string(),
+  /** Set only by an admin (users:write): the relay sends no mail to verify an address itself. */
+  email_verified: z.boolean(),
+  two_factor_enabled: z.boolean(),
+  updated_at: isoTime,
+};
+
 export const MeSchema = SessionUserSchema.extend({
   auth_provider: z.string(),
   last_login: isoTime.nullable(),
+  ...profileFields,
 });
 export type Me = z.infer<typeof MeSchema>;
 
-export const UpdateMeRequestSchema = z.object({ email: EmailSchema.nullable() });
+export const UpdateMeRequestSchema = z
+  .object({
+    /** A new address is not verified: changing it clears email_verified. */
+    email: EmailSchema.nullable().optional(),
+    name: DisplayNameSchema.optional(),
+    timezone: TimeZoneSchema.optional(),
+  })
+  .refine((b) => b.email !== undefined || b.name !== undefined || b.timezone !== undefined, 'give at least one of email, name, timezone');
 export type UpdateMeRequest = z.infer<typeof UpdateMeRequestSchema>;
+
+// --- two-factor login -----------------------------------------------------------------------
+
+export const RECOVERY_CODE_COUNT = 10;
+
+export const TwoFactorEnrolmentSchema = z.object({
+  /** The TOTP secret, base32: shown here only, never again. */
+  secret: z.string(),
+  otpauth_uri: z.string(),
+});
+export type TwoFactorEnrolment = z.infer<typeof TwoFactorEnrolmentSchema>;
+
+export const TwoFactorConfirmRequestSchema = z.object({ code: TotpCodeSchema });
+export type TwoFactorConfirmRequest = z.infer<typeof TwoFactorConfirmRequestSchema>;
+
+/** Disabling two-factor login and replacing the recovery codes take a current code: a TOTP code or a recovery code. */
+export const TwoFactorCodeRequestSchema = z.object({ code: RecoveryCodeSchema });
+export type TwoFactorCodeRequest = z.infer<typeof TwoFactorCodeRequestSchema>;
+
+/** Shown once; only their SHA-256 is kept, and each works once. */
+export const RecoveryCodesSchema = z.object({ recovery_codes: z.array(z.string()).length(RECOVERY_CODE_COUNT) });
+export type RecoveryCodes = z.infer<typeof RecoveryCodesSchema>;
 
 export const ChangePasswordRequestSchema = z.object({
   current_password: z.string().min(1).max(PASSWORD_MAX_LENGTH),
@@ -91,6 +179,7 @@ export const UserSchema = z.object({
   disabled: z.boolean(),
   created_at: isoTime,
   last_login: isoTime.nullable(),
+  ...profileFields,
 });
 export type User = z.infer<typeof UserSchema>;
 
@@ -101,6 +190,9 @@ export const CreateUserRequestSchema = z.object({
   password: PasswordSchema,
   email: EmailSchema.optional(),
   roles: RoleListSchema,
+  name: DisplayNameSchema.optional(),
+  timezone: TimeZoneSchema.optional(),
+  email_verified: z.boolean().optional(),
 });
 export type CreateUserRequest = z.infer<typeof CreateUserRequestSchema>;
 
@@ -110,8 +202,15 @@ export const UpdateUserRequestSchema = z
     roles: RoleListSchema.optional(),
     /** false re-enables a disabled user; true is the same as DELETE. */
     disabled: z.boolean().optional(),
+    name: DisplayNameSchema.optional(),
+    timezone: TimeZoneSchema.optional(),
+    /** A changed email is unverified unless this says otherwise in the same request. */
+    email_verified: z.boolean().optional(),
   })
-  .refine((b) => b.email !== undefined || b.roles !== undefined || b.disabled !== undefined, 'give at least one of email, roles, disabled');
+  .refine(
+    (b) => Object.values(b).some((v) => v !== undefined),
+    'give at least one of email, roles, disabled, name, timezone, email_verified',
+  );
 export type UpdateUserRequest = z.infer<typeof UpdateUserRequestSchema>;
 
 export const ResetPasswordRequestSchema = z.object({ new_password: PasswordSchema });

@@ -55,6 +55,25 @@ describe('POST /api/v1/bootstrap', () => {
     expect(loggedIn.status).toBe(200);
     expect(((await loggedIn.json()) as { user: { permissions: string[] } }).user.permissions).toEqual(['*']);
 
+    // Recorded with the new admin as the actor (no one was logged in), the key by id only.
+    const { results } = await env.DB.prepare('SELECT action, actor_id, credential, target_type, team_id, details FROM audit_log ORDER BY id').all<{
+      action: string;
+      actor_id: string;
+      target_type: string;
+      team_id: string | null;
+      details: string | null;
+    }>();
+    expect(results.map((e) => [e.action, e.actor_id, e.target_type])).toEqual([
+      ['user.create', body.user.id, 'user'],
+      ['team.create', body.user.id, 'team'],
+      ['api_key.create', body.user.id, 'api_key'],
+      // The password login just above.
+      ['login', body.user.id, 'user'],
+    ]);
+    expect(results[1]!.team_id).toBeTruthy();
+    const log = JSON.stringify(results);
+    for (const secret of [body.api_key, admin.password, TOKEN]) expect(log).not.toContain(secret);
+
     await expectError(await boot({ ...admin, username: 'second-admin' }), 409, 'ALREADY_BOOTSTRAPPED');
     // Even an invalid body gets the 409: the door is closed before the body is read.
     await expectError(await boot({}), 409, 'ALREADY_BOOTSTRAPPED');

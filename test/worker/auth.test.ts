@@ -145,8 +145,12 @@ describe('/api/v1/auth/me', () => {
     const res = await api('/api/v1/auth/me', { key: s.token });
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
-    expect(Object.keys(body).sort()).toEqual(['auth_provider', 'email', 'id', 'last_login', 'permissions', 'roles', 'username']);
+    // Tyto's fields, and the profile fields Pipetower's account has.
+    const tyto = ['auth_provider', 'email', 'id', 'last_login', 'permissions', 'roles', 'username'];
+    expect(Object.keys(body).sort()).toEqual([...tyto, 'email_verified', 'name', 'timezone', 'two_factor_enabled', 'updated_at'].sort());
     expect(body).toMatchObject({ id: s.userId, username: s.username, roles: ['viewer'], auth_provider: 'local' });
+    expect(body).toMatchObject({ name: '', timezone: 'UTC', email_verified: false, two_factor_enabled: false });
+    expect(body.updated_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(body.permissions).toEqual(expect.arrayContaining(['devices:read', 'api-keys:own']));
     expect(body.permissions).not.toContain('devices:write');
   });
@@ -165,6 +169,40 @@ describe('/api/v1/auth/me', () => {
     expect(stored).toBe('new@example.com');
     const cleared = await api('/api/v1/auth/me', { key: s.token, method: 'PUT', json: { email: null } });
     expect(((await cleared.json()) as { email: string | null }).email).toBeNull();
+  });
+
+  it('PUT sets name and timezone (an IANA name, stored as the zone database spells it)', async () => {
+    const s = await sessionUser();
+    const res = await api('/api/v1/auth/me', { key: s.token, method: 'PUT', json: { name: '  Ada Lovelace ', timezone: 'Europe/Paris' } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { name: string; timezone: string; email: string; updated_at: string };
+    expect(body).toMatchObject({ name: 'Ada Lovelace', timezone: 'Europe/Paris', email: `${s.username}@example.com` });
+    expect(Date.parse(body.updated_at)).toBeGreaterThan(Date.now() - 60_000);
+    const utc = (await (await api('/api/v1/auth/me', { key: s.token, method: 'PUT', json: { timezone: 'utc' } })).json()) as { timezone: string; name: string };
+    expect(utc).toMatchObject({ timezone: 'UTC', name: 'Ada Lovelace' });
+    for (const timezone of ['Mars/Olympus_Mons', '+01:00', 'UTC; DROP TABLE users', '', 'x'.repeat(65)]) {
+      const bad = await expectError(await api('/api/v1/auth/me', { key: s.token, method: 'PUT', json: { timezone } }), 400, 'VALIDATION_ERROR');
+      expect([...new Set((bad.details.issues as { path: string }[]).map((i) => i.path))], timezone).toEqual(['timezone']);
+    }
+    for (const name of ['a\u0000b', 'line\nbreak', 'n'.repeat(129)]) {
+      await expectError(await api('/api/v1/auth/me', { key: s.token, method: 'PUT', json: { name } }), 400, 'VALIDATION_ERROR');
+    }
+    await expectError(await api('/api/v1/auth/me', { key: s.token, method: 'PUT', json: {} }), 400, 'VALIDATION_ERROR');
+  });
+
+  it("PUT cannot verify one's own e-mail, and changing the address makes it unverified", async () => {
+    const s = await sessionUser();
+    const admin = await userWithKey(['admin']);
+    const verify = await api(`/api/v1/users/${s.userId}`, { key: admin.key, method: 'PUT', json: { email_verified: true } });
+    expect(((await verify.json()) as { email_verified: boolean }).email_verified).toBe(true);
+    // Saying the same address again, or changing the name, keeps it verified.
+    const same = await api('/api/v1/auth/me', { key: s.token, method: 'PUT', json: { email: `${s.username}@example.com`, name: 'Me' } });
+    expect(((await same.json()) as { email_verified: boolean }).email_verified).toBe(true);
+    const moved = await api('/api/v1/auth/me', { key: s.token, method: 'PUT', json: { email: 'elsewhere@example.com', email_verified: true } });
+    expect(moved.status).toBe(200);
+    expect(await moved.json()).toMatchObject({ email: 'elsewhere@example.com', email_verified: false });
+    const stored = await env.DB.prepare('SELECT email_verified FROM users WHERE id = ?1').bind(s.userId).first<number>('email_verified');
+    expect(stored).toBe(0);
   });
 
   it('PUT rejects a bad email with VALIDATION_ERROR', async () => {
@@ -246,6 +284,11 @@ describe('openapi.json', () => {
     const doc = (await (await api('/api/v1/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
     const expected: Record<string, string[]> = {
       '/api/v1/auth/login': ['post'],
+      '/api/v1/auth/login/2fa': ['post'],
+      '/api/v1/auth/2fa/enrol': ['post'],
+      '/api/v1/auth/2fa/confirm': ['post'],
+      '/api/v1/auth/2fa/disable': ['post'],
+      '/api/v1/auth/2fa/recovery-codes': ['post'],
       '/api/v1/auth/logout': ['post'],
       '/api/v1/auth/me': ['get', 'put'],
       '/api/v1/auth/me/password': ['put'],

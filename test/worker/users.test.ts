@@ -3,21 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { randomId } from '../../worker/auth/crypto.ts';
 import { api, userWithKey } from './helpers.ts';
 import { expectError, login, sessionUser } from './auth-helpers.ts';
+import type { User as UserOut } from '../../shared/api/auth.ts';
 
-interface UserOut {
-  id: string;
-  username: string;
-  email: string | null;
-  roles: string[];
-  auth_provider: string;
-  disabled: boolean;
-  created_at: string;
-  last_login: string | null;
-}
 
 const newUser = (roles: string[] = ['viewer']) => ({ username: `n_${randomId(4)}`, password: 'password123', email: 'n@example.com', roles });
 
-async function create(key: string, body = newUser()) {
+async function create(key: string, body: ReturnType<typeof newUser> & Record<string, unknown> = newUser()) {
   const res = await api('/api/v1/users', { key, json: body });
   expect(res.status).toBe(201);
   return (await res.json()) as UserOut;
@@ -73,7 +64,10 @@ describe('users CRUD', () => {
     const { key } = await userWithKey(['admin']);
     const body = newUser(['operator', 'viewer']);
     const created = await create(key, body);
-    expect(Object.keys(created).sort()).toEqual(['auth_provider', 'created_at', 'disabled', 'email', 'id', 'last_login', 'roles', 'username']);
+    // Tyto's fields, and the profile fields.
+    const tyto = ['auth_provider', 'created_at', 'disabled', 'email', 'id', 'last_login', 'roles', 'username'];
+    expect(Object.keys(created).sort()).toEqual([...tyto, 'email_verified', 'name', 'timezone', 'two_factor_enabled', 'updated_at'].sort());
+    expect(created).toMatchObject({ name: '', timezone: 'UTC', email_verified: false, two_factor_enabled: false, updated_at: created.created_at });
     expect(created).toMatchObject({ username: body.username, email: body.email, roles: ['operator', 'viewer'], auth_provider: 'local', disabled: false, last_login: null });
     expect(Date.parse(created.created_at)).toBeGreaterThan(Date.now() - 60_000);
     expect(JSON.stringify(created)).not.toContain('pbkdf2');
@@ -128,6 +122,26 @@ describe('users CRUD', () => {
     expect(JSON.parse(row!)).toEqual(['operator', 'viewer']);
     await expectError(await api(`/api/v1/users/${u.id}`, { key, method: 'PUT', json: {} }), 400, 'VALIDATION_ERROR');
     await expectError(await api(`/api/v1/users/${u.id}`, { key, method: 'PUT', json: { roles: ['ghost'] } }), 400, 'VALIDATION_ERROR');
+  });
+
+  it('an admin sets name, timezone and email_verified; a changed address is unverified unless the same request says so', async () => {
+    const { key } = await userWithKey(['admin']);
+    const made = await create(key, { ...newUser(), name: 'Grace Hopper', timezone: 'America/New_York', email_verified: true });
+    expect(made).toMatchObject({ name: 'Grace Hopper', timezone: 'America/New_York', email_verified: true });
+    const put = (json: unknown) => api(`/api/v1/users/${made.id}`, { key, method: 'PUT', json });
+    expect(await (await put({ timezone: 'Asia/Tokyo', name: '' })).json()).toMatchObject({ timezone: 'Asia/Tokyo', name: '', email_verified: true });
+    expect(await (await put({ email: 'moved@example.com' })).json()).toMatchObject({ email: 'moved@example.com', email_verified: false });
+    expect(await (await put({ email: 'again@example.com', email_verified: true })).json()).toMatchObject({ email: 'again@example.com', email_verified: true });
+    const bad = await expectError(await put({ timezone: 'Nowhere/Special' }), 400, 'VALIDATION_ERROR');
+    expect(bad.details.issues).toEqual([expect.objectContaining({ path: 'timezone' })]);
+  });
+
+  it('only users:write may set email_verified: a users:read caller gets 403 and the flag stays', async () => {
+    const { key } = await userWithKey(['admin']);
+    const target = await create(key);
+    const reader = await userWithKey([await customRole(['users:read'])]);
+    await expectError(await api(`/api/v1/users/${target.id}`, { key: reader.key, method: 'PUT', json: { email_verified: true } }), 403, 'FORBIDDEN');
+    expect(((await (await api(`/api/v1/users/${target.id}`, { key: reader.key })).json()) as UserOut).email_verified).toBe(false);
   });
 
   it('DELETE disables the user and ends its sessions and API keys; PUT disabled:false re-enables', async () => {

@@ -1,8 +1,10 @@
 // /api/v1/auth/* and /api/v1/bootstrap: how a person gets and ends a session, manages their own
 // account, and how a fresh deployment gets its first admin. A deployed relay ships with no
 // default password; the operator proves control with the BOOTSTRAP_TOKEN secret instead, once.
-import { createRoute } from '@hono/zod-openapi';
-import type { MiddlewareHandler } from 'hono';
+// With two-factor login on, the password alone earns only a challenge; the session comes from
+// POST /auth/login/2fa with a code (worker/routes/two-factor.ts holds the factor checks).
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
 import { eq } from 'drizzle-orm';
 import type { AppEnv } from '../app-env.ts';
 import type { App } from '../openapi.ts';
@@ -14,18 +16,22 @@ import { principalOf } from '../auth/middleware.ts';
 import { allows, publicRoute, selfService } from '../auth/access.ts';
 import { randomId, sha256Hex, timingSafeEqual } from '../auth/crypto.ts';
 import { hashPassword, verifyPassword } from '../auth/password.ts';
-import { assertLoginAllowed, clearLoginFailures, loginKeys, recordLoginFailure } from '../auth/rate-limit.ts';
+import { assertLoginAllowed, clearLoginFailures, loginKeys, recordLoginFailure, type LoginKeys } from '../auth/rate-limit.ts';
 import { createSession, revokeSession, revokeUserSessions } from '../auth/sessions.ts';
+import { audit } from '../audit.ts';
 import { issueApiKey } from './api-keys.ts';
 import { DEFAULT_TEAM_NAME, createTeam } from '../teams/queries.ts';
 import { permissionsOfRoles } from './roles.ts';
-import { insertUser, UserOut, userView } from './users.ts';
+import { changedFields, insertUser, profileChange, profileView, UserOut, userView } from './users.ts';
+import { LOGIN_CHALLENGE_MAX_ATTEMPTS, invalidTwoFactorCode, issueLoginChallenge, spendSecondFactor, type SecondFactor } from './two-factor.ts';
 import {
   BootstrapRequestSchema,
   BootstrapResponseSchema,
   ChangePasswordRequestSchema,
+  LoginChallengeSchema,
   LoginRequestSchema,
   LoginResponseSchema,
+  LoginTwoFactorRequestSchema,
   MeSchema,
   RegisterRequestSchema,
   UpdateMeRequestSchema,
@@ -34,8 +40,12 @@ import {
 const json = <T>(schema: T) => ({ 'application/json': { schema } });
 const security = bearerSecurity;
 const MeOut = MeSchema.openapi('Me');
+const LoginOut = LoginResponseSchema.openapi('LoginResponse');
 
 const invalidCredentials = () => new ApiError(401, 'INVALID_CREDENTIALS', 'Invalid username or password');
+const invalidChallenge = () =>
+  new ApiError(401, 'INVALID_CHALLENGE', 'This login challenge is unknown, expired, used or out of tries; log in with your password again');
+const accountDisabled = () => new ApiError(403, 'ACCOUNT_DISABLED', 'This account is disabled');
 
 async function meView(db: Db, user: User, permissions?: string[]) {
   return {
@@ -46,7 +56,19 @@ async function meView(db: Db, user: User, permissions?: string[]) {
     permissions: permissions ?? (await permissionsOfRoles(db, user.roles)),
     auth_provider: user.authProvider,
     last_login: iso(user.lastLogin),
+    ...profileView(user),
   };
+}
+
+/** Both login steps end here: the throttle forgets this name and address, and a session starts. */
+async function startSession(c: Context<AppEnv>, user: User, keys: LoginKeys, now: number, factor?: SecondFactor) {
+  const db = getDb(c.env.DB);
+  await clearLoginFailures(c.env.DB, keys);
+  const { token, expiresAt } = await createSession(c.env, user.id, now);
+  await db.update(schema.users).set({ lastLogin: now }).where(eq(schema.users.id, user.id));
+  audit(c, { action: 'login', targetType: 'user', targetId: user.id, actor: { id: user.id, name: user.username }, details: factor && { second_factor: factor } });
+  const { id, email, roles, permissions } = await meView(db, user);
+  return { token, user: { id, username: user.username, email, roles, permissions }, expires_at: iso(expiresAt)! };
 }
 
 async function currentUser(db: Db, userId: string): Promise<User> {
@@ -78,14 +100,33 @@ const login = createRoute({
   method: 'post',
   path: '/api/v1/auth/login',
   tags: ['auth'],
-  summary: 'Log in with username and password; returns a session token',
+  summary: 'Log in with username and password; returns a session token, or a challenge when two-factor login is on',
   ...publicRoute(),
   request: { body: { required: true, content: json(LoginRequestSchema.openapi('LoginRequest')) } },
   responses: {
-    200: { description: 'A session', content: json(LoginResponseSchema.openapi('LoginResponse')) },
+    200: {
+      description: 'A session; or, with two-factor login on, {two_factor_required, challenge, expires_at} for POST /api/v1/auth/login/2fa',
+      content: json(z.union([LoginOut, LoginChallengeSchema.openapi('LoginChallenge')])),
+    },
     400: errorResponse('Invalid input'),
     401: errorResponse('Wrong username or password (INVALID_CREDENTIALS)'),
     403: errorResponse('Right password, but the account is disabled (ACCOUNT_DISABLED)'),
+    429: errorResponse('Too many failed attempts (RATE_LIMITED); see Retry-After'),
+  },
+});
+
+const loginTwoFactor = createRoute({
+  method: 'post',
+  path: '/api/v1/auth/login/2fa',
+  tags: ['auth'],
+  summary: 'The second step of a login with two-factor login on: the challenge and a TOTP code or a recovery code',
+  ...publicRoute(),
+  request: { body: { required: true, content: json(LoginTwoFactorRequestSchema.openapi('LoginTwoFactorRequest')) } },
+  responses: {
+    200: { description: 'A session, as POST /api/v1/auth/login gives one', content: json(LoginOut) },
+    400: errorResponse('Invalid input'),
+    401: errorResponse('Wrong or used code (INVALID_TWO_FACTOR_CODE), or the challenge is unknown, expired, used or out of tries (INVALID_CHALLENGE)'),
+    403: errorResponse('The account is disabled (ACCOUNT_DISABLED)'),
     429: errorResponse('Too many failed attempts (RATE_LIMITED); see Retry-After'),
   },
 });
@@ -178,18 +219,66 @@ export function registerAuthRoutes(app: App) {
     const user = await db.query.users.findFirst({ where: eq(schema.users.username, username) });
     // verifyPassword does the full work even without a user, so timing does not reveal one.
     const ok = await verifyPassword(password, user?.authProvider === 'local' ? user.passwordHash : null);
+    const tried = { id: user?.id ?? null, name: username };
     if (!user || !ok) {
       await recordLoginFailure(c.env.DB, keys);
+      audit(c, { action: 'login.failed', targetType: 'user', targetId: tried.id, actor: tried, details: { reason: 'invalid_credentials' } });
       throw invalidCredentials();
     }
     // Only someone who knows the password learns that the account is disabled.
-    if (user.disabled) throw new ApiError(403, 'ACCOUNT_DISABLED', 'This account is disabled');
-    await clearLoginFailures(c.env.DB, keys);
+    if (user.disabled) {
+      audit(c, { action: 'login.failed', targetType: 'user', targetId: user.id, actor: tried, details: { reason: 'account_disabled' } });
+      throw accountDisabled();
+    }
     const now = Date.now();
-    const { token, expiresAt } = await createSession(c.env, user.id, now);
-    await db.update(schema.users).set({ lastLogin: now }).where(eq(schema.users.id, user.id));
-    const { id, email, roles, permissions } = await meView(db, user);
-    return c.json({ token, user: { id, username: user.username, email, roles, permissions }, expires_at: iso(expiresAt)! }, 200);
+    if (user.totpEnabledAt) {
+      // The throttle is not cleared here: a known password must not reset the count of wrong codes.
+      const { challenge, expiresAt } = await issueLoginChallenge(c.env.DB, user.id, now);
+      return c.json({ two_factor_required: true as const, challenge, expires_at: iso(expiresAt)! }, 200);
+    }
+    return c.json(await startSession(c, user, keys, now), 200);
+  });
+
+  app.openapi(loginTwoFactor, async (c) => {
+    const body = c.req.valid('json');
+    const now = Date.now();
+    const db = getDb(c.env.DB);
+    const lc = schema.loginChallenges;
+    const found = await db
+      .select({ challenge: lc, user: schema.users })
+      .from(lc)
+      .innerJoin(schema.users, eq(schema.users.id, lc.userId))
+      .where(eq(lc.tokenHash, await sha256Hex(body.challenge)))
+      .get();
+    if (!found || found.challenge.usedAt || found.challenge.expiresAt <= now || !found.user.totpEnabledAt) throw invalidChallenge();
+    const { challenge, user } = found;
+    const actor = { id: user.id, name: user.username };
+    if (user.disabled) {
+      audit(c, { action: 'login.failed', targetType: 'user', targetId: user.id, actor, details: { reason: 'account_disabled' } });
+      throw accountDisabled();
+    }
+    // The same throttle as the password step: wrong codes and wrong passwords count together.
+    const keys = loginKeys(c, user.username);
+    await assertLoginAllowed(c, keys, now);
+    // The challenge is claimed and a try spent before the code is looked at, in one statement: a
+    // request racing with the same challenge finds it taken (and spends none of its codes), and
+    // guesses cannot exceed the limit.
+    const tried = await c.env.DB.prepare(
+      'UPDATE login_challenges SET attempts = attempts + 1, used_at = ?2 WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2 AND attempts < ?3 RETURNING attempts',
+    )
+      .bind(challenge.id, now, LOGIN_CHALLENGE_MAX_ATTEMPTS)
+      .first<number>('attempts');
+    if (tried === null) throw invalidChallenge();
+    const factor = await spendSecondFactor(c.env, user, { code: body.code, recoveryCode: body.recovery_code }, now);
+    if (!factor) {
+      // Free for another try (the claim above refuses it once the tries are used up).
+      await c.env.DB.prepare('UPDATE login_challenges SET used_at = NULL WHERE id = ?1').bind(challenge.id).run();
+      await recordLoginFailure(c.env.DB, keys, now);
+      audit(c, { action: '2fa.failed', targetType: 'user', targetId: user.id, actor, details: { during: 'login' } });
+      throw invalidTwoFactorCode(401, { attempts_left: LOGIN_CHALLENGE_MAX_ATTEMPTS - tried });
+    }
+    if (factor === 'recovery_code') audit(c, { action: '2fa.recovery_used', targetType: 'user', targetId: user.id, actor });
+    return c.json(await startSession(c, user, keys, now, factor), 200);
   });
 
   app.openapi(logout, async (c) => {
@@ -198,6 +287,7 @@ export function registerAuthRoutes(app: App) {
       throw new ApiError(400, 'NOT_A_SESSION', 'Logout ends a session; revoke an API key with DELETE /api/v1/api-keys/{id}');
     }
     await revokeSession(c.env.DB, principal.sessionId);
+    audit(c, { action: 'logout', targetType: 'user', targetId: principal.userId });
     return c.body(null, 204);
   });
 
@@ -210,9 +300,13 @@ export function registerAuthRoutes(app: App) {
 
   app.openapi(updateMe, async (c) => {
     const principal = principalOf(c);
+    const change = c.req.valid('json');
     const db = getDb(c.env.DB);
-    await db.update(schema.users).set({ email: c.req.valid('json').email }).where(eq(schema.users.id, principal.userId));
-    return c.json(await meView(db, await currentUser(db, principal.userId), principal.permissions), 200);
+    const current = await currentUser(db, principal.userId);
+    // email_verified is not in this request: only an admin may say an address is verified.
+    const [updated] = await db.update(schema.users).set(profileChange(current, change, Date.now())).where(eq(schema.users.id, current.id)).returning();
+    audit(c, { action: 'user.update', targetType: 'user', targetId: current.id, details: { fields: changedFields(change) } });
+    return c.json(await meView(db, updated!, principal.permissions), 200);
   });
 
   app.openapi(changePassword, async (c) => {
@@ -228,15 +322,24 @@ export function registerAuthRoutes(app: App) {
       // 403, not 401: the caller is authenticated, and clients treat 401 as "log in again".
       throw new ApiError(403, 'INVALID_CURRENT_PASSWORD', 'current_password is wrong');
     }
-    await db.update(schema.users).set({ passwordHash: await hashPassword(new_password) }).where(eq(schema.users.id, user.id));
+    // Two-factor login stays as it is: a new password is no reason to drop the second factor.
+    await db.update(schema.users).set({ passwordHash: await hashPassword(new_password), updatedAt: Date.now() }).where(eq(schema.users.id, user.id));
     await revokeUserSessions(c.env.DB, user.id, principal.sessionId);
     await clearLoginFailures(c.env.DB, keys);
+    audit(c, { action: 'password.change', targetType: 'user', targetId: user.id });
     return c.body(null, 204);
   });
 
   app.openapi(register, async (c) => {
     const body = c.req.valid('json');
     const user = await insertUser(getDb(c.env.DB), { ...body, roles: ['viewer'] });
+    audit(c, {
+      action: 'user.create',
+      targetType: 'user',
+      targetId: user.id,
+      actor: { id: user.id, name: user.username },
+      details: { username: user.username, roles: user.roles, via: 'register' },
+    });
     return c.json(userView(user), 201);
   });
 
@@ -245,16 +348,22 @@ export function registerAuthRoutes(app: App) {
     const db = getDb(c.env.DB);
     const id = randomId(16);
     // One statement, so two racing bootstrap calls cannot both create an admin.
+    const now = Date.now();
     const { meta } = await c.env.DB.prepare(
-      `INSERT INTO users (id, username, email, password_hash, roles, auth_provider, disabled, created_at)
-       SELECT ?1, ?2, ?3, ?4, '["admin"]', 'local', 0, ?5 WHERE NOT EXISTS (SELECT 1 FROM users)`,
+      `INSERT INTO users (id, username, email, password_hash, roles, auth_provider, disabled, created_at, updated_at)
+       SELECT ?1, ?2, ?3, ?4, '["admin"]', 'local', 0, ?5, ?5 WHERE NOT EXISTS (SELECT 1 FROM users)`,
     )
-      .bind(id, body.username, body.email ?? null, await hashPassword(body.password), Date.now())
+      .bind(id, body.username, body.email ?? null, await hashPassword(body.password), now)
       .run();
     if (!meta.changes) throw new ApiError(409, 'ALREADY_BOOTSTRAPPED', 'Users already exist; bootstrap only creates the first admin');
-    await createTeam(c.env.DB, { name: DEFAULT_TEAM_NAME, ownerId: id }, Date.now());
+    const teamId = await createTeam(c.env.DB, { name: DEFAULT_TEAM_NAME, ownerId: id }, now);
     const user = await currentUser(db, id);
-    const { key } = await issueApiKey(db, { userId: id, name: 'bootstrap', permissions: null, expiresAt: null });
+    const { row, key } = await issueApiKey(db, { userId: id, name: 'bootstrap', permissions: null, expiresAt: null });
+    // No one is logged in yet: the new admin is the actor of its own making.
+    const actor = { id, name: user.username };
+    audit(c, { action: 'user.create', targetType: 'user', targetId: id, actor, details: { username: user.username, roles: user.roles, via: 'bootstrap' } });
+    audit(c, { action: 'team.create', targetType: 'team', targetId: teamId, teamId, actor, details: { name: DEFAULT_TEAM_NAME } });
+    audit(c, { action: 'api_key.create', targetType: 'api_key', targetId: row.id, actor, details: { name: row.name, prefix: row.prefix } });
     return c.json({ user: userView(user), api_key: key }, 201);
   });
 }

@@ -16,6 +16,7 @@ import { randomId } from '../auth/crypto.ts';
 import { hashPassword } from '../auth/password.ts';
 import { revokeUserSessions } from '../auth/sessions.ts';
 import { revokeUserApiKeys } from './api-keys.ts';
+import { audit } from '../audit.ts';
 import { assertHolds, knownRolePermissions, permissionsOfRoles } from './roles.ts';
 import {
   CreateUserRequestSchema,
@@ -23,6 +24,7 @@ import {
   UpdateUserRequestSchema,
   UserListSchema,
   UserSchema,
+  canonicalTimeZone,
   type UpdateUserRequest,
 } from '../../shared/api/auth.ts';
 
@@ -31,6 +33,18 @@ const UserParams = z.object({ id: z.string().min(1).max(64) });
 const json = <T>(schema: T) => ({ 'application/json': { schema } });
 const security = bearerSecurity;
 const ADMIN_ROLE = 'admin';
+
+/** The profile fields /auth/me and the user views share. */
+export function profileView(u: User) {
+  return {
+    name: u.name,
+    timezone: u.timezone,
+    email_verified: u.emailVerified,
+    two_factor_enabled: u.totpEnabledAt != null,
+    // Accounts made before the column existed were last changed, as far as we know, when made.
+    updated_at: iso(u.updatedAt ?? u.createdAt)!,
+  };
+}
 
 export function userView(u: User) {
   return {
@@ -42,15 +56,44 @@ export function userView(u: User) {
     disabled: u.disabled,
     created_at: iso(u.createdAt)!,
     last_login: iso(u.lastLogin),
+    ...profileView(u),
   };
+}
+
+/**
+ * The columns a profile change sets: a changed e-mail address is unverified unless an admin says
+ * otherwise in the same change, and a time zone is stored as the runtime spells it.
+ */
+export function profileChange(
+  current: Pick<User, 'email'>,
+  change: { email?: string | null; name?: string; timezone?: string; email_verified?: boolean },
+  now: number,
+): Partial<User> {
+  const emailChanged = change.email !== undefined && change.email !== current.email;
+  return {
+    email: change.email,
+    name: change.name,
+    timezone: change.timezone === undefined ? undefined : (canonicalTimeZone(change.timezone) ?? undefined),
+    emailVerified: change.email_verified ?? (emailChanged ? false : undefined),
+    updatedAt: now,
+  };
+}
+
+/** The names of the fields a request set, for the audit entry (never their values: e-mail addresses are personal). */
+export function changedFields(change: Record<string, unknown>): string[] {
+  return Object.keys(change).filter((k) => change[k] !== undefined);
 }
 
 const isUniqueViolation = (e: unknown) => e instanceof Error && /UNIQUE constraint failed/i.test(`${e.message} ${String(e.cause ?? '')}`);
 
 /** Creates a local user; 409 CONFLICT when the username is taken. Roles are not checked here. */
-export async function insertUser(db: Db, input: { username: string; password: string; email?: string | null; roles: string[] }): Promise<User> {
+export async function insertUser(
+  db: Db,
+  input: { username: string; password: string; email?: string | null; roles: string[]; name?: string; timezone?: string; email_verified?: boolean },
+): Promise<User> {
   const taken = await db.query.users.findFirst({ where: eq(schema.users.username, input.username), columns: { id: true } });
   if (taken) throw conflict(`Username "${input.username}" is taken`, { username: input.username });
+  const now = Date.now();
   try {
     const [user] = await db
       .insert(schema.users)
@@ -60,7 +103,11 @@ export async function insertUser(db: Db, input: { username: string; password: st
         email: input.email ?? null,
         passwordHash: await hashPassword(input.password),
         roles: [...new Set(input.roles)],
-        createdAt: Date.now(),
+        name: input.name ?? '',
+        timezone: (input.timezone && canonicalTimeZone(input.timezone)) || 'UTC',
+        emailVerified: input.email_verified ?? false,
+        createdAt: now,
+        updatedAt: now,
       })
       .returning();
     return user!;
@@ -98,7 +145,7 @@ async function changeUser(d1: D1Database, caller: Principal, target: User, chang
   }
   const [updated] = await db
     .update(schema.users)
-    .set({ email: change.email, roles: change.roles && [...new Set(change.roles)], disabled: change.disabled })
+    .set({ ...profileChange(target, change, Date.now()), roles: change.roles && [...new Set(change.roles)], disabled: change.disabled })
     .where(eq(schema.users.id, target.id))
     .returning();
   if (disabling) {
@@ -143,7 +190,7 @@ const updateUser = createRoute({
   ...routeBase,
   method: 'put',
   path: '/api/v1/users/{id}',
-  summary: 'Update a user (email, roles, disabled)',
+  summary: 'Update a user (email, roles, disabled, name, timezone, email_verified)',
   ...allows('users:write'),
   request: { params: UserParams, body: { required: true, content: json(UpdateUserRequestSchema.openapi('UpdateUserRequest')) } },
   responses: {
@@ -191,7 +238,9 @@ export function registerUserRoutes(app: App) {
     const body = c.req.valid('json');
     const db = getDb(c.env.DB);
     assertHolds(principalOf(c), await knownRolePermissions(db, body.roles), 'grant');
-    return c.json(userView(await insertUser(db, body)), 201);
+    const user = await insertUser(db, body);
+    audit(c, { action: 'user.create', targetType: 'user', targetId: user.id, details: { username: user.username, roles: user.roles } });
+    return c.json(userView(user), 201);
   });
 
   app.openapi(getUser, async (c) => {
@@ -204,13 +253,21 @@ export function registerUserRoutes(app: App) {
   app.openapi(updateUser, async (c) => {
     const caller = principalOf(c);
     const target = await targetUser(getDb(c.env.DB), caller, c.req.valid('param').id);
-    return c.json(userView(await changeUser(c.env.DB, caller, target, c.req.valid('json'))), 200);
+    const change = c.req.valid('json');
+    const updated = await changeUser(c.env.DB, caller, target, change);
+    const disabling = change.disabled === true && !target.disabled;
+    // Disabling has its own action; re-enabling is an update; repeating the current state is neither.
+    const fields = changedFields(change).filter((f) => f !== 'disabled' || (change.disabled === false && target.disabled));
+    if (fields.length) audit(c, { action: 'user.update', targetType: 'user', targetId: target.id, details: { fields, ...(change.roles && { roles: updated.roles }) } });
+    if (disabling) audit(c, { action: 'user.disable', targetType: 'user', targetId: target.id });
+    return c.json(userView(updated), 200);
   });
 
   app.openapi(deleteUser, async (c) => {
     const caller = principalOf(c);
     const target = await targetUser(getDb(c.env.DB), caller, c.req.valid('param').id);
     await changeUser(c.env.DB, caller, target, { disabled: true });
+    if (!target.disabled) audit(c, { action: 'user.disable', targetType: 'user', targetId: target.id });
     return c.body(null, 204);
   });
 
@@ -218,9 +275,13 @@ export function registerUserRoutes(app: App) {
     const caller = principalOf(c);
     const db = getDb(c.env.DB);
     const target = await targetUser(db, caller, c.req.valid('param').id);
-    await db.update(schema.users).set({ passwordHash: await hashPassword(c.req.valid('json').new_password) }).where(eq(schema.users.id, target.id));
+    await db
+      .update(schema.users)
+      .set({ passwordHash: await hashPassword(c.req.valid('json').new_password), updatedAt: Date.now() })
+      .where(eq(schema.users.id, target.id));
     // Resets usually follow a suspected compromise: whoever holds a session must log in again.
     await revokeUserSessions(c.env.DB, target.id, target.id === caller.userId ? caller.sessionId : undefined);
+    audit(c, { action: 'password.reset', targetType: 'user', targetId: target.id });
     return c.body(null, 204);
   });
 }
