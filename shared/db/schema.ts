@@ -275,7 +275,7 @@ export type Variable = typeof variables.$inferSelect;
 export const auditLog = sqliteTable('audit_log', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   at: ms('at').notNull(),
-  /** The acting user, if one is known (a failed login names the user name tried, in details). */
+  /** The acting user, if one is known (a failed login has the user name tried as actor_name). */
   actorId: text('actor_id'),
   actorName: text('actor_name').notNull().default(''),
   /** session, api_key, or none (a login, a failed login, an agent's enrollment). */

@@ -15,6 +15,11 @@ interface Key {
   key: CryptoKey;
 }
 
+/** The place of a variable's secret value. */
+export const variablePlace = (variableId: string) => `variable:${variableId}`;
+/** The place of a user's TOTP secret. */
+export const totpPlace = (userId: string) => `totp:${userId}`;
+
 /** Imported keys by their text, per isolate (importKey and the digest cost a little each). */
 const imported = new Map<string, Promise<Key>>();
 

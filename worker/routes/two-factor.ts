@@ -20,7 +20,7 @@ import { principalOf } from '../auth/middleware.ts';
 import { selfService } from '../auth/access.ts';
 import { randomBytes, randomId, randomToken, sha256Hex } from '../auth/crypto.ts';
 import { assertLoginAllowed, clearLoginFailures, loginKeys, recordLoginFailure } from '../auth/rate-limit.ts';
-import { open, seal, type SecretKeys } from '../auth/secret-box.ts';
+import { open, seal, totpPlace, type SecretKeys } from '../auth/secret-box.ts';
 import { matchTotp, newTotpSecret, otpauthUri } from '../auth/totp.ts';
 import {
   RECOVERY_CODE_COUNT,
@@ -38,9 +38,6 @@ export const LOGIN_CHALLENGE_MAX_ATTEMPTS = 5;
 const RECOVERY_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const RECOVERY_GROUPS = 3;
 const RECOVERY_GROUP_LENGTH = 4;
-
-/** Where a user's TOTP secret lives, as the secret box's additional data: it opens on that row only. */
-export const totpPlace = (userId: string) => `totp:${userId}`;
 
 /** A readable code like "7k2m-q9xd-4hfa": 60 random bits. */
 function newRecoveryCode(): string {

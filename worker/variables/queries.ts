@@ -8,7 +8,7 @@ import type { Variable } from '../../shared/db/schema.ts';
 import type { PutVariable, VariableLevel } from '../../shared/api/variables.ts';
 import { ApiError, conflict } from '../errors.ts';
 import { randomId } from '../auth/crypto.ts';
-import { open, seal, type SecretKeys } from '../auth/secret-box.ts';
+import { open, seal, variablePlace, type SecretKeys } from '../auth/secret-box.ts';
 
 const { variables } = schema;
 
@@ -23,7 +23,6 @@ const ownerColumn = { user: variables.userId, team: variables.teamId, device: va
 const ofOwner = (o: Owner) => and(eq(variables.level, o.level), eq(ownerColumn[o.level], o.id));
 
 /** The additional data a variable's secret is sealed with: it opens only on its own row. */
-export const variableAad = (id: string) => `variable:${id}`;
 
 export async function listVariables(d1: D1Database, owner: Owner): Promise<Variable[]> {
   return getDb(d1).select().from(variables).where(ofOwner(owner)).orderBy(variables.name);
@@ -37,7 +36,7 @@ async function nextState(env: SecretKeys, id: string, current: Variable | undefi
     if (body.value === undefined && current?.secret) return { secret, value: null, sealed: current.sealed };
     const plaintext = body.value ?? current?.value;
     if (plaintext == null) throw valueRequired('A new variable needs a value');
-    return { secret, value: null, sealed: await seal(env, plaintext, variableAad(id)) };
+    return { secret, value: null, sealed: await seal(env, plaintext, variablePlace(id)) };
   }
   if (body.value !== undefined) return { secret, value: body.value, sealed: null };
   if (!current) throw valueRequired('A new variable needs a value');
@@ -150,6 +149,6 @@ export async function effectiveVariables(
   who: { userId: string; deviceId: string },
 ): Promise<Map<string, EffectiveVariable>> {
   const rows = await effectiveRows(env.DB, who);
-  const values = await Promise.all(rows.map((r) => (r.secret ? open(env, r.sealed ?? '', variableAad(r.id)) : r.value ?? '')));
+  const values = await Promise.all(rows.map((r) => (r.secret ? open(env, r.sealed ?? '', variablePlace(r.id)) : r.value ?? '')));
   return new Map(rows.map((r, i) => [r.name, { value: values[i]!, secret: r.secret, level: r.level }]));
 }

@@ -4,16 +4,12 @@
 // "Rotating VARIABLES_KEY"). A value that does not open is counted, never dropped or answered
 // with a 500: it is still there if the right key comes back.
 import type { ResealResult } from '../../shared/api/variables.ts';
-import { currentKeyId, reseal, type SecretKeys } from '../auth/secret-box.ts';
-import { variableAad } from './queries.ts';
+import { currentKeyId, reseal, totpPlace, variablePlace, type SecretKeys } from '../auth/secret-box.ts';
 
 /** Values moved per call. */
 export const RESEAL_BATCH = 500;
 /** The size of one UPDATE's JSON of [id, old, new] rows: well under D1's 2 MB per bound value. */
 const CHUNK_BYTES = 1_000_000;
-
-/** The additional data of a user's TOTP secret (users.totp_secret). */
-export const totpAad = (userId: string) => `totp:${userId}`;
 
 interface Sealed {
   kind: 'variable' | 'totp';
@@ -74,7 +70,7 @@ export async function resealBatch(env: SecretKeys & { DB: D1Database }): Promise
       .all<Sealed>();
     for (const v of results) {
       try {
-        const next = await reseal(env, v.sealed, v.kind === 'variable' ? variableAad(v.id) : totpAad(v.id));
+        const next = await reseal(env, v.sealed, v.kind === 'variable' ? variablePlace(v.id) : totpPlace(v.id));
         if (next) moved[v.kind].push([v.id, v.sealed, next]);
       } catch {
         // Tampered, or sealed for another place: it stays, unreadable, and is reported.
