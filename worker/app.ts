@@ -21,6 +21,7 @@ import { registerTunnelRoutes } from './routes/tunnels.ts';
 import { registerTunnelControlRoutes } from './compat/tunnel-control.ts';
 import { registerStreamRoutes } from './routes/stream.ts';
 import { registerTeamRoutes } from './routes/teams.ts';
+import { registerInvitationRoutes } from './routes/invitations.ts';
 
 export interface AppDeps {
   /** When this relay instance started (ms), for /health's uptime. */
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps): App {
   registerTunnelControlRoutes(app);
   registerStreamRoutes(app);
   registerTeamRoutes(app);
+  registerInvitationRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'basicAuth', {

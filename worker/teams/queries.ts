@@ -186,12 +186,17 @@ export async function listTeamInvitations(d1: D1Database, teamId: string): Promi
   return results;
 }
 
-/** The open invitations addressed to a user, by user name or e-mail (invitees are stored lower-cased). */
+/**
+ * The open invitations addressed to a user, by user name or e-mail (invitees are stored
+ * lower-cased), to teams they are not in yet.
+ */
 export async function openInvitationsFor(d1: D1Database, userId: string, now: number): Promise<InvitationRow[]> {
   const { results } = await d1
     .prepare(
       `${INVITATION_SELECT} JOIN users u ON u.id = ?1
-       WHERE (i.invitee = lower(u.username) OR i.invitee = lower(u.email)) AND ${OPEN('?2')} ORDER BY i.created_at DESC, i.id`,
+       WHERE (i.invitee = lower(u.username) OR i.invitee = lower(u.email)) AND ${OPEN('?2')}
+         AND NOT EXISTS (SELECT 1 FROM team_members m WHERE m.team_id = i.team_id AND m.user_id = ?1)
+       ORDER BY i.created_at DESC, i.id`,
     )
     .bind(userId, now)
     .all<InvitationRow>();
