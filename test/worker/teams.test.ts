@@ -267,6 +267,8 @@ describe('who may touch a team', () => {
       ['DELETE', `${base}/members/${member.userId}`],
       ['DELETE', `${base}/members/${owner.userId}`],
       ['DELETE', `${base}/members/${outsider.userId}`],
+      ['DELETE', `${base}/members/no-such-user`],
+      ['PATCH', `${base}/members/no-such-user`, { role: 'member' }],
       ['GET', `${base}/invitations`],
       ['POST', `${base}/invitations`, { invitee: outsider.username, role: 'member' }],
       ['DELETE', `${base}/invitations/${invitationId}`],
