@@ -441,8 +441,10 @@ describe('audit', () => {
     expect((await patchMember(owner.key, team.id, other.userId, 'admin')).status).toBe(200);
     expect((await patchTeam(owner.key, team.id, { name: `${team.name} 2` })).status).toBe(200);
     expect((await removeMember(owner.key, team.id, other.userId)).status).toBe(204);
-    // Refusals change nothing and are not recorded as changes.
+    // Refusals and no-ops change nothing and are not recorded as changes.
     await expectError(await removeMember(owner.key, team.id, owner.userId), 409, 'LAST_OWNER');
+    expect((await patchTeam(owner.key, team.id, { name: `${team.name} 2`, require_2fa: false })).status).toBe(200);
+    expect((await patchMember(owner.key, team.id, owner.userId, 'owner')).status).toBe(200);
     expect((await api(`/api/v1/teams/${team.id}`, { key: owner.key, method: 'DELETE' })).status).toBe(204);
 
     const { results } = await env.DB.prepare('SELECT * FROM audit_log WHERE team_id = ?1 ORDER BY id').bind(team.id).all<AuditRow>();

@@ -40,6 +40,7 @@ import {
   TeamSchema,
   UpdateMemberRequestSchema,
   UpdateTeamRequestSchema,
+  atLeast,
   type TeamRole,
 } from '../../shared/api/teams.ts';
 
@@ -194,7 +195,7 @@ export function registerTeamRoutes(app: App) {
     const details: Record<string, unknown> = {};
     if (body.name !== undefined && body.name !== before.name) details.name = { from: before.name, to: body.name };
     if (body.require_2fa !== undefined && body.require_2fa !== Boolean(before.require_2fa)) details.require_2fa = body.require_2fa;
-    audit(c, { action: 'team.update', targetType: 'team', targetId: id, teamId: id, details });
+    if (Object.keys(details).length) audit(c, { action: 'team.update', targetType: 'team', targetId: id, teamId: id, details });
     if (details.require_2fa === true) await revokeWatchers(c.env, { teamId: id });
     return c.json(presentTeam(await teamFor(c, id)), 200);
   });
@@ -245,10 +246,8 @@ export function registerTeamRoutes(app: App) {
     const outcome = await setMemberRole(c.env.DB, id, userId, role);
     if (outcome === 'missing') throw memberNotFound(id, userId);
     if (outcome === 'last_owner') throw lastOwner(id, userId);
-    if (role !== member.role) {
-      audit(c, { action: 'member.update', targetType: 'user', targetId: userId, teamId: id, details: { from: member.role, to: role } });
-      await revokeWatchers(c.env, { userId, teamId: id });
-    }
+    if (role !== member.role) audit(c, { action: 'member.update', targetType: 'user', targetId: userId, teamId: id, details: { from: member.role, to: role } });
+    if (!atLeast(role, member.role)) await revokeWatchers(c.env, { userId, teamId: id });
     return c.json(presentMember((await getMember(c.env.DB, id, userId)) ?? { ...member, role }), 200);
   });
 
