@@ -1,7 +1,7 @@
 // Teams as clients see them: the roles a member can hold and the order they rank in. The native
 // team, member and invitation shapes live here too, so the dashboard and the Worker share them.
 import { z } from 'zod';
-import { USERNAME_PATTERN } from './auth.ts';
+import { EmailSchema, USERNAME_PATTERN } from './auth.ts';
 
 /** A member's role in one team. Owners manage the team itself; admins its members, devices and variables. */
 export const TEAM_ROLES = ['owner', 'admin', 'member'] as const;
@@ -97,7 +97,7 @@ const InviteeSchema = z
   .trim()
   .min(1)
   .max(254)
-  .refine((s) => z.email().safeParse(s).success || USERNAME_PATTERN.test(s), 'invitee must be an e-mail address or a user name')
+  .refine((s) => EmailSchema.safeParse(s).success || USERNAME_PATTERN.test(s), 'invitee must be an e-mail address or a user name')
   .transform((s) => s.toLowerCase());
 
 export const CreateInvitationRequestSchema = z

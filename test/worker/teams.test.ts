@@ -92,16 +92,13 @@ describe('teams: create, list, get', () => {
     await expectError(await api('/api/v1/teams/no-such-team', { key: admin.key }), 404, 'NOT_FOUND');
   });
 
-  it('counts devices', async () => {
+  it("counts the team's devices", async () => {
     const op = await userWithKey(['operator'], undefined, null);
     const team = await newTeam(op.key);
     await insertDevice({ team: team.id });
     await insertDevice({ team: team.id });
     const got = (await (await api(`/api/v1/teams/${team.id}`, { key: op.key })).json()) as Team;
     expect(got.device_count).toBe(2);
-    // Untouched by it: the test team's own count.
-    const row = await env.DB.prepare('SELECT count(*) AS n FROM devices WHERE team_id = ?1').bind(team.id).first<number>('n');
-    expect(row).toBe(2);
   });
 });
 
@@ -131,7 +128,7 @@ describe('team names', () => {
       const body = await expectError(await api('/api/v1/teams', { key, json: { name } }), 400, 'VALIDATION_ERROR');
       expect(body.details.issues).toEqual([expect.objectContaining({ path: 'name' })]);
     }
-    expect((await api('/api/v1/teams', { key, json: { name: 'x'.repeat(64) + randomId(0) } })).status).toBe(201);
+    expect((await api('/api/v1/teams', { key, json: { name: randomId(4).padEnd(64, 'x') } })).status).toBe(201);
     await expectError(await api('/api/v1/teams', { key, json: { name: 'ok', extra: 1 } }), 400, 'VALIDATION_ERROR');
     await expectError(await api('/api/v1/teams', { key, json: [] }), 400, 'VALIDATION_ERROR');
   });
