@@ -25,6 +25,8 @@ import { registerAuditRoutes } from './routes/audit.ts';
 import { registerVariableRoutes } from './routes/variables.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerPipetowerRoutes } from './compat/pipetower.ts';
+import { registerTeamRoutes } from './routes/teams.ts';
+import { registerInvitationRoutes } from './routes/invitations.ts';
 
 export interface AppDeps {
   /** When this relay instance started (ms), for /health's uptime. */
@@ -67,6 +69,9 @@ export function createApp(deps: AppDeps): App {
   registerAuditRoutes(app);
   registerVariableRoutes(app);
   registerAdminRoutes(app);
+  registerTeamRoutes(app);
+  registerInvitationRoutes(app);
+  // Last: its catch-all answers Pipetower's 404 under /api/ (not /api/v1/).
   registerPipetowerRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
