@@ -360,3 +360,28 @@ describe('enrolment, confirmation and disabling', () => {
     }
   });
 });
+
+describe("an admin's reset of a locked-out user's two-factor login", () => {
+  it('turns it off so the password alone logs in again, records 2fa.reset, and needs every permission the user holds', async () => {
+    const u = await withTwoFactor(['operator']);
+    const admin = await sessionUser(['admin']);
+    // A users:write holder without "*" may not reset an admin's; nor may the user's peers without users:write.
+    await env.DB.prepare("INSERT OR IGNORE INTO roles (id, name, permissions) VALUES ('user-manager', 'user-manager', '[\"users:read\",\"users:write\"]')").run();
+    const manager = await sessionUser(['user-manager']);
+    await expectError(await api(`/api/v1/users/${admin.userId}/2fa`, { key: manager.token, method: 'DELETE' }), 403, 'FORBIDDEN');
+    await expectError(await api(`/api/v1/users/${u.userId}/2fa`, { key: (await sessionUser(['operator'])).token, method: 'DELETE' }), 403, 'FORBIDDEN');
+    expect((await me(u.token)).two_factor_enabled).toBe(true);
+
+    expect((await api(`/api/v1/users/${u.userId}/2fa`, { key: admin.token, method: 'DELETE' })).status).toBe(204);
+    expect((await me(u.token)).two_factor_enabled).toBe(false);
+    const row = await getDb(env.DB).query.users.findFirst({ where: eq(schema.users.id, u.userId) });
+    expect([row?.totpSecret, row?.totpEnabledAt, row?.totpLastStep]).toEqual([null, null, null]);
+    expect((await env.DB.prepare('SELECT count(*) AS n FROM recovery_codes WHERE user_id = ?1').bind(u.userId).first('n'))).toBe(0);
+    const res = await login(u.username, u.password);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { token?: string }).token).toBeTruthy();
+    const reset = (await auditOf(u.userId)).filter((e) => e.action === '2fa.reset');
+    expect(reset.map((e) => e.actor_id)).toEqual([admin.userId]);
+    await expectError(await api('/api/v1/users/no-such-user/2fa', { key: admin.token, method: 'DELETE' }), 404, 'NOT_FOUND');
+  });
+});

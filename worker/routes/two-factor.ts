@@ -131,6 +131,15 @@ export async function issueLoginChallenge(d1: D1Database, userId: string, now = 
 export const invalidTwoFactorCode = (status: 401 | 403, details: Record<string, unknown> = {}) =>
   new ApiError(status, 'INVALID_TWO_FACTOR_CODE', 'The code is wrong, or was already used', details);
 
+/** Forgets a user's TOTP secret, recovery codes and open login challenges, in one transaction. */
+export async function turnOffTwoFactor(d1: D1Database, userId: string): Promise<void> {
+  await d1.batch([
+    d1.prepare('UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL, updated_at = ?1 WHERE id = ?2').bind(Date.now(), userId),
+    d1.prepare('DELETE FROM recovery_codes WHERE user_id = ?1').bind(userId),
+    d1.prepare('DELETE FROM login_challenges WHERE user_id = ?1').bind(userId),
+  ]);
+}
+
 const alreadyEnabled = () => new ApiError(409, 'TWO_FACTOR_ALREADY_ENABLED', 'Two-factor login is already on; disable it first to enrol again');
 const notEnabled = () => new ApiError(409, 'TWO_FACTOR_NOT_ENABLED', 'Two-factor login is not on');
 
@@ -262,12 +271,7 @@ export function registerTwoFactorRoutes(app: App) {
     if (!user.totpEnabledAt) throw notEnabled();
     const factor = await throttledCheck(c, 'disable', () => spendSecondFactor(c.env, user, { either: code }));
     if (factor === 'recovery_code') audit(c, { action: '2fa.recovery_used', targetType: 'user', targetId: user.id });
-    const d1 = c.env.DB;
-    await d1.batch([
-      d1.prepare('UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL, updated_at = ?1 WHERE id = ?2').bind(Date.now(), user.id),
-      d1.prepare('DELETE FROM recovery_codes WHERE user_id = ?1').bind(user.id),
-      d1.prepare('DELETE FROM login_challenges WHERE user_id = ?1').bind(user.id),
-    ]);
+    await turnOffTwoFactor(c.env.DB, user.id);
     audit(c, { action: '2fa.disable', targetType: 'user', targetId: user.id });
     return c.body(null, 204);
   });

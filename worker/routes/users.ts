@@ -14,6 +14,7 @@ import { allows } from '../auth/access.ts';
 import type { Principal } from '../auth/principal.ts';
 import { randomId } from '../auth/crypto.ts';
 import { hashPassword } from '../auth/password.ts';
+import { turnOffTwoFactor } from './two-factor.ts';
 import { revokeUserSessions } from '../auth/sessions.ts';
 import { revokeUserApiKeys } from './api-keys.ts';
 import { audit } from '../audit.ts';
@@ -226,6 +227,16 @@ const resetPassword = createRoute({
   responses: { 204: { description: 'Password set' }, ...authErrors, ...notFoundError },
 });
 
+const resetTwoFactor = createRoute({
+  ...routeBase,
+  method: 'delete',
+  path: '/api/v1/users/{id}/2fa',
+  summary: "Turn a user's two-factor login off (they lost their phone and their recovery codes); they may enrol again",
+  ...allows('users:write'),
+  request: { params: UserParams },
+  responses: { 204: { description: 'Two-factor login is off' }, ...authErrors, ...notFoundError },
+});
+
 export function registerUserRoutes(app: App) {
   app.openapi(listUsers, async (c) => {
     const rows = await getDb(c.env.DB).select().from(schema.users).orderBy(asc(schema.users.createdAt), asc(schema.users.username));
@@ -280,6 +291,13 @@ export function registerUserRoutes(app: App) {
     // Resets usually follow a suspected compromise: whoever holds a session must log in again.
     await revokeUserSessions(c.env.DB, target.id, target.id === caller.userId ? caller.sessionId : undefined);
     audit(c, { action: 'password.reset', targetType: 'user', targetId: target.id });
+    return c.body(null, 204);
+  });
+
+  app.openapi(resetTwoFactor, async (c) => {
+    const target = await targetUser(getDb(c.env.DB), principalOf(c), c.req.valid('param').id);
+    await turnOffTwoFactor(c.env.DB, target.id);
+    if (target.totpEnabledAt != null || target.totpSecret != null) audit(c, { action: '2fa.reset', targetType: 'user', targetId: target.id });
     return c.body(null, 204);
   });
 }
