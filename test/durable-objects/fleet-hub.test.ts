@@ -35,7 +35,7 @@ async function watch(name: string, agentId: string | null, after: string | null,
   const ws = res.webSocket!;
   const got: any[] = [];
   let closed: { code: number; reason: string } | null = null;
-  ws.addEventListener('message', (e) => got.push(JSON.parse(e.data as string)));
+  ws.addEventListener('message', (e) => void got.push(JSON.parse(e.data as string)));
   ws.addEventListener('close', (e) => {
     closed = { code: e.code, reason: e.reason };
     ws.close(); // a client answers the close, as browsers do: only then is the hub's socket gone
