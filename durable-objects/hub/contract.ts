@@ -12,8 +12,8 @@
 //                 name (ctx.id.name), never a header.
 //   watch         a watcher's WebSocket upgrade (already authenticated and authorized by the
 //                 Worker): x-pirelay-watch, a WatchRequest as JSON, which names the caller and
-//                 the teams they may see. See hub/watchers.ts. The
-//                 FleetHub takes this one request only, the same header read by WatchHeaderSchema.
+//                 the teams they may see. See hub/watchers.ts. The FleetHub takes this one
+//                 request only, the same header read by WatchHeaderSchema.
 import { z } from 'zod';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import { EventIdSchema, StatusEventSchema } from '../../shared/api/stream.ts';
