@@ -1,13 +1,15 @@
-// FleetHub: one Durable Object per account for now (named 'fleet'; per team once teams exist) that
-// device hubs publish status changes to. It holds the fleet's watchers (hub/watchers.ts), so one
-// dashboard tab (or one SSE reader, through the Worker) costs one socket whatever the fleet size,
-// and the replay window that Last-Event-ID resumes from. Only the Worker reaches its fetch, with a
-// caller it has already authenticated and the watch request of hub/contract.ts in INTERNAL.watch.
+// FleetHub: one Durable Object for the whole relay (named 'fleet') that device hubs publish status
+// changes to. It holds the fleet's watchers (hub/watchers.ts), so one dashboard tab (or one SSE
+// reader, through the Worker) costs one socket whatever the fleet size, and the replay window that
+// Last-Event-ID resumes from. One hub for every team rather than one per team: a user in several
+// teams gets one stream with one id sequence to resume from, so each watcher carries the teams it
+// may see and the hub filters per watcher. Only the Worker reaches its fetch, with a caller it has
+// already authenticated and authorized, and the watch request of hub/contract.ts in INTERNAL.watch.
 import { errorBody } from '../shared/codes.ts';
 import { DurableObject } from 'cloudflare:workers';
 import { STREAM_TOPICS, StatusEventSchema, type StatusEvent } from '../shared/api/stream.ts';
 import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../shared/protocol/envelope.ts';
-import { INTERNAL, WatchHeaderSchema } from './hub/contract.ts';
+import { INTERNAL, WatchHeaderSchema, WatcherScopeSchema, type WatcherScope } from './hub/contract.ts';
 import { Watchers, type WatcherCounters } from './hub/watchers.ts';
 
 export interface FleetStats extends WatcherCounters {
@@ -48,6 +50,20 @@ export class FleetHub extends DurableObject<Env> {
       return null;
     }
     return this.watchers.publish('status', parsed.data);
+  }
+
+  /**
+   * Someone's access shrank: closes the watchers `scope` names (hub/watchers.ts revoke); returns
+   * how many, or null for a scope that is not one (it names nobody: a bug in the caller, who must
+   * not take it for "closed none").
+   */
+  async revoke(scope: WatcherScope): Promise<number | null> {
+    const parsed = WatcherScopeSchema.safeParse(scope);
+    if (!parsed.success) {
+      console.warn(`FleetHub: refused a revoke that names no watchers: ${parsed.error.issues[0]?.message}`);
+      return null;
+    }
+    return this.watchers.revoke(parsed.data);
   }
 
   async stats(): Promise<FleetStats> {

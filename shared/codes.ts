@@ -14,6 +14,18 @@ export const CloseCode = {
 } as const;
 
 /**
+ * Close codes of a watcher socket (GET /api/v1/stream's WebSocket form, and the socket behind its
+ * SSE form). After either, a client reconnects with the last event id it saw; after
+ * ACCESS_CHANGED it is authorized anew and sees only what it may see now.
+ */
+export const StreamCloseCode = {
+  /** It left more than STREAM_WINDOW events unacknowledged (the WebSocket "try again later"). */
+  DROPPED: 1013,
+  /** The caller's view of the fleet shrank (a team membership, role or team changed): reconnect. */
+  ACCESS_CHANGED: 4003,
+} as const;
+
+/**
  * Why a stream ended abnormally (the code of a RESET frame, "CODE: message" on the wire, and of
  * StreamResetError). The peer may send any code; these are the ones the hub and the agent send
  * and act on.

@@ -1,9 +1,10 @@
-// How device hubs and the Worker reach the FleetHub. One hub per account today, named 'fleet';
-// once teams exist the scope becomes the team, and a device hub publishes to its team's hub.
+// How device hubs and the Worker reach the FleetHub: one hub for the relay, named 'fleet' (every
+// team's events go through it; watchers are filtered by team there). Tests name others to start
+// from a fresh hub.
 import type { StatusEvent } from '../../shared/api/stream.ts';
 
-export function fleetHubFor(env: Env, scope = 'fleet') {
-  return env.FLEET_HUB.get(env.FLEET_HUB.idFromName(scope));
+export function fleetHubFor(env: Env, name = 'fleet') {
+  return env.FLEET_HUB.get(env.FLEET_HUB.idFromName(name));
 }
 
 export type FleetHubStub = ReturnType<typeof fleetHubFor>;

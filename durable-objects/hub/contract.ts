@@ -11,11 +11,12 @@
 //                 x-pirelay-agent-address (where it connected from). The device is the hub's own
 //                 name (ctx.id.name), never a header.
 //   watch         a watcher's WebSocket upgrade (already authenticated and authorized by the
-//                 Worker): x-pirelay-watch, a WatchRequest as JSON. See hub/watchers.ts. The
-//                 FleetHub takes this one request only, the same header read by WatchHeaderSchema.
+//                 Worker): x-pirelay-watch, a WatchRequest as JSON, which names the caller and
+//                 the teams they may see. See hub/watchers.ts. The FleetHub takes this one
+//                 request only, the same header read by WatchHeaderSchema.
 import { z } from 'zod';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
-import { EventIdSchema } from '../../shared/api/stream.ts';
+import { EventIdSchema, StatusEventSchema } from '../../shared/api/stream.ts';
 
 /** Headers the hub reads; a visitor can never set them (every x-pirelay-* is stripped first). */
 export const INTERNAL = {
@@ -51,16 +52,34 @@ export const VisitHeadSchema = z.object({
 });
 export type VisitHead = z.infer<typeof VisitHeadSchema>;
 
-/** A watcher's subscription: its topics (each hub checks them against its own) and, to resume, the last event id it saw. */
+/**
+ * A watcher's subscription: its topics (each hub checks them against its own), to resume, the last
+ * event id it saw, and who it is: the user, and the teams whose events they may see (null: every
+ * team, for an instance admin), as the Worker worked them out. Both are required, so a Worker that
+ * forgot them gets a 400, never every team's events.
+ */
 export const WatchRequestSchema = z
   .object({
     topics: z.array(z.string().min(1).max(64)).min(1).max(8),
     /** The FleetHub filters by device; on a DeviceHub it may only name the hub's own device. */
     agent_id: DeviceIdSchema.nullable().optional(),
     after: EventIdSchema.nullable().optional(),
+    teams: z.array(StatusEventSchema.shape.team_id).max(10_000).nullable(),
+    user_id: z.string().min(1).max(64),
   })
   .strict();
 export type WatchRequest = z.infer<typeof WatchRequestSchema>;
+
+/**
+ * Whose watchers the FleetHub's revoke() closes (every criterion given must match): a user's
+ * (their role or account changed), those seeing a team through membership (a member left, the
+ * team went, or now requires 2FA), those following a device (it moved to another team).
+ */
+export const WatcherScopeSchema = z
+  .object({ userId: WatchRequestSchema.shape.user_id.optional(), teamId: StatusEventSchema.shape.team_id.optional(), deviceId: DeviceIdSchema.optional() })
+  .strict()
+  .refine((s) => s.userId !== undefined || s.teamId !== undefined || s.deviceId !== undefined, 'name a user, a team or a device');
+export type WatcherScope = z.infer<typeof WatcherScopeSchema>;
 
 const TunnelId = z.string().min(1).max(64);
 

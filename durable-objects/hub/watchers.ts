@@ -13,18 +13,25 @@
 // A slow watcher must not hold the hub: workerd's server-side WebSocket exposes no bufferedAmount
 // and send() never blocks, so the hub cannot see a socket's backlog. The bound is counted instead:
 // a watcher acknowledges what it has handled ({"t":"ack","n"}, shared/api/stream.ts), and one with
-// more than `window` live events unacknowledged is told {"t":"dropped","reason"} and closed 1013.
+// more than `window` live events unacknowledged is told {"t":"dropped","reason"} and closed 1013
+// (StreamCloseCode.DROPPED).
 // A resume's replay (at most the replay window) is credit on top, paid back by the first acks, so
 // a watcher resuming from far back is not dropped for events it could not have acknowledged yet.
 // The counts live in the socket's attachment, so they survive hibernation. Anything else a
 // watcher sends is refused ({"t":"error"}) and counted; nothing it sends reaches an agent handler.
-import { errorBody } from '../../shared/codes.ts';
+//
+// Teams: an event names its device's team (`team_id`), and a watcher's attachment holds the teams
+// its caller may see (null: all, an instance admin) and the caller's user id, as the Worker sent
+// them. Fan-out and replay skip events of other teams as they skip other devices for a watcher
+// that asked for one; an event of no team reaches instance admins only. The check looks in the
+// attachment already in memory, so fan-out stays one pass over the sockets, parsing nothing. When
+// a caller's access shrinks, revoke() closes their watchers (ACCESS_CHANGED); they resume and are
+// filtered anew.
+import { errorBody, StreamCloseCode } from '../../shared/codes.ts';
 import { STREAM_WINDOW, StreamAckSchema, type StreamMessage } from '../../shared/api/stream.ts';
-import type { WatchRequest } from './contract.ts';
+import type { WatchRequest, WatcherScope } from './contract.ts';
 
 export const WATCH_TAG = 'watch';
-/** Close code for a watcher that fell too far behind (the WebSocket "try again later"). */
-const DROPPED_CLOSE = 1013;
 
 const SEQ_KEY = 'watch:seq';
 const REFUSED_KEY = 'watch:refused';
@@ -52,6 +59,10 @@ export interface WatcherCounters {
 interface Attachment {
   /** The one device this watcher asked for, or null for all. */
   agentId: string | null;
+  /** The teams whose events it may see; null for every team (an instance admin). */
+  teams: string[] | null;
+  /** Whose watcher it is (revoke by user). */
+  userId: string;
   /** Events sent and not yet acknowledged (replayed and live). */
   unacked: number;
   /** Of those, replayed ones: acks pay these back first. */
@@ -70,9 +81,10 @@ export class Watchers {
   ) {
     this.topics = new Set(opts.topics);
     this.window = opts.window ?? STREAM_WINDOW;
-    ctx.storage.sql.exec(
-      'CREATE TABLE IF NOT EXISTS watch_events (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, topic TEXT NOT NULL, agent_id TEXT, data TEXT NOT NULL)',
-    );
+    const sql = ctx.storage.sql;
+    sql.exec('CREATE TABLE IF NOT EXISTS watch_events (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, topic TEXT NOT NULL, agent_id TEXT, team_id TEXT, data TEXT NOT NULL)');
+    // A hub from before teams kept no team per event: its rows (an hour's at most) replay to instance admins only.
+    if (!sql.exec("SELECT 1 FROM pragma_table_info('watch_events') WHERE name = 'team_id'").toArray().length) sql.exec('ALTER TABLE watch_events ADD COLUMN team_id TEXT');
   }
 
   /** Accepts a watcher's upgrade: what it missed since `after` (or a gap), then live events. */
@@ -83,9 +95,9 @@ export class Watchers {
     const pair = new WebSocketPair();
     const ws = pair[1];
     this.ctx.acceptWebSocket(ws, [WATCH_TAG, ...topics]);
-    const att: Attachment = { agentId: request.agent_id ?? null, unacked: 0, replay: 0 };
+    const att: Attachment = { agentId: request.agent_id ?? null, teams: request.teams, userId: request.user_id, unacked: 0, replay: 0 };
     if (request.after != null) {
-      const missed = this.missed(Number(request.after), topics, att.agentId);
+      const missed = this.missed(Number(request.after), topics, att);
       if (missed === null) send(ws, JSON.stringify({ t: 'gap', id: String(this.lastId()) } satisfies StreamMessage));
       else for (const m of missed) send(ws, m);
       att.unacked = att.replay = missed?.length ?? 0;
@@ -95,20 +107,22 @@ export class Watchers {
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
-  /** Stores the event under the next id and sends it to the watchers of `topic` it matches; returns the id. */
+  /** Stores the event under the next id and sends it to the watchers of `topic` that asked for it and may see it; returns the id. */
   publish(topic: string, data: Readonly<Record<string, unknown>>): string {
     const now = Date.now();
     const id = this.lastId() + 1;
     this.ctx.storage.kv.put(SEQ_KEY, id);
     const json = JSON.stringify(data);
     const agentId = typeof data.agent_id === 'string' ? data.agent_id : null;
+    const teamId = typeof data.team_id === 'string' ? data.team_id : null;
     const sql = this.ctx.storage.sql;
-    sql.exec('INSERT INTO watch_events (id, at, topic, agent_id, data) VALUES (?, ?, ?, ?, ?)', id, now, topic, agentId, json);
+    sql.exec('INSERT INTO watch_events (id, at, topic, agent_id, team_id, data) VALUES (?, ?, ?, ?, ?, ?)', id, now, topic, agentId, teamId, json);
     sql.exec('DELETE FROM watch_events WHERE id <= ? OR at < ?', id - this.opts.replay.events, now - this.opts.replay.ms);
     const message = eventMessage(id, topic, json);
     for (const ws of this.ctx.getWebSockets(topic)) {
       const att = this.attachmentOf(ws);
       if (att.agentId !== null && att.agentId !== agentId) continue;
+      if (att.teams !== null && (teamId === null || !att.teams.includes(teamId))) continue;
       this.deliver(ws, att, message);
     }
     return String(id);
@@ -133,6 +147,22 @@ export class Watchers {
     ws.serializeAttachment(att);
   }
 
+  /**
+   * Closes the watchers `scope` names (ACCESS_CHANGED), each criterion given having to match: a
+   * user's, those that see a team through membership, those following one device. Instance
+   * admins' watchers see every team and device whatever changed, so only `userId` reaches them.
+   * Returns how many were closed.
+   */
+  revoke(scope: WatcherScope): number {
+    let closed = 0;
+    for (const ws of this.ctx.getWebSockets(WATCH_TAG)) {
+      if (ws.readyState !== WebSocket.OPEN || !inScope(this.attachmentOf(ws), scope)) continue;
+      close(ws, StreamCloseCode.ACCESS_CHANGED, 'access changed');
+      closed++;
+    }
+    return closed;
+  }
+
   counters(): WatcherCounters {
     const kv = this.ctx.storage.kv;
     return { watchers: this.ctx.getWebSockets(WATCH_TAG).length, refused: kv.get<number>(REFUSED_KEY) ?? 0, dropped: kv.get<number>(DROPPED_KEY) ?? 0 };
@@ -142,20 +172,25 @@ export class Watchers {
     return this.ctx.storage.kv.get<number>(SEQ_KEY) ?? 0;
   }
 
-  /** The events a watcher resuming after `from` missed, or null (a gap) if some are gone. */
-  private missed(from: number, topics: readonly string[], agentId: string | null): string[] | null {
+  /** The events a watcher resuming after `from` missed (of the device it follows and the teams it sees), or null (a gap) if some are gone. */
+  private missed(from: number, topics: readonly string[], att: Attachment): string[] | null {
     const last = this.lastId();
     if (from === last) return [];
     const oldest = this.ctx.storage.sql.exec<{ id: number | null }>('SELECT MIN(id) AS id FROM watch_events').one().id;
     // An id from the future is one this hub never gave (its storage was reset): as lost as a pruned one.
     if (from > last || oldest === null || from < oldest - 1) return null;
     const marks = topics.map(() => '?').join(', ');
+    // The teams go as one JSON array: a list of placeholders would run into SQLite's limit on bound parameters.
+    const teams = att.teams === null ? null : JSON.stringify(att.teams);
     const rows = this.ctx.storage.sql.exec<{ id: number; topic: string; data: string }>(
-      `SELECT id, topic, data FROM watch_events WHERE id > ? AND topic IN (${marks}) AND (? IS NULL OR agent_id = ?) ORDER BY id`,
+      `SELECT id, topic, data FROM watch_events WHERE id > ? AND topic IN (${marks}) AND (? IS NULL OR agent_id = ?)
+         AND (? IS NULL OR team_id IN (SELECT value FROM json_each(?))) ORDER BY id`,
       from,
       ...topics,
-      agentId,
-      agentId,
+      att.agentId,
+      att.agentId,
+      teams,
+      teams,
     );
     return [...rows].map((r) => eventMessage(r.id, r.topic, r.data));
   }
@@ -173,11 +208,7 @@ export class Watchers {
     this.count(DROPPED_KEY);
     const dropped: StreamMessage = { t: 'dropped', reason: `more than ${this.window} events unacknowledged` };
     send(ws, JSON.stringify(dropped));
-    try {
-      ws.close(DROPPED_CLOSE, 'dropped');
-    } catch {
-      // already closed
-    }
+    close(ws, StreamCloseCode.DROPPED, 'dropped');
   }
 
   private refuse(ws: WebSocket, code: string, reason: string): void {
@@ -195,7 +226,8 @@ export class Watchers {
   private attachmentOf(ws: WebSocket): Attachment {
     let att = this.attachments.get(ws);
     if (!att) {
-      att = (ws.deserializeAttachment() as Attachment | null) ?? { agentId: null, unacked: 0, replay: 0 };
+      // Every accepted watcher has one; were it missing, the socket sees no team rather than all.
+      att = (ws.deserializeAttachment() as Attachment | null) ?? { agentId: null, teams: [], userId: '', unacked: 0, replay: 0 };
       this.attachments.set(ws, att);
     }
     return att;
@@ -205,6 +237,21 @@ export class Watchers {
 /** The event as the wire carries it; `data` is already JSON (as stored), so it is not parsed again. */
 function eventMessage(id: number, topic: string, data: string): string {
   return `{"t":"event","id":"${id}","event":"${topic}","data":${data}}`;
+}
+
+function inScope(att: Attachment, scope: WatcherScope): boolean {
+  if (scope.userId !== undefined && att.userId !== scope.userId) return false;
+  if (scope.teamId !== undefined && !att.teams?.includes(scope.teamId)) return false;
+  if (scope.deviceId !== undefined && (att.teams === null || att.agentId !== scope.deviceId)) return false;
+  return true;
+}
+
+function close(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closed
+  }
 }
 
 function send(ws: WebSocket, message: string): void {

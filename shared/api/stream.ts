@@ -8,9 +8,14 @@ import { DeviceIdSchema } from './devices.ts';
 /** Event ids are decimal counters, strictly increasing per stream; the client only echoes them back. */
 export const EventIdSchema = z.string().regex(/^\d{1,15}$/, 'an event id is the decimal id of an event this stream sent');
 
-/** Tyto's `event: status`: a device went online (its agent said hello) or offline (its socket went away or fell silent). */
+/**
+ * Tyto's `event: status`: a device went online (its agent said hello) or offline (its socket went
+ * away or fell silent). `team_id` is the device's team when it happened: a stream shows a caller
+ * only the events of the teams they may see.
+ */
 export const StatusEventSchema = z.object({
   agent_id: DeviceIdSchema,
+  team_id: z.string().min(1).max(64),
   status: z.enum(['online', 'offline']),
   timestamp: z.iso.datetime(),
   name: z.string().max(64).optional(),
@@ -38,7 +43,9 @@ export type StreamAck = z.infer<typeof StreamAckSchema>;
 /**
  * One message of the WebSocket form, hub to client. `gap`: the events after the id the client resumed from are no
  * longer kept (re-read the device list); its id is where to resume from next time. `dropped`: the
- * client left more than STREAM_WINDOW events unacknowledged; the socket is then closed (1013).
+ * client left more than STREAM_WINDOW events unacknowledged; the socket is then closed
+ * (StreamCloseCode.DROPPED, 1013). A socket closed with StreamCloseCode.ACCESS_CHANGED (4003) sends
+ * nothing first: the caller's teams changed, and a reconnect is filtered by the new ones.
  * `error`: the client sent something other than an ack, or acknowledged more than it was sent
  * (the message is ignored and counted; the socket stays open).
  */

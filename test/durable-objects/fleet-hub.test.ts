@@ -1,31 +1,51 @@
 // The FleetHub on its own, in workerd: event ids strictly increasing, the replay window bounded
 // to the last 1,000 events (a resume from before it is a gap), the agent_id filter applied to a
 // replay, the ack bound (a resume's replay on top of it), and the watch request the Worker sends
-// schema-checked. Each test uses its own hub (the scope parameter), so ids start at 1.
+// schema-checked. Teams: a watcher gets and replays only the events of the teams it may see (an
+// instance admin's, null, all of them), and revoke() closes exactly the watchers it names (4003).
+// Each test uses its own hub (the name parameter), so ids start at 1.
 import { env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
 import { FLEET_REPLAY } from '../../durable-objects/fleet-hub.ts';
 import { INTERNAL } from '../../durable-objects/hub/contract.ts';
 import { STREAM_WINDOW, type StatusEvent } from '../../shared/api/stream.ts';
+import { StreamCloseCode } from '../../shared/codes.ts';
 
-const event = (agent: string, status: StatusEvent['status'] = 'online'): StatusEvent => ({ agent_id: agent, status, timestamp: new Date().toISOString() });
+const event = (agent: string, status: StatusEvent['status'] = 'online', team = 'team-a'): StatusEvent => ({
+  agent_id: agent,
+  team_id: team,
+  status,
+  timestamp: new Date().toISOString(),
+});
+
+/** Who a watcher is: the teams it may see (null: all, an instance admin) and its user. */
+interface Caller {
+  teams: string[] | null;
+  user: string;
+}
+const ADMIN: Caller = { teams: null, user: 'admin' };
 
 /** Opens a watcher socket on the hub and collects what it sends. */
-async function watch(scope: string, agentId: string | null, after: string | null) {
-  const res = await fleetHubFor(env, scope).fetch('https://fleet-hub/watch', {
-    headers: { upgrade: 'websocket', [INTERNAL.watch]: JSON.stringify({ topics: ['status'], agent_id: agentId, after }) },
+async function watch(name: string, agentId: string | null, after: string | null, caller: Caller = ADMIN) {
+  const res = await fleetHubFor(env, name).fetch('https://fleet-hub/watch', {
+    headers: { upgrade: 'websocket', [INTERNAL.watch]: JSON.stringify({ topics: ['status'], agent_id: agentId, after, teams: caller.teams, user_id: caller.user }) },
   });
   expect(res.status).toBe(101);
   const ws = res.webSocket!;
   const got: any[] = [];
-  ws.addEventListener('message', (e) => got.push(JSON.parse(e.data as string)));
+  let closed: { code: number; reason: string } | null = null;
+  ws.addEventListener('message', (e) => void got.push(JSON.parse(e.data as string)));
+  ws.addEventListener('close', (e) => {
+    closed = { code: e.code, reason: e.reason };
+    ws.close(); // a client answers the close, as browsers do: only then is the hub's socket gone
+  });
   ws.accept();
-  return { ws, got };
+  return { ws, got, closed: () => closed };
 }
 
-const until = async (check: () => boolean) => {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+const until = async (check: () => boolean | Promise<boolean>) => {
+  for (let i = 0; i < 200 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
 };
 
 describe('FleetHub', () => {
@@ -89,12 +109,115 @@ describe('FleetHub', () => {
 
   it('refuses a watch request it cannot read, and a publish that is not a status event', async () => {
     const hub = fleetHubFor(env, 'bad');
-    for (const header of ['not json', '{}', JSON.stringify({ topics: ['metrics'], agent_id: null, after: null }), JSON.stringify({ topics: ['status'], agent_id: null, after: 'x' })]) {
+    const valid = { topics: ['status'], agent_id: null, after: null, teams: ['team-a'], user_id: 'u' };
+    for (const header of [
+      'not json',
+      '{}',
+      JSON.stringify({ ...valid, topics: ['metrics'] }),
+      JSON.stringify({ ...valid, after: 'x' }),
+      // Who the watcher is may not be left out: a Worker that forgot would otherwise hand out every team's events.
+      JSON.stringify({ topics: ['status'], agent_id: null, after: null }),
+      JSON.stringify({ ...valid, teams: undefined }),
+      JSON.stringify({ ...valid, user_id: undefined }),
+      JSON.stringify({ ...valid, teams: 'team-a' }),
+    ]) {
       const res = await hub.fetch('https://fleet-hub/watch', { headers: { upgrade: 'websocket', [INTERNAL.watch]: header } });
       expect([header, res.status]).toEqual([header, 400]);
     }
     expect((await hub.fetch('https://fleet-hub/watch')).status).toBe(426);
-    expect(await hub.publish({ agent_id: 'a', status: 'sleeping', timestamp: 'now' } as unknown as StatusEvent)).toBeNull();
+    expect(await hub.publish({ agent_id: 'a', team_id: 'team-a', status: 'sleeping', timestamp: 'now' } as unknown as StatusEvent)).toBeNull();
+    // An event of no team would reach no one but instance admins: it is refused instead.
+    expect(await hub.publish({ agent_id: 'a', status: 'online', timestamp: new Date().toISOString() } as unknown as StatusEvent)).toBeNull();
     expect((await hub.stats()).lastId).toBe('0');
+  });
+});
+
+describe('FleetHub and teams', () => {
+  const A: Caller = { teams: ['team-a'], user: 'alice' };
+  const B: Caller = { teams: ['team-b'], user: 'bob' };
+
+  it("never sends a team's watcher another team's events, live or replayed; an instance admin gets all of them", async () => {
+    const hub = fleetHubFor(env, 'teams');
+    // 1 a, 2 b, 3 a, 4 b: all before the watchers resume from 0.
+    for (const t of ['team-a', 'team-b', 'team-a', 'team-b']) await hub.publish(event(`dev-${t}`, 'online', t));
+    const a = await watch('teams', null, '0', A);
+    const b = await watch('teams', null, '0', B);
+    const both = await watch('teams', null, '0', { teams: ['team-a', 'team-b'], user: 'carol' });
+    const none = await watch('teams', null, '0', { teams: [], user: 'dave' });
+    const admin = await watch('teams', null, '0');
+    // 5 b, 6 a, 7 c (a third team nobody here is in): live.
+    await hub.publish(event('dev-team-b', 'offline', 'team-b'));
+    await hub.publish(event('dev-team-a', 'offline', 'team-a'));
+    await hub.publish(event('dev-team-c', 'online', 'team-c'));
+    await until(() => admin.got.length >= 7);
+    const ids = (w: { got: any[] }) => w.got.map((m) => m.id);
+    expect(ids(admin)).toEqual(['1', '2', '3', '4', '5', '6', '7']);
+    expect(ids(a)).toEqual(['1', '3', '6']);
+    expect(ids(b)).toEqual(['2', '4', '5']);
+    expect(ids(both)).toEqual(['1', '2', '3', '4', '5', '6']);
+    expect(none.got).toEqual([]);
+    expect(a.got.every((m) => m.data.team_id === 'team-a')).toBe(true);
+    expect(b.got.every((m) => m.data.team_id === 'team-b')).toBe(true);
+    for (const w of [a, b, both, none, admin]) w.ws.close();
+  });
+
+  it("applies the team filter under agent_id too: a watcher naming another team's device gets none of its events", async () => {
+    const hub = fleetHubFor(env, 'teams-agent');
+    await hub.publish(event('dev-b', 'online', 'team-b'));
+    const nosy = await watch('teams-agent', 'dev-b', '0', A);
+    const admin = await watch('teams-agent', 'dev-b', '0');
+    await hub.publish(event('dev-b', 'offline', 'team-b'));
+    await until(() => admin.got.length >= 2);
+    expect(admin.got.map((m) => m.id)).toEqual(['1', '2']);
+    expect(nosy.got).toEqual([]);
+    // The device moves to team A: its next event carries the new team and reaches A's watcher.
+    await hub.publish(event('dev-b', 'online', 'team-a'));
+    await until(() => nosy.got.length >= 1);
+    expect(nosy.got.map((m) => [m.id, m.data.team_id])).toEqual([['3', 'team-a']]);
+    nosy.ws.close();
+    admin.ws.close();
+  });
+
+  it('revoke closes exactly the watchers it names, with ACCESS_CHANGED; the others keep receiving', async () => {
+    const hub = fleetHubFor(env, 'revoke');
+    const alice = await watch('revoke', null, null, A);
+    const aliceToo = await watch('revoke', null, null, { teams: ['team-a', 'team-b'], user: 'alice' });
+    const bob = await watch('revoke', null, null, B);
+    const bobOnDevice = await watch('revoke', 'dev-b', null, B);
+    const admin = await watch('revoke', null, null);
+    const adminOnDevice = await watch('revoke', 'dev-b', null);
+
+    // A team: its members' watchers (not bob's, not the admin's, who sees every team anyway).
+    expect(await hub.revoke({ teamId: 'team-a' })).toBe(2);
+    await until(() => alice.closed() !== null && aliceToo.closed() !== null);
+    expect([alice.closed()!.code, aliceToo.closed()!.code]).toEqual([StreamCloseCode.ACCESS_CHANGED, StreamCloseCode.ACCESS_CHANGED]);
+    expect(alice.closed()!.reason).toBe('access changed');
+
+    // A device: the watchers following it that are filtered by team (not the admin's).
+    expect(await hub.revoke({ deviceId: 'dev-b' })).toBe(1);
+    await until(() => bobOnDevice.closed() !== null);
+    expect(bobOnDevice.closed()!.code).toBe(StreamCloseCode.ACCESS_CHANGED);
+
+    // A user: all of theirs, an instance admin's too (their role may be what changed).
+    expect(await hub.revoke({ userId: 'admin' })).toBe(2);
+    await until(() => admin.closed() !== null && adminOnDevice.closed() !== null);
+    expect(admin.closed()!.code).toBe(StreamCloseCode.ACCESS_CHANGED);
+
+    // Bob's whole-fleet watcher was named by none of them: still open, still receiving.
+    expect(bob.closed()).toBeNull();
+    await hub.publish(event('dev-b', 'online', 'team-b'));
+    await until(() => bob.got.length >= 1);
+    expect(bob.got.map((m) => m.data.agent_id)).toEqual(['dev-b']);
+    await until(async () => (await hub.stats()).watchers === 1);
+    expect((await hub.stats()).watchers).toBe(1);
+
+    // Criteria combine: bob's watchers of team A (none).
+    expect(await hub.revoke({ userId: 'bob', teamId: 'team-a' })).toBe(0);
+    expect(bob.closed()).toBeNull();
+    // A scope that names nobody is a bug in the caller, not "everyone".
+    expect(await hub.revoke({})).toBeNull();
+    expect(await hub.revoke({ teamId: '' })).toBeNull();
+    expect(bob.closed()).toBeNull();
+    bob.ws.close();
   });
 });

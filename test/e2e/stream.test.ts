@@ -6,6 +6,10 @@
 // and a WebSocket client that never acknowledges them is dropped after the window.
 // The flood of the slow-reader test goes straight to the FleetHub's publish (the call device hubs
 // make), since toggling agents tens of thousands of times would take hours.
+// Teams: a third agent enrolls into a second team (made straight in D1) with a token naming it; a
+// member of that team sees only its device go online and offline, gets 404 for agent_id= of the
+// other team's device (SSE and WebSocket), and once their teams change and their streams are
+// closed for it, their reconnect with Last-Event-ID follows what they may see now.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -33,6 +37,8 @@ let key: string;
 let dir: string;
 let first: string;
 let second: string;
+/** The team of the demo device and of every device the admin enrolls without naming one. */
+let defaultTeam: string;
 let agent: ChildProcess | null = null;
 const readers: SseReader[] = [];
 
@@ -41,7 +47,7 @@ const stream = async (query = '', headers: Record<string, string> = {}) => {
   readers.push(r);
   return r;
 };
-const statusOf = (m: SseMessage) => JSON.parse(m.data) as { agent_id: string; status: string; timestamp: string; name?: string; hostname?: string };
+const statusOf = (m: SseMessage) => JSON.parse(m.data) as { agent_id: string; team_id: string; status: string; timestamp: string; name?: string; hostname?: string };
 const statuses = (r: SseReader, agentId?: string) => r.messages.filter((m) => m.event === 'status' && (!agentId || statusOf(m).agent_id === agentId));
 /**
  * Runs `action` and waits until each reader has a new `status` event of `agentId` (one that came
@@ -73,8 +79,9 @@ const stopSecond = async (signal: NodeJS.Signals = 'SIGTERM') => {
 
 async function fleet() {
   const ns = await env.relay.mf!.getDurableObjectNamespace('FLEET_HUB');
-  return ns.get(ns.idFromName('fleet')) as unknown as { publish(e: unknown): Promise<string>; stats(): Promise<FleetStats> };
+  return ns.get(ns.idFromName('fleet')) as unknown as { publish(e: unknown): Promise<string>; stats(): Promise<FleetStats>; revoke(scope: unknown): Promise<number | null> };
 }
+const db = () => env.relay.mf!.getD1Database('DB');
 const stats = async (): Promise<FleetStats> => JSON.parse(JSON.stringify(await (await fleet()).stats()));
 
 beforeAll(async () => {
@@ -94,6 +101,7 @@ beforeAll(async () => {
   const enrolled = await agentCli(['enroll', '--relay', url, '--token', tok.body.token, '--config', join(dir, 'second.json'), '--name', 'stream-second']);
   expect(enrolled.code).toBe(0);
   second = JSON.parse(enrolled.stdout.trim().split('\n').pop()!).device_id;
+  defaultTeam = (await (await db()).prepare('SELECT team_id FROM devices WHERE id = ?1').bind(first).first<{ team_id: string }>())!.team_id;
 }, 90_000);
 
 afterAll(async () => {
@@ -117,7 +125,7 @@ describe('GET /api/v1/stream', () => {
   it('sends online when a second agent says hello, offline when it is killed', async () => {
     const [m] = await expectChange([witness], second, 'online', startSecond);
     const online = statusOf(m!);
-    expect(online).toEqual({ agent_id: second, status: 'online', timestamp: expect.any(String), name: 'stream-second', hostname: expect.any(String) });
+    expect(online).toEqual({ agent_id: second, team_id: defaultTeam, status: 'online', timestamp: expect.any(String), name: 'stream-second', hostname: expect.any(String) });
     expect(new Date(online.timestamp).toISOString()).toBe(online.timestamp);
     const [off] = await expectChange([witness], second, 'offline', () => stopSecond('SIGTERM'));
     expect(statusOf(off!)).toMatchObject({ agent_id: second, status: 'offline', name: 'stream-second' });
@@ -230,7 +238,7 @@ describe('GET /api/v1/stream', () => {
       if (published > 200_000) throw new Error('the slow reader was never dropped');
       await Promise.all(
         Array.from({ length: BATCH }, (_, i) =>
-          hub.publish({ agent_id: first, status: (published + i) % 2 ? 'online' : 'offline', timestamp: new Date().toISOString(), name: 'x'.repeat(64) }),
+          hub.publish({ agent_id: first, team_id: defaultTeam, status: (published + i) % 2 ? 'online' : 'offline', timestamp: new Date().toISOString(), name: 'x'.repeat(64) }),
         ),
       );
       published += BATCH;
@@ -311,7 +319,9 @@ describe('GET /api/v1/stream', () => {
     while (!lazy.got.some((m) => m.t === 'dropped')) {
       if (published > STREAM_WINDOW * 4) throw new Error('the client that never acks was never dropped');
       await Promise.all(
-        Array.from({ length: batch }, (_, i) => hub.publish({ agent_id: first, status: (published + i) % 2 ? 'online' : 'offline', timestamp: new Date().toISOString() })),
+        Array.from({ length: batch }, (_, i) =>
+          hub.publish({ agent_id: first, team_id: defaultTeam, status: (published + i) % 2 ? 'online' : 'offline', timestamp: new Date().toISOString() }),
+        ),
       );
       published += batch;
       await waitFor(`the acking client to get ${published} events`, async () => acking.got.filter((m) => m.t === 'event').length === published, 30_000, 5);
@@ -328,8 +338,111 @@ describe('GET /api/v1/stream', () => {
     expect(ids.every((id, i) => i === 0 || id === ids[i - 1]! + 1)).toBe(true);
     const after = await stats();
     expect([after.refused, after.dropped]).toEqual([refusedBefore, droppedBefore + 1]);
-    await hub.publish({ agent_id: first, status: 'online', timestamp: new Date().toISOString() });
+    await hub.publish({ agent_id: first, team_id: defaultTeam, status: 'online', timestamp: new Date().toISOString() });
     await waitFor('one more event at the acking client', async () => acking.got.length === published + 1);
     acking.ws.close();
+  });
+
+  describe('and teams', () => {
+    const TEAM_B = 'stream-team-b';
+    let third: string;
+    let thirdAgent: ChildProcess | null = null;
+    let bob: { id: string; key: string };
+    let bobStream: SseReader;
+
+    const startThird = () => {
+      thirdAgent = runBun([AGENT_MAIN, 'run', '--simulate', '--config', join(dir, 'third.json'), '--max-backoff-ms', '1000'], { logs: 'ignore' });
+    };
+    const stopThird = async () => {
+      const a = thirdAgent!;
+      const exited = new Promise((r) => a.once('exit', r));
+      a.kill('SIGTERM');
+      await exited;
+      thirdAgent = null;
+    };
+    const bobReader = async (query = '', headers: Record<string, string> = {}) => {
+      const r = await openSse(`${url}/api/v1/stream${query}`, { authorization: `Bearer ${bob.key}`, ...headers });
+      readers.push(r);
+      return r;
+    };
+
+    beforeAll(async () => {
+      // Team B and its member bob, straight in D1 (the teams API is not what this file tests).
+      const d1 = await db();
+      await d1.prepare("INSERT INTO teams (id, name, require_2fa, created_at, updated_at) VALUES (?1, 'Stream team B', 0, ?2, ?2)").bind(TEAM_B, Date.now()).run();
+      const created = await http(`${url}/api/v1/users`, { key, json: { username: 'stream-bob', password: 'stream-bob-password', roles: ['viewer'] } });
+      expect(created.status).toBe(201);
+      await d1.prepare("INSERT INTO team_members (team_id, user_id, role, created_at) VALUES (?1, ?2, 'member', ?3)").bind(TEAM_B, created.body.id, Date.now()).run();
+      const login = await http(`${url}/api/v1/auth/login`, { json: { username: 'stream-bob', password: 'stream-bob-password' } });
+      expect(login.status).toBe(200);
+      bob = { id: created.body.id, key: login.body.token };
+      // The third device enrolls into team B with a token that names it.
+      const tok = await http(`${url}/api/v1/enrollment-tokens`, { key, json: { name: 'stream-b', auto_approve: true, team_id: TEAM_B } });
+      expect(tok.status).toBe(201);
+      const enrolled = await agentCli(['enroll', '--relay', url, '--token', tok.body.token, '--config', join(dir, 'third.json'), '--name', 'stream-third']);
+      expect(enrolled.code).toBe(0);
+      third = JSON.parse(enrolled.stdout.trim().split('\n').pop()!).device_id;
+    }, 60_000);
+
+    afterAll(() => {
+      thirdAgent?.kill('SIGKILL');
+    });
+
+    it("shows a member of team B only team B's device going online and offline", async () => {
+      bobStream = await bobReader();
+      await waitFor('the reader connected', async () => bobStream.retry !== null);
+      await expectChange([witness], first, 'offline', () => env.stopAgent(first));
+      const [on] = await expectChange([bobStream, witness], third, 'online', startThird);
+      expect(statusOf(on!)).toMatchObject({ agent_id: third, team_id: TEAM_B, name: 'stream-third' });
+      await expectChange([witness], first, 'online', () => env.startAgent(first));
+      await expectChange([bobStream, witness], third, 'offline', stopThird);
+      // The witness (an instance admin) got all four; bob's stream ends with team B's offline, so it has seen all it will of them.
+      expect(bobStream.messages.map((m) => [statusOf(m).agent_id, statusOf(m).status])).toEqual([
+        [third, 'online'],
+        [third, 'offline'],
+      ]);
+      // A resume from before them replays team B's events only.
+      const from = String(Number(bobStream.messages[0]!.id) - 1);
+      const replay = await bobReader('', { 'last-event-id': from });
+      await waitFor('the replay', async () => replay.messages.length >= 2);
+      expect(replay.messages.map((m) => m.id)).toEqual(bobStream.messages.map((m) => m.id));
+      replay.close();
+    }, 60_000);
+
+    it("answers agent_id= of the other team's device with 404, as an SSE request and as a WebSocket upgrade", async () => {
+      const sse = await http(`${url}/api/v1/stream?agent_id=${first}`, { key: bob.key });
+      expect([sse.status, sse.body.code]).toEqual([404, 'NOT_FOUND']);
+      const upgrade = await new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/stream?api_key=${encodeURIComponent(bob.key)}&agent_id=${first}`);
+        ws.addEventListener('open', () => resolve(101));
+        ws.addEventListener('error', () => resolve(0));
+      });
+      expect(upgrade).toBe(0);
+      // The same request for their own team's device is a stream.
+      const own = await http(`${url}/api/v1/stream?agent_id=${third}`, { key: bob.key });
+      expect(own.status).toBe(200);
+    });
+
+    it('ends the stream of a member whose teams changed; the reconnect with Last-Event-ID follows their new teams', async () => {
+      // Bob moves from team B to the default team, then the FleetHub is told (what the teams routes do through revokeWatchers).
+      const d1 = await db();
+      await d1.prepare('DELETE FROM team_members WHERE team_id = ?1 AND user_id = ?2').bind(TEAM_B, bob.id).run();
+      await d1.prepare("INSERT INTO team_members (team_id, user_id, role, created_at) VALUES (?1, ?2, 'member', ?3)").bind(defaultTeam, bob.id, Date.now()).run();
+      expect(await (await fleet()).revoke({ userId: bob.id })).toBeGreaterThanOrEqual(1);
+      await waitFor('the stream to end', async () => bobStream.ended);
+      expect(bobStream.comments).toContain('access changed');
+      const lastSeen = bobStream.messages.at(-1)!.id!;
+      const again = await bobReader('', { 'last-event-id': lastSeen });
+      await waitFor('the reader connected', async () => again.retry !== null);
+      await expectChange([witness], third, 'online', startThird);
+      await expectChange([witness], third, 'offline', stopThird);
+      await expectChange([again, witness], first, 'offline', () => env.stopAgent(first));
+      await expectChange([again, witness], first, 'online', () => env.startAgent(first));
+      // What the default team did since lastSeen (the first device going offline and online), none of team B's.
+      expect(again.messages.every((m) => statusOf(m).team_id === defaultTeam)).toBe(true);
+      expect(statuses(again, third)).toEqual([]);
+      const expected = witness.messages.filter((m) => m.event === 'status' && Number(m.id) > Number(lastSeen) && statusOf(m).team_id === defaultTeam);
+      expect(again.messages.map((m) => m.id)).toEqual(expected.map((m) => m.id));
+    }, 60_000);
   });
 });

@@ -5,11 +5,12 @@
 // that is not an ack is refused ({"t":"error"}) with a reason and counted. HEARTBEAT_INTERVAL_MS is 1000 here.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { userWithKey } from './helpers.ts';
+import { api, TEST_TEAM, userWithKey } from './helpers.ts';
 import { connectAgent, enrollDevice, eventually, waitFor } from './device-helpers.ts';
 import { HEARTBEAT_PING } from '../../shared/protocol/envelope.ts';
 import { INTERNAL } from '../../durable-objects/hub/contract.ts';
 import type { Watchers } from '../../durable-objects/hub/watchers.ts';
+import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
 import { STREAM_WINDOW as WATCHER_WINDOW } from '../../shared/api/stream.ts';
 
 let admin: string;
@@ -19,10 +20,10 @@ beforeAll(async () => {
 
 const hub = (deviceId: string) => env.DEVICE_HUB.get(env.DEVICE_HUB.idFromName(deviceId));
 
-/** A watcher on the hub, as the Worker would open one (the internal headers only it can set). */
-async function watch(deviceId: string, request: Record<string, unknown> = { topics: ['status'] }) {
+/** A watcher on the hub, as the Worker would open one (the internal headers only it can set); an instance admin's unless `request` says. */
+async function watch(deviceId: string, request: Record<string, unknown> = {}) {
   const res = await hub(deviceId).fetch('http://hub/watch', {
-    headers: { upgrade: 'websocket', [INTERNAL.kind]: 'watch', [INTERNAL.watch]: JSON.stringify(request) },
+    headers: { upgrade: 'websocket', [INTERNAL.kind]: 'watch', [INTERNAL.watch]: JSON.stringify({ topics: ['status'], teams: null, user_id: 'admin', ...request }) },
   });
   const ws = res.webSocket;
   if (res.status !== 101 || !ws) throw new Error(`watch failed: ${res.status} ${await res.text()}`);
@@ -52,7 +53,7 @@ describe('a DeviceHub with an agent and watchers', () => {
     await waitFor(() => w1.statuses().includes('online') && w2.statuses().includes('online'), 'online events');
     const event = w1.received.find((m) => m.t === 'event')!;
     expect(event).toMatchObject({ t: 'event', event: 'status', id: expect.stringMatching(/^\d+$/) });
-    expect(event.data).toMatchObject({ agent_id: dev.deviceId, status: 'online', name: expect.any(String) });
+    expect(event.data).toMatchObject({ agent_id: dev.deviceId, team_id: TEST_TEAM, status: 'online', name: expect.any(String) });
     expect(new Date((event.data as { timestamp: string }).timestamp).toISOString()).toBe((event.data as { timestamp: string }).timestamp);
 
     // Heartbeats for well past the heartbeat window (3 s): the alarm finds the agent alive each time.
@@ -157,14 +158,14 @@ describe('a DeviceHub with an agent and watchers', () => {
     const firstId = String(w.received[0]!.id);
     agent.ws.close(1000, 'bye');
     await waitFor(() => w.statuses().includes('offline'), 'offline');
-    const resumed = await watch(dev.deviceId, { topics: ['status'], after: firstId });
+    const resumed = await watch(dev.deviceId, { after: firstId });
     await waitFor(() => resumed.received.length >= 1, 'replay');
     expect(resumed.statuses()).toEqual(['offline']);
     expect(resumed.received.some((m) => m.t === 'gap')).toBe(false);
     await runInDurableObject(hub(dev.deviceId), async (instance) => {
       for (let i = 0; i < 300; i++) await watchersOf(instance).publish('status', { i });
     });
-    const gapped = await watch(dev.deviceId, { topics: ['status'], after: firstId });
+    const gapped = await watch(dev.deviceId, { after: firstId });
     await waitFor(() => gapped.received.length > 0, 'gap');
     expect(gapped.received[0]).toEqual({ t: 'gap', id: '302' });
   });
@@ -174,11 +175,84 @@ describe('a DeviceHub with an agent and watchers', () => {
     const ask = (watchHeader: string) =>
       hub(dev.deviceId).fetch('http://hub/watch', { headers: { upgrade: 'websocket', [INTERNAL.kind]: 'watch', [INTERNAL.watch]: watchHeader } });
     expect((await ask('{')).status).toBe(400);
-    expect((await ask(JSON.stringify({ topics: ['secrets'] }))).status).toBe(400);
-    expect((await ask(JSON.stringify({ topics: ['status'], agent_id: 'another-device' }))).status).toBe(400);
+    const who = { teams: null, user_id: 'admin' };
+    expect((await ask(JSON.stringify({ topics: ['secrets'], ...who }))).status).toBe(400);
+    expect((await ask(JSON.stringify({ topics: ['status'], agent_id: 'another-device', ...who }))).status).toBe(400);
+    expect((await ask(JSON.stringify({ topics: ['status'] }))).status).toBe(400); // no teams, no user: not a watch the Worker sends
     const noKind = await hub(dev.deviceId).fetch('http://hub/', { headers: { upgrade: 'websocket' } });
     expect(noKind.status).toBe(400);
     expect(await noKind.json()).toMatchObject({ code: 'BAD_HUB_REQUEST' });
+  });
+});
+
+/** A watcher on the relay's FleetHub for the callers of `teams`, collecting the status events of one device. */
+async function fleetWatch(teams: string[] | null, agentId: string) {
+  const res = await fleetHubFor(env).fetch('https://fleet-hub/watch', {
+    headers: { upgrade: 'websocket', [INTERNAL.watch]: JSON.stringify({ topics: ['status'], agent_id: agentId, after: null, teams, user_id: 'u' }) },
+  });
+  const ws = res.webSocket!;
+  ws.accept();
+  const events: { status: string; team_id: string }[] = [];
+  ws.addEventListener('message', (e) => {
+    const m = JSON.parse(String(e.data)) as { t: string; data: { status: string; team_id: string } };
+    if (m.t === 'event') events.push(m.data);
+  });
+  return { ws, events, seen: () => events.map((d) => `${d.status}@${d.team_id}`) };
+}
+
+/**
+ * Publishes a marker event of `team` and waits for `w` to get it: one socket's messages arrive in
+ * order, so whatever the hub sent it before the marker is in by then (a check that something did
+ * not arrive is then meaningful).
+ */
+async function settle(w: Awaited<ReturnType<typeof fleetWatch>>, agentId: string, team: string) {
+  const before = w.events.length;
+  await fleetHubFor(env).publish({ agent_id: agentId, team_id: team, status: 'online', timestamp: new Date().toISOString() });
+  await waitFor(() => w.events.length > before, 'the marker');
+  w.events.pop();
+}
+
+describe("a device's status events and its team", () => {
+  const OTHER = 'other-team';
+  beforeAll(async () => {
+    await env.DB.prepare("INSERT OR IGNORE INTO teams (id, name, require_2fa, created_at, updated_at) VALUES (?1, 'Other team', 0, 0, 0)").bind(OTHER).run();
+  });
+
+  it('carry the team the device is in at the time: after a move the next event names the new team and reaches only its watchers', async () => {
+    const dev = await enrollDevice(admin, { autoApprove: true });
+    const own = await watch(dev.deviceId);
+    const testTeam = await fleetWatch([TEST_TEAM], dev.deviceId);
+    const other = await fleetWatch([OTHER], dev.deviceId);
+    const all = await fleetWatch(null, dev.deviceId);
+    const agent = await connectAgent(dev.deviceId, dev.privateKey);
+    await waitFor(() => all.events.length === 1, 'online at the FleetHub');
+    await env.DB.prepare('UPDATE devices SET team_id = ?1 WHERE id = ?2').bind(OTHER, dev.deviceId).run();
+    agent.ws.close(1000, 'bye');
+    await waitFor(() => all.events.length === 2, 'offline at the FleetHub');
+    expect(all.seen()).toEqual([`online@${TEST_TEAM}`, `offline@${OTHER}`]);
+    expect(own.received.filter((m) => m.t === 'event').map((m) => (m.data as { team_id: string }).team_id)).toEqual([TEST_TEAM, OTHER]);
+    await settle(testTeam, dev.deviceId, TEST_TEAM);
+    await settle(other, dev.deviceId, OTHER);
+    expect(testTeam.seen()).toEqual([`online@${TEST_TEAM}`]);
+    expect(other.seen()).toEqual([`offline@${OTHER}`]);
+    for (const w of [testTeam, other, all]) w.ws.close();
+  });
+
+  it('of a deleted device: its offline goes to the team it was last in, not to everyone', async () => {
+    const dev = await enrollDevice(admin, { autoApprove: true });
+    const testTeam = await fleetWatch([TEST_TEAM], dev.deviceId);
+    const other = await fleetWatch([OTHER], dev.deviceId);
+    const all = await fleetWatch(null, dev.deviceId);
+    await connectAgent(dev.deviceId, dev.privateKey);
+    await waitFor(() => testTeam.events.length === 1, 'online');
+    const res = await api(`/api/v1/devices/${dev.deviceId}`, { key: admin, method: 'DELETE' });
+    expect(res.status).toBe(204);
+    await waitFor(() => testTeam.events.length === 2, 'offline after the delete');
+    await waitFor(() => all.events.length === 2, 'offline at the admin');
+    expect(testTeam.seen()).toEqual([`online@${TEST_TEAM}`, `offline@${TEST_TEAM}`]);
+    await settle(other, dev.deviceId, OTHER);
+    expect(other.events).toEqual([]);
+    for (const w of [testTeam, other, all]) w.ws.close();
   });
 });
 

@@ -28,9 +28,12 @@ export function forgetPrincipals(): void {
   principalCache.clear();
 }
 
-/** The principal behind a raw credential (API key or session JWT), or null. */
-export async function principalFor(env: Env, ctx: Background | undefined, credential: string, now = Date.now()): Promise<Principal | null> {
-  const hit = principalCache.get(credential);
+/**
+ * The principal behind a raw credential (API key or session JWT), or null. `fresh` reads it from
+ * D1 whatever the cache holds, for what outlives the cache (an event stream's teams).
+ */
+export async function principalFor(env: Env, ctx: Background | undefined, credential: string, now = Date.now(), opts: { fresh?: boolean } = {}): Promise<Principal | null> {
+  const hit = opts.fresh ? undefined : principalCache.get(credential);
   if (hit && hit.until > now) return hit.principal;
   const principal = await resolvePrincipal(credential, {
     db: env.DB,

@@ -7,18 +7,26 @@
 // id; Last-Event-ID (or ?last_event_id=, for clients that cannot set it) resumes after it within
 // the hub's replay window. Credentials as for every route, or ?api_key= for browsers' EventSource
 // and WebSocket, which cannot set headers.
+// A caller sees the events of the devices in the teams they may see (worker/auth/scope.ts): the
+// Worker sends the hub those teams with the watch, and the hub filters each event by its team_id.
+// When someone's access shrinks, worker/stream/revoke.ts closes their streams; the reconnect is
+// authorized anew, with the caller read from D1 rather than the principal cache (see freshCaller).
 import { createRoute, z } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import type { App } from '../openapi.ts';
+import type { AppEnv } from '../app-env.ts';
 import { authErrors, errorResponse, notFoundError } from '../openapi.ts';
 import { after, allows } from '../auth/access.ts';
+import { principalFor, principalOf } from '../auth/middleware.ts';
+import { credentialFrom } from '../auth/principal.ts';
+import { authorizeDevice, visibleTeams } from '../auth/scope.ts';
 import { ApiError } from '../errors.ts';
 import { security } from '../devices/api-schemas.ts';
-import { getDevice } from '../devices/queries.ts';
-import { apiKeyFromQuery } from '../tunnels/credential.ts';
 import { isWebSocketUpgrade } from '../tunnels/forward.ts';
 import { numberVar } from '../../shared/env-vars.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import { EventIdSchema, STREAM_WINDOW } from '../../shared/api/stream.ts';
+import { StreamCloseCode } from '../../shared/codes.ts';
 import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
 import { INTERNAL, type WatchRequest } from '../../durable-objects/hub/contract.ts';
 import { sseFromWatcher } from '../stream/sse.ts';
@@ -26,8 +34,21 @@ import { sseFromWatcher } from '../stream/sse.ts';
 /** How long an SSE client waits before reconnecting after the stream ends. */
 const RETRY_MS = 2_000;
 
+/**
+ * Authenticates the stream's caller from D1, not the per-isolate principal cache: a stream outlives
+ * the cache's few seconds, so a caller whose stream was just closed for losing a team could
+ * otherwise reconnect through an isolate that still holds their old teams, and keep them for as
+ * long as the stream lasts. One query per stream opened, none per event. The credential is the
+ * Authorization header, or ?api_key= when there is none (as apiKeyFromQuery takes it elsewhere).
+ */
+const freshCaller: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const credential = credentialFrom(c.req.header('authorization')) ?? c.req.query('api_key') ?? null;
+  if (credential) c.set('principal', await principalFor(c.env, c.executionCtx, credential, Date.now(), { fresh: true }));
+  await next();
+};
+
 const StreamQuery = z.object({
-  agent_id: DeviceIdSchema.optional().openapi({ description: 'Only this device (its id); without it, every device' }),
+  agent_id: DeviceIdSchema.optional().openapi({ description: 'Only this device (its id); without it, every device the caller may see' }),
   last_event_id: EventIdSchema.optional().openapi({ description: 'Resume after this event id (the Last-Event-ID header wins when both are given)' }),
   api_key: z.string().optional().openapi({ description: 'An API key, for clients that cannot set the Authorization header (it will show in logs)' }),
 });
@@ -43,14 +64,17 @@ export function registerStreamRoutes(app: App) {
       tags: ['stream'],
       summary: 'Live device status events (Server-Sent Events, or a WebSocket with Upgrade: websocket)',
       description:
-        'Each event: `id: <id>`, `event: status`, `data: {"agent_id","status":"online"|"offline","timestamp","name","hostname"}`. ' +
+        'Each event: `id: <id>`, `event: status`, `data: {"agent_id","team_id","status":"online"|"offline","timestamp","name","hostname"}`, ' +
+        'for the devices of the teams the caller may see (an instance admin: every team). ' +
         'A `: heartbeat` comment every 15 s. `event: gap` when the events after Last-Event-ID are no longer kept; ' +
         '`event: dropped` when the reader fell too far behind (the stream then ends). ' +
-        'The WebSocket form sends `{"t":"event","id","event","data"}`, `{"t":"gap","id"}`, `{"t":"dropped","reason"}` (then close 1013) ' +
+        `The WebSocket form sends \`{"t":"event","id","event","data"}\`, \`{"t":"gap","id"}\`, \`{"t":"dropped","reason"}\` (then close ${StreamCloseCode.DROPPED}) ` +
         'and `{"t":"error","code","reason"}`; the client sends `{"t":"ack","n":<events handled>}` and is dropped once it leaves more than ' +
-        `${STREAM_WINDOW} events unacknowledged.`,
+        `${STREAM_WINDOW} events unacknowledged. ` +
+        `When the caller's teams change (removed from a team, a team deleted or now requiring 2FA, a device moved away) the stream ends ` +
+        `(the WebSocket form: close ${StreamCloseCode.ACCESS_CHANGED}); reconnect with Last-Event-ID to go on with what the caller may see now.`,
       security,
-      ...after(apiKeyFromQuery, allows('devices:read')),
+      ...after(freshCaller, allows('devices:read')),
       request: { query: StreamQuery, headers: StreamHeaders },
       responses: {
         200: { description: 'The event stream', content: { 'text/event-stream': { schema: z.string() } } },
@@ -63,8 +87,16 @@ export function registerStreamRoutes(app: App) {
     async (c) => {
       const q = c.req.valid('query');
       const agentId = q.agent_id ?? null;
-      if (agentId) await getDevice(c.env.DB, agentId);
-      const watch: WatchRequest = { topics: ['status'], agent_id: agentId, after: c.req.valid('header')['last-event-id'] ?? q.last_event_id ?? null };
+      // A device of a team the caller is not in is as unknown as one that does not exist (404), before any upgrade.
+      if (agentId) await authorizeDevice(c, agentId);
+      const p = principalOf(c);
+      const watch: WatchRequest = {
+        topics: ['status'],
+        agent_id: agentId,
+        after: c.req.valid('header')['last-event-id'] ?? q.last_event_id ?? null,
+        teams: visibleTeams(p),
+        user_id: p.userId,
+      };
       const hub = fleetHubFor(c.env);
       // Only what the hub needs: the client's headers (its credential among them) stay here.
       const toHub = new Request('https://fleet-hub/watch', { headers: { upgrade: 'websocket', [INTERNAL.watch]: JSON.stringify(watch) } });

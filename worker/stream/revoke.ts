@@ -1,9 +1,30 @@
-// Ends the live streams of callers whose view of the fleet just shrank (removed from a team, a
-// team deleted, a team that now requires 2FA), so they reconnect and are filtered anew.
-// Placeholder signature for the teams routes; the stream work of issue 12 fills it in.
-export interface WatcherScope {
-  userId?: string;
-  teamId?: string;
-}
+// Ends the live streams of callers whose view of the fleet just shrank (removed from a team or
+// demoted, a team deleted, a team that now requires 2FA, a device moved to another team), so they
+// reconnect and are filtered anew. The stream's filter is fixed when it opens (the teams go to the
+// FleetHub with the watch), so without this a removed member would keep receiving their old team's
+// events for as long as their stream stayed open. Call it after the change is in D1: a reconnect
+// reads the caller afresh (worker/routes/stream.ts), so it sees the change.
+import { ApiError } from '../errors.ts';
+import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
+import type { WatcherScope } from '../../durable-objects/hub/contract.ts';
 
-export async function revokeWatchers(_env: Env, _who: WatcherScope): Promise<void> {}
+export type { WatcherScope };
+
+/**
+ * Closes the watchers `who` names, every criterion given having to match (see WatcherScopeSchema):
+ * `{userId}` all of a user's streams, `{teamId}` those of members seeing the team (instance admins
+ * see it anyway and are left alone), `{deviceId}` those following the device with `agent_id=`.
+ * Returns how many streams were closed; a FleetHub that cannot be reached is a 502 (the change
+ * itself is made: the caller should say so rather than leave the streams open unknowingly).
+ */
+export async function revokeWatchers(env: Env, who: WatcherScope): Promise<number> {
+  let closed: number | null;
+  try {
+    closed = await fleetHubFor(env).revoke(who);
+  } catch (e) {
+    console.error('FleetHub.revoke failed', who, e);
+    throw new ApiError(502, 'STREAMS_NOT_CLOSED', 'The change was made, but the live streams it affects could not be closed', { ...who });
+  }
+  if (closed === null) throw new Error(`revokeWatchers: ${JSON.stringify(who)} names no watchers`);
+  return closed;
+}

@@ -6,7 +6,11 @@
 // The hub bounds its watcher sockets by acks (hub/watchers.ts): the bridge acknowledges each
 // event once it is in the body's queue (whose own bound is the one that matters for the reader),
 // in batches so a burst costs the hub a few messages, not one per event.
+// When the hub closes the socket the stream ends, and the client reconnects with Last-Event-ID: after
+// a restart of the hub, or after the caller's access changed (ACCESS_CHANGED, said in a comment
+// first), when the reconnect is filtered by what the caller may see now.
 import { StreamMessageSchema, type StreamAck, type StreamMessage } from '../../shared/api/stream.ts';
+import { StreamCloseCode } from '../../shared/codes.ts';
 
 export interface SseOptions {
   heartbeatMs: number;
@@ -105,8 +109,11 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
           if (++unacked >= ACK_BATCH) ack();
           else ackLater ??= setTimeout(ack, 0);
         });
-        // The hub went away (a restart, a deploy): the client reconnects with Last-Event-ID.
-        ws.addEventListener('close', end);
+        // The hub went away (a restart, a deploy) or closed the socket: the client reconnects with Last-Event-ID.
+        ws.addEventListener('close', (e) => {
+          if (e.code === StreamCloseCode.ACCESS_CHANGED) push(': access changed\n\n');
+          end();
+        });
         ws.addEventListener('error', end);
         heartbeat = setInterval(() => push(': heartbeat\n\n'), opts.heartbeatMs);
       },
