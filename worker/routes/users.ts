@@ -15,6 +15,7 @@ import type { Principal } from '../auth/principal.ts';
 import { randomId } from '../auth/crypto.ts';
 import { hashPassword } from '../auth/password.ts';
 import { turnOffTwoFactor } from './two-factor.ts';
+import { revokeWatchers } from '../stream/revoke.ts';
 import { revokeUserSessions } from '../auth/sessions.ts';
 import { revokeUserApiKeys } from './api-keys.ts';
 import { audit } from '../audit.ts';
@@ -269,6 +270,8 @@ export function registerUserRoutes(app: App) {
     const fields = changedFields(change).filter((f) => f !== 'disabled' || (change.disabled === false && target.disabled));
     if (fields.length) audit(c, { action: 'user.update', targetType: 'user', targetId: target.id, details: { fields, ...(change.roles && { roles: updated.roles }) } });
     if (disabling) audit(c, { action: 'user.disable', targetType: 'user', targetId: target.id });
+    // New roles may see less (an instance admin no longer); a disabled user sees nothing.
+    if (disabling || change.roles) await revokeWatchers(c.env, { userId: target.id });
     return c.json(userView(updated), 200);
   });
 
@@ -276,7 +279,10 @@ export function registerUserRoutes(app: App) {
     const caller = principalOf(c);
     const target = await targetUser(getDb(c.env.DB), caller, c.req.valid('param').id);
     await changeUser(c.env.DB, caller, target, { disabled: true });
-    if (!target.disabled) audit(c, { action: 'user.disable', targetType: 'user', targetId: target.id });
+    if (!target.disabled) {
+      audit(c, { action: 'user.disable', targetType: 'user', targetId: target.id });
+      await revokeWatchers(c.env, { userId: target.id });
+    }
     return c.body(null, 204);
   });
 
