@@ -17,7 +17,14 @@ function displayName(req: EnrollRequest, id: string): string {
   return name || `device-${id.slice(0, 8)}`;
 }
 
-export async function enroll(d1: D1Database, req: EnrollRequest, now: number): Promise<EnrollResponse> {
+/** The answer for the agent, and what the audit log records beside it. */
+export interface Enrolled {
+  device: EnrollResponse;
+  teamId: string;
+  tokenId: string;
+}
+
+export async function enroll(d1: D1Database, req: EnrollRequest, now: number): Promise<Enrolled> {
   const token = await spendEnrollmentToken(d1, req.token, now);
   const db = getDb(d1);
   const publicKey = JSON.stringify({ kty: req.public_key.kty, crv: req.public_key.crv, x: req.public_key.x });
@@ -39,9 +46,9 @@ export async function enroll(d1: D1Database, req: EnrollRequest, now: number): P
       .update(devices)
       .set({ ...facts, publicKey, enrollmentTokenId: token.id })
       .where(and(eq(devices.id, token.deviceId), isNull(devices.publicKey), eq(devices.status, 'approved')))
-      .returning({ id: devices.id, name: devices.name })
+      .returning({ id: devices.id, name: devices.name, teamId: devices.teamId })
       .get();
-    if (claimed) return { device_id: claimed.id, name: claimed.name, status: 'approved' };
+    if (claimed) return { device: { device_id: claimed.id, name: claimed.name, status: 'approved' }, teamId: claimed.teamId, tokenId: token.id };
     await refundEnrollmentToken(d1, token.id);
     const current = await db.select({ status: devices.status }).from(devices).where(eq(devices.id, token.deviceId)).get();
     if (!current) throw new ApiError(401, 'INVALID_ENROLLMENT_TOKEN', 'The device this token was made for no longer exists');
@@ -70,5 +77,5 @@ export async function enroll(d1: D1Database, req: EnrollRequest, now: number): P
     await refundEnrollmentToken(d1, token.id);
     throw e;
   }
-  return { device_id: id, name, status };
+  return { device: { device_id: id, name, status }, teamId: token.teamId, tokenId: token.id };
 }
