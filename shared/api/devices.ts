@@ -46,13 +46,15 @@ export const DeviceTagNameSchema = z
   .regex(/^[^\p{Cc}]*$/u, 'a tag name may not contain control characters');
 
 /** A coloured label on a device (Pipetower's server tags); the colour is stored in lower case. */
-export const DeviceTagSchema = z.object({
-  name: DeviceTagNameSchema,
-  color: z
-    .string()
-    .toLowerCase()
-    .regex(/^#[0-9a-f]{6}$/, 'a colour is #rrggbb'),
-});
+export const DeviceTagSchema = z
+  .object({
+    name: DeviceTagNameSchema,
+    color: z
+      .string()
+      .toLowerCase()
+      .regex(/^#[0-9a-f]{6}$/, 'a colour is #rrggbb'),
+  })
+  .strict();
 export type DeviceTag = z.infer<typeof DeviceTagSchema>;
 
 export const MAX_DEVICE_TAGS = 20;
