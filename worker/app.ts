@@ -20,6 +20,8 @@ import { registerPiTunnelRoutes } from './compat/pitunnel.ts';
 import { registerTunnelRoutes } from './routes/tunnels.ts';
 import { registerTunnelControlRoutes } from './compat/tunnel-control.ts';
 import { registerStreamRoutes } from './routes/stream.ts';
+import { registerTeamRoutes } from './routes/teams.ts';
+import { registerInvitationRoutes } from './routes/invitations.ts';
 
 export interface AppDeps {
   /** When this relay instance started (ms), for /health's uptime. */
@@ -58,6 +60,8 @@ export function createApp(deps: AppDeps): App {
   registerTunnelRoutes(app);
   registerTunnelControlRoutes(app);
   registerStreamRoutes(app);
+  registerTeamRoutes(app);
+  registerInvitationRoutes(app);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'basicAuth', {

@@ -14,3 +14,8 @@ export function iso(ms: number | null | undefined): string | null {
 }
 
 export { schema };
+
+/** Whether a D1 error is a unique index (or primary key) refusing a row: the race-safe "already taken". */
+export function isUniqueViolation(e: unknown): boolean {
+  return e instanceof Error && /UNIQUE constraint failed/i.test(`${e.message} ${String(e.cause ?? '')}`);
+}

@@ -7,7 +7,7 @@ import { asc, eq } from 'drizzle-orm';
 import type { App } from '../openapi.ts';
 import { authErrors, bearerSecurity, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { ApiError, conflict, notFound, unprocessable } from '../errors.ts';
-import { getDb, iso, schema, type Db } from '../db/index.ts';
+import { getDb, isUniqueViolation, iso, schema, type Db } from '../db/index.ts';
 import type { User } from '../../shared/db/schema.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { allows } from '../auth/access.ts';
@@ -44,8 +44,6 @@ export function userView(u: User) {
     last_login: iso(u.lastLogin),
   };
 }
-
-const isUniqueViolation = (e: unknown) => e instanceof Error && /UNIQUE constraint failed/i.test(`${e.message} ${String(e.cause ?? '')}`);
 
 /** Creates a local user; 409 CONFLICT when the username is taken. Roles are not checked here. */
 export async function insertUser(db: Db, input: { username: string; password: string; email?: string | null; roles: string[] }): Promise<User> {
