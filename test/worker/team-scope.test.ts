@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { randomId, randomToken, sha256Hex } from '../../worker/auth/crypto.ts';
 import { API_KEY_PREFIX } from '../../worker/auth/principal.ts';
 import { api, BASE, joinTeam, userWithKey } from './helpers.ts';
-import { createToken, insertDevice } from './device-helpers.ts';
+import { createToken, facts, insertDevice, keyPair } from './device-helpers.ts';
 import { makeTunnel, tunnelName, visit, type TunnelView } from './tunnels-helpers.ts';
 
 const TEAM_A = 'team-a';
@@ -492,5 +492,36 @@ describe('the audit log', () => {
     expect(results.every((r) => r.team_id === TEAM_A && r.credential === 'api_key')).toBe(true);
     expect(JSON.parse(results[5]!.details!)).toMatchObject({ call: 'set_allow_clientless', allow: true });
     expect(JSON.stringify(results)).not.toContain('a-password-never-logged');
+  });
+
+  it('records enrollment tokens, enrollments (with no actor) and hand-added agents with their team', async () => {
+    const since = (await env.DB.prepare('SELECT COALESCE(MAX(id), 0) AS n FROM audit_log').first<{ n: number }>())!.n;
+    const secret = await createToken(aAdmin, { name: 'audited token' });
+    const token = ((await (await api('/api/v1/enrollment-tokens', { key: aAdmin })).json()) as { enrollment_tokens: { id: string; prefix: string }[] }).enrollment_tokens.find((t) => secret.startsWith(t.prefix))!;
+    const keys = await keyPair();
+    const enrolled = await api('/api/v1/enroll', { json: { token: secret, public_key: keys.publicJwk, facts: facts(), agent_version: '0.1.0' } });
+    const deviceId = ((await enrolled.json()) as { device_id: string }).device_id;
+    expect(await env.DB.prepare('SELECT team_id FROM devices WHERE id = ?1').bind(deviceId).first('team_id')).toBe(TEAM_A);
+    await api(`/api/v1/enrollment-tokens/${token.id}`, { key: aAdmin, method: 'DELETE' });
+    const agentId = `audited-${randomId(3)}`;
+    await api('/api/v1/agents', { key: aAdmin, json: { id: agentId } });
+
+    const { results } = await env.DB.prepare('SELECT action, team_id, credential, actor_id, target_id, details FROM audit_log WHERE id > ?1 ORDER BY id').bind(since).all<{
+      action: string;
+      team_id: string;
+      credential: string;
+      actor_id: string | null;
+      target_id: string;
+      details: string | null;
+    }>();
+    expect(results.map((r) => [r.action, r.target_id, r.team_id, r.credential])).toEqual([
+      ['enrollment_token.create', token.id, TEAM_A, 'api_key'],
+      ['device.enroll', deviceId, TEAM_A, 'none'],
+      ['enrollment_token.revoke', token.id, TEAM_A, 'api_key'],
+      ['device.create', agentId, TEAM_A, 'api_key'],
+    ]);
+    expect(results[1]!.actor_id).toBeNull();
+    expect(JSON.parse(results[1]!.details!)).toMatchObject({ enrollment_token_id: token.id, status: 'pending' });
+    expect(JSON.stringify(results)).not.toContain(secret);
   });
 });

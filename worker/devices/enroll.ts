@@ -44,7 +44,7 @@ export async function enroll(d1: D1Database, req: EnrollRequest, now: number): P
     // An admin already approved this id by adding it; the first key to arrive claims it.
     const claimed = await db
       .update(devices)
-      .set({ ...facts, publicKey, enrollmentTokenId: token.id })
+      .set({ ...facts, publicKey, enrollmentTokenId: token.id, updatedAt: now })
       .where(and(eq(devices.id, token.deviceId), isNull(devices.publicKey), eq(devices.status, 'approved')))
       .returning({ id: devices.id, name: devices.name, teamId: devices.teamId })
       .get();
@@ -72,6 +72,7 @@ export async function enroll(d1: D1Database, req: EnrollRequest, now: number): P
       approvedAt: status === 'approved' ? now : null,
       enrollmentTokenId: token.id,
       teamId: token.teamId,
+      updatedAt: now,
     });
   } catch (e) {
     await refundEnrollmentToken(d1, token.id);

@@ -129,6 +129,7 @@ export function registerAgentRoutes(app: App) {
           approvedAt: now,
           enrollmentTokenId: tokenRow.id,
           teamId,
+          updatedAt: now,
         }),
         insertEnrollmentToken(c.env.DB, tokenRow),
       ]);
