@@ -33,7 +33,6 @@ const deviceColumns = {
   registeredAt: devices.registeredAt,
   approvedAt: devices.approvedAt,
   identityConflict: devices.identityConflict,
-  updatedAt: devices.updatedAt,
 };
 
 const selectDevices = (d1: D1Database) => getDb(d1).select(deviceColumns).from(devices);

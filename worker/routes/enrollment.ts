@@ -69,7 +69,7 @@ export function registerEnrollmentRoutes(app: App) {
       summary: 'List the enrollment tokens of the teams the caller administers (never their secrets)',
       security: S.security,
       ...allows('devices:admin'),
-      responses: { 200: S.json(S.EnrollmentTokenList, 'Every token, newest first'), ...authErrors },
+      responses: { 200: S.json(S.EnrollmentTokenList, 'The tokens, newest first'), ...authErrors },
     }),
     async (c) => {
       const now = Date.now();
