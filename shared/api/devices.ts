@@ -37,9 +37,35 @@ export const IdentityConflictSchema = z.object({
 });
 export type IdentityConflict = z.infer<typeof IdentityConflictSchema>;
 
+/** A tag's name: trimmed, 1-32 characters, no control characters. */
+export const DeviceTagNameSchema = z
+  .string()
+  .trim()
+  .min(1)
+  .max(32)
+  .regex(/^[^\p{Cc}]*$/u, 'a tag name may not contain control characters');
+
+/** A coloured label on a device (Pipetower's server tags); the colour is stored in lower case. */
+export const DeviceTagSchema = z
+  .object({
+    name: DeviceTagNameSchema,
+    color: z
+      .string()
+      .toLowerCase()
+      .regex(/^#[0-9a-f]{6}$/, 'a colour is #rrggbb'),
+  })
+  .strict();
+export type DeviceTag = z.infer<typeof DeviceTagSchema>;
+
+export const MAX_DEVICE_TAGS = 20;
+
 export const DeviceSchema = z.object({
   id: z.string(),
   name: z.string(),
+  /** The team the device belongs to: only its members (and instance admins) see it. */
+  team_id: z.string(),
+  /** By name. */
+  tags: z.array(DeviceTagSchema),
   hostname: z.string(),
   serial: z.string(),
   hardware: z.string(),
@@ -67,10 +93,21 @@ export const DeviceListSchema = z.object({ devices: z.array(DeviceSchema) });
 export const DeviceListQuerySchema = z.object({
   status: DeviceStatusSchema.optional(),
   online: z.enum(['true', 'false']).optional(),
+  /** Only this team's devices (a team the caller cannot see yields none). */
+  team_id: z.string().min(1).max(64).optional(),
 });
 export type DeviceListQuery = z.infer<typeof DeviceListQuerySchema>;
 
 export const RenameDeviceSchema = z.object({ name: DeviceNameSchema }).strict();
+
+export const MoveDeviceSchema = z.object({ team_id: z.string().min(1).max(64) }).strict();
+
+/** PUT /devices/{id}/tags replaces the whole set. */
+export const SetDeviceTagsSchema = z
+  .object({ tags: z.array(DeviceTagSchema).max(MAX_DEVICE_TAGS, `a device has at most ${MAX_DEVICE_TAGS} tags`) })
+  .strict()
+  .refine((b) => new Set(b.tags.map((t) => t.name)).size === b.tags.length, { message: 'tag names must be unique', path: ['tags'] });
+export type SetDeviceTags = z.infer<typeof SetDeviceTagsSchema>;
 
 // ---- enrollment tokens ----
 

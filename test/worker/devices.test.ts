@@ -2,7 +2,7 @@
 // may do each, and the live endpoints' answers when the device cannot be reached.
 import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { api, userWithKey } from './helpers.ts';
+import { api, TEST_TEAM, userWithKey } from './helpers.ts';
 import { enrollDevice, insertDevice } from './device-helpers.ts';
 
 let admin: string;
@@ -27,7 +27,7 @@ interface DeviceView {
 }
 
 const DEVICE_KEYS = [
-  'id', 'name', 'hostname', 'serial', 'hardware', 'os', 'os_version', 'architecture', 'mac_address', 'agent_version',
+  'id', 'name', 'team_id', 'tags', 'hostname', 'serial', 'hardware', 'os', 'os_version', 'architecture', 'mac_address', 'agent_version',
   'status', 'online', 'enrolled', 'last_seen', 'registered_at', 'approved_at', 'identity_conflict',
 ].sort();
 
@@ -65,6 +65,8 @@ describe('reading devices', () => {
       enrolled: true,
       last_seen: null,
       approved_at: null,
+      team_id: TEST_TEAM,
+      tags: [],
     });
     expect(new Date(found.registered_at).toISOString()).toBe(found.registered_at);
     expect(JSON.stringify(found)).not.toContain(dev.publicJwk.x);
@@ -126,13 +128,15 @@ describe('renaming', () => {
 });
 
 describe('approve, reject, revoke, delete', () => {
-  it('only devices:admin approves; operators and viewers get 403', async () => {
+  it('only devices:admin in the team admin role approves; operators (team members) and viewers get 403', async () => {
     const id = await insertDevice({ status: 'pending' });
-    for (const key of [viewer, operator]) {
-      const res = await post(`/api/v1/devices/${id}/approve`, key);
-      expect(res.status).toBe(403);
-      expect(await res.json()).toMatchObject({ code: 'FORBIDDEN', details: { required: ['devices:admin'] } });
-    }
+    const byViewer = await post(`/api/v1/devices/${id}/approve`, viewer);
+    expect(byViewer.status).toBe(403);
+    expect(await byViewer.json()).toMatchObject({ code: 'FORBIDDEN', details: { required: ['devices:admin'] } });
+    // Operators hold devices:admin since teams came, but a plain member of the team may not use it there.
+    const byOperator = await post(`/api/v1/devices/${id}/approve`, operator);
+    expect(byOperator.status).toBe(403);
+    expect(await byOperator.json()).toMatchObject({ code: 'TEAM_ROLE_REQUIRED', details: { team_id: TEST_TEAM, role: 'member', required: 'admin' } });
     expect((await device(id)).status).toBe('pending');
     const res = await post(`/api/v1/devices/${id}/approve`, admin);
     expect(res.status).toBe(200);

@@ -94,20 +94,28 @@ describe('enrollment tokens', () => {
     expect(malformed.status).toBe(400);
   });
 
-  it('is for admins only (devices:admin)', async () => {
-    for (const key of [operator, viewer]) {
-      expect((await api('/api/v1/enrollment-tokens', { key, json: {} })).status).toBe(403);
-      expect((await api('/api/v1/enrollment-tokens', { key })).status).toBe(403);
-    }
+  it('is for admins only (devices:admin, and the admin role in the team)', async () => {
+    for (const key of [operator, viewer]) expect((await api('/api/v1/enrollment-tokens', { key, json: {} })).status).toBe(403);
     expect((await api('/api/v1/enrollment-tokens', { json: {} })).status).toBe(401);
     const forbidden = await api('/api/v1/enrollment-tokens', { key: viewer });
+    expect(forbidden.status).toBe(403);
     expect(await forbidden.json()).toMatchObject({ code: 'FORBIDDEN', details: { required: ['devices:admin'] } });
+    // An operator holds devices:admin but is a plain member of the team: no token is made, and the
+    // list shows only the tokens of teams they administer (none).
+    const member = await api('/api/v1/enrollment-tokens', { key: operator, json: {} });
+    expect(await member.json()).toMatchObject({ code: 'TEAM_ROLE_REQUIRED', details: { role: 'member', required: 'admin' } });
+    await createToken(admin);
+    const listed = await api('/api/v1/enrollment-tokens', { key: operator });
+    expect(listed.status).toBe(200);
+    expect(await listed.json()).toEqual({ enrollment_tokens: [] });
   });
 
   it('revokes with DELETE, after which the token no longer enrolls', async () => {
     const token = await createToken(admin);
     const id = (await tokens()).find((t) => token.startsWith(t.prefix) && t.state === 'active')!.id;
-    expect((await api(`/api/v1/enrollment-tokens/${id}`, { key: operator, method: 'DELETE' })).status).toBe(403);
+    const member = await api(`/api/v1/enrollment-tokens/${id}`, { key: operator, method: 'DELETE' });
+    expect(member.status).toBe(403);
+    expect(await member.json()).toMatchObject({ code: 'TEAM_ROLE_REQUIRED' });
     const res = await api(`/api/v1/enrollment-tokens/${id}`, { key: admin, method: 'DELETE' });
     expect(res.status).toBe(200);
     const revoked = (await res.json()) as TokenView;

@@ -71,10 +71,21 @@ describe('Host routing', () => {
 });
 
 function tunnelRow(over: Partial<TunnelAccessRow> = {}): TunnelAccessRow {
-  return { id: 'tid', name: 'myapp', access: 'public', basicUser: null, basicPasswordHash: null, bearerTokenHash: null, updatedAt: 1, ...over };
+  return { id: 'tid', name: 'myapp', access: 'public', basicUser: null, basicPasswordHash: null, bearerTokenHash: null, updatedAt: 1, deviceTeamId: 'team-a', ...over };
 }
 
-const principal = (permissions: string[]): Principal => ({ kind: 'api_key', userId: 'u', username: 'u', roles: [], permissions, apiKeyId: 'k', expiresAt: null, teams: {}, twoFactor: false });
+/** A principal of team-a (the tunnels' team) unless `teams` says otherwise. */
+const principal = (permissions: string[], teams: Principal['teams'] = { 'team-a': { role: 'member', require2fa: false } }, twoFactor = false): Principal => ({
+  kind: 'api_key',
+  userId: 'u',
+  username: 'u',
+  roles: [],
+  permissions,
+  apiKeyId: 'k',
+  expiresAt: null,
+  teams,
+  twoFactor,
+});
 
 const noPrincipal = async () => null;
 const headers = (h: Record<string, string>) => new Headers(h);
@@ -134,6 +145,24 @@ describe('access decisions', () => {
     // A session cookie lets the visitor in and leaves an Authorization meant for the target alone.
     const viaCookie = await checkTunnelAccess(t, headers({ cookie: 'theme=dark; __Host-pirelay_session=a.b.c', authorization: 'Basic dTpw' }), deps);
     expect(viaCookie).toMatchObject({ allow: true, stripAuthorization: false });
+  });
+
+  it("pirelay refuses someone outside the device's team exactly as it refuses no credential", async () => {
+    const t = tunnelRow({ access: 'pirelay' });
+    const twoFactorTeam = { 'team-a': { role: 'admin' as const, require2fa: true } };
+    const known: Record<string, Principal> = {
+      prk_other: principal(['tunnels:*'], { 'team-b': { role: 'owner', require2fa: false } }),
+      prk_no2fa: principal(['tunnels:*'], twoFactorTeam),
+      prk_2fa: principal(['tunnels:*'], twoFactorTeam, true),
+      prk_instance: principal(['*'], {}),
+    };
+    const deps = { principal: async (c: string) => known[c] ?? null };
+    const nothing = await checkTunnelAccess(t, headers({}), deps);
+    for (const key of ['prk_other', 'prk_no2fa']) {
+      expect(await checkTunnelAccess(t, headers({ authorization: `Bearer ${key}` }), deps), key).toEqual(nothing);
+    }
+    expect(await checkTunnelAccess(t, headers({ authorization: 'Bearer prk_2fa' }), deps)).toMatchObject({ allow: true });
+    expect(await checkTunnelAccess(t, headers({ authorization: 'Bearer prk_instance' }), deps)).toMatchObject({ allow: true });
   });
 });
 

@@ -38,6 +38,23 @@ export function visibleTeams(p: Principal): string[] | null {
     .map(([id]) => id);
 }
 
+/** The teams where the caller holds at least team role `need` (and passes their 2FA rule), or null for every team. */
+export function teamsWhere(p: Principal, need: TeamRole): string[] | null {
+  if (isInstanceAdmin(p)) return null;
+  return Object.keys(p.teams).filter((id) => mayActIn(p, id, need));
+}
+
+/**
+ * The teams a list shows: those where the caller holds `need`, narrowed to `requested` when a
+ * list is asked for one team. A team they cannot see yields an empty list, not an error, so a
+ * filter cannot tell a foreign team from a made-up id.
+ */
+export function listedTeams(p: Principal, requested?: string, need: TeamRole = 'member'): string[] | null {
+  const teams = teamsWhere(p, need);
+  if (requested === undefined) return teams;
+  return teams === null || teams.includes(requested) ? [requested] : [];
+}
+
 /** Whether the caller may act in `teamId` with at least team role `need` (no error, for filters). */
 export function mayActIn(p: Principal, teamId: string, need: TeamRole = 'member'): boolean {
   if (isInstanceAdmin(p)) return true;

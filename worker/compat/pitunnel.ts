@@ -13,12 +13,17 @@
 // public reaches one: for http the hostname (`myapp.example.com`, with the port under localhost),
 // the seed's "HTTPS subdomain"; for tcp the WebSocket URL `pirelay tcp` dials, as we have no raw
 // TCP ports to hand out.
+//
+// Like the native API, every route sees only the caller's teams' devices (worker/auth/scope.ts):
+// another team's device is missing from /devices and a 404 everywhere else.
 import { z } from 'zod';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { guardOf } from '../auth/access.ts';
+import { principalOf } from '../auth/middleware.ts';
+import { authorizeDevice, visibleTeams } from '../auth/scope.ts';
 import { ApiError, notFound, validationError } from '../errors.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import type { DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
@@ -130,22 +135,25 @@ async function deviceIdOf(c: Context<AppEnv>): Promise<string> {
 
 export function registerPiTunnelRoutes(app: App) {
   app.on(['GET', 'POST'], '/devices', guardOf('/devices'), async (c) => {
-    const rows = await listDevices(c.env.DB, { status: 'approved' });
+    const rows = await listDevices(c.env.DB, { teams: visibleTeams(principalOf(c)), status: 'approved' });
     return c.json({ devices: rows.map(pitunnelDevice) });
   });
 
   app.on(['GET', 'POST'], '/device_info', guardOf('/device_info'), limitBody, async (c) => {
     const id = await deviceIdOf(c);
+    await authorizeDevice(c, id);
     return c.json({ device_info: pitunnelDeviceInfo(await callApprovedDevice(c.env, id, 'device_info', {})) });
   });
 
   app.on(['GET', 'POST'], '/process_list', guardOf('/process_list'), limitBody, async (c) => {
     const id = await deviceIdOf(c);
+    await authorizeDevice(c, id);
     return c.json({ process_list: pitunnelProcessList(await callApprovedDevice(c.env, id, 'process_list', {})) });
   });
 
   app.on(['GET', 'POST'], '/tunnels', guardOf('/tunnels'), limitBody, async (c) => {
     const id = await deviceIdOf(c);
+    await authorizeDevice(c, id);
     const device = await findDeviceRef(c.env.DB, id);
     if (!device) throw notFound('Device', { device_id: id });
     const base: UrlBase = { requestUrl: new URL(c.req.url), domain: tunnelDomain(c.env) };

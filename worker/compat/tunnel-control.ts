@@ -29,6 +29,10 @@
 // The seed has no code for the caller's own credentials (its URLs carry account ids instead),
 // so those keep HTTP's statuses: 401 for a missing or invalid API key and 403 for one without
 // the permission (tunnels:read for client_status, tunnels:write otherwise), both with code 31.
+//
+// A device of a team the caller is not in is answered exactly like an unknown one (31, "no
+// device"); a member of a team that requires two-factor login who has none gets 403 with code 31.
+// Calls that change a tunnel are recorded in the audit log as tunnel.update with the call's name.
 import { z } from 'zod';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -36,6 +40,9 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { authenticate, principalFor } from '../auth/middleware.ts';
+import { assertInTeam, teamRoleFor } from '../auth/scope.ts';
+import { audit } from '../audit.ts';
+import { ApiError, notFound } from '../errors.ts';
 import { permits } from '../auth/permissions.ts';
 import { credentialFrom, type Principal } from '../auth/principal.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
@@ -146,16 +153,26 @@ async function paramsOf(c: Context<AppEnv>): Promise<Record<string, string> | Ou
 
 async function callerOf(c: Context<AppEnv>, params: { api_key?: string }): Promise<Principal | null> {
   if (credentialFrom(c.req.header('authorization'))) return authenticate(c);
-  return params.api_key ? principalFor(c.env, c.executionCtx, params.api_key) : null;
+  const caller = params.api_key ? await principalFor(c.env, c.executionCtx, params.api_key) : null;
+  // The request's principal, as for any route: the audit log names it as the actor.
+  c.set('principal', caller);
+  return caller;
 }
 
-async function run(c: Context<AppEnv>, call: Call, params: CallParams, device: DeviceRef): Promise<Outcome> {
-  let tunnel: Tunnel | undefined;
-  if (params.tunnel !== undefined) {
-    tunnel = await findDeviceTunnel(c.env.DB, device.id, params.tunnel);
-    if (!tunnel) return wrongData(`device ${device.id} has no tunnel "${params.tunnel}"`);
+/** The team check in this layer's shape: null when the caller may act on the device. */
+function teamRefusal(caller: Principal, device: DeviceRef, call: Call): Outcome | null {
+  const hidden = notFound('Device');
+  try {
+    assertInTeam(caller, device.teamId, teamRoleFor(CALLS[call]), () => hidden);
+    return null;
+  } catch (e) {
+    if (e === hidden) return wrongData(`no device ${device.id}`);
+    if (e instanceof ApiError) return new Outcome(ErrorCode.WRONG_DATA, `Forbidden: ${e.message}`, false, e.status);
+    throw e;
   }
+}
 
+async function run(c: Context<AppEnv>, call: Call, params: CallParams, device: DeviceRef, tunnel: Tunnel | undefined): Promise<Outcome> {
   switch (call) {
     case 'client_status': {
       const { online } = await hubFor(c.env, device.id).status();
@@ -238,9 +255,23 @@ async function handle(c: Context<AppEnv>, name: string): Promise<Response> {
   }
   const device = await findDeviceRef(c.env.DB, params.device_id);
   if (!device) return reply(wrongData(`no device ${params.device_id}`));
+  const refused = teamRefusal(caller, device, name);
+  if (refused) return reply(refused);
   if (device.status !== 'approved') return reply(new Outcome(ErrorCode.CLIENT_BLOCKED, `Client blocked: the device is ${device.status}`));
 
-  const outcome = await run(c, name, params, device);
+  let tunnel: Tunnel | undefined;
+  if (params.tunnel !== undefined) {
+    tunnel = await findDeviceTunnel(c.env.DB, device.id, params.tunnel);
+    if (!tunnel) return reply(wrongData(`device ${device.id} has no tunnel "${params.tunnel}"`));
+  }
+
+  const outcome = await run(c, name, params, device, tunnel);
+  if (outcome.success && name !== 'client_status') {
+    // Without a tunnel, set_allow_clientless changed all of the device's tunnels.
+    const target = tunnel ? { targetType: 'tunnel', targetId: tunnel.id } : { targetType: 'device', targetId: device.id };
+    const allow = params.allow === undefined ? {} : { allow: params.allow === 'true' };
+    audit(c, { action: 'tunnel.update', ...target, teamId: device.teamId, details: { call: name, device_id: device.id, ...(tunnel ? { name: tunnel.name } : {}), ...allow } });
+  }
   if (name === 'set_allow_clientless' && outcome.success) return reply(outcome, { allow_clientless: params.allow === 'true' });
   return reply(outcome);
 }

@@ -10,6 +10,8 @@ export const Device = devices.DeviceSchema.openapi('Device');
 export const DeviceList = z.object({ devices: z.array(Device) }).openapi('DeviceList');
 export const DeviceListQuery = devices.DeviceListQuerySchema;
 export const RenameDevice = devices.RenameDeviceSchema.openapi('RenameDevice');
+export const MoveDevice = devices.MoveDeviceSchema.openapi('MoveDevice');
+export const SetDeviceTags = devices.SetDeviceTagsSchema.openapi('SetDeviceTags');
 export const DeviceInfo = DeviceInfoSchema.openapi('DeviceInfo');
 export const ProcessList = ProcessListSchema.openapi('ProcessList');
 

@@ -17,7 +17,14 @@ function displayName(req: EnrollRequest, id: string): string {
   return name || `device-${id.slice(0, 8)}`;
 }
 
-export async function enroll(d1: D1Database, req: EnrollRequest, now: number): Promise<EnrollResponse> {
+/** The answer for the agent, and what the audit log records beside it. */
+export interface Enrolled {
+  device: EnrollResponse;
+  teamId: string;
+  tokenId: string;
+}
+
+export async function enroll(d1: D1Database, req: EnrollRequest, now: number): Promise<Enrolled> {
   const token = await spendEnrollmentToken(d1, req.token, now);
   const db = getDb(d1);
   const publicKey = JSON.stringify({ kty: req.public_key.kty, crv: req.public_key.crv, x: req.public_key.x });
@@ -37,11 +44,11 @@ export async function enroll(d1: D1Database, req: EnrollRequest, now: number): P
     // An admin already approved this id by adding it; the first key to arrive claims it.
     const claimed = await db
       .update(devices)
-      .set({ ...facts, publicKey, enrollmentTokenId: token.id })
+      .set({ ...facts, publicKey, enrollmentTokenId: token.id, updatedAt: now })
       .where(and(eq(devices.id, token.deviceId), isNull(devices.publicKey), eq(devices.status, 'approved')))
-      .returning({ id: devices.id, name: devices.name })
+      .returning({ id: devices.id, name: devices.name, teamId: devices.teamId })
       .get();
-    if (claimed) return { device_id: claimed.id, name: claimed.name, status: 'approved' };
+    if (claimed) return { device: { device_id: claimed.id, name: claimed.name, status: 'approved' }, teamId: claimed.teamId, tokenId: token.id };
     await refundEnrollmentToken(d1, token.id);
     const current = await db.select({ status: devices.status }).from(devices).where(eq(devices.id, token.deviceId)).get();
     if (!current) throw new ApiError(401, 'INVALID_ENROLLMENT_TOKEN', 'The device this token was made for no longer exists');
@@ -65,10 +72,11 @@ export async function enroll(d1: D1Database, req: EnrollRequest, now: number): P
       approvedAt: status === 'approved' ? now : null,
       enrollmentTokenId: token.id,
       teamId: token.teamId,
+      updatedAt: now,
     });
   } catch (e) {
     await refundEnrollmentToken(d1, token.id);
     throw e;
   }
-  return { device_id: id, name, status };
+  return { device: { device_id: id, name, status }, teamId: token.teamId, tokenId: token.id };
 }

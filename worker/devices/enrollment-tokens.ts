@@ -1,7 +1,7 @@
 // Enrollment tokens: the secrets an admin hands to agents so they may register. Only the
 // SHA-256 of a token is stored; the secret is returned once, at creation. Using a token is one
 // conditional UPDATE, so concurrent enrollments can never exceed max_uses.
-import { and, desc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { randomId, randomToken, sha256Hex } from '../auth/crypto.ts';
 import { getDb } from '../db/index.ts';
 import { enrollmentTokens, type EnrollmentToken } from '../../shared/db/schema.ts';
@@ -47,8 +47,15 @@ export function insertEnrollmentToken(d1: D1Database, row: EnrollmentToken) {
   return getDb(d1).insert(enrollmentTokens).values(row);
 }
 
-export async function listEnrollmentTokens(d1: D1Database): Promise<EnrollmentToken[]> {
-  return getDb(d1).select().from(enrollmentTokens).orderBy(desc(enrollmentTokens.createdAt), enrollmentTokens.id);
+/** Tokens of these teams (null: of every team), newest first. */
+export async function listEnrollmentTokens(d1: D1Database, teams: readonly string[] | null): Promise<EnrollmentToken[]> {
+  if (teams && teams.length === 0) return [];
+  const q = getDb(d1).select().from(enrollmentTokens);
+  return (teams ? q.where(inArray(enrollmentTokens.teamId, [...teams])) : q).orderBy(desc(enrollmentTokens.createdAt), enrollmentTokens.id);
+}
+
+export async function findEnrollmentToken(d1: D1Database, id: string): Promise<EnrollmentToken | undefined> {
+  return getDb(d1).select().from(enrollmentTokens).where(eq(enrollmentTokens.id, id)).get();
 }
 
 /** Revokes a token (idempotent: a revoked token keeps its first revocation time). */

@@ -1,19 +1,24 @@
 // Approve, reject, revoke and remove: the status changes both the native devices API and Tyto's
-// agents API make. A device that loses its approval also loses its socket at once (the DeviceHub
-// closes it) and its key stops working, since /agent/connect only admits approved devices.
+// agents API make, for a caller who administers the device's team, recorded in the audit log. A
+// device that loses its approval also loses its socket at once (the DeviceHub closes it) and its
+// key stops working, since /agent/connect only admits approved devices.
+import type { Context } from 'hono';
+import type { AppEnv } from '../app-env.ts';
 import type { DeviceStatus } from '../../shared/db/schema.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { hubFor } from './hub.ts';
 import { forgetTunnels } from '../tunnels/name-cache.ts';
+import { authorizeDevice, forgetDeviceTeam } from '../auth/scope.ts';
+import { audit } from '../audit.ts';
 import { changeStatus, deleteDevice, revokeBoundTokens, type DeviceRow, type StatusChange } from './queries.ts';
 
-export const APPROVE: StatusChange = { to: 'approved', from: ['pending', 'rejected', 'approved'] };
-export const REJECT: StatusChange = { to: 'rejected', from: ['pending', 'rejected'] };
-export const REVOKE: StatusChange = { to: 'revoked', from: ['pending', 'approved', 'rejected', 'revoked'] };
+export const APPROVE: StatusChange = { to: 'approved', from: ['pending', 'rejected', 'approved'], action: 'approve' };
+export const REJECT: StatusChange = { to: 'rejected', from: ['pending', 'rejected'], action: 'reject' };
+export const REVOKE: StatusChange = { to: 'revoked', from: ['pending', 'approved', 'rejected', 'revoked'], action: 'revoke' };
 
 /** Tyto's pending queue: approve and reject only act on pending devices. */
-export const APPROVE_PENDING: StatusChange = { to: 'approved', from: ['pending'] };
-export const REJECT_PENDING: StatusChange = { to: 'rejected', from: ['pending'] };
+export const APPROVE_PENDING: StatusChange = { ...APPROVE, from: ['pending'] };
+export const REJECT_PENDING: StatusChange = { ...REJECT, from: ['pending'] };
 
 /** Closes the device's socket. The status is already changed, so a retry of the call is safe. */
 export async function disconnect(env: Env, deviceId: string, reason: string): Promise<void> {
@@ -28,15 +33,17 @@ export async function disconnect(env: Env, deviceId: string, reason: string): Pr
 }
 
 /**
- * Applies a status change. A device in a status the change does not start from is a 409
- * (`onWrongStatus: 'conflict'`, the native API) or a 404 (`'not-found'`, Tyto's pending queue).
+ * Applies a status change for the caller. A device in a status the change does not start from is
+ * a 409 (`onWrongStatus: 'conflict'`, the native API) or a 404 (`'not-found'`, Tyto's pending queue).
  */
 export async function applyStatus(
-  env: Env,
+  c: Context<AppEnv>,
   id: string,
   change: StatusChange,
   onWrongStatus: 'conflict' | 'not-found',
 ): Promise<DeviceRow> {
+  const teamId = await authorizeDevice(c, id);
+  const env = c.env;
   const now = Date.now();
   const outcome = await changeStatus(env.DB, id, change, now);
   if (!outcome) throw notFound('Device', { device_id: id });
@@ -46,6 +53,8 @@ export async function applyStatus(
   }
   if (change.to === 'revoked') await revokeBoundTokens(env.DB, id, now);
   forgetTunnels(); // the ingress caches which device a tunnel name leads to, and whether it is approved
+  // Recorded before the socket is closed: if closing fails, the change has still been made.
+  audit(c, { action: `device.${change.action}`, targetType: 'device', targetId: id, teamId });
   if (change.to === 'revoked' || change.to === 'rejected') await disconnect(env, id, `device ${change.to}`);
   return outcome.row;
 }
@@ -57,9 +66,12 @@ function wrongStatus(id: string, to: DeviceStatus, current: DeviceStatus): ApiEr
   return new ApiError(409, 'CONFLICT', `Cannot make a ${current} device ${to}`, details);
 }
 
-/** Deletes the device and closes its socket. */
-export async function removeDevice(env: Env, id: string): Promise<void> {
-  if (!(await deleteDevice(env.DB, id, Date.now()))) throw notFound('Device', { device_id: id });
+/** Deletes the device, for the caller, and closes its socket. */
+export async function removeDevice(c: Context<AppEnv>, id: string): Promise<void> {
+  const teamId = await authorizeDevice(c, id);
+  if (!(await deleteDevice(c.env.DB, id, Date.now()))) throw notFound('Device', { device_id: id });
+  forgetDeviceTeam(id); // a device added again under this id (Tyto's POST /agents) may be another team's
   forgetTunnels();
-  await disconnect(env, id, 'device removed');
+  audit(c, { action: 'device.delete', targetType: 'device', targetId: id, teamId });
+  await disconnect(c.env, id, 'device removed');
 }

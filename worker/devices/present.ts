@@ -10,6 +10,8 @@ export function presentDevice(row: DeviceRow): Device {
   return {
     id: row.id,
     name: row.name,
+    team_id: row.teamId,
+    tags: row.tags,
     hostname: row.hostname,
     serial: row.serial,
     hardware: row.hardware,

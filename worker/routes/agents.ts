@@ -1,11 +1,13 @@
 // Tyto's agents API (/api/v1/agents), as its reference documents it, over the same devices as
 // the native API: an "agent" is a device in Tyto's shape. "Add agent manually" pre-registers an
 // approved id and returns a single-use enrollment token with which `agent enroll` claims it.
+// Like the native API, it shows only the caller's teams' devices (worker/auth/scope.ts).
 import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { principalOf } from '../auth/middleware.ts';
-import { chooseTeam } from '../auth/scope.ts';
+import { authorizeDevice, chooseTeam, forgetDeviceTeam, visibleTeams } from '../auth/scope.ts';
+import { audit } from '../audit.ts';
 import { allows } from '../auth/access.ts';
 import { ApiError } from '../errors.ts';
 import { getDb, iso } from '../db/index.ts';
@@ -44,7 +46,7 @@ export function registerAgentRoutes(app: App) {
       ...allows('devices:read'),
       responses: { 200: S.json(S.AgentList, 'Every agent, by name'), ...authErrors },
     }),
-    async (c) => c.json({ agents: (await listDevices(c.env.DB)).map(presentAgent) }, 200),
+    async (c) => c.json({ agents: (await listDevices(c.env.DB, { teams: visibleTeams(principalOf(c)) })).map(presentAgent) }, 200),
   );
 
   // Registered before /agents/{id} so "pending" is never taken for an id.
@@ -58,14 +60,14 @@ export function registerAgentRoutes(app: App) {
       ...allows('devices:read'),
       responses: { 200: S.json(S.AgentList, 'Agents waiting for approval'), ...authErrors },
     }),
-    async (c) => c.json({ agents: (await listDevices(c.env.DB, { status: 'pending' })).map(presentAgent) }, 200),
+    async (c) => c.json({ agents: (await listDevices(c.env.DB, { teams: visibleTeams(principalOf(c)), status: 'pending' })).map(presentAgent) }, 200),
   );
 
   app.openapi(byId('post', '/api/v1/agents/pending/{id}/approve', 'Approve a pending agent'), async (c) =>
-    c.json(presentAgent(await applyStatus(c.env, c.req.valid('param').id, APPROVE_PENDING, 'not-found')), 200),
+    c.json(presentAgent(await applyStatus(c, c.req.valid('param').id, APPROVE_PENDING, 'not-found')), 200),
   );
   app.openapi(byId('post', '/api/v1/agents/pending/{id}/reject', 'Reject a pending agent'), async (c) =>
-    c.json(presentAgent(await applyStatus(c.env, c.req.valid('param').id, REJECT_PENDING, 'not-found')), 200),
+    c.json(presentAgent(await applyStatus(c, c.req.valid('param').id, REJECT_PENDING, 'not-found')), 200),
   );
 
   app.openapi(
@@ -79,7 +81,11 @@ export function registerAgentRoutes(app: App) {
       request: { params: S.DeviceIdParam },
       responses: one('The agent'),
     }),
-    async (c) => c.json(presentAgent(await getDevice(c.env.DB, c.req.valid('param').id)), 200),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      await authorizeDevice(c, id);
+      return c.json(presentAgent(await getDevice(c.env.DB, id)), 200);
+    },
   );
 
   app.openapi(
@@ -123,6 +129,7 @@ export function registerAgentRoutes(app: App) {
           approvedAt: now,
           enrollmentTokenId: tokenRow.id,
           teamId,
+          updatedAt: now,
         }),
         insertEnrollmentToken(c.env.DB, tokenRow),
       ]);
@@ -131,6 +138,8 @@ export function registerAgentRoutes(app: App) {
         await c.env.DB.prepare('DELETE FROM enrollment_tokens WHERE id = ?1').bind(tokenRow.id).run();
         throw new ApiError(409, 'AGENT_EXISTS', `An agent with id "${body.id}" already exists`, { id: body.id });
       }
+      forgetDeviceTeam(body.id); // a lookup of this id before it existed may be remembered as "no such device"
+      audit(c, { action: 'device.create', targetType: 'device', targetId: body.id, teamId, details: { name: created.name, enrollment_token_id: tokenRow.id } });
       const agent = presentAgent(created);
       return c.json({ agent, enrollment_token: token, enrollment_token_expires_at: iso(tokenRow.expiresAt) }, 201);
     },
@@ -148,12 +157,12 @@ export function registerAgentRoutes(app: App) {
       responses: { 204: { description: 'Removed' }, ...authErrors, ...notFoundError },
     }),
     async (c) => {
-      await removeDevice(c.env, c.req.valid('param').id);
+      await removeDevice(c, c.req.valid('param').id);
       return c.body(null, 204);
     },
   );
 
   app.openapi(byId('post', '/api/v1/agents/{id}/revoke', 'Revoke agent certificate (its key is refused from now on)'), async (c) =>
-    c.json(presentAgent(await applyStatus(c.env, c.req.valid('param').id, REVOKE, 'conflict')), 200),
+    c.json(presentAgent(await applyStatus(c, c.req.valid('param').id, REVOKE, 'conflict')), 200),
   );
 }

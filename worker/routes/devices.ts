@@ -1,14 +1,22 @@
-// The native devices API (/api/v1/devices): list, read, rename, approve, reject, revoke and
-// remove devices, and ask a device for its live info and process list through its DeviceHub.
+// The native devices API (/api/v1/devices): list, read, rename, tag, approve, reject, revoke,
+// move between teams and remove devices, and ask a device for its live info and process list
+// through its DeviceHub. Every route sees only the caller's teams' devices (worker/auth/scope.ts):
+// another team's device is a 404, as if it did not exist.
 import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, conflictError, deviceErrors, errorResponse, notFoundError } from '../openapi.ts';
 import { allows } from '../auth/access.ts';
+import { principalOf } from '../auth/middleware.ts';
+import { authorizeDevice, authorizeTeam, forgetDeviceTeam, listedTeams } from '../auth/scope.ts';
+import { audit } from '../audit.ts';
+import { notFound } from '../errors.ts';
 import * as S from '../devices/api-schemas.ts';
-import { getDevice, listDevices, renameDevice } from '../devices/queries.ts';
+import { getDevice, listDevices, moveDevice, renameDevice, setDeviceTags } from '../devices/queries.ts';
 import { APPROVE, REJECT, REVOKE, applyStatus, removeDevice } from '../devices/lifecycle.ts';
 import { presentDevice } from '../devices/present.ts';
 import { callApprovedDevice } from '../devices/hub.ts';
+import { forgetTunnels } from '../tunnels/name-cache.ts';
+import { revokeWatchers } from '../stream/revoke.ts';
 
 const tags = ['devices'];
 const one = (summary: string) => ({ 200: S.json(S.Device, summary), ...authErrors, ...notFoundError });
@@ -30,7 +38,7 @@ export function registerDeviceRoutes(app: App) {
       method: 'get',
       path: '/api/v1/devices',
       tags,
-      summary: 'List devices',
+      summary: "List the devices of the caller's teams",
       security: S.security,
       ...allows('devices:read'),
       request: { query: S.DeviceListQuery },
@@ -38,7 +46,11 @@ export function registerDeviceRoutes(app: App) {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const rows = await listDevices(c.env.DB, { status: q.status, online: q.online === undefined ? undefined : q.online === 'true' });
+      const rows = await listDevices(c.env.DB, {
+        teams: listedTeams(principalOf(c), q.team_id),
+        status: q.status,
+        online: q.online === undefined ? undefined : q.online === 'true',
+      });
       return c.json({ devices: rows.map(presentDevice) }, 200);
     },
   );
@@ -54,7 +66,11 @@ export function registerDeviceRoutes(app: App) {
       request: { params: S.DeviceIdParam },
       responses: one('The device'),
     }),
-    async (c) => c.json(presentDevice(await getDevice(c.env.DB, c.req.valid('param').id)), 200),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      await authorizeDevice(c, id);
+      return c.json(presentDevice(await getDevice(c.env.DB, id)), 200);
+    },
   );
 
   app.openapi(
@@ -68,17 +84,72 @@ export function registerDeviceRoutes(app: App) {
       request: { params: S.DeviceIdParam, body: { required: true, content: { 'application/json': { schema: S.RenameDevice } } } },
       responses: one('The renamed device'),
     }),
-    async (c) => c.json(presentDevice(await renameDevice(c.env.DB, c.req.valid('param').id, c.req.valid('json').name)), 200),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const teamId = await authorizeDevice(c, id);
+      const row = await renameDevice(c.env.DB, id, c.req.valid('json').name, Date.now());
+      audit(c, { action: 'device.rename', targetType: 'device', targetId: id, teamId, details: { name: row.name } });
+      return c.json(presentDevice(row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'put',
+      path: '/api/v1/devices/{id}/tags',
+      tags,
+      summary: "Replace a device's tags (at most 20; colours #rrggbb)",
+      security: S.security,
+      ...allows('devices:write'),
+      request: { params: S.DeviceIdParam, body: { required: true, content: { 'application/json': { schema: S.SetDeviceTags } } } },
+      responses: one('The device with its new tags'),
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const teamId = await authorizeDevice(c, id);
+      const row = await setDeviceTags(c.env.DB, id, c.req.valid('json').tags, Date.now());
+      audit(c, { action: 'device.tags', targetType: 'device', targetId: id, teamId, details: { tags: row.tags.map((t) => t.name) } });
+      return c.json(presentDevice(row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/devices/{id}/move',
+      tags,
+      summary: 'Move a device to another team (needs the admin role in both teams)',
+      security: S.security,
+      ...allows('devices:admin'),
+      request: { params: S.DeviceIdParam, body: { required: true, content: { 'application/json': { schema: S.MoveDevice } } } },
+      responses: one('The device in its new team'),
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const to = c.req.valid('json').team_id;
+      const from = await authorizeDevice(c, id);
+      authorizeTeam(c, to);
+      if (to === from) return c.json(presentDevice(await getDevice(c.env.DB, id)), 200);
+      // An instance admin passes authorizeTeam for any id; the team must still exist.
+      if (!(await c.env.DB.prepare('SELECT 1 FROM teams WHERE id = ?1').bind(to).first())) throw notFound('Team', { team_id: to });
+      const row = await moveDevice(c.env.DB, id, to, Date.now());
+      forgetDeviceTeam(id);
+      forgetTunnels(); // the ingress's cached tunnel rows carry the device's team
+      // Whoever watched the device through its old team must stop seeing it.
+      await revokeWatchers(c.env, { teamId: from });
+      audit(c, { action: 'device.move', targetType: 'device', targetId: id, teamId: to, details: { from, to } });
+      return c.json(presentDevice(row), 200);
+    },
   );
 
   app.openapi(statusChange('approve', 'Approve a pending (or rejected) device so it may connect'), async (c) =>
-    c.json(presentDevice(await applyStatus(c.env, c.req.valid('param').id, APPROVE, 'conflict')), 200),
+    c.json(presentDevice(await applyStatus(c, c.req.valid('param').id, APPROVE, 'conflict')), 200),
   );
   app.openapi(statusChange('reject', 'Reject a pending device'), async (c) =>
-    c.json(presentDevice(await applyStatus(c.env, c.req.valid('param').id, REJECT, 'conflict')), 200),
+    c.json(presentDevice(await applyStatus(c, c.req.valid('param').id, REJECT, 'conflict')), 200),
   );
   app.openapi(statusChange('revoke', 'Revoke a device: its socket closes and its key is refused from now on'), async (c) =>
-    c.json(presentDevice(await applyStatus(c.env, c.req.valid('param').id, REVOKE, 'conflict')), 200),
+    c.json(presentDevice(await applyStatus(c, c.req.valid('param').id, REVOKE, 'conflict')), 200),
   );
 
   app.openapi(
@@ -93,7 +164,7 @@ export function registerDeviceRoutes(app: App) {
       responses: { 204: { description: 'Removed' }, ...authErrors, ...notFoundError },
     }),
     async (c) => {
-      await removeDevice(c.env, c.req.valid('param').id);
+      await removeDevice(c, c.req.valid('param').id);
       return c.body(null, 204);
     },
   );
@@ -119,11 +190,13 @@ export function registerDeviceRoutes(app: App) {
 
   app.openapi(live('info', 'Live device info (CPU, memory, disks, temperatures)', S.DeviceInfo), async (c) => {
     const { id } = c.req.valid('param');
+    await authorizeDevice(c, id);
     return c.json(await callApprovedDevice(c.env, id, 'device_info', {}), 200);
   });
 
   app.openapi(live('processes', 'Live process list', S.ProcessList), async (c) => {
     const { id } = c.req.valid('param');
+    await authorizeDevice(c, id);
     return c.json(await callApprovedDevice(c.env, id, 'process_list', {}), 200);
   });
 }

@@ -1,15 +1,18 @@
 // Enrollment: admins make, list and revoke enrollment tokens (/api/v1/enrollment-tokens), and
 // agents trade one for a device record (POST /api/v1/enroll). The enroll call has no user
-// credentials: the token in its body is the credential.
+// credentials: the token in its body is the credential. Tokens belong to a team: only its
+// admins (and instance admins) see and revoke them.
 import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { principalOf } from '../auth/middleware.ts';
-import { chooseTeam } from '../auth/scope.ts';
+import { assertInTeam, chooseTeam, teamsWhere } from '../auth/scope.ts';
+import { audit } from '../audit.ts';
 import { allows, publicRoute } from '../auth/access.ts';
 import { notFound, validationError } from '../errors.ts';
 import * as S from '../devices/api-schemas.ts';
 import {
+  findEnrollmentToken,
   insertEnrollmentToken,
   listEnrollmentTokens,
   prepareEnrollmentToken,
@@ -47,6 +50,13 @@ export function registerEnrollmentRoutes(app: App) {
         now,
       );
       await insertEnrollmentToken(c.env.DB, row);
+      audit(c, {
+        action: 'enrollment_token.create',
+        targetType: 'enrollment_token',
+        targetId: row.id,
+        teamId: row.teamId,
+        details: { name: row.name, prefix: row.prefix, auto_approve: row.autoApprove, max_uses: row.maxUses },
+      });
       return c.json({ ...presentEnrollmentToken(row, now), token }, 201);
     },
   );
@@ -56,14 +66,14 @@ export function registerEnrollmentRoutes(app: App) {
       method: 'get',
       path: '/api/v1/enrollment-tokens',
       tags: ['enrollment'],
-      summary: 'List enrollment tokens (never their secrets)',
+      summary: 'List the enrollment tokens of the teams the caller administers (never their secrets)',
       security: S.security,
       ...allows('devices:admin'),
-      responses: { 200: S.json(S.EnrollmentTokenList, 'Every token, newest first'), ...authErrors },
+      responses: { 200: S.json(S.EnrollmentTokenList, 'The tokens, newest first'), ...authErrors },
     }),
     async (c) => {
       const now = Date.now();
-      const rows = await listEnrollmentTokens(c.env.DB);
+      const rows = await listEnrollmentTokens(c.env.DB, teamsWhere(principalOf(c), 'admin'));
       return c.json({ enrollment_tokens: rows.map((r) => presentEnrollmentToken(r, now)) }, 200);
     },
   );
@@ -82,8 +92,13 @@ export function registerEnrollmentRoutes(app: App) {
     async (c) => {
       const { id } = c.req.valid('param');
       const now = Date.now();
+      const hidden = () => notFound('Enrollment token', { id });
+      const found = await findEnrollmentToken(c.env.DB, id);
+      if (!found) throw hidden();
+      assertInTeam(principalOf(c), found.teamId, 'admin', hidden);
       const row = await revokeEnrollmentToken(c.env.DB, id, now);
-      if (!row) throw notFound('Enrollment token', { id });
+      if (!row) throw hidden();
+      audit(c, { action: 'enrollment_token.revoke', targetType: 'enrollment_token', targetId: id, teamId: row.teamId, details: { prefix: row.prefix } });
       return c.json(presentEnrollmentToken(row, now), 200);
     },
   );
@@ -106,6 +121,18 @@ export function registerEnrollmentRoutes(app: App) {
         ...conflictError,
       },
     }),
-    async (c) => c.json(await enroll(c.env.DB, c.req.valid('json'), Date.now()), 201),
+    async (c) => {
+      const { device, teamId, tokenId } = await enroll(c.env.DB, c.req.valid('json'), Date.now());
+      // The enrollment token is the credential: there is no user to name as the actor.
+      audit(c, {
+        action: 'device.enroll',
+        actor: { id: null, name: '' },
+        targetType: 'device',
+        targetId: device.device_id,
+        teamId,
+        details: { name: device.name, status: device.status, enrollment_token_id: tokenId },
+      });
+      return c.json(device, 201);
+    },
   );
 }

@@ -13,18 +13,24 @@
 // target port. Credentials go in the Authorization header (API key or session), or as
 // `?api_key=` for WebSocket clients that cannot set headers. A plain GET (no upgrade) answers
 // 426 once the caller and tunnel check out, so a client can learn why a dial failed.
+//
+// Every route reaches a tunnel through its device's team (worker/auth/scope.ts): another team's
+// tunnel, whether named by id, name or port, is a 404 like one that does not exist.
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { after, allows } from '../auth/access.ts';
+import { principalOf } from '../auth/middleware.ts';
+import { assertInTeam, authorizeDevice, visibleTeams } from '../auth/scope.ts';
+import { audit } from '../audit.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { json, security } from '../devices/api-schemas.ts';
-import { getDevice } from '../devices/queries.ts';
 import { hubFor } from '../devices/hub.ts';
 import * as S from '../tunnels/api-schemas.ts';
-import { devicesByIdOrName, getDeviceTunnel, listTunnels, tcpTunnelsOnPort, type VisitedTunnel } from '../tunnels/queries.ts';
+import { devicesByIdOrName, getDeviceTunnel, listTeamTunnels, listTunnels, tcpTunnelsOnPort, type VisitedTunnel } from '../tunnels/queries.ts';
+import type { Tunnel } from '../../shared/db/schema.ts';
 import { presentTunnel, type UrlBase } from '../tunnels/present.ts';
 import { changeTunnel, createTunnel, removeTunnel, type Saved } from '../tunnels/save.ts';
 import { apiKeyFromQuery } from '../tunnels/credential.ts';
@@ -45,6 +51,10 @@ export const urlBase = (c: Context<AppEnv>): UrlBase => ({ requestUrl: new URL(c
 const saved = (c: Context<AppEnv>, s: Saved) => ({ ...presentTunnel(s.row, urlBase(c)), ...(s.bearerToken ? { bearer_token: s.bearerToken } : {}) });
 
 const body = <T>(schema: T) => ({ required: true, content: { 'application/json': { schema } } });
+
+/** A tunnel change, in the audit log under the device's team (never its password or token). */
+const audited = (c: Context<AppEnv>, action: 'tunnel.create' | 'tunnel.update' | 'tunnel.delete', t: Tunnel, teamId: string, details: Record<string, unknown> = {}) =>
+  audit(c, { action, targetType: 'tunnel', targetId: t.id, teamId, details: { name: t.name, device_id: t.deviceId, ...details } });
 
 const connectResponses = {
   101: { description: 'Switching Protocols: the WebSocket now carries one TCP connection to the target' },
@@ -84,14 +94,14 @@ export function registerTunnelRoutes(app: App) {
       method: 'get',
       path: '/api/v1/tunnels',
       tags,
-      summary: 'List every tunnel on the relay',
+      summary: "List the tunnels of every device of the caller's teams",
       security,
       ...read,
-      responses: { 200: json(S.TunnelList, 'All tunnels, by name'), ...authErrors },
+      responses: { 200: json(S.TunnelList, 'The tunnels, by name'), ...authErrors },
     }),
     async (c) => {
       const base = urlBase(c);
-      return c.json({ tunnels: (await listTunnels(c.env.DB)).map((t) => presentTunnel(t, base)) }, 200);
+      return c.json({ tunnels: (await listTeamTunnels(c.env.DB, visibleTeams(principalOf(c)))).map((t) => presentTunnel(t, base)) }, 200);
     },
   );
 
@@ -108,7 +118,7 @@ export function registerTunnelRoutes(app: App) {
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      await getDevice(c.env.DB, id);
+      await authorizeDevice(c, id);
       const base = urlBase(c);
       return c.json({ tunnels: (await listTunnels(c.env.DB, id)).map((t) => presentTunnel(t, base)) }, 200);
     },
@@ -130,7 +140,13 @@ export function registerTunnelRoutes(app: App) {
         409: errorResponse('The name is taken (TUNNEL_NAME_TAKEN) or the device has too many tunnels (TUNNEL_LIMIT_REACHED)'),
       },
     }),
-    async (c) => c.json(saved(c, await createTunnel(c.env, c.req.valid('param').id, c.req.valid('json'), new URL(c.req.url))), 201),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const teamId = await authorizeDevice(c, id);
+      const result = await createTunnel(c.env, id, c.req.valid('json'), new URL(c.req.url));
+      audited(c, 'tunnel.create', result.row, teamId, { kind: result.row.kind, access: result.row.access });
+      return c.json(saved(c, result), 201);
+    },
   );
 
   app.openapi(
@@ -146,6 +162,7 @@ export function registerTunnelRoutes(app: App) {
     }),
     async (c) => {
       const { id, tunnelId } = c.req.valid('param');
+      await authorizeDevice(c, id);
       return c.json(presentTunnel(await getDeviceTunnel(c.env.DB, id, tunnelId), urlBase(c)), 200);
     },
   );
@@ -163,8 +180,13 @@ export function registerTunnelRoutes(app: App) {
     }),
     async (c) => {
       const { id, tunnelId } = c.req.valid('param');
+      const teamId = await authorizeDevice(c, id);
       const current = await getDeviceTunnel(c.env.DB, id, tunnelId);
-      return c.json(saved(c, await changeTunnel(c.env, current, c.req.valid('json'), new URL(c.req.url))), 200);
+      const change = c.req.valid('json');
+      const result = await changeTunnel(c.env, current, change, new URL(c.req.url));
+      // Which fields changed, by name only: an access change may carry a password or make a token.
+      audited(c, 'tunnel.update', result.row, teamId, { fields: Object.keys(change).sort() });
+      return c.json(saved(c, result), 200);
     },
   );
 
@@ -181,7 +203,10 @@ export function registerTunnelRoutes(app: App) {
     }),
     async (c) => {
       const { id, tunnelId } = c.req.valid('param');
-      await removeTunnel(c.env, await getDeviceTunnel(c.env.DB, id, tunnelId));
+      const teamId = await authorizeDevice(c, id);
+      const tunnel = await getDeviceTunnel(c.env.DB, id, tunnelId);
+      await removeTunnel(c.env, tunnel);
+      audited(c, 'tunnel.delete', tunnel, teamId);
       return c.body(null, 204);
     },
   );
@@ -200,8 +225,11 @@ export function registerTunnelRoutes(app: App) {
     }),
     async (c) => {
       const { name } = c.req.valid('param');
+      const hidden = () => notFound('Tunnel', { tunnel: name });
       const tunnel = await tunnelNamed(c.env.DB, name);
-      if (!tunnel) throw notFound('Tunnel', { tunnel: name });
+      if (!tunnel) throw hidden();
+      // The cached row carries the device's team, so the check costs no query.
+      assertInTeam(principalOf(c), tunnel.deviceTeamId, 'member', hidden);
       return connectTcp(c, tunnel);
     },
   );
@@ -220,7 +248,7 @@ export function registerTunnelRoutes(app: App) {
     }),
     async (c) => {
       const { id, port } = c.req.valid('param');
-      const matches = await devicesByIdOrName(c.env.DB, id);
+      const matches = await devicesByIdOrName(c.env.DB, id, visibleTeams(principalOf(c)));
       if (matches.length === 0) throw notFound('Device', { device: id });
       if (matches.length > 1) {
         throw new ApiError(409, 'AMBIGUOUS_DEVICE', `Several devices are named "${id}"; use the device id`, { device_ids: matches.map((d) => d.id) });

@@ -1,7 +1,9 @@
 // Whether a visitor may use a tunnel, decided from the tunnel's row and the request's headers
 // alone (the principal lookup is passed in), so every mode can be tested without a network:
 // public lets everyone in; basic checks HTTP Basic against the stored PBKDF2 hash; bearer checks
-// the SHA-256 of a token; pirelay wants a relay session or API key holding `tunnels:use`.
+// the SHA-256 of a token; pirelay wants a relay session or API key holding `tunnels:use` whose
+// user may act in the device's team (a caller of another team is refused exactly as one without
+// a credential, so the answer does not tell whose tunnel it is).
 // The decision also says whether the Authorization header was the tunnel's credential, because
 // such a header must never reach the target.
 import { parseBasic } from '../auth/basic.ts';
@@ -9,13 +11,15 @@ import { sha256Hex, timingSafeEqual } from '../auth/crypto.ts';
 import { verifyPassword } from '../auth/password.ts';
 import { permits } from '../auth/permissions.ts';
 import { credentialFrom, type Principal } from '../auth/principal.ts';
+import { mayActIn } from '../auth/scope.ts';
 import type { Tunnel } from '../../shared/db/schema.ts';
 import { cookieValue } from './credential.ts';
 import { SESSION_COOKIE } from '../../shared/api/auth.ts';
 
 export const TUNNEL_USE_PERMISSION = 'tunnels:use';
 
-export type TunnelAccessRow = Pick<Tunnel, 'id' | 'name' | 'access' | 'basicUser' | 'basicPasswordHash' | 'bearerTokenHash' | 'updatedAt'>;
+/** The tunnel's row as the ingress caches it, with its device's team (no query per visit). */
+export type TunnelAccessRow = Pick<Tunnel, 'id' | 'name' | 'access' | 'basicUser' | 'basicPasswordHash' | 'bearerTokenHash' | 'updatedAt'> & { deviceTeamId: string };
 
 export type AccessDecision =
   | { allow: true; stripAuthorization: boolean; principal?: Principal }
@@ -105,10 +109,10 @@ export async function checkTunnelAccess(tunnel: TunnelAccessRow, headers: Header
         viaHeader = principal !== null;
       }
       if (!principal && fromCookie) principal = await deps.principal(fromCookie);
-      if (!principal) {
-        const message = fromHeader || fromCookie ? 'Invalid or expired pirelay credentials' : 'This tunnel needs a pirelay API key or session';
-        return { allow: false, status: 401, message, challenge };
-      }
+      const none = { allow: false, status: 401, message: 'This tunnel needs a pirelay API key or session', challenge } as const;
+      if (!principal) return fromHeader || fromCookie ? { ...none, message: 'Invalid or expired pirelay credentials' } : none;
+      // Someone of another team is refused as if they had brought nothing.
+      if (!mayActIn(principal, tunnel.deviceTeamId)) return none;
       if (!permits(principal.permissions, TUNNEL_USE_PERMISSION)) {
         return { allow: false, status: 403, message: `Your pirelay account lacks the ${TUNNEL_USE_PERMISSION} permission` };
       }

@@ -1,7 +1,7 @@
 // The D1 queries behind every tunnels endpoint (native, PiTunnel, tunnel-control, ingress). Name
 // uniqueness is left to the unique index, so two callers racing for one name cannot both win;
 // the loser gets 409 TUNNEL_NAME_TAKEN.
-import { and, eq, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, or, sql } from 'drizzle-orm';
 import { getDb } from '../db/index.ts';
 import { devices, tunnels, type DeviceStatus, type Tunnel } from '../../shared/db/schema.ts';
 import { ApiError, notFound } from '../errors.ts';
@@ -18,9 +18,17 @@ function isNameTaken(e: unknown): boolean {
 
 const nameTaken = (name: string) => new ApiError(409, 'TUNNEL_NAME_TAKEN', `A tunnel named "${name}" already exists`, { name });
 
-export async function listTunnels(d1: D1Database, deviceId?: string): Promise<Tunnel[]> {
-  const q = getDb(d1).select().from(tunnels);
-  return (deviceId ? q.where(eq(tunnels.deviceId, deviceId)) : q).orderBy(tunnels.name);
+/** One device's tunnels, by name. */
+export async function listTunnels(d1: D1Database, deviceId: string): Promise<Tunnel[]> {
+  return getDb(d1).select().from(tunnels).where(eq(tunnels.deviceId, deviceId)).orderBy(tunnels.name);
+}
+
+/** The tunnels of every device of these teams (null: of every team), by name. */
+export async function listTeamTunnels(d1: D1Database, teams: readonly string[] | null): Promise<Tunnel[]> {
+  if (teams && teams.length === 0) return [];
+  const q = getDb(d1).select({ tunnel: tunnels }).from(tunnels);
+  const rows = await (teams ? q.innerJoin(devices, eq(devices.id, tunnels.deviceId)).where(inArray(devices.teamId, [...teams])) : q).orderBy(tunnels.name);
+  return rows.map((r) => r.tunnel);
 }
 
 /** A device's tunnel by id or by name (ids are tried first; the two cannot collide in practice). */
@@ -41,17 +49,20 @@ export async function getDeviceTunnel(d1: D1Database, deviceId: string, ref: str
 
 /** A tunnel as a visit needs it: the row plus its device's status (only approved devices serve). */
 export type VisitedTunnel = Tunnel & { deviceStatus: DeviceStatus };
-/** What the ingress looks up by name: also whether the device is online and when it was last seen, to tell a visitor why a tunnel is closed. */
-export type NamedTunnel = VisitedTunnel & { deviceOnline: boolean; deviceLastSeen: number | null };
+/**
+ * What the ingress looks up by name: also whether the device is online and when it was last seen,
+ * to tell a visitor why a tunnel is closed, and its team, whose members alone pass `pirelay` access.
+ */
+export type NamedTunnel = VisitedTunnel & { deviceOnline: boolean; deviceLastSeen: number | null; deviceTeamId: string };
 
 export async function findTunnelByName(d1: D1Database, name: string): Promise<NamedTunnel | null> {
   const row = await getDb(d1)
-    .select({ tunnel: tunnels, deviceStatus: devices.status, deviceOnline: devices.online, deviceLastSeen: devices.lastSeen })
+    .select({ tunnel: tunnels, deviceStatus: devices.status, deviceOnline: devices.online, deviceLastSeen: devices.lastSeen, deviceTeamId: devices.teamId })
     .from(tunnels)
     .innerJoin(devices, eq(devices.id, tunnels.deviceId))
     .where(eq(tunnels.name, name))
     .get();
-  return row ? { ...row.tunnel, deviceStatus: row.deviceStatus, deviceOnline: row.deviceOnline, deviceLastSeen: row.deviceLastSeen } : null;
+  return row ? { ...row.tunnel, deviceStatus: row.deviceStatus, deviceOnline: row.deviceOnline, deviceLastSeen: row.deviceLastSeen, deviceTeamId: row.deviceTeamId } : null;
 }
 
 export async function insertTunnel(d1: D1Database, row: Tunnel): Promise<Tunnel> {
@@ -91,20 +102,27 @@ export async function setAllowClientless(d1: D1Database, deviceId: string, tunne
 export interface DeviceRef {
   id: string;
   name: string;
+  teamId: string;
   status: DeviceStatus;
   online: boolean;
 }
 
-/** Devices whose id, or else whose display name, is `ref` (a name may be shared by several). */
-export async function devicesByIdOrName(d1: D1Database, ref: string): Promise<DeviceRef[]> {
-  const cols = { id: devices.id, name: devices.name, status: devices.status, online: devices.online };
-  const byId = await getDb(d1).select(cols).from(devices).where(eq(devices.id, ref)).get();
+const refColumns = { id: devices.id, name: devices.name, teamId: devices.teamId, status: devices.status, online: devices.online };
+
+/**
+ * Devices of these teams (null: of every team) whose id, or else whose display name, is `ref` (a
+ * name may be shared by several). Another team's device counts neither as a match nor as a namesake.
+ */
+export async function devicesByIdOrName(d1: D1Database, ref: string, teams: readonly string[] | null): Promise<DeviceRef[]> {
+  if (teams && teams.length === 0) return [];
+  const inTeams = teams ? inArray(devices.teamId, [...teams]) : undefined;
+  const byId = await getDb(d1).select(refColumns).from(devices).where(and(eq(devices.id, ref), inTeams)).get();
   if (byId) return [byId];
-  return getDb(d1).select(cols).from(devices).where(eq(devices.name, ref)).orderBy(devices.id).limit(10);
+  return getDb(d1).select(refColumns).from(devices).where(and(eq(devices.name, ref), inTeams)).orderBy(devices.id).limit(10);
 }
 
 export async function findDeviceRef(d1: D1Database, id: string): Promise<DeviceRef | undefined> {
-  return getDb(d1).select({ id: devices.id, name: devices.name, status: devices.status, online: devices.online }).from(devices).where(eq(devices.id, id)).get();
+  return getDb(d1).select(refColumns).from(devices).where(eq(devices.id, id)).get();
 }
 
 /** A device's tcp tunnels whose target port is `port` (normally one). */
