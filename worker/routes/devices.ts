@@ -135,8 +135,11 @@ export function registerDeviceRoutes(app: App) {
       const row = await moveDevice(c.env.DB, id, to, Date.now());
       forgetDeviceTeam(id);
       forgetTunnels(); // the ingress's cached tunnel rows carry the device's team
-      // Whoever watched the device through its old team must stop seeing it.
-      await revokeWatchers(c.env, { teamId: from });
+      // Streams of the old team are filtered by the team each event names, so only those that
+      // asked for this one device (agent_id=) must stop.
+      await revokeWatchers(c.env, { deviceId: id });
+      // Both teams' admins see the move in their audit log.
+      audit(c, { action: 'device.move', targetType: 'device', targetId: id, teamId: from, details: { from, to } });
       audit(c, { action: 'device.move', targetType: 'device', targetId: id, teamId: to, details: { from, to } });
       return c.json(presentDevice(row), 200);
     },
