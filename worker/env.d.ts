@@ -7,6 +7,8 @@ declare namespace Cloudflare {
     VARIABLES_KEY?: string;
     /** The key VARIABLES_KEY replaced, still opened until POST /api/v1/admin/reseal has moved every value off it. */
     VARIABLES_KEY_PREVIOUS?: string;
+    /** Pipetower's API throttle: calls a minute per credential (default 60, Laravel's). */
+    PIPETOWER_CALLS_PER_MINUTE?: string;
     /** One-time token that allows creating the first admin (`wrangler secret put BOOTSTRAP_TOKEN`). */
     BOOTSTRAP_TOKEN?: string;
     /** "true" lets anyone create a viewer account through POST /api/v1/auth/register. */

@@ -21,7 +21,7 @@ import {
 } from '../../shared/api/pipetower.ts';
 import { SECRET_MASK } from '../../shared/api/variables.ts';
 import { BASE, TEST_TEAM } from './helpers.ts';
-import { sessionUser } from './auth-helpers.ts';
+import { sessionUser, withEnv } from './auth-helpers.ts';
 import { insertDevice } from './device-helpers.ts';
 
 const HOST = new URL(BASE).hostname;
@@ -527,5 +527,23 @@ describe('everything this file received', () => {
     expect(bodies.length).toBeGreaterThan(100);
     expect(secrets.length).toBe(8);
     for (const s of secrets) expect(bodies.filter((b) => b.includes(s))).toEqual([]);
+  });
+});
+
+describe('the throttle', () => {
+  it("answers 429 Too Many Attempts with Retry-After past the per-credential budget, and counts each credential apart", async () => {
+    // Laravel's default is 60 a minute; this app runs with 3, in a window of its own.
+    const limited = { PIPETOWER_CALLS_PER_MINUTE: '3' };
+    const a = await keyFor(await insertUser({ username: `throttle-a-${randomId(3)}`, roles: ['viewer'] }));
+    const b = await keyFor(await insertUser({ username: `throttle-b-${randomId(3)}`, roles: ['viewer'] }));
+    const get = (key: string) => withEnv(limited, '/api/status', { headers: { authorization: `Bearer ${key}`, accept: 'application/json' } });
+    for (let i = 0; i < 3; i++) expect((await get(a)).status).toBe(200);
+    const refused = await get(a);
+    expect(refused.status).toBe(429);
+    expect(await refused.json()).toEqual({ message: 'Too Many Attempts.' });
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect((await get(b)).status).toBe(200);
+    // No credential is not throttled here: it is refused as unauthenticated.
+    expect((await withEnv(limited, '/api/status')).status).toBe(401);
   });
 });

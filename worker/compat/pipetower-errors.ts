@@ -42,7 +42,10 @@ function bodyOf(e: ApiError): PipetowerError {
 }
 
 export const renderPipetowerError: ErrorHandler<AppEnv> = (e, c) => {
-  if (e instanceof ApiError) return c.json(bodyOf(e), e.status);
+  if (e instanceof ApiError) {
+    const retry = e.details.retry_after;
+    return c.json(bodyOf(e), e.status, typeof retry === 'number' ? { 'retry-after': String(retry) } : {});
+  }
   console.error('pipetower: unhandled error', c.req.method, c.req.path, e);
   return c.json({ message: 'Server Error.' } satisfies PipetowerError, 500);
 };

@@ -14,13 +14,16 @@
 // relay's own, from the URL the API was called on, since a relay device is reached through the
 // relay and not at an address of its own; an account or member without an e-mail address has
 // `email: null`; items are listed oldest first.
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { guardOf } from '../auth/access.ts';
-import { principalOf } from '../auth/middleware.ts';
+import { authenticate, principalOf } from '../auth/middleware.ts';
+import { RateWindow } from '../tunnels/rate-window.ts';
+import { ErrorCode } from '../../shared/codes.ts';
+import { numberVar } from '../../shared/env-vars.ts';
 import { assertInTeam, authorizeTeam, visibleTeams } from '../auth/scope.ts';
-import { notFound, unauthorized } from '../errors.ts';
+import { ApiError, notFound, unauthorized } from '../errors.ts';
 import { TEAM_ROLES, type TeamRole } from '../../shared/api/teams.ts';
 import { SECRET_MASK } from '../../shared/api/variables.ts';
 import { RELAY_VERSION } from '../../shared/version.ts';
@@ -167,9 +170,33 @@ const visibleJson = (c: Context<AppEnv>) => {
 /** Whether `path` belongs to the native API, which answers its own 404s. */
 const isNative = (path: string) => path === '/api/v1' || path.startsWith('/api/v1/');
 
+/**
+ * Laravel's default API throttle, per credential: 60 calls a minute (PIPETOWER_CALLS_PER_MINUTE;
+ * counted in isolate memory, see RateWindow). One window per limit, so a test may set its own.
+ */
+export const DEFAULT_PIPETOWER_CALLS_PER_MINUTE = 60;
+const budgets = new Map<number, RateWindow>();
+function budgetOf(env: Env): RateWindow {
+  const limit = numberVar(env.PIPETOWER_CALLS_PER_MINUTE, DEFAULT_PIPETOWER_CALLS_PER_MINUTE, 1);
+  let b = budgets.get(limit);
+  if (!b) budgets.set(limit, (b = new RateWindow(limit)));
+  return b;
+}
+
+/** 429 "Too Many Attempts." with Retry-After for a credential past its budget; unknown callers get their 401 from the route. */
+const throttle: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const p = await authenticate(c);
+  if (p) {
+    const wait = budgetOf(c.env).hit(p.apiKeyId ?? p.sessionId ?? p.userId);
+    if (wait) throw new ApiError(429, ErrorCode.RATE_LIMITED, 'Too many calls with this credential', { retry_after: wait });
+  }
+  await next();
+};
+
 export function registerPipetowerRoutes(app: App) {
   const api = new Hono<AppEnv>();
   api.onError(renderPipetowerError);
+  api.use('*', throttle);
 
   api.get('/status', guardOf('/api/status'), (c) => c.json({ status: 'ok' as const, version: RELAY_VERSION }));
 
