@@ -19,7 +19,7 @@ import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { guardOf } from '../auth/access.ts';
 import { principalOf } from '../auth/middleware.ts';
-import { assertInTeam, authorizeTeam, visibleTeams } from '../auth/scope.ts';
+import { assertInTeam, assertTeamExists, authorizeTeam, visibleTeams } from '../auth/scope.ts';
 import { notFound, unauthorized } from '../errors.ts';
 import { TEAM_ROLES, type TeamRole } from '../../shared/api/teams.ts';
 import { SECRET_MASK } from '../../shared/api/variables.ts';
@@ -212,7 +212,7 @@ export function registerPipetowerRoutes(app: App) {
   api.get('/teams/:id/vars', guardOf('/api/teams/{id}/vars'), async (c) => {
     const id = c.req.param('id');
     authorizeTeam(c, id);
-    if (!(await c.env.DB.prepare('SELECT 1 FROM teams WHERE id = ?1').bind(id).first())) throw notFound('Team', { team_id: id });
+    await assertTeamExists(c.env, id);
     const req = pageRequest(c);
     return c.json(await listPage(c.env.DB, req, variablesOf(c.env.DB, 'team_id', id), presentVariable));
   });
