@@ -3,6 +3,7 @@
 import { OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from './app-env.ts';
 import { errorBody } from '../shared/codes.ts';
+import { validationError, type ApiError } from './errors.ts';
 
 export type App = OpenAPIHono<AppEnv>;
 
@@ -10,11 +11,17 @@ export function newApp(): App {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) {
-        const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message, code: i.code }));
-        return c.json(errorBody('VALIDATION_ERROR', `Invalid request ${result.target}`, { target: result.target, issues }), 400);
+        const e = invalidRequest(result.target, result.error);
+        return c.json(errorBody(e.code, e.message, e.details), e.status);
       }
     },
   });
+}
+
+/** A part of the request (param, query, json…) that its schema refused: 400 VALIDATION_ERROR with zod's issues. */
+export function invalidRequest(target: string, error: z.ZodError): ApiError {
+  const issues = error.issues.map((i) => ({ path: i.path.join('.'), message: i.message, code: i.code }));
+  return validationError(`Invalid request ${target}`, { target, issues });
 }
 
 export const ErrorSchema = z

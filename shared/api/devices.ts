@@ -13,6 +13,9 @@ export const DeviceIdSchema = z
   .max(64)
   .regex(/^[A-Za-z0-9_.-]+$/, 'a device id is 1-64 characters of A-Z a-z 0-9 _ . -');
 
+/** A device named by its id or else its display name (`pirelay tcp garage-pi:22`). */
+export const DeviceRefSchema = z.string().min(1).max(64);
+
 /** A display name: trimmed, 1-64 characters, no control characters. */
 export const DeviceNameSchema = z
   .string()

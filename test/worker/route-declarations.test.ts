@@ -1,7 +1,9 @@
 // Every route the app serves says who may call it: OpenAPI routes through the x-permissions,
 // x-self-service or x-public extension (worker/auth/access.ts), the others through an entry in
-// worker/auth/raw-routes.ts. A route added without either fails here, and what is declared is
-// what the e2e permission matrix (test/e2e/permission-matrix.test.ts) then holds the relay to.
+// worker/auth/raw-routes.ts; an OpenAPI route on one device or team also says so (x-scope, with
+// the team role it needs, x-team-role). A route added without these fails here, and what is
+// declared is what the e2e permission matrix (test/e2e/permission-matrix.test.ts) then holds
+// the relay to.
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../worker/app.ts';
 import { RAW_ROUTES } from '../../worker/auth/raw-routes.ts';
@@ -31,6 +33,33 @@ describe('route declarations', () => {
       }
     }
     expect(undeclared).toEqual([]);
+  });
+
+  it('every operation on one device or team declares it (x-scope) and the team role it needs there (x-team-role)', async () => {
+    const unscoped: string[] = [];
+    const scopes: Record<string, number> = {};
+    for (const [path, item] of Object.entries((await document()).paths)) {
+      // A path naming one device (an agent is one) or one team in its first parameter: /api/v1/devices/{id}…
+      const named = path.match(/^\/api\/v1\/(devices|agents|teams)\/(?:[^{}]*\/)?\{(\w+)\}/);
+      for (const method of METHODS) {
+        const op = item[method];
+        if (!op) continue;
+        const route = `${method.toUpperCase()} ${path}`;
+        const scope = op['x-scope'];
+        if (named) {
+          const kind = named[1] === 'teams' ? 'team' : 'device';
+          if (scope !== `${kind}:${named[2]}`) unscoped.push(`${route} (x-scope ${String(scope)}, expected ${kind}:${named[2]})`);
+        }
+        if (scope !== undefined) {
+          scopes[String(scope)] = (scopes[String(scope)] ?? 0) + 1;
+          if (!['owner', 'admin', 'member'].includes(op['x-team-role'] as string)) unscoped.push(`${route} (x-team-role ${String(op['x-team-role'])})`);
+        } else if (op['x-team-role'] !== undefined) unscoped.push(`${route} (x-team-role without x-scope)`);
+      }
+    }
+    expect(unscoped).toEqual([]);
+    // The pattern found the routes it is about (a renamed prefix would leave it checking nothing).
+    expect(scopes['device:id']).toBeGreaterThan(20);
+    expect(scopes['team:id']).toBeGreaterThan(10);
   });
 
   it('every route the app serves is in the OpenAPI document or in RAW_ROUTES', async () => {

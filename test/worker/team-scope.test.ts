@@ -3,7 +3,8 @@
 // answer an unknown id gets, never a 403 and never the device's data; in team A a member may not
 // use "<resource>:admin" permissions, an admin may; a team that requires two-factor login admits
 // only members who have it; an instance admin sees everything; a device moves between teams only
-// for someone who administers both; tags are validated.
+// for someone who administers both; tags are validated. The device or team is checked before the
+// body, so a malformed body tells an outsider nothing either.
 import { env, SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { randomId, randomToken, sha256Hex } from '../../worker/auth/crypto.ts';
@@ -259,6 +260,64 @@ describe('a user of another team', () => {
     expect(await env.DB.prepare('SELECT connected, allow_clientless FROM tunnels WHERE id = ?1').bind(t.id).first()).toEqual({ connected: 0, allow_clientless: 0 });
     // Team A's member is answered about the device (offline: 24, success).
     expect((await call('client_status', { device_id: devA }, aMember)).body).toMatchObject({ error_code: 24, success: true, message: 'offline' });
+  });
+});
+
+describe('the device or team a route acts in is checked before its body', () => {
+  // A body no schema accepts: were it validated first, the 400 would tell an outsider the id is worth trying.
+  const MALFORMED = [] as unknown;
+
+  it('an outsider sending a malformed body gets the unknown id\'s 404, not 400', async () => {
+    const deviceRoutes: [string, string][] = [
+      ['PATCH', `/api/v1/devices/${devA}`],
+      ['PUT', `/api/v1/devices/${devA}/tags`],
+      ['POST', `/api/v1/devices/${devA}/move`],
+      ['POST', `/api/v1/devices/${devA}/tunnels`],
+      ['PATCH', `/api/v1/devices/${devA}/tunnels/no-such-tunnel`],
+      ['PUT', `/api/v1/devices/${devA}/variables/SOME_NAME`],
+    ];
+    for (const [method, path] of deviceRoutes) {
+      await expectHidden(await api(path, { key: bAdmin, method, json: MALFORMED }), `${method} ${path}`);
+    }
+    // The same answer as a device that does not exist, whose route is the same.
+    await expectHidden(await api(`/api/v1/devices/${UNKNOWN}/move`, { key: bAdmin, json: MALFORMED }), 'unknown', UNKNOWN);
+    const teamRoutes: [string, string][] = [
+      ['PATCH', `/api/v1/teams/${TEAM_A}`],
+      ['POST', `/api/v1/teams/${TEAM_A}/members`],
+      ['PATCH', `/api/v1/teams/${TEAM_A}/members/someone`],
+      ['POST', `/api/v1/teams/${TEAM_A}/invitations`],
+      ['PUT', `/api/v1/teams/${TEAM_A}/variables/SOME_NAME`],
+    ];
+    for (const [method, path] of teamRoutes) {
+      const res = await api(path, { key: bAdmin, method, json: MALFORMED });
+      expect(res.status, `${method} ${path}`).toBe(404);
+      expect(await res.json(), `${method} ${path}`).toEqual({ error: 'Team not found', code: 'NOT_FOUND', details: { team_id: TEAM_A } });
+    }
+  });
+
+  it('a member lacking the team role gets 403 TEAM_ROLE_REQUIRED before validation; its admin gets the 400', async () => {
+    const move = (key: string) => api(`/api/v1/devices/${devA}/move`, { key, json: MALFORMED });
+    const byMember = await move(aMember);
+    expect(byMember.status).toBe(403);
+    expect(await byMember.json()).toMatchObject({ code: 'TEAM_ROLE_REQUIRED', details: { team_id: TEAM_A, role: 'member', required: 'admin' } });
+    const byAdmin = await move(aAdmin);
+    expect(byAdmin.status).toBe(400);
+    expect(await byAdmin.json()).toMatchObject({ code: 'VALIDATION_ERROR', details: { target: 'json' } });
+
+    const rename = (key: string) => api(`/api/v1/teams/${TEAM_A}`, { key, method: 'PATCH', json: MALFORMED });
+    const renameByMember = await rename(aMember);
+    expect(renameByMember.status).toBe(403);
+    expect(await renameByMember.json()).toMatchObject({ code: 'TEAM_ROLE_REQUIRED', details: { team_id: TEAM_A, required: 'admin' } });
+    expect((await rename(aAdmin)).status).toBe(400);
+    expect(await env.DB.prepare('SELECT team_id FROM devices WHERE id = ?1').bind(devA).first('team_id')).toBe(TEAM_A);
+  });
+
+  it('a malformed id is still the 400 of the route\'s own validation, whoever asks', async () => {
+    for (const key of [bAdmin, aMember]) {
+      const res = await api(`/api/v1/devices/${'a'.repeat(65)}/move`, { key, json: { team_id: TEAM_B } });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'VALIDATION_ERROR', details: { target: 'param', issues: [{ path: 'id' }] } });
+    }
   });
 });
 

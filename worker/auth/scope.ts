@@ -12,6 +12,7 @@ import { atLeast, type TeamRole } from '../../shared/api/teams.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { principalOf } from './middleware.ts';
 import type { Principal } from './principal.ts';
+import { devicesByIdOrName, type DeviceRef } from '../tunnels/queries.ts';
 
 export function isInstanceAdmin(p: Principal): boolean {
   return p.permissions.includes('*');
@@ -22,8 +23,8 @@ export function teamRoleFor(permission: string): TeamRole {
   return permission === '*' || permission.endsWith(':admin') || permission.endsWith(':*') ? 'admin' : 'member';
 }
 
-/** The highest team role any of the permissions needs. */
-function teamRoleForAll(permissions: readonly string[]): TeamRole {
+/** The highest team role any of the permissions needs: what a route declaring them needs in the team it acts in. */
+export function teamRoleForAll(permissions: readonly string[]): TeamRole {
   return permissions.some((p) => teamRoleFor(p) === 'admin') ? 'admin' : 'member';
 }
 
@@ -117,9 +118,51 @@ export async function authorizeDevice(c: Context<AppEnv>, deviceId: string, need
   return teamId;
 }
 
+/**
+ * authorizeDevice for a device named by id or else by display name (`pirelay tcp garage-pi:22`):
+ * only devices of teams where the caller holds `need` are looked at, so another team's device is
+ * neither a match nor a namesake. Several matches are 409 AMBIGUOUS_DEVICE.
+ */
+export async function authorizeDeviceNamed(c: Context<AppEnv>, ref: string, need: TeamRole): Promise<DeviceRef> {
+  const matches = await devicesByIdOrName(c.env.DB, ref, teamsWhere(principalOf(c), need));
+  if (matches.length === 0) throw notFound('Device', { device: ref });
+  if (matches.length > 1) {
+    throw new ApiError(409, 'AMBIGUOUS_DEVICE', `Several devices are named "${ref}"; use the device id`, { device_ids: matches.map((d) => d.id) });
+  }
+  return matches[0]!;
+}
+
 /** The same check for a team itself (its members, settings and variables). */
 export function authorizeTeam(c: Context<AppEnv>, teamId: string, need?: TeamRole): void {
   assertInTeam(principalOf(c), teamId, need ?? teamRoleForAll(c.get('required') ?? []), () => notFound('Team', { team_id: teamId }));
+}
+
+/**
+ * 404 Team unless the team exists. authorizeTeam passes an instance admin for any id, and a
+ * member's cached credential (a few seconds old) may still name a team deleted since.
+ */
+export async function assertTeamExists(env: Env, teamId: string): Promise<void> {
+  if (!(await env.DB.prepare('SELECT 1 FROM teams WHERE id = ?1').bind(teamId).first())) throw notFound('Team', { team_id: teamId });
+}
+
+/**
+ * Leaving a team only narrows what one sees, so any member may take back their own membership,
+ * whatever their team role and even when the team's 2FA requirement shuts them out.
+ */
+export function authorizeOwnMembership(c: Context<AppEnv>, teamId: string): void {
+  const p = principalOf(c);
+  if (!isInstanceAdmin(p) && !p.teams[teamId]) throw notFound('Team', { team_id: teamId });
+}
+
+/**
+ * The team the route's declared scope (onDevice, onTeam in worker/auth/access.ts) resolved and
+ * authorized. A route that declares none has no team here: that is a mistake in the route, so it
+ * fails loudly rather than act unchecked.
+ */
+export function scopedTeam(c: Context<AppEnv>): string {
+  const teamId = c.get('teamId');
+  if (teamId === undefined) throw new Error(`${c.req.method} ${c.req.path} declares no device or team scope (onDevice, onTeam)`);
+  return teamId;
 }
 
 /**
@@ -130,8 +173,7 @@ export function authorizeTeam(c: Context<AppEnv>, teamId: string, need?: TeamRol
 export async function chooseTeam(c: Context<AppEnv>, requested: string | undefined): Promise<string> {
   if (requested !== undefined) {
     authorizeTeam(c, requested);
-    // An instance admin passes authorizeTeam for any id; the team must still exist.
-    if (!(await c.env.DB.prepare('SELECT 1 FROM teams WHERE id = ?1').bind(requested).first())) throw notFound('Team', { team_id: requested });
+    await assertTeamExists(c.env, requested);
     return requested;
   }
   const ids = Object.keys(principalOf(c).teams);

@@ -22,7 +22,7 @@ import { authenticate, principalOf } from '../auth/middleware.ts';
 import { RateWindow } from '../tunnels/rate-window.ts';
 import { ErrorCode } from '../../shared/codes.ts';
 import { numberVar } from '../../shared/env-vars.ts';
-import { assertInTeam, authorizeTeam, visibleTeams } from '../auth/scope.ts';
+import { assertInTeam, assertTeamExists, authorizeTeam, visibleTeams } from '../auth/scope.ts';
 import { ApiError, notFound, unauthorized } from '../errors.ts';
 import { TEAM_ROLES, type TeamRole } from '../../shared/api/teams.ts';
 import { SECRET_MASK } from '../../shared/api/variables.ts';
@@ -239,7 +239,7 @@ export function registerPipetowerRoutes(app: App) {
   api.get('/teams/:id/vars', guardOf('/api/teams/{id}/vars'), async (c) => {
     const id = c.req.param('id');
     authorizeTeam(c, id);
-    if (!(await c.env.DB.prepare('SELECT 1 FROM teams WHERE id = ?1').bind(id).first())) throw notFound('Team', { team_id: id });
+    await assertTeamExists(c.env, id);
     const req = pageRequest(c);
     return c.json(await listPage(c.env.DB, req, variablesOf(c.env.DB, 'team_id', id), presentVariable));
   });

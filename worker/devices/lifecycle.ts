@@ -8,7 +8,7 @@ import type { DeviceStatus } from '../../shared/db/schema.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { hubFor } from './hub.ts';
 import { forgetTunnels } from '../tunnels/name-cache.ts';
-import { authorizeDevice, forgetDeviceTeam } from '../auth/scope.ts';
+import { forgetDeviceTeam, scopedTeam } from '../auth/scope.ts';
 import { audit } from '../audit.ts';
 import { changeStatus, deleteDevice, revokeBoundTokens, type DeviceRow, type StatusChange } from './queries.ts';
 
@@ -33,7 +33,7 @@ export async function disconnect(env: Env, deviceId: string, reason: string): Pr
 }
 
 /**
- * Applies a status change for the caller. A device in a status the change does not start from is
+ * Applies a status change, on a route whose declaration authorized the device (onDevice). A device in a status the change does not start from is
  * a 409 (`onWrongStatus: 'conflict'`, the native API) or a 404 (`'not-found'`, Tyto's pending queue).
  */
 export async function applyStatus(
@@ -42,7 +42,7 @@ export async function applyStatus(
   change: StatusChange,
   onWrongStatus: 'conflict' | 'not-found',
 ): Promise<DeviceRow> {
-  const teamId = await authorizeDevice(c, id);
+  const teamId = scopedTeam(c);
   const env = c.env;
   const now = Date.now();
   const outcome = await changeStatus(env.DB, id, change, now);
@@ -66,9 +66,9 @@ function wrongStatus(id: string, to: DeviceStatus, current: DeviceStatus): ApiEr
   return new ApiError(409, 'CONFLICT', `Cannot make a ${current} device ${to}`, details);
 }
 
-/** Deletes the device, for the caller, and closes its socket. */
+/** Deletes the device, on a route whose declaration authorized it (onDevice), and closes its socket. */
 export async function removeDevice(c: Context<AppEnv>, id: string): Promise<void> {
-  const teamId = await authorizeDevice(c, id);
+  const teamId = scopedTeam(c);
   if (!(await deleteDevice(c.env.DB, id, Date.now()))) throw notFound('Device', { device_id: id });
   forgetDeviceTeam(id); // a device added again under this id (Tyto's POST /agents) may be another team's
   forgetTunnels();

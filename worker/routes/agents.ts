@@ -6,9 +6,9 @@ import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { principalOf } from '../auth/middleware.ts';
-import { authorizeDevice, chooseTeam, forgetDeviceTeam, visibleTeams } from '../auth/scope.ts';
+import { chooseTeam, forgetDeviceTeam, visibleTeams } from '../auth/scope.ts';
 import { audit } from '../audit.ts';
-import { allows } from '../auth/access.ts';
+import { allows, onDevice } from '../auth/access.ts';
 import { ApiError } from '../errors.ts';
 import { getDb, iso } from '../db/index.ts';
 import * as S from '../devices/api-schemas.ts';
@@ -30,7 +30,7 @@ const byId = (method: 'post', path: string, summary: string) =>
     tags,
     summary,
     security: S.security,
-    ...allows('devices:admin'),
+    ...onDevice(allows('devices:admin')),
     request: { params: S.DeviceIdParam },
     responses: { ...one('The agent after the change'), 502: errorResponse('The socket could not be closed (DISCONNECT_FAILED)') },
   });
@@ -77,15 +77,11 @@ export function registerAgentRoutes(app: App) {
       tags,
       summary: 'Get agent details',
       security: S.security,
-      ...allows('devices:read'),
+      ...onDevice(allows('devices:read')),
       request: { params: S.DeviceIdParam },
       responses: one('The agent'),
     }),
-    async (c) => {
-      const { id } = c.req.valid('param');
-      await authorizeDevice(c, id);
-      return c.json(presentAgent(await getDevice(c.env.DB, id)), 200);
-    },
+    async (c) => c.json(presentAgent(await getDevice(c.env.DB, c.req.valid('param').id)), 200),
   );
 
   app.openapi(
@@ -152,7 +148,7 @@ export function registerAgentRoutes(app: App) {
       tags,
       summary: 'Remove agent',
       security: S.security,
-      ...allows('devices:admin'),
+      ...onDevice(allows('devices:admin')),
       request: { params: S.DeviceIdParam },
       responses: { 204: { description: 'Removed' }, ...authErrors, ...notFoundError },
     }),

@@ -5,11 +5,10 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, conflictError, deviceErrors, errorResponse, notFoundError } from '../openapi.ts';
-import { allows } from '../auth/access.ts';
+import { allows, onDevice } from '../auth/access.ts';
 import { principalOf } from '../auth/middleware.ts';
-import { authorizeDevice, authorizeTeam, forgetDeviceTeam, listedTeams } from '../auth/scope.ts';
+import { assertTeamExists, authorizeTeam, forgetDeviceTeam, listedTeams, scopedTeam } from '../auth/scope.ts';
 import { audit } from '../audit.ts';
-import { notFound } from '../errors.ts';
 import * as S from '../devices/api-schemas.ts';
 import { getDevice, listDevices, moveDevice, renameDevice, setDeviceTags } from '../devices/queries.ts';
 import { APPROVE, REJECT, REVOKE, applyStatus, removeDevice } from '../devices/lifecycle.ts';
@@ -27,7 +26,7 @@ const statusChange = (action: 'approve' | 'reject' | 'revoke', summary: string) 
     tags,
     summary,
     security: S.security,
-    ...allows('devices:admin'),
+    ...onDevice(allows('devices:admin')),
     request: { params: S.DeviceIdParam },
     responses: { ...one('The device after the change'), ...conflictError, 502: errorResponse('The socket could not be closed (DISCONNECT_FAILED)') },
   });
@@ -62,14 +61,12 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary: 'Get a device',
       security: S.security,
-      ...allows('devices:read'),
+      ...onDevice(allows('devices:read')),
       request: { params: S.DeviceIdParam },
       responses: one('The device'),
     }),
     async (c) => {
-      const { id } = c.req.valid('param');
-      await authorizeDevice(c, id);
-      return c.json(presentDevice(await getDevice(c.env.DB, id)), 200);
+      return c.json(presentDevice(await getDevice(c.env.DB, c.req.valid('param').id)), 200);
     },
   );
 
@@ -80,13 +77,13 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary: 'Rename a device',
       security: S.security,
-      ...allows('devices:write'),
+      ...onDevice(allows('devices:write')),
       request: { params: S.DeviceIdParam, body: { required: true, content: { 'application/json': { schema: S.RenameDevice } } } },
       responses: one('The renamed device'),
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const teamId = await authorizeDevice(c, id);
+      const teamId = scopedTeam(c);
       const row = await renameDevice(c.env.DB, id, c.req.valid('json').name, Date.now());
       audit(c, { action: 'device.rename', targetType: 'device', targetId: id, teamId, details: { name: row.name } });
       return c.json(presentDevice(row), 200);
@@ -100,13 +97,13 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary: "Replace a device's tags (at most 20; colours #rrggbb)",
       security: S.security,
-      ...allows('devices:write'),
+      ...onDevice(allows('devices:write')),
       request: { params: S.DeviceIdParam, body: { required: true, content: { 'application/json': { schema: S.SetDeviceTags } } } },
       responses: one('The device with its new tags'),
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const teamId = await authorizeDevice(c, id);
+      const teamId = scopedTeam(c);
       const row = await setDeviceTags(c.env.DB, id, c.req.valid('json').tags, Date.now());
       audit(c, { action: 'device.tags', targetType: 'device', targetId: id, teamId, details: { tags: row.tags.map((t) => t.name) } });
       return c.json(presentDevice(row), 200);
@@ -120,18 +117,18 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary: 'Move a device to another team (needs the admin role in both teams)',
       security: S.security,
-      ...allows('devices:admin'),
+      ...onDevice(allows('devices:admin')),
       request: { params: S.DeviceIdParam, body: { required: true, content: { 'application/json': { schema: S.MoveDevice } } } },
       responses: one('The device in its new team'),
     }),
     async (c) => {
       const { id } = c.req.valid('param');
       const to = c.req.valid('json').team_id;
-      const from = await authorizeDevice(c, id);
-      authorizeTeam(c, to);
+      const from = scopedTeam(c);
+      // The target team is named in the body, so it is checked here: the admin role there too.
+      authorizeTeam(c, to, 'admin');
       if (to === from) return c.json(presentDevice(await getDevice(c.env.DB, id)), 200);
-      // An instance admin passes authorizeTeam for any id; the team must still exist.
-      if (!(await c.env.DB.prepare('SELECT 1 FROM teams WHERE id = ?1').bind(to).first())) throw notFound('Team', { team_id: to });
+      await assertTeamExists(c.env, to);
       const row = await moveDevice(c.env.DB, id, to, Date.now());
       forgetDeviceTeam(id);
       forgetTunnels(); // the ingress's cached tunnel rows carry the device's team
@@ -162,7 +159,7 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary: 'Remove a device (its socket closes; it must enroll again to come back)',
       security: S.security,
-      ...allows('devices:admin'),
+      ...onDevice(allows('devices:admin')),
       request: { params: S.DeviceIdParam },
       responses: { 204: { description: 'Removed' }, ...authErrors, ...notFoundError },
     }),
@@ -179,7 +176,7 @@ export function registerDeviceRoutes(app: App) {
       tags,
       summary,
       security: S.security,
-      ...allows('devices:read'),
+      ...onDevice(allows('devices:read')),
       request: { params: S.DeviceIdParam },
       responses: {
         200: S.json(schema, 'Read from the device just now'),
@@ -191,15 +188,11 @@ export function registerDeviceRoutes(app: App) {
       },
     });
 
-  app.openapi(live('info', 'Live device info (CPU, memory, disks, temperatures)', S.DeviceInfo), async (c) => {
-    const { id } = c.req.valid('param');
-    await authorizeDevice(c, id);
-    return c.json(await callApprovedDevice(c.env, id, 'device_info', {}), 200);
-  });
+  app.openapi(live('info', 'Live device info (CPU, memory, disks, temperatures)', S.DeviceInfo), async (c) =>
+    c.json(await callApprovedDevice(c.env, c.req.valid('param').id, 'device_info', {}), 200),
+  );
 
-  app.openapi(live('processes', 'Live process list', S.ProcessList), async (c) => {
-    const { id } = c.req.valid('param');
-    await authorizeDevice(c, id);
-    return c.json(await callApprovedDevice(c.env, id, 'process_list', {}), 200);
-  });
+  app.openapi(live('processes', 'Live process list', S.ProcessList), async (c) =>
+    c.json(await callApprovedDevice(c.env, c.req.valid('param').id, 'process_list', {}), 200),
+  );
 }

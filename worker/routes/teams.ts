@@ -12,7 +12,7 @@ import { authErrors, bearerSecurity, conflictError, errorResponse, notFoundError
 import { ApiError, notFound, unprocessable } from '../errors.ts';
 import { isUniqueViolation } from '../db/index.ts';
 import { principalOf } from '../auth/middleware.ts';
-import { allows } from '../auth/access.ts';
+import { allows, onTeam } from '../auth/access.ts';
 import { authorizeTeam, isInstanceAdmin } from '../auth/scope.ts';
 import { audit } from '../audit.ts';
 import { revokeWatchers } from '../stream/revoke.ts';
@@ -56,16 +56,19 @@ const lastOwner = (teamId: string, userId: string) =>
   new ApiError(409, 'LAST_OWNER', 'This is the last owner of the team; make someone else owner first', { team_id: teamId, user_id: userId });
 const memberNotFound = (teamId: string, userId: string) => notFound('Member', { team_id: teamId, user_id: userId });
 
-/** The team as the caller sees it; 404 when it is gone (an instance admin passes authorizeTeam for any id). */
+/** The team as the caller sees it; 404 when it went since the route's declared check found it. */
 async function teamFor(c: Context<AppEnv>, teamId: string) {
   const row = await getTeam(c.env.DB, teamId, principalOf(c).userId);
   if (!row) throw notFound('Team', { team_id: teamId });
   return row;
 }
 
-/** Giving, changing or taking away the owner role is for owners; the rest of member management for admins. */
+/**
+ * Giving, changing or taking away the owner role is for owners; the rest of member management for
+ * admins, which the route's declaration (onTeam) already checked.
+ */
 function authorizeRoleChange(c: Context<AppEnv>, teamId: string, ...roles: TeamRole[]) {
-  authorizeTeam(c, teamId, roles.includes('owner') ? 'owner' : 'admin');
+  if (roles.includes('owner')) authorizeTeam(c, teamId, 'owner');
 }
 
 const listTeamsRoute = createRoute({
@@ -92,7 +95,7 @@ const getTeamRoute = createRoute({
   method: 'get',
   path: '/api/v1/teams/{id}',
   summary: 'Get a team with its members',
-  ...allows('teams:read'),
+  ...onTeam(allows('teams:read')),
   request: { params: TeamParams },
   responses: { 200: { description: 'The team', content: json(TeamDetailSchema.openapi('TeamDetail')) }, ...authErrors, ...notFoundError },
 });
@@ -102,7 +105,7 @@ const updateTeamRoute = createRoute({
   method: 'patch',
   path: '/api/v1/teams/{id}',
   summary: "Rename a team or switch its 2FA requirement (team admin)",
-  ...allows('teams:write'),
+  ...onTeam(allows('teams:write'), 'id', 'admin'),
   request: { params: TeamParams, body: { required: true, content: json(UpdateTeamRequestSchema.openapi('UpdateTeamRequest')) } },
   responses: { 200: { description: 'Updated', content: json(TeamOut) }, ...authErrors, ...notFoundError, 409: errorResponse('The name is taken (TEAM_NAME_TAKEN)') },
 });
@@ -112,7 +115,7 @@ const deleteTeamRoute = createRoute({
   method: 'delete',
   path: '/api/v1/teams/{id}',
   summary: 'Delete a team that has no devices, with its members, invitations, enrollment tokens and variables (team owner)',
-  ...allows('teams:write'),
+  ...onTeam(allows('teams:write'), 'id', 'owner'),
   request: { params: TeamParams },
   responses: { 204: { description: 'Deleted' }, ...authErrors, ...notFoundError, 409: errorResponse('The team still has devices (TEAM_HAS_DEVICES, details.device_count)') },
 });
@@ -122,7 +125,7 @@ const addMemberRoute = createRoute({
   method: 'post',
   path: '/api/v1/teams/{id}/members',
   summary: 'Add a user to a team (team admin; making an owner needs team owner)',
-  ...allows('teams:write'),
+  ...onTeam(allows('teams:write'), 'id', 'admin'),
   request: { params: TeamParams, body: { required: true, content: json(AddMemberRequestSchema.openapi('AddMemberRequest')) } },
   responses: { 201: { description: 'The new member', content: json(MemberOut) }, ...authErrors, ...notFoundError, ...conflictError, 422: errorResponse('The user is disabled (USER_DISABLED)') },
 });
@@ -132,7 +135,7 @@ const updateMemberRoute = createRoute({
   method: 'patch',
   path: '/api/v1/teams/{id}/members/{user_id}',
   summary: "Change a member's role (team admin; to or from owner needs team owner)",
-  ...allows('teams:write'),
+  ...onTeam(allows('teams:write'), 'id', 'admin'),
   request: { params: MemberParams, body: { required: true, content: json(UpdateMemberRequestSchema.openapi('UpdateMemberRequest')) } },
   responses: { 200: { description: 'The member', content: json(MemberOut) }, ...authErrors, ...notFoundError, 409: errorResponse('The last owner would go (LAST_OWNER)') },
 });
@@ -142,7 +145,7 @@ const removeMemberRoute = createRoute({
   method: 'delete',
   path: '/api/v1/teams/{id}/members/{user_id}',
   summary: 'Remove a member (team admin; an owner needs team owner), or leave a team (your own user id)',
-  ...allows('teams:write'),
+  ...onTeam(allows('teams:write'), 'id', 'admin', { self: 'user_id' }),
   request: { params: MemberParams },
   responses: { 204: { description: 'Removed' }, ...authErrors, ...notFoundError, 409: errorResponse('The last owner would go (LAST_OWNER)') },
 });
@@ -170,7 +173,6 @@ export function registerTeamRoutes(app: App) {
 
   app.openapi(getTeamRoute, async (c) => {
     const { id } = c.req.valid('param');
-    authorizeTeam(c, id, 'member');
     const team = await teamFor(c, id);
     const members = await listMembers(c.env.DB, id);
     return c.json({ ...presentTeam(team), members: members.map(presentMember) }, 200);
@@ -179,7 +181,6 @@ export function registerTeamRoutes(app: App) {
   app.openapi(updateTeamRoute, async (c) => {
     const { id } = c.req.valid('param');
     const body = c.req.valid('json');
-    authorizeTeam(c, id, 'admin');
     const before = await teamFor(c, id);
     const p = principalOf(c);
     // Requiring what the admin lacks would shut them out of the team they are managing.
@@ -202,7 +203,6 @@ export function registerTeamRoutes(app: App) {
 
   app.openapi(deleteTeamRoute, async (c) => {
     const { id } = c.req.valid('param');
-    authorizeTeam(c, id, 'owner');
     const team = await teamFor(c, id);
     const result = await deleteTeam(c.env.DB, id);
     if (!result.deleted) {
@@ -221,7 +221,6 @@ export function registerTeamRoutes(app: App) {
     const { id } = c.req.valid('param');
     const body = c.req.valid('json');
     authorizeRoleChange(c, id, body.role);
-    await teamFor(c, id);
     const user = await c.env.DB.prepare(`SELECT id, disabled FROM users WHERE ${body.user_id !== undefined ? 'id' : 'username'} = ?1`)
       .bind(body.user_id ?? body.username)
       .first<{ id: string; disabled: number }>();
@@ -240,7 +239,6 @@ export function registerTeamRoutes(app: App) {
   app.openapi(updateMemberRoute, async (c) => {
     const { id, user_id: userId } = c.req.valid('param');
     const { role } = c.req.valid('json');
-    authorizeTeam(c, id, 'admin');
     const member = await existingMember(c, id, userId);
     authorizeRoleChange(c, id, member.role, role);
     const outcome = await setMemberRole(c.env.DB, id, userId, role);
@@ -253,11 +251,8 @@ export function registerTeamRoutes(app: App) {
 
   app.openapi(removeMemberRoute, async (c) => {
     const { id, user_id: userId } = c.req.valid('param');
-    const p = principalOf(c);
-    const leaving = userId === p.userId;
-    // Leaving only narrows what one sees, so any member may, even one a 2FA requirement shuts out.
-    if (leaving && !isInstanceAdmin(p) && !p.teams[id]) throw notFound('Team', { team_id: id });
-    if (!leaving) authorizeTeam(c, id, 'admin');
+    // The declaration let a member through to leave (their own user id), or an admin to remove.
+    const leaving = userId === principalOf(c).userId;
     const member = await existingMember(c, id, userId);
     if (!leaving) authorizeRoleChange(c, id, member.role);
     const outcome = await removeMember(c.env.DB, id, userId);
@@ -269,9 +264,8 @@ export function registerTeamRoutes(app: App) {
   });
 }
 
-/** The member the route acts on, in a team the caller may see (404 for either missing). */
+/** The member the route acts on, in the team its declaration found (404 when not a member). */
 async function existingMember(c: Context<AppEnv>, teamId: string, userId: string): Promise<MemberRow> {
-  await teamFor(c, teamId);
   const member = await getMember(c.env.DB, teamId, userId);
   if (!member) throw memberNotFound(teamId, userId);
   return member;

@@ -21,15 +21,15 @@ import type { Context } from 'hono';
 import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
-import { after, allows } from '../auth/access.ts';
+import { after, allows, onDevice, onDeviceNamed } from '../auth/access.ts';
 import { principalOf } from '../auth/middleware.ts';
-import { assertInTeam, authorizeDevice, visibleTeams } from '../auth/scope.ts';
+import { assertInTeam, scopedTeam, visibleTeams } from '../auth/scope.ts';
 import { audit } from '../audit.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { json, security } from '../devices/api-schemas.ts';
 import { hubFor } from '../devices/hub.ts';
 import * as S from '../tunnels/api-schemas.ts';
-import { devicesByIdOrName, getDeviceTunnel, listTeamTunnels, listTunnels, tcpTunnelsOnPort, type VisitedTunnel } from '../tunnels/queries.ts';
+import { getDeviceTunnel, listTeamTunnels, listTunnels, tcpTunnelsOnPort, type VisitedTunnel } from '../tunnels/queries.ts';
 import type { Tunnel } from '../../shared/db/schema.ts';
 import { presentTunnel, type UrlBase } from '../tunnels/present.ts';
 import { changeTunnel, createTunnel, removeTunnel, type Saved } from '../tunnels/save.ts';
@@ -112,13 +112,12 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: "List a device's tunnels",
       security,
-      ...read,
+      ...onDevice(read),
       request: { params: S.DeviceTunnelsParams },
       responses: { 200: json(S.TunnelList, "The device's tunnels, by name"), ...authErrors, ...notFoundError },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      await authorizeDevice(c, id);
       const base = urlBase(c);
       return c.json({ tunnels: (await listTunnels(c.env.DB, id)).map((t) => presentTunnel(t, base)) }, 200);
     },
@@ -131,7 +130,7 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: 'Create a tunnel (a bearer token, if one is made, is shown only in this answer)',
       security,
-      ...write,
+      ...onDevice(write),
       request: { params: S.DeviceTunnelsParams, body: body(S.CreateTunnel) },
       responses: {
         201: json(S.SavedTunnel, 'The new tunnel'),
@@ -142,7 +141,7 @@ export function registerTunnelRoutes(app: App) {
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const teamId = await authorizeDevice(c, id);
+      const teamId = scopedTeam(c);
       const result = await createTunnel(c.env, id, c.req.valid('json'), new URL(c.req.url));
       audited(c, 'tunnel.create', result.row, teamId, { kind: result.row.kind, access: result.row.access });
       return c.json(saved(c, result), 201);
@@ -156,13 +155,12 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: 'Get a tunnel by id or name',
       security,
-      ...read,
+      ...onDevice(read),
       request: { params: S.DeviceTunnelParams },
       responses: { 200: json(S.Tunnel, 'The tunnel'), ...authErrors, ...notFoundError },
     }),
     async (c) => {
       const { id, tunnelId } = c.req.valid('param');
-      await authorizeDevice(c, id);
       return c.json(presentTunnel(await getDeviceTunnel(c.env.DB, id, tunnelId), urlBase(c)), 200);
     },
   );
@@ -174,13 +172,13 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: 'Change a tunnel (access {mode:"bearer", rotate:true} makes a new token, shown only in this answer)',
       security,
-      ...write,
+      ...onDevice(write),
       request: { params: S.DeviceTunnelParams, body: body(S.UpdateTunnel) },
       responses: { 200: json(S.SavedTunnel, 'The tunnel after the change'), ...authErrors, ...notFoundError, ...conflictError },
     }),
     async (c) => {
       const { id, tunnelId } = c.req.valid('param');
-      const teamId = await authorizeDevice(c, id);
+      const teamId = scopedTeam(c);
       const current = await getDeviceTunnel(c.env.DB, id, tunnelId);
       const change = c.req.valid('json');
       const result = await changeTunnel(c.env, current, change, new URL(c.req.url));
@@ -197,13 +195,13 @@ export function registerTunnelRoutes(app: App) {
       tags,
       summary: 'Delete a tunnel (its open connections are closed)',
       security,
-      ...write,
+      ...onDevice(write),
       request: { params: S.DeviceTunnelParams },
       responses: { 204: { description: 'Deleted' }, ...authErrors, ...notFoundError },
     }),
     async (c) => {
       const { id, tunnelId } = c.req.valid('param');
-      const teamId = await authorizeDevice(c, id);
+      const teamId = scopedTeam(c);
       const tunnel = await getDeviceTunnel(c.env.DB, id, tunnelId);
       await removeTunnel(c.env, tunnel);
       audited(c, 'tunnel.delete', tunnel, teamId);
@@ -242,26 +240,21 @@ export function registerTunnelRoutes(app: App) {
       summary: "Open a TCP connection to a device's port, as a WebSocket (what `pirelay tcp <device>:<port>` dials)",
       description: 'The device is named by id or display name; the tcp tunnel whose target port is {port} carries the connection.',
       security,
-      ...use,
+      ...onDeviceNamed(use),
       request: { params: S.DevicePortParams, query: S.ConnectQuery },
       responses: connectResponses,
     }),
     async (c) => {
-      const { id, port } = c.req.valid('param');
-      const matches = await devicesByIdOrName(c.env.DB, id, visibleTeams(principalOf(c)));
-      if (matches.length === 0) throw notFound('Device', { device: id });
-      if (matches.length > 1) {
-        throw new ApiError(409, 'AMBIGUOUS_DEVICE', `Several devices are named "${id}"; use the device id`, { device_ids: matches.map((d) => d.id) });
-      }
-      const deviceId = matches[0]!.id;
-      const tunnels = await tcpTunnelsOnPort(c.env.DB, deviceId, Number(port));
-      if (tunnels.length === 0) throw notFound('TCP tunnel', { device_id: deviceId, port: Number(port) });
+      const { port } = c.req.valid('param');
+      const device = c.get('device')!; // found among the caller's teams' devices by the declaration (onDeviceNamed)
+      const tunnels = await tcpTunnelsOnPort(c.env.DB, device.id, Number(port));
+      if (tunnels.length === 0) throw notFound('TCP tunnel', { device_id: device.id, port: Number(port) });
       if (tunnels.length > 1) {
         throw new ApiError(409, 'AMBIGUOUS_TUNNEL', `Several tcp tunnels of this device target port ${port}; use /api/v1/tunnels/{name}/connect`, {
           tunnels: tunnels.map((t) => t.name),
         });
       }
-      return connectTcp(c, { ...tunnels[0]!, deviceStatus: matches[0]!.status });
+      return connectTcp(c, { ...tunnels[0]!, deviceStatus: device.status });
     },
   );
 }

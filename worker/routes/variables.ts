@@ -6,21 +6,22 @@
 //   /api/v1/devices/{id}/variables[/{name}]   a device's: members of its team read and write
 //   /api/v1/devices/{id}/variables/effective  device over team over the caller's own
 //
-// Levels differ only in whose variables they are and who may touch them (resolve below). Secret
-// values go in and never come out: every answer shows "***", and nothing here opens a secret.
+// Levels differ only in whose variables they are and who may touch them (declare and resolve
+// below). Secret values go in and never come out: every answer shows "***", and nothing here
+// opens a secret.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { authErrors, conflictError, errorResponse, notFoundError } from '../openapi.ts';
-import { allows } from '../auth/access.ts';
+import { allows, onDevice, onTeam, type Declared } from '../auth/access.ts';
 import { principalOf } from '../auth/middleware.ts';
-import { authorizeDevice, authorizeTeam } from '../auth/scope.ts';
+import { scopedTeam } from '../auth/scope.ts';
 import { notFound } from '../errors.ts';
 import { DeviceIdParam, json, security } from '../devices/api-schemas.ts';
 import { audit } from '../audit.ts';
 import * as S from '../../shared/api/variables.ts';
-import type { TeamRole } from '../../shared/api/teams.ts';
+import { TeamIdSchema } from '../../shared/api/teams.ts';
 import { deleteVariable, effectiveRows, listVariables, putVariable, type Owner } from '../variables/queries.ts';
 import { presentVariable } from '../variables/present.ts';
 
@@ -32,7 +33,7 @@ const Variable = S.VariableSchema.openapi('Variable');
 const VariableList = S.VariableListSchema.openapi('VariableList');
 const PutVariable = S.PutVariableSchema.openapi('PutVariable');
 const name = S.VariableNameSchema.openapi({ param: { name: 'name', in: 'path' }, example: 'DATABASE_URL' });
-const TeamIdParam = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' } }) });
+const TeamIdParam = z.object({ id: TeamIdSchema.openapi({ param: { name: 'id', in: 'path' } }) });
 
 interface Resolved {
   owner: Owner;
@@ -45,8 +46,10 @@ interface Level {
   path: string;
   params: z.ZodObject<{ id: z.ZodString }> | null;
   what: string;
-  /** Checks the caller may read (or write) this owner's variables. */
-  resolve(c: Context<AppEnv>, access: 'read' | 'write'): Promise<Resolved>;
+  /** Who may read (or write) this owner's variables: the route's declaration. */
+  declare(access: 'read' | 'write'): Declared;
+  /** Whose variables the route acts on, once its declaration let the caller through. */
+  resolve(c: Context<AppEnv>): Resolved;
 }
 
 const LEVELS: Level[] = [
@@ -55,20 +58,18 @@ const LEVELS: Level[] = [
     path: '/api/v1/account/variables',
     params: null,
     what: "your account's",
-    resolve: async (c) => ({ owner: { level: 'user', id: principalOf(c).userId }, teamId: null }),
+    declare: (access) => (access === 'read' ? read : write),
+    resolve: (c) => ({ owner: { level: 'user', id: principalOf(c).userId }, teamId: null }),
   },
   {
     level: 'team',
     path: '/api/v1/teams/{id}/variables',
     params: TeamIdParam,
     what: "a team's (members read, team admins write)",
-    resolve: async (c, access) => {
-      const id = c.req.param('id')!;
-      const need: TeamRole = access === 'write' ? 'admin' : 'member';
-      authorizeTeam(c, id, need);
-      // An instance admin passes for any id; the team must still exist.
-      if (!(await c.env.DB.prepare('SELECT 1 FROM teams WHERE id = ?1').bind(id).first())) throw notFound('Team', { team_id: id });
-      return { owner: { level: 'team', id }, teamId: id };
+    declare: (access) => (access === 'read' ? onTeam(read) : onTeam(write, 'id', 'admin')),
+    resolve: (c) => {
+      const teamId = scopedTeam(c);
+      return { owner: { level: 'team', id: teamId }, teamId };
     },
   },
   {
@@ -76,10 +77,8 @@ const LEVELS: Level[] = [
     path: '/api/v1/devices/{id}/variables',
     params: DeviceIdParam,
     what: "a device's (members of its team read and write)",
-    resolve: async (c) => {
-      const id = c.req.param('id')!;
-      return { owner: { level: 'device', id }, teamId: await authorizeDevice(c, id, 'member') };
-    },
+    declare: (access) => onDevice(access === 'read' ? read : write),
+    resolve: (c) => ({ owner: { level: 'device', id: c.req.param('id')! }, teamId: scopedTeam(c) }),
   },
 ];
 
@@ -96,12 +95,12 @@ function registerLevel(app: App, l: Level) {
       tags,
       summary: `List ${l.what} variables`,
       security,
-      ...read,
+      ...l.declare('read'),
       request: l.params ? { params: l.params } : {},
       responses: { 200: json(VariableList, 'The variables, by name; secret values as "***"'), ...authErrors, ...missing },
     }),
     async (c) => {
-      const { owner } = await l.resolve(c, 'read');
+      const { owner } = l.resolve(c);
       return c.json({ variables: (await listVariables(c.env.DB, owner)).map(presentVariable) }, 200);
     },
   );
@@ -115,7 +114,7 @@ function registerLevel(app: App, l: Level) {
       description:
         'Leaving out `secret` keeps what the variable is (a new one is plain); leaving out `value` keeps its value, so `{"secret": true}` seals a plain variable. A secret is never read back: making it plain needs a new value.',
       security,
-      ...write,
+      ...l.declare('write'),
       request: { params: withName(l.params), body: { required: true, content: { 'application/json': { schema: PutVariable } } } },
       responses: {
         200: json(Variable, 'Updated'),
@@ -129,7 +128,7 @@ function registerLevel(app: App, l: Level) {
     }),
     async (c) => {
       const { name: n } = c.req.valid('param');
-      const { owner, teamId } = await l.resolve(c, 'write');
+      const { owner, teamId } = l.resolve(c);
       const { variable, created } = await putVariable(c.env, owner, n, c.req.valid('json'));
       audit(c, {
         action: created ? 'variable.create' : 'variable.update',
@@ -149,13 +148,13 @@ function registerLevel(app: App, l: Level) {
       tags,
       summary: `Delete one of ${l.what} variables`,
       security,
-      ...write,
+      ...l.declare('write'),
       request: { params: withName(l.params) },
       responses: { 204: { description: 'Deleted' }, ...authErrors, ...notFoundError },
     }),
     async (c) => {
       const { name: n } = c.req.valid('param');
-      const { owner, teamId } = await l.resolve(c, 'write');
+      const { owner, teamId } = l.resolve(c);
       const row = await deleteVariable(c.env.DB, owner, n);
       if (!row) throw variableNotFound(n);
       audit(c, { action: 'variable.delete', targetType: 'variable', targetId: row.id, teamId, details: { name: row.name, level: row.level, secret: row.secret } });
@@ -173,13 +172,12 @@ export function registerVariableRoutes(app: App) {
       tags,
       summary: "The variables a device's runs get for you: the device's over its team's over your own",
       security,
-      ...read,
+      ...onDevice(read),
       request: { params: DeviceIdParam },
       responses: { 200: json(VariableList, 'The merged variables, by name, each with the level it comes from; secret values as "***"'), ...authErrors, ...notFoundError },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      await authorizeDevice(c, id, 'member');
       return c.json({ variables: (await effectiveRows(c.env.DB, { userId: principalOf(c).userId, deviceId: id })).map(presentVariable) }, 200);
     },
   );

@@ -2,7 +2,7 @@
 // the path parameters of the tunnels routes.
 import { z } from '@hono/zod-openapi';
 import * as tunnels from '../../shared/api/tunnels.ts';
-import { DeviceIdSchema } from '../../shared/api/devices.ts';
+import { DeviceIdSchema, DeviceRefSchema } from '../../shared/api/devices.ts';
 import { TCP_FLOW_ACK } from '../../shared/protocol/tcp-client.ts';
 
 export const Tunnel = tunnels.TunnelSchema.openapi('Tunnel');
@@ -28,7 +28,7 @@ export const TunnelNameParams = z.object({
 
 /** `pirelay tcp <device>:<port>`: the device by id or display name, the tcp tunnel by target port. */
 export const DevicePortParams = z.object({
-  id: z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, description: 'Device id or display name', example: 'garage-pi' }),
+  id: DeviceRefSchema.openapi({ param: { name: 'id', in: 'path' }, description: 'Device id or display name', example: 'garage-pi' }),
   port: z
     .string()
     .regex(/^\d{1,5}$/, 'a port number')
