@@ -18,7 +18,7 @@ import type { AppEnv } from '../app-env.ts';
 import { authErrors, errorResponse, notFoundError } from '../openapi.ts';
 import { after, allows } from '../auth/access.ts';
 import { principalFor, principalOf } from '../auth/middleware.ts';
-import { credentialFrom } from '../auth/principal.ts';
+import { credentialFrom, type Principal } from '../auth/principal.ts';
 import { authorizeDevice, visibleTeams } from '../auth/scope.ts';
 import { ApiError } from '../errors.ts';
 import { security } from '../devices/api-schemas.ts';
@@ -46,6 +46,13 @@ const freshCaller: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (credential) c.set('principal', await principalFor(c.env, c.executionCtx, credential, Date.now(), { fresh: true }));
   await next();
 };
+
+/** The id revokeWatchers names the stream's credential by: the API key's or the session's. */
+function credentialIdOf(p: Principal): string {
+  const id = p.kind === 'api_key' ? p.apiKeyId : p.sessionId;
+  if (!id) throw new Error(`a ${p.kind} principal without its id`);
+  return id;
+}
 
 const StreamQuery = z.object({
   agent_id: DeviceIdSchema.optional().openapi({ description: 'Only this device (its id); without it, every device the caller may see' }),
@@ -96,6 +103,8 @@ export function registerStreamRoutes(app: App) {
         after: c.req.valid('header')['last-event-id'] ?? q.last_event_id ?? null,
         teams: visibleTeams(p),
         user_id: p.userId,
+        credential_id: credentialIdOf(p),
+        expires_at: p.expiresAt,
       };
       const hub = fleetHubFor(c.env);
       // Only what the hub needs: the client's headers (its credential among them) stay here.
