@@ -9,8 +9,10 @@
 // and WebSocket, which cannot set headers.
 // A caller sees the events of the devices in the teams they may see (worker/auth/scope.ts): the
 // Worker sends the hub those teams with the watch, and the hub filters each event by its team_id.
-// When someone's access shrinks, worker/stream/revoke.ts closes their streams; the reconnect is
-// authorized anew, with the caller read from D1 rather than the principal cache (see freshCaller).
+// When someone's access shrinks or their credential is revoked, worker/stream/revoke.ts closes
+// their streams; the reconnect is authorized anew, with the caller read from D1 rather than the
+// principal cache (see freshCaller). A stream ends when its credential expires: the hub closes
+// the socket (CREDENTIAL_EXPIRED), and the SSE bridge ends at that time by itself too.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { App } from '../openapi.ts';
@@ -78,8 +80,10 @@ export function registerStreamRoutes(app: App) {
         `The WebSocket form sends \`{"t":"event","id","event","data"}\`, \`{"t":"gap","id"}\`, \`{"t":"dropped","reason"}\` (then close ${StreamCloseCode.DROPPED}) ` +
         'and `{"t":"error","code","reason"}`; the client sends `{"t":"ack","n":<events handled>}` and is dropped once it leaves more than ' +
         `${STREAM_WINDOW} events unacknowledged. ` +
-        `When the caller's teams change (removed from a team, a team deleted or now requiring 2FA, a device moved away) the stream ends ` +
-        `(the WebSocket form: close ${StreamCloseCode.ACCESS_CHANGED}); reconnect with Last-Event-ID to go on with what the caller may see now.`,
+        `When the caller's teams change (removed from a team, a team deleted or now requiring 2FA, a device moved away) or the credential is revoked ` +
+        `(the API key revoked, the session logged out or ended by a password change) the stream ends after \`: access changed\` ` +
+        `(the WebSocket form: close ${StreamCloseCode.ACCESS_CHANGED}); reconnect with Last-Event-ID to go on with what the caller may see now. ` +
+        `It also ends when the credential expires, after \`: credential expired\` (the WebSocket form: close ${StreamCloseCode.CREDENTIAL_EXPIRED}).`,
       security,
       ...after(freshCaller, allows('devices:read')),
       request: { query: StreamQuery, headers: StreamHeaders },
@@ -117,6 +121,7 @@ export function registerStreamRoutes(app: App) {
         heartbeatMs: numberVar(c.env.STREAM_HEARTBEAT_MS, 15_000, 10),
         bufferBytes: numberVar(c.env.STREAM_BUFFER_BYTES, 1 << 20, 1024),
         retryMs: RETRY_MS,
+        expiresAt: p.expiresAt,
       });
       return new Response(body, {
         headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' },
