@@ -16,7 +16,7 @@ import { numberVar } from '../shared/env-vars.ts';
 import { AGENT_TAG, AgentSocket, attachment } from './hub/agent-socket.ts';
 import { AgentRpc, type HubCallResult } from './hub/rpc.ts';
 import { Scheduler } from './hub/scheduler.ts';
-import { Watchers, type WatcherCounters } from './hub/watchers.ts';
+import { WATCH_EXPIRY, Watchers, type WatcherCounters } from './hub/watchers.ts';
 import { readHubRequest } from './hub/contract.ts';
 import { hubCapabilities } from './capabilities/index.ts';
 import type { Hello, HubCapability, HubContext, MessageHandler, StreamHandler } from './capabilities/types.ts';
@@ -76,11 +76,12 @@ export class DeviceHub extends DurableObject<Env> {
       onBadFrame: (why) => this.rejectFrame(why),
     });
     this.rpc = new AgentRpc((id, method, params) => this.sendToAgent({ t: 'req', id, method, params }));
-    this.watchers = new Watchers(ctx, { name: 'DeviceHub', topics: this.capList.flatMap((c) => c.topics ?? []), replay: DEVICE_REPLAY });
     this.scheduler = new Scheduler(ctx.storage, {
       heartbeat: (now) => this.checkHeartbeat(now),
       'last-seen': (now) => this.refreshLastSeen(now),
+      [WATCH_EXPIRY]: (now) => this.watchers.expire(now),
     });
+    this.watchers = new Watchers(ctx, { name: 'DeviceHub', topics: this.capList.flatMap((c) => c.topics ?? []), replay: DEVICE_REPLAY, scheduler: this.scheduler });
     this.hub = {
       env,
       state: ctx,
@@ -150,7 +151,7 @@ export class DeviceHub extends DurableObject<Env> {
     await this.onSocketGone(ws, `error: ${String(error)}`);
   }
 
-  /** The scheduler's deadlines: the heartbeat check, the last-seen refresh. */
+  /** The scheduler's deadlines: the heartbeat check, the last-seen refresh, watchers' credential expiry. */
   async alarm(): Promise<void> {
     await this.scheduler.run();
   }

@@ -5,12 +5,14 @@
 // teams gets one stream with one id sequence to resume from, so each watcher carries the teams it
 // may see and the hub filters per watcher. Only the Worker reaches its fetch, with a caller it has
 // already authenticated and authorized, and the watch request of hub/contract.ts in INTERNAL.watch.
+// Its one alarm (hub/scheduler.ts) has one deadline: the next watcher's credential expiry.
 import { errorBody } from '../shared/codes.ts';
 import { DurableObject } from 'cloudflare:workers';
 import { STREAM_TOPICS, StatusEventSchema, type StatusEvent } from '../shared/api/stream.ts';
 import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../shared/protocol/envelope.ts';
 import { INTERNAL, WatchHeaderSchema, WatcherScopeSchema, type WatcherScope } from './hub/contract.ts';
-import { Watchers, type WatcherCounters } from './hub/watchers.ts';
+import { Scheduler } from './hub/scheduler.ts';
+import { WATCH_EXPIRY, Watchers, type WatcherCounters } from './hub/watchers.ts';
 
 export interface FleetStats extends WatcherCounters {
   lastId: string;
@@ -21,10 +23,12 @@ export const FLEET_REPLAY = { events: 1000, ms: 60 * 60_000 };
 
 export class FleetHub extends DurableObject<Env> {
   private readonly watchers: Watchers;
+  private readonly scheduler: Scheduler;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.watchers = new Watchers(ctx, { name: 'FleetHub', topics: STREAM_TOPICS, replay: FLEET_REPLAY });
+    this.scheduler = new Scheduler(ctx.storage, { [WATCH_EXPIRY]: (now) => this.watchers.expire(now) });
+    this.watchers = new Watchers(ctx, { name: 'FleetHub', topics: STREAM_TOPICS, replay: FLEET_REPLAY, scheduler: this.scheduler });
     // A dashboard keeps its socket alive with the agents' ping without waking the hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
@@ -68,6 +72,11 @@ export class FleetHub extends DurableObject<Env> {
 
   async stats(): Promise<FleetStats> {
     return { ...this.watchers.counters(), lastId: String(this.watchers.lastId()) };
+  }
+
+  /** The scheduler's one deadline here: closing watchers whose credential expired. */
+  async alarm(): Promise<void> {
+    await this.scheduler.run();
   }
 
   // ---- watcher sockets ----

@@ -15,13 +15,16 @@ export const CloseCode = {
 
 /**
  * Close codes of a watcher socket (GET /api/v1/stream's WebSocket form, and the socket behind its
- * SSE form). After either, a client reconnects with the last event id it saw; after
- * ACCESS_CHANGED it is authorized anew and sees only what it may see now.
+ * SSE form). After any of them, a client reconnects with the last event id it saw; after
+ * ACCESS_CHANGED it is authorized anew and sees only what it may see now (a revoked credential
+ * gets 401); after CREDENTIAL_EXPIRED it needs a credential that is still valid.
  */
 export const StreamCloseCode = {
   /** It left more than STREAM_WINDOW events unacknowledged (the WebSocket "try again later"). */
   DROPPED: 1013,
-  /** The caller's view of the fleet shrank (a team membership, role or team changed): reconnect. */
+  /** The credential the stream was opened with (session or API key) expired: reconnect with a valid one. */
+  CREDENTIAL_EXPIRED: 4001,
+  /** The caller's view of the fleet shrank (a team membership, role or team changed, the credential revoked): reconnect. */
   ACCESS_CHANGED: 4003,
 } as const;
 

@@ -11,9 +11,10 @@
 //                 x-pirelay-agent-address (where it connected from). The device is the hub's own
 //                 name (ctx.id.name), never a header.
 //   watch         a watcher's WebSocket upgrade (already authenticated and authorized by the
-//                 Worker): x-pirelay-watch, a WatchRequest as JSON, which names the caller and
-//                 the teams they may see. See hub/watchers.ts. The FleetHub takes this one
-//                 request only, the same header read by WatchHeaderSchema.
+//                 Worker): x-pirelay-watch, a WatchRequest as JSON, which names the caller, the
+//                 teams they may see and the credential (its id and expiry) they opened it
+//                 with. See hub/watchers.ts. The FleetHub takes this one request only, the same
+//                 header read by WatchHeaderSchema.
 import { z } from 'zod';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import { EventIdSchema, StatusEventSchema } from '../../shared/api/stream.ts';
@@ -55,8 +56,10 @@ export type VisitHead = z.infer<typeof VisitHeadSchema>;
 /**
  * A watcher's subscription: its topics (each hub checks them against its own), to resume, the last
  * event id it saw, and who it is: the user, and the teams whose events they may see (null: every
- * team, for an instance admin), as the Worker worked them out. Both are required, so a Worker that
- * forgot them gets a 400, never every team's events.
+ * team, for an instance admin), as the Worker worked them out; and the credential it was opened
+ * with (an API key's or a session's id, so revoking that credential ends it) and when that
+ * credential expires (ms; null if it does not), so it does not outlive it. All are required, so
+ * a Worker that forgot them gets a 400, never every team's events or a stream without an end.
  */
 export const WatchRequestSchema = z
   .object({
@@ -66,19 +69,28 @@ export const WatchRequestSchema = z
     after: EventIdSchema.nullable().optional(),
     teams: z.array(StatusEventSchema.shape.team_id).max(10_000).nullable(),
     user_id: z.string().min(1).max(64),
+    credential_id: z.string().min(1).max(64),
+    expires_at: z.number().int().nonnegative().nullable(),
   })
   .strict();
 export type WatchRequest = z.infer<typeof WatchRequestSchema>;
 
 /**
  * Whose watchers the FleetHub's revoke() closes (every criterion given must match): a user's
- * (their role or account changed), those seeing a team through membership (a member left, the
- * team went, or now requires 2FA), those following a device (it moved to another team).
+ * (their role or account changed, their sessions were ended), those opened with one credential
+ * (the API key was revoked, the session logged out), those seeing a team through membership (a
+ * member left, the team went, or now requires 2FA), those following a device (it moved to
+ * another team).
  */
 export const WatcherScopeSchema = z
-  .object({ userId: WatchRequestSchema.shape.user_id.optional(), teamId: StatusEventSchema.shape.team_id.optional(), deviceId: DeviceIdSchema.optional() })
+  .object({
+    userId: WatchRequestSchema.shape.user_id.optional(),
+    credentialId: WatchRequestSchema.shape.credential_id.optional(),
+    teamId: StatusEventSchema.shape.team_id.optional(),
+    deviceId: DeviceIdSchema.optional(),
+  })
   .strict()
-  .refine((s) => s.userId !== undefined || s.teamId !== undefined || s.deviceId !== undefined, 'name a user, a team or a device');
+  .refine((s) => s.userId !== undefined || s.credentialId !== undefined || s.teamId !== undefined || s.deviceId !== undefined, 'name a user, a credential, a team or a device');
 export type WatcherScope = z.infer<typeof WatcherScopeSchema>;
 
 const TunnelId = z.string().min(1).max(64);

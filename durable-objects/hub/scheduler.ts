@@ -28,6 +28,19 @@ export class Scheduler {
     await this.save();
   }
 
+  /**
+   * Sets the named deadline to `when` unless it is already due by then: the deadline of the
+   * earliest of many things (watchers' credential expiries), compared and set in one step so two
+   * callers cannot leave it at the later of their times.
+   */
+  async atOrBefore(name: string, when: number): Promise<void> {
+    const due = await this.load();
+    const current = due[name];
+    if (current !== undefined && current <= when) return;
+    due[name] = when;
+    await this.save();
+  }
+
   async cancel(name: string): Promise<void> {
     const due = await this.load();
     if (!(name in due)) return;

@@ -7,8 +7,9 @@
 // so pruning never resets it) and a row in SQLite (one indexed range read answers a resume, one
 // DELETE prunes). The replay window keeps the last `replay.events` events and none older than
 // `replay.ms`; a watcher resuming from before it gets {"t":"gap"} and must re-read what it shows.
-// Accepting, replaying and publishing are synchronous (no await anywhere), so the runtime runs
-// no other event between a watcher's replay and its first live event: nothing is missed or doubled.
+// Accepting, replaying and publishing are synchronous (accept awaits only the expiry deadline,
+// once the socket and its attachment are in place), so the runtime runs no other event between a
+// watcher's replay and its first live event: nothing is missed or doubled.
 //
 // A slow watcher must not hold the hub: workerd's server-side WebSocket exposes no bufferedAmount
 // and send() never blocks, so the hub cannot see a socket's backlog. The bound is counted instead:
@@ -27,11 +28,22 @@
 // attachment already in memory, so fan-out stays one pass over the sockets, parsing nothing. When
 // a caller's access shrinks, revoke() closes their watchers (ACCESS_CHANGED); they resume and are
 // filtered anew.
+//
+// Credentials: a watcher is opened with a session or an API key, and must not outlive it. The
+// attachment keeps the credential's id, so revoking it (a logout, a revoked key) closes its
+// watchers through revoke() like any change of access, and its expiry, so the hub closes it
+// (CREDENTIAL_EXPIRED) when that passes even if no event ever flows: one deadline of the hub's
+// scheduler (WATCH_EXPIRY) is kept at the earliest expiry among the watchers, and each time it
+// fires it closes the expired ones and moves to the next. Fan-out checks the expiry too (a number
+// in the attachment), so no event reaches an expired watcher while the alarm is on its way.
 import { errorBody, StreamCloseCode } from '../../shared/codes.ts';
 import { STREAM_WINDOW, StreamAckSchema, type StreamMessage } from '../../shared/api/stream.ts';
 import type { WatchRequest, WatcherScope } from './contract.ts';
+import type { Scheduler } from './scheduler.ts';
 
 export const WATCH_TAG = 'watch';
+/** The scheduler deadline at which the next watcher's credential expires: a hub holding watchers runs `expire` for it. */
+export const WATCH_EXPIRY = 'watch-expiry';
 
 const SEQ_KEY = 'watch:seq';
 const REFUSED_KEY = 'watch:refused';
@@ -46,6 +58,8 @@ export interface WatchersOptions {
   replay: { events: number; ms: number };
   /** Live events a watcher may leave unacknowledged before it is dropped. */
   window?: number;
+  /** The hub's scheduler, whose WATCH_EXPIRY deadline calls `expire`. */
+  scheduler: Scheduler;
 }
 
 export interface WatcherCounters {
@@ -63,6 +77,10 @@ interface Attachment {
   teams: string[] | null;
   /** Whose watcher it is (revoke by user). */
   userId: string;
+  /** The session or API key it was opened with (revoke by credential). */
+  credentialId: string;
+  /** When that credential expires (ms), or null if it does not. */
+  expiresAt: number | null;
   /** Events sent and not yet acknowledged (replayed and live). */
   unacked: number;
   /** Of those, replayed ones: acks pay these back first. */
@@ -87,16 +105,31 @@ export class Watchers {
     if (!sql.exec("SELECT 1 FROM pragma_table_info('watch_events') WHERE name = 'team_id'").toArray().length) sql.exec('ALTER TABLE watch_events ADD COLUMN team_id TEXT');
   }
 
-  /** Accepts a watcher's upgrade: what it missed since `after` (or a gap), then live events. */
-  accept(request: WatchRequest): Response {
+  /**
+   * Accepts a watcher's upgrade: what it missed since `after` (or a gap), then live events, until
+   * its credential expires. Everything up to the socket's attachment is synchronous; only setting
+   * the expiry deadline waits, and by then a publish already reaches the socket.
+   */
+  async accept(request: WatchRequest): Promise<Response> {
     const unknown = request.topics.find((t) => !this.topics.has(t));
     if (unknown) return Response.json(errorBody('UNKNOWN_TOPIC', `no topic ${unknown}`, { topics: [...this.topics] }), { status: 400 });
     const topics = [...new Set(request.topics)];
     const pair = new WebSocketPair();
     const ws = pair[1];
     this.ctx.acceptWebSocket(ws, [WATCH_TAG, ...topics]);
-    const att: Attachment = { agentId: request.agent_id ?? null, teams: request.teams, userId: request.user_id, unacked: 0, replay: 0 };
-    if (request.after != null) {
+    const att: Attachment = {
+      agentId: request.agent_id ?? null,
+      teams: request.teams,
+      userId: request.user_id,
+      credentialId: request.credential_id,
+      expiresAt: request.expires_at,
+      unacked: 0,
+      replay: 0,
+    };
+    // A credential that expired on its way from the Worker gets nothing, not even the replay.
+    const live = !expired(att, Date.now());
+    if (!live) close(ws, StreamCloseCode.CREDENTIAL_EXPIRED, 'credential expired');
+    else if (request.after != null) {
       const missed = this.missed(Number(request.after), topics, att);
       if (missed === null) send(ws, JSON.stringify({ t: 'gap', id: String(this.lastId()) } satisfies StreamMessage));
       else for (const m of missed) send(ws, m);
@@ -104,6 +137,7 @@ export class Watchers {
     }
     this.attachments.set(ws, att);
     ws.serializeAttachment(att);
+    if (live && att.expiresAt !== null) await this.opts.scheduler.atOrBefore(WATCH_EXPIRY, att.expiresAt);
     return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
@@ -121,6 +155,10 @@ export class Watchers {
     const message = eventMessage(id, topic, json);
     for (const ws of this.ctx.getWebSockets(topic)) {
       const att = this.attachmentOf(ws);
+      if (expired(att, now)) {
+        if (ws.readyState === WebSocket.OPEN) close(ws, StreamCloseCode.CREDENTIAL_EXPIRED, 'credential expired');
+        continue;
+      }
       if (att.agentId !== null && att.agentId !== agentId) continue;
       if (att.teams !== null && (teamId === null || !att.teams.includes(teamId))) continue;
       this.deliver(ws, att, message);
@@ -149,9 +187,9 @@ export class Watchers {
 
   /**
    * Closes the watchers `scope` names (ACCESS_CHANGED), each criterion given having to match: a
-   * user's, those that see a team through membership, those following one device. Instance
-   * admins' watchers see every team and device whatever changed, so only `userId` reaches them.
-   * Returns how many were closed.
+   * user's, those opened with one credential, those that see a team through membership, those
+   * following one device. Instance admins' watchers see every team and device whatever changed,
+   * so only `userId` and `credentialId` reach them. Returns how many were closed.
    */
   revoke(scope: WatcherScope): number {
     let closed = 0;
@@ -161,6 +199,25 @@ export class Watchers {
       closed++;
     }
     return closed;
+  }
+
+  /**
+   * The WATCH_EXPIRY deadline: closes the watchers whose credential expired by `now`
+   * (CREDENTIAL_EXPIRED) and sets the deadline to the next expiry among the others. One pass over
+   * the sockets each time a credential expires; a watcher whose credential does not expire costs
+   * no wake-up.
+   */
+  async expire(now: number): Promise<void> {
+    let next: number | null = null;
+    for (const ws of this.ctx.getWebSockets(WATCH_TAG)) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      const att = this.attachmentOf(ws);
+      if (att.expiresAt === null) continue;
+      if (expired(att, now)) close(ws, StreamCloseCode.CREDENTIAL_EXPIRED, 'credential expired');
+      else if (next === null || att.expiresAt < next) next = att.expiresAt;
+    }
+    // atOrBefore, not at: a watcher accepted meanwhile may have set an earlier one.
+    if (next !== null) await this.opts.scheduler.atOrBefore(WATCH_EXPIRY, next);
   }
 
   counters(): WatcherCounters {
@@ -226,8 +283,8 @@ export class Watchers {
   private attachmentOf(ws: WebSocket): Attachment {
     let att = this.attachments.get(ws);
     if (!att) {
-      // Every accepted watcher has one; were it missing, the socket sees no team rather than all.
-      att = (ws.deserializeAttachment() as Attachment | null) ?? { agentId: null, teams: [], userId: '', unacked: 0, replay: 0 };
+      // Every accepted watcher has one; were it missing, the socket sees no team rather than all, and counts as expired.
+      att = (ws.deserializeAttachment() as Attachment | null) ?? { agentId: null, teams: [], userId: '', credentialId: '', expiresAt: 0, unacked: 0, replay: 0 };
       this.attachments.set(ws, att);
     }
     return att;
@@ -239,8 +296,13 @@ function eventMessage(id: number, topic: string, data: string): string {
   return `{"t":"event","id":"${id}","event":"${topic}","data":${data}}`;
 }
 
+function expired(att: Attachment, now: number): boolean {
+  return att.expiresAt !== null && att.expiresAt <= now;
+}
+
 function inScope(att: Attachment, scope: WatcherScope): boolean {
   if (scope.userId !== undefined && att.userId !== scope.userId) return false;
+  if (scope.credentialId !== undefined && att.credentialId !== scope.credentialId) return false;
   if (scope.teamId !== undefined && !att.teams?.includes(scope.teamId)) return false;
   if (scope.deviceId !== undefined && (att.teams === null || att.agentId !== scope.deviceId)) return false;
   return true;

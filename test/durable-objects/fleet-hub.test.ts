@@ -3,8 +3,11 @@
 // replay, the ack bound (a resume's replay on top of it), and the watch request the Worker sends
 // schema-checked. Teams: a watcher gets and replays only the events of the teams it may see (an
 // instance admin's, null, all of them), and revoke() closes exactly the watchers it names (4003).
+// Credentials: revoke() by credential closes that credential's watchers only, and a watcher is
+// closed (4001) when its credential expires, by the hub's alarm with no event flowing, and at
+// fan-out when an event comes first.
 // Each test uses its own hub (the name parameter), so ids start at 1.
-import { env } from 'cloudflare:test';
+import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
 import { FLEET_REPLAY } from '../../durable-objects/fleet-hub.ts';
@@ -19,17 +22,27 @@ const event = (agent: string, status: StatusEvent['status'] = 'online', team = '
   timestamp: new Date().toISOString(),
 });
 
-/** Who a watcher is: the teams it may see (null: all, an instance admin) and its user. */
+/** Who a watcher is: the teams it may see (null: all, an instance admin), its user, and its credential (`key-<user>` unless named; no expiry unless given). */
 interface Caller {
   teams: string[] | null;
   user: string;
+  credential?: string;
+  expiresAt?: number | null;
 }
 const ADMIN: Caller = { teams: null, user: 'admin' };
 
 /** Opens a watcher socket on the hub and collects what it sends. */
 async function watch(name: string, agentId: string | null, after: string | null, caller: Caller = ADMIN) {
   const res = await fleetHubFor(env, name).fetch('https://fleet-hub/watch', {
-    headers: { upgrade: 'websocket', [INTERNAL.watch]: JSON.stringify({ topics: ['status'], agent_id: agentId, after, teams: caller.teams, user_id: caller.user }) },
+    headers: { upgrade: 'websocket', [INTERNAL.watch]: JSON.stringify({
+        topics: ['status'],
+        agent_id: agentId,
+        after,
+        teams: caller.teams,
+        user_id: caller.user,
+        credential_id: caller.credential ?? `key-${caller.user}`,
+        expires_at: caller.expiresAt ?? null,
+      }) },
   });
   expect(res.status).toBe(101);
   const ws = res.webSocket!;
@@ -109,7 +122,7 @@ describe('FleetHub', () => {
 
   it('refuses a watch request it cannot read, and a publish that is not a status event', async () => {
     const hub = fleetHubFor(env, 'bad');
-    const valid = { topics: ['status'], agent_id: null, after: null, teams: ['team-a'], user_id: 'u' };
+    const valid = { topics: ['status'], agent_id: null, after: null, teams: ['team-a'], user_id: 'u', credential_id: 'key-u', expires_at: null };
     for (const header of [
       'not json',
       '{}',
@@ -120,6 +133,10 @@ describe('FleetHub', () => {
       JSON.stringify({ ...valid, teams: undefined }),
       JSON.stringify({ ...valid, user_id: undefined }),
       JSON.stringify({ ...valid, teams: 'team-a' }),
+      // Nor the credential: a stream without it could not be ended when it is revoked or expires.
+      JSON.stringify({ ...valid, credential_id: undefined }),
+      JSON.stringify({ ...valid, expires_at: undefined }),
+      JSON.stringify({ ...valid, expires_at: '2030-01-01' }),
     ]) {
       const res = await hub.fetch('https://fleet-hub/watch', { headers: { upgrade: 'websocket', [INTERNAL.watch]: header } });
       expect([header, res.status]).toEqual([header, 400]);
@@ -219,5 +236,80 @@ describe('FleetHub and teams', () => {
     expect(await hub.revoke({ teamId: '' })).toBeNull();
     expect(bob.closed()).toBeNull();
     bob.ws.close();
+  });
+});
+
+describe('FleetHub and credentials', { timeout: 30_000 }, () => {
+  /** Waits for `check`, failing after a generous while (an alarm's time is not asserted, only that it comes). */
+  const eventually = async (check: () => boolean, what: string) => {
+    for (const start = Date.now(); !check(); await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() - start > 15_000) throw new Error(`timed out waiting for ${what}`);
+    }
+  };
+
+  it("revoke by credential closes that credential's watchers only, an instance admin's too", async () => {
+    const hub = fleetHubFor(env, 'cred-revoke');
+    const revoked = await watch('cred-revoke', null, null, { teams: ['team-a'], user: 'alice', credential: 'key-1' });
+    const revokedToo = await watch('cred-revoke', 'dev-a', null, { teams: ['team-a'], user: 'alice', credential: 'key-1' });
+    const otherKey = await watch('cred-revoke', null, null, { teams: ['team-a'], user: 'alice', credential: 'key-2' });
+    const admin = await watch('cred-revoke', null, null, { teams: null, user: 'root', credential: 'session-1' });
+    const adminOther = await watch('cred-revoke', null, null, { teams: null, user: 'root', credential: 'session-2' });
+    expect(await hub.revoke({ credentialId: 'key-1' })).toBe(2);
+    expect(await hub.revoke({ userId: 'root', credentialId: 'session-1' })).toBe(1);
+    await until(() => revoked.closed() !== null && revokedToo.closed() !== null && admin.closed() !== null);
+    for (const w of [revoked, revokedToo, admin]) expect(w.closed()).toEqual({ code: StreamCloseCode.ACCESS_CHANGED, reason: 'access changed' });
+    // Both criteria must match: another user's credential of that id (none here) is not closed.
+    expect(await hub.revoke({ userId: 'bob', credentialId: 'key-2' })).toBe(0);
+    await hub.publish(event('dev-a'));
+    await until(() => otherKey.got.length >= 1 && adminOther.got.length >= 1);
+    expect([otherKey.got.length, adminOther.got.length, otherKey.closed(), adminOther.closed()]).toEqual([1, 1, null, null]);
+    otherKey.ws.close();
+    adminOther.ws.close();
+  });
+
+  it('closes a watcher when its credential expires, with no event flowing, and moves its alarm to the next expiry', async () => {
+    const hub = fleetHubFor(env, 'cred-expiry');
+    const later = Date.now() + 60 * 60_000;
+    const soon = await watch('cred-expiry', null, null, { teams: ['team-a'], user: 'alice', expiresAt: Date.now() + 1500 });
+    const notYet = await watch('cred-expiry', null, null, { teams: ['team-a'], user: 'bob', expiresAt: later });
+    const never = await watch('cred-expiry', null, null, { teams: null, user: 'root' });
+    await eventually(() => soon.closed() !== null, 'the expired watcher to be closed');
+    expect(soon.closed()).toEqual({ code: StreamCloseCode.CREDENTIAL_EXPIRED, reason: 'credential expired' });
+    expect(soon.got).toEqual([]);
+    const alarm = await runInDurableObject(hub, (_i, state) => state.storage.getAlarm());
+    expect(alarm).toBe(later);
+    await hub.publish(event('dev-a'));
+    await until(() => notYet.got.length >= 1 && never.got.length >= 1);
+    expect([notYet.got.length, never.got.length, notYet.closed(), never.closed()]).toEqual([1, 1, null, null]);
+    notYet.ws.close();
+    never.ws.close();
+  });
+
+  it('sends no event to a watcher whose credential expired, even before the alarm closes it', async () => {
+    const hub = fleetHubFor(env, 'cred-fanout');
+    const expiresAt = Date.now() + 300;
+    const expiring = await watch('cred-fanout', null, null, { teams: ['team-a'], user: 'alice', expiresAt });
+    const other = await watch('cred-fanout', null, null, { teams: ['team-a'], user: 'bob' });
+    // The alarm stays away, so only the check at fan-out can stop the event.
+    await runInDurableObject(hub, (_i, state) => state.storage.deleteAlarm());
+    while (Date.now() <= expiresAt + 50) await new Promise((r) => setTimeout(r, 20));
+    await hub.publish(event('dev-a'));
+    await until(() => other.got.length >= 1 && expiring.closed() !== null);
+    expect(expiring.got).toEqual([]);
+    expect(expiring.closed()).toEqual({ code: StreamCloseCode.CREDENTIAL_EXPIRED, reason: 'credential expired' });
+    expect(other.got.map((m) => m.data.agent_id)).toEqual(['dev-a']);
+    other.ws.close();
+  });
+
+  it('sends a watch whose credential expired on its way from the Worker nothing, not even its replay, and closes it', async () => {
+    const hub = fleetHubFor(env, 'cred-late');
+    await hub.publish(event('dev-a'));
+    const late = await watch('cred-late', null, '0', { teams: ['team-a'], user: 'alice', expiresAt: Date.now() - 1 });
+    const onTime = await watch('cred-late', null, '0', { teams: ['team-a'], user: 'bob', expiresAt: Date.now() + 60_000 });
+    await until(() => late.closed() !== null && onTime.got.length >= 1);
+    expect(late.closed()).toEqual({ code: StreamCloseCode.CREDENTIAL_EXPIRED, reason: 'credential expired' });
+    expect(late.got).toEqual([]);
+    expect(onTime.got.map((m) => m.id)).toEqual(['1']);
+    onTime.ws.close();
   });
 });

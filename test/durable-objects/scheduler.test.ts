@@ -1,5 +1,6 @@
 // The hub's scheduler: many named deadlines on the one alarm, kept in storage (a restarted hub —
-// a new Scheduler over the same storage — still knows them), each fired once when due.
+// a new Scheduler over the same storage — still knows them), each fired once when due; one kept
+// at the earliest of many times with atOrBefore.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { Scheduler } from '../../durable-objects/hub/scheduler.ts';
@@ -56,6 +57,19 @@ describe('Scheduler', () => {
       expect(await s.when('beat')).toBe(t0 + 500);
       expect(await s.when('broken')).toBeNull();
       expect(await state.storage.getAlarm()).toBe(t0 + 500);
+    });
+  });
+
+  it('atOrBefore keeps the earlier of its times (the earliest of many expiries), whatever the order they come in', async () => {
+    await runInDurableObject(env.DEVICE_HUB.get(env.DEVICE_HUB.idFromName('sched-3')), async (_i, state) => {
+      const s = new Scheduler(state.storage, { next: () => {} });
+      const t0 = Date.now() + 60_000;
+      await s.atOrBefore('next', t0 + 2000);
+      await s.atOrBefore('next', t0 + 3000);
+      expect(await s.when('next')).toBe(t0 + 2000);
+      await s.atOrBefore('next', t0 + 1000);
+      expect(await s.when('next')).toBe(t0 + 1000);
+      expect(await state.storage.getAlarm()).toBe(t0 + 1000);
     });
   });
 });

@@ -2,7 +2,8 @@
 // connected through heartbeats and alarms, the watchers get status events and are never taken for
 // the agent (no frame of theirs reaches the agent's handlers, no heartbeat check closes them), a
 // second agent connection replaces the first while the watchers stay, and what a watcher sends
-// that is not an ack is refused ({"t":"error"}) with a reason and counted. HEARTBEAT_INTERVAL_MS is 1000 here.
+// that is not an ack is refused ({"t":"error"}) with a reason and counted, and a watcher is closed when
+// its credential expires, on the same alarm as the heartbeat. HEARTBEAT_INTERVAL_MS is 1000 here.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { api, TEST_TEAM, userWithKey } from './helpers.ts';
@@ -12,6 +13,7 @@ import { INTERNAL } from '../../durable-objects/hub/contract.ts';
 import type { Watchers } from '../../durable-objects/hub/watchers.ts';
 import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
 import { STREAM_WINDOW as WATCHER_WINDOW } from '../../shared/api/stream.ts';
+import { StreamCloseCode } from '../../shared/codes.ts';
 
 let admin: string;
 beforeAll(async () => {
@@ -23,7 +25,7 @@ const hub = (deviceId: string) => env.DEVICE_HUB.get(env.DEVICE_HUB.idFromName(d
 /** A watcher on the hub, as the Worker would open one (the internal headers only it can set); an instance admin's unless `request` says. */
 async function watch(deviceId: string, request: Record<string, unknown> = {}) {
   const res = await hub(deviceId).fetch('http://hub/watch', {
-    headers: { upgrade: 'websocket', [INTERNAL.kind]: 'watch', [INTERNAL.watch]: JSON.stringify({ topics: ['status'], teams: null, user_id: 'admin', ...request }) },
+    headers: { upgrade: 'websocket', [INTERNAL.kind]: 'watch', [INTERNAL.watch]: JSON.stringify({ topics: ['status'], teams: null, user_id: 'admin', credential_id: 'key-admin', expires_at: null, ...request }) },
   });
   const ws = res.webSocket;
   if (res.status !== 101 || !ws) throw new Error(`watch failed: ${res.status} ${await res.text()}`);
@@ -170,12 +172,27 @@ describe('a DeviceHub with an agent and watchers', () => {
     expect(gapped.received[0]).toEqual({ t: 'gap', id: '302' });
   });
 
+  it("closes a watcher when its credential expires (4001), on the hub's one alarm beside the agent's heartbeat deadline", async () => {
+    const dev = await enrollDevice(admin, { autoApprove: true });
+    const agent = await connectAgent(dev.deviceId, dev.privateKey);
+    const beat = setInterval(() => agent.ws.send(HEARTBEAT_PING), 250);
+    try {
+      const expiring = await watch(dev.deviceId, { credential_id: 'key-expiring', expires_at: Date.now() + 1500 });
+      const staying = await watch(dev.deviceId);
+      await waitFor(() => expiring.closed() !== null, 'the expired watcher to be closed', 15_000);
+      expect(expiring.closed()).toEqual({ code: StreamCloseCode.CREDENTIAL_EXPIRED, reason: 'credential expired' });
+      expect([staying.closed(), agent.isClosed()]).toEqual([null, false]);
+    } finally {
+      clearInterval(beat);
+    }
+  }, 30_000);
+
   it('refuses a watch request the contract does not allow', async () => {
     const dev = await enrollDevice(admin, { autoApprove: true });
     const ask = (watchHeader: string) =>
       hub(dev.deviceId).fetch('http://hub/watch', { headers: { upgrade: 'websocket', [INTERNAL.kind]: 'watch', [INTERNAL.watch]: watchHeader } });
     expect((await ask('{')).status).toBe(400);
-    const who = { teams: null, user_id: 'admin' };
+    const who = { teams: null, user_id: 'admin', credential_id: 'key-admin', expires_at: null };
     expect((await ask(JSON.stringify({ topics: ['secrets'], ...who }))).status).toBe(400);
     expect((await ask(JSON.stringify({ topics: ['status'], agent_id: 'another-device', ...who }))).status).toBe(400);
     expect((await ask(JSON.stringify({ topics: ['status'] }))).status).toBe(400); // no teams, no user: not a watch the Worker sends
@@ -188,7 +205,7 @@ describe('a DeviceHub with an agent and watchers', () => {
 /** A watcher on the relay's FleetHub for the callers of `teams`, collecting the status events of one device. */
 async function fleetWatch(teams: string[] | null, agentId: string) {
   const res = await fleetHubFor(env).fetch('https://fleet-hub/watch', {
-    headers: { upgrade: 'websocket', [INTERNAL.watch]: JSON.stringify({ topics: ['status'], agent_id: agentId, after: null, teams, user_id: 'u' }) },
+    headers: { upgrade: 'websocket', [INTERNAL.watch]: JSON.stringify({ topics: ['status'], agent_id: agentId, after: null, teams, user_id: 'u', credential_id: 'key-u', expires_at: null }) },
   });
   const ws = res.webSocket!;
   ws.accept();

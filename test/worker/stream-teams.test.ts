@@ -8,7 +8,7 @@ import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { api, joinTeam, userWithKey } from './helpers.ts';
 import { insertDevice, waitFor } from './device-helpers.ts';
-import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
+import { devicesOf, publish, settle, socket, sse } from './stream-helpers.ts';
 import { revokeWatchers } from '../../worker/stream/revoke.ts';
 import { StreamCloseCode } from '../../shared/codes.ts';
 
@@ -38,78 +38,6 @@ beforeAll(async () => {
   devA = await insertDevice({ team: TEAM_A, name: 'dev-a' });
   devB = await insertDevice({ team: TEAM_B, name: 'dev-b' });
 });
-
-const publish = (agentId: string, teamId: string, status: 'online' | 'offline' = 'online') =>
-  fleetHubFor(env).publish({ agent_id: agentId, team_id: teamId, status, timestamp: new Date().toISOString() });
-
-interface SseEvent {
-  id?: string;
-  event: string;
-  data: string;
-}
-
-/** Opens the stream as an SSE reader and keeps everything it says. */
-async function sse(key: string, query = '', headers: Record<string, string> = {}) {
-  const res = await api(`/api/v1/stream${query}`, { key, headers });
-  expect(res.status).toBe(200);
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  let ended = false;
-  void (async () => {
-    for (;;) {
-      const r = await reader.read().catch(() => ({ done: true as const, value: undefined }));
-      if (r.done) break;
-      text += decoder.decode(r.value, { stream: true });
-    }
-    ended = true;
-  })();
-  const events = (): SseEvent[] =>
-    text
-      .split('\n\n')
-      .slice(0, -1)
-      .map((block) => {
-        const e: SseEvent = { event: 'message', data: '' };
-        for (const line of block.split('\n')) {
-          if (line.startsWith('id: ')) e.id = line.slice(4);
-          else if (line.startsWith('event: ')) e.event = line.slice(7);
-          else if (line.startsWith('data: ')) e.data = line.slice(6);
-        }
-        return e;
-      })
-      .filter((e) => e.event !== 'message');
-  const statuses = () => events().filter((e) => e.event === 'status').map((e) => JSON.parse(e.data) as { agent_id: string; team_id: string });
-  await waitFor(() => text.startsWith('retry:'), 'the stream to open');
-  return { events, statuses, text: () => text, ended: () => ended, cancel: () => reader.cancel() };
-}
-type Reader = Awaited<ReturnType<typeof sse>>;
-
-/**
- * Publishes a marker event of `team` and waits for `r` to get it: a stream's events arrive in
- * order, so whatever the hub sent it before is in by then, and a check that something did NOT
- * arrive means something. The marker is removed from what the checks see.
- */
-async function settle(r: Reader, team: string) {
-  const id = await publish(`marker-${team}`, team);
-  await waitFor(() => r.events().some((e) => e.id === id), `the marker ${id}`);
-}
-const devicesOf = (r: Reader) => r.statuses().filter((s) => !s.agent_id.startsWith('marker-')).map((s) => s.agent_id);
-
-/** The WebSocket form, as a browser opens it (?api_key=). */
-async function socket(key: string, query = '') {
-  const res = await api(`/api/v1/stream?api_key=${encodeURIComponent(key)}${query}`, { headers: { upgrade: 'websocket' } });
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  ws.accept();
-  const got: { t: string; id?: string; data?: { agent_id: string } }[] = [];
-  let closed: { code: number; reason: string } | null = null;
-  ws.addEventListener('message', (e) => void got.push(JSON.parse(String(e.data))));
-  ws.addEventListener('close', (e) => {
-    closed = { code: e.code, reason: e.reason };
-    ws.close();
-  });
-  return { ws, got, closed: () => closed };
-}
 
 describe('GET /api/v1/stream and teams', () => {
   it("shows a team's member only that team's devices, live and replayed; an instance admin sees every team", async () => {

@@ -4,7 +4,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, desc, eq, isNull, type SQL } from 'drizzle-orm';
 import type { App } from '../openapi.ts';
-import { authErrors, bearerSecurity, notFoundError } from '../openapi.ts';
+import { authErrors, bearerSecurity, errorResponse, notFoundError } from '../openapi.ts';
 import { forbidden, notFound, validationError } from '../errors.ts';
 import { getDb, iso, schema, type Db } from '../db/index.ts';
 import type { ApiKey } from '../../shared/db/schema.ts';
@@ -15,6 +15,7 @@ import { API_KEY_PREFIX, type Principal } from '../auth/principal.ts';
 import { randomId, randomToken, sha256Hex } from '../auth/crypto.ts';
 import { assertHolds } from './roles.ts';
 import { audit } from '../audit.ts';
+import { revokeWatchers } from '../stream/revoke.ts';
 import {
   API_KEY_MAX_DAYS,
   ApiKeyListQuerySchema,
@@ -121,9 +122,14 @@ const revokeKey = createRoute({
   ...routeBase,
   method: 'delete',
   path: '/api/v1/api-keys/{id}',
-  summary: 'Revoke an API key; it stops working at once',
+  summary: 'Revoke an API key; it stops working at once, and the live streams opened with it end',
   request: { params: z.object({ id: z.string().min(1).max(64) }) },
-  responses: { 204: { description: 'Revoked' }, ...authErrors, ...notFoundError },
+  responses: {
+    204: { description: 'Revoked' },
+    ...authErrors,
+    ...notFoundError,
+    502: errorResponse('The key is revoked, but its live streams could not be closed (STREAMS_NOT_CLOSED); repeat the call'),
+  },
 });
 
 export function registerApiKeyRoutes(app: App) {
@@ -163,6 +169,8 @@ export function registerApiKeyRoutes(app: App) {
       await db.update(schema.apiKeys).set({ revokedAt: Date.now() }).where(eq(schema.apiKeys.id, id));
       audit(c, { action: 'api_key.revoke', targetType: 'api_key', targetId: id, details: { name: key.name, prefix: key.prefix, user_id: key.userId } });
     }
+    // The key's live streams end too, on a repeat as well: a retry after a 502 STREAMS_NOT_CLOSED closes them.
+    await revokeWatchers(c.env, { userId: key.userId, credentialId: id });
     return c.body(null, 204);
   });
 }

@@ -19,6 +19,7 @@ import { hashPassword, verifyPassword } from '../auth/password.ts';
 import { assertLoginAllowed, clearLoginFailures, loginKeys, recordLoginFailure, type LoginKeys } from '../auth/rate-limit.ts';
 import { createSession, revokeSession, revokeUserSessions } from '../auth/sessions.ts';
 import { audit } from '../audit.ts';
+import { revokeWatchers, STREAMS_NOT_CLOSED } from '../stream/revoke.ts';
 import { issueApiKey } from './api-keys.ts';
 import { DEFAULT_TEAM_NAME, createTeam } from '../teams/queries.ts';
 import { permissionsOfRoles } from './roles.ts';
@@ -166,7 +167,7 @@ const changePassword = createRoute({
   method: 'put',
   path: '/api/v1/auth/me/password',
   tags: ['auth'],
-  summary: 'Change your password (a session or an API key that is not narrowed); ends your other sessions',
+  summary: 'Change your password (a session or an API key that is not narrowed); ends your other sessions and your live streams',
   security,
   ...selfService(),
   request: { body: { required: true, content: json(ChangePasswordRequestSchema.openapi('ChangePasswordRequest')) } },
@@ -288,6 +289,15 @@ export function registerAuthRoutes(app: App) {
     }
     await revokeSession(c.env.DB, principal.sessionId);
     audit(c, { action: 'logout', targetType: 'user', targetId: principal.userId });
+    // The session's live streams end with it. A FleetHub that cannot be reached does not make the
+    // logout a 502 (revokeWatchers logged it): the session is over, the client drops its token
+    // either way and a retry would be a 401, so the answer could only mislead; the streams still
+    // end at the session's expiry, when the hub closes them.
+    try {
+      await revokeWatchers(c.env, { userId: principal.userId, credentialId: principal.sessionId });
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === STREAMS_NOT_CLOSED)) throw e;
+    }
     return c.body(null, 204);
   });
 
@@ -327,6 +337,8 @@ export function registerAuthRoutes(app: App) {
     await revokeUserSessions(c.env.DB, user.id, principal.sessionId);
     await clearLoginFailures(c.env.DB, keys);
     audit(c, { action: 'password.change', targetType: 'user', targetId: user.id });
+    // The ended sessions' streams end too (all of the user's: the kept ones reconnect at once).
+    await revokeWatchers(c.env, { userId: user.id });
     return c.body(null, 204);
   });
 

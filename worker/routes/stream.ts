@@ -9,8 +9,10 @@
 // and WebSocket, which cannot set headers.
 // A caller sees the events of the devices in the teams they may see (worker/auth/scope.ts): the
 // Worker sends the hub those teams with the watch, and the hub filters each event by its team_id.
-// When someone's access shrinks, worker/stream/revoke.ts closes their streams; the reconnect is
-// authorized anew, with the caller read from D1 rather than the principal cache (see freshCaller).
+// When someone's access shrinks or their credential is revoked, worker/stream/revoke.ts closes
+// their streams; the reconnect is authorized anew, with the caller read from D1 rather than the
+// principal cache (see freshCaller). A stream ends when its credential expires: the hub closes
+// the socket (CREDENTIAL_EXPIRED), and the SSE bridge ends at that time by itself too.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { App } from '../openapi.ts';
@@ -18,7 +20,7 @@ import type { AppEnv } from '../app-env.ts';
 import { authErrors, errorResponse, notFoundError } from '../openapi.ts';
 import { after, allows } from '../auth/access.ts';
 import { principalFor, principalOf } from '../auth/middleware.ts';
-import { credentialFrom } from '../auth/principal.ts';
+import { credentialFrom, type Principal } from '../auth/principal.ts';
 import { authorizeDevice, visibleTeams } from '../auth/scope.ts';
 import { ApiError } from '../errors.ts';
 import { security } from '../devices/api-schemas.ts';
@@ -47,6 +49,13 @@ const freshCaller: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
+/** The id revokeWatchers names the stream's credential by: the API key's or the session's. */
+function credentialIdOf(p: Principal): string {
+  const id = p.kind === 'api_key' ? p.apiKeyId : p.sessionId;
+  if (!id) throw new Error(`a ${p.kind} principal without its id`);
+  return id;
+}
+
 const StreamQuery = z.object({
   agent_id: DeviceIdSchema.optional().openapi({ description: 'Only this device (its id); without it, every device the caller may see' }),
   last_event_id: EventIdSchema.optional().openapi({ description: 'Resume after this event id (the Last-Event-ID header wins when both are given)' }),
@@ -71,8 +80,10 @@ export function registerStreamRoutes(app: App) {
         `The WebSocket form sends \`{"t":"event","id","event","data"}\`, \`{"t":"gap","id"}\`, \`{"t":"dropped","reason"}\` (then close ${StreamCloseCode.DROPPED}) ` +
         'and `{"t":"error","code","reason"}`; the client sends `{"t":"ack","n":<events handled>}` and is dropped once it leaves more than ' +
         `${STREAM_WINDOW} events unacknowledged. ` +
-        `When the caller's teams change (removed from a team, a team deleted or now requiring 2FA, a device moved away) the stream ends ` +
-        `(the WebSocket form: close ${StreamCloseCode.ACCESS_CHANGED}); reconnect with Last-Event-ID to go on with what the caller may see now.`,
+        `When the caller's teams change (removed from a team, a team deleted or now requiring 2FA, a device moved away) or the credential is revoked ` +
+        `(the API key revoked, the session logged out or ended by a password change) the stream ends after \`: access changed\` ` +
+        `(the WebSocket form: close ${StreamCloseCode.ACCESS_CHANGED}); reconnect with Last-Event-ID to go on with what the caller may see now. ` +
+        `It also ends when the credential expires, after \`: credential expired\` (the WebSocket form: close ${StreamCloseCode.CREDENTIAL_EXPIRED}).`,
       security,
       ...after(freshCaller, allows('devices:read')),
       request: { query: StreamQuery, headers: StreamHeaders },
@@ -96,6 +107,8 @@ export function registerStreamRoutes(app: App) {
         after: c.req.valid('header')['last-event-id'] ?? q.last_event_id ?? null,
         teams: visibleTeams(p),
         user_id: p.userId,
+        credential_id: credentialIdOf(p),
+        expires_at: p.expiresAt,
       };
       const hub = fleetHubFor(c.env);
       // Only what the hub needs: the client's headers (its credential among them) stay here.
@@ -108,6 +121,7 @@ export function registerStreamRoutes(app: App) {
         heartbeatMs: numberVar(c.env.STREAM_HEARTBEAT_MS, 15_000, 10),
         bufferBytes: numberVar(c.env.STREAM_BUFFER_BYTES, 1 << 20, 1024),
         retryMs: RETRY_MS,
+        expiresAt: p.expiresAt,
       });
       return new Response(body, {
         headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' },

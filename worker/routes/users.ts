@@ -222,7 +222,7 @@ const resetPassword = createRoute({
   ...routeBase,
   method: 'put',
   path: '/api/v1/users/{id}/password',
-  summary: "Reset a user's password; ends that user's sessions",
+  summary: "Reset a user's password; ends that user's sessions and their live streams",
   ...allows('users:write'),
   request: { params: UserParams, body: { required: true, content: json(ResetPasswordRequestSchema.openapi('ResetPasswordRequest')) } },
   responses: { 204: { description: 'Password set' }, ...authErrors, ...notFoundError },
@@ -297,6 +297,8 @@ export function registerUserRoutes(app: App) {
     // Resets usually follow a suspected compromise: whoever holds a session must log in again.
     await revokeUserSessions(c.env.DB, target.id, target.id === caller.userId ? caller.sessionId : undefined);
     audit(c, { action: 'password.reset', targetType: 'user', targetId: target.id });
+    // The ended sessions' streams end too (all of the user's: those of a kept session or an API key reconnect at once).
+    await revokeWatchers(c.env, { userId: target.id });
     return c.body(null, 204);
   });
 

@@ -7,8 +7,10 @@
 // event once it is in the body's queue (whose own bound is the one that matters for the reader),
 // in batches so a burst costs the hub a few messages, not one per event.
 // When the hub closes the socket the stream ends, and the client reconnects with Last-Event-ID: after
-// a restart of the hub, or after the caller's access changed (ACCESS_CHANGED, said in a comment
-// first), when the reconnect is filtered by what the caller may see now.
+// a restart of the hub, or after the caller's access changed or their credential was revoked
+// (ACCESS_CHANGED, said in a comment first), when the reconnect is filtered by what the caller may
+// see now. The stream ends when its credential expires (`: credential expired`): by its own timer,
+// so the end does not wait for the hub's alarm, or when the hub closes it for that first.
 import { StreamMessageSchema, type StreamAck, type StreamMessage } from '../../shared/api/stream.ts';
 import { StreamCloseCode } from '../../shared/codes.ts';
 
@@ -17,11 +19,16 @@ export interface SseOptions {
   bufferBytes: number;
   /** The reconnect delay the client is told to use (the SSE `retry:` field). */
   retryMs: number;
+  /** When the stream's credential expires (ms): the stream ends then. Null if it does not. */
+  expiresAt: number | null;
 }
 
 const encoder = new TextEncoder();
 /** Events acknowledged in one ack at most; far inside STREAM_WINDOW, so the hub never drops a bridge that keeps up. */
 const ACK_BATCH = 32;
+/** The longest delay setTimeout takes (about 24.8 days; a longer one fires at once): later expiries wait in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const CREDENTIAL_EXPIRED = ': credential expired\n\n';
 
 /** One SSE message for one stream message; null for what readers are not sent. */
 function sseOf(m: StreamMessage): string | null {
@@ -42,6 +49,7 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let open = true;
   let heartbeat: ReturnType<typeof setInterval> | undefined;
+  let expiry: ReturnType<typeof setTimeout> | undefined;
   /** Events queued for the reader and not yet acknowledged to the hub. */
   let unacked = 0;
   let ackLater: ReturnType<typeof setTimeout> | undefined;
@@ -63,6 +71,7 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
     open = false;
     clearInterval(heartbeat);
     clearTimeout(ackLater);
+    clearTimeout(expiry);
     try {
       ws.close(1000, 'the reader went away');
     } catch {
@@ -85,6 +94,17 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
     }
     controller.enqueue(encoder.encode(text));
     return true;
+  };
+  /** Ends the stream once the credential's expiry has passed (checked again after each timer step). */
+  const endAtExpiry = () => {
+    if (opts.expiresAt === null) return;
+    const left = opts.expiresAt - Date.now();
+    if (left > 0) {
+      expiry = setTimeout(endAtExpiry, Math.min(left, MAX_TIMER_MS));
+      return;
+    }
+    push(CREDENTIAL_EXPIRED);
+    end();
   };
 
   return new ReadableStream<Uint8Array>(
@@ -112,10 +132,12 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
         // The hub went away (a restart, a deploy) or closed the socket: the client reconnects with Last-Event-ID.
         ws.addEventListener('close', (e) => {
           if (e.code === StreamCloseCode.ACCESS_CHANGED) push(': access changed\n\n');
+          else if (e.code === StreamCloseCode.CREDENTIAL_EXPIRED) push(CREDENTIAL_EXPIRED);
           end();
         });
         ws.addEventListener('error', end);
         heartbeat = setInterval(() => push(': heartbeat\n\n'), opts.heartbeatMs);
+        endAtExpiry();
       },
       cancel: end,
     },
