@@ -14,6 +14,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AppEnv } from './app-env.ts';
 import { clientIpOf } from './client-ip.ts';
+import { credentialIdOf } from './auth/principal.ts';
 
 export interface AuditInput {
   /** "<resource>.<verb>": team.create, member.remove, variable.update, login.failed … */
@@ -89,7 +90,7 @@ export const writeAudit: MiddlewareHandler<AppEnv> = async (c, next) => {
         cutOrNull(actor.id),
         cut(actor.name),
         byCaller ? p.kind : 'none',
-        byCaller ? cutOrNull(p.kind === 'api_key' ? p.apiKeyId : p.sessionId) : null,
+        byCaller ? cutOrNull(credentialIdOf(p)) : null,
         cut(e.action),
         cut(e.targetType ?? ''),
         cutOrNull(e.targetId),

@@ -34,6 +34,13 @@ export interface TeamMembership {
   require2fa: boolean;
 }
 
+/** The id of the credential itself: the API key's or the session's (what audit entries and streams name). */
+export function credentialIdOf(p: Principal): string {
+  const id = p.kind === 'api_key' ? p.apiKeyId : p.sessionId;
+  if (!id) throw new Error(`a ${p.kind} principal without its id`);
+  return id;
+}
+
 export const API_KEY_PREFIX = 'prk_';
 const SESSION_ISSUER = 'pirelay';
 /** The audience of every session JWT the relay signs (how a relay credential is told from an app's own JWT). */

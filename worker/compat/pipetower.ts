@@ -19,6 +19,7 @@ import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { guardOf } from '../auth/access.ts';
 import { authenticate, principalOf } from '../auth/middleware.ts';
+import { credentialIdOf } from '../auth/principal.ts';
 import { RateWindow } from '../tunnels/rate-window.ts';
 import { ErrorCode } from '../../shared/codes.ts';
 import { numberVar } from '../../shared/env-vars.ts';
@@ -187,7 +188,7 @@ function budgetOf(env: Env): RateWindow {
 const throttle: MiddlewareHandler<AppEnv> = async (c, next) => {
   const p = await authenticate(c);
   if (p) {
-    const wait = budgetOf(c.env).hit(p.apiKeyId ?? p.sessionId ?? p.userId);
+    const wait = budgetOf(c.env).hit(credentialIdOf(p));
     if (wait) throw new ApiError(429, ErrorCode.RATE_LIMITED, 'Too many calls with this credential', { retry_after: wait });
   }
   await next();

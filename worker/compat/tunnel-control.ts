@@ -44,7 +44,7 @@ import { assertInTeam, teamRoleFor } from '../auth/scope.ts';
 import { audit } from '../audit.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { permits } from '../auth/permissions.ts';
-import { credentialFrom, type Principal } from '../auth/principal.ts';
+import { credentialFrom, credentialIdOf, type Principal } from '../auth/principal.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import { TunnelRefSchema } from '../../shared/api/tunnels.ts';
 import { hubFor } from '../devices/hub.ts';
@@ -240,7 +240,7 @@ async function handle(c: Context<AppEnv>, name: string): Promise<Response> {
     const msg = credentialFrom(c.req.header('authorization')) || named.api_key ? 'Invalid or expired API key' : 'An API key is required (api_key parameter or Authorization header)';
     return reply(new Outcome(ErrorCode.WRONG_DATA, msg, false, 401, { 'www-authenticate': 'Bearer realm="pirelay"' }));
   }
-  const wait = budget.hit(caller.apiKeyId ?? caller.sessionId ?? caller.userId);
+  const wait = budget.hit(credentialIdOf(caller));
   if (wait) return reply(new Outcome(ErrorCode.TOO_MANY_CALLS, `Too many API calls; try again in ${wait} s`, false, 200, { 'retry-after': String(wait) }));
   if (!permits(caller.permissions, CALLS[name])) {
     return reply(new Outcome(ErrorCode.WRONG_DATA, `Forbidden: ${name} needs the ${CALLS[name]} permission`, false, 403));

@@ -20,7 +20,7 @@ import type { AppEnv } from '../app-env.ts';
 import { authErrors, errorResponse, notFoundError } from '../openapi.ts';
 import { after, allows } from '../auth/access.ts';
 import { principalFor, principalOf } from '../auth/middleware.ts';
-import { credentialFrom, type Principal } from '../auth/principal.ts';
+import { credentialFrom, credentialIdOf } from '../auth/principal.ts';
 import { authorizeDevice, visibleTeams } from '../auth/scope.ts';
 import { ApiError } from '../errors.ts';
 import { security } from '../devices/api-schemas.ts';
@@ -50,12 +50,6 @@ const freshCaller: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 /** The id revokeWatchers names the stream's credential by: the API key's or the session's. */
-function credentialIdOf(p: Principal): string {
-  const id = p.kind === 'api_key' ? p.apiKeyId : p.sessionId;
-  if (!id) throw new Error(`a ${p.kind} principal without its id`);
-  return id;
-}
-
 const StreamQuery = z.object({
   agent_id: DeviceIdSchema.optional().openapi({ description: 'Only this device (its id); without it, every device the caller may see' }),
   last_event_id: EventIdSchema.optional().openapi({ description: 'Resume after this event id (the Last-Event-ID header wins when both are given)' }),
