@@ -60,9 +60,13 @@ const RoleListSchema = z.array(RoleIdSchema).min(1).max(16);
 // --- sessions -------------------------------------------------------------------------------
 
 /** Login does not apply the username/password policy, so it cannot be used to probe it. */
+/** A browser asks for its session as the HttpOnly cookie SESSION_COOKIE instead of a token it would have to keep. */
+const sessionCookieField = { session_cookie: z.boolean().optional() };
+
 export const LoginRequestSchema = z.object({
   username: z.string().min(1).max(64),
   password: z.string().min(1).max(PASSWORD_MAX_LENGTH),
+  ...sessionCookieField,
 });
 export type LoginRequest = z.infer<typeof LoginRequestSchema>;
 
@@ -75,7 +79,8 @@ export const SessionUserSchema = z.object({
 });
 
 export const LoginResponseSchema = z.object({
-  token: z.string(),
+  /** Absent when the session was set as the cookie (session_cookie: true). */
+  token: z.string().optional(),
   user: SessionUserSchema,
   expires_at: isoTime,
 });
@@ -103,6 +108,7 @@ export const LoginTwoFactorRequestSchema = z
     challenge: z.string().min(1).max(128),
     code: TotpCodeSchema.optional(),
     recovery_code: RecoveryCodeSchema.optional(),
+    ...sessionCookieField,
   })
   .refine((b) => (b.code === undefined) !== (b.recovery_code === undefined), 'give code or recovery_code, exactly one');
 export type LoginTwoFactorRequest = z.infer<typeof LoginTwoFactorRequestSchema>;

@@ -6,6 +6,8 @@ import type { AppEnv } from '../app-env.ts';
 import { ApiError, forbidden, unauthorized } from '../errors.ts';
 import { permits } from './permissions.ts';
 import { credentialFrom, resolvePrincipal, type Principal } from './principal.ts';
+import { cookieValue } from '../tunnels/credential.ts';
+import { SESSION_COOKIE } from '../../shared/api/auth.ts';
 
 /** Only waitUntil is needed; Hono's context and the Worker's fetch handler both offer it. */
 export interface Background {
@@ -56,10 +58,32 @@ export async function principalFor(env: Env, ctx: Background | undefined, creden
 export async function authenticate(c: Context<AppEnv>): Promise<Principal | null> {
   const cached = c.get('principal');
   if (cached !== undefined) return cached;
-  const credential = credentialFrom(c.req.header('authorization'));
+  let credential = credentialFrom(c.req.header('authorization'));
+  if (!credential) {
+    credential = cookieValue(c.req.header('cookie'), SESSION_COOKIE);
+    if (credential) assertSameOrigin(c);
+  }
   const principal = credential ? await principalFor(c.env, c.executionCtx, credential) : null;
   c.set('principal', principal);
   return principal;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * CSRF: a browser sends the session cookie with whatever a page asks it to, so a request that
+ * changes something (or opens a WebSocket) on the strength of the cookie alone must come from a
+ * page of this relay: its Origin must be the relay's own. SameSite=Strict already keeps other
+ * sites' requests from carrying the cookie; this holds even where that is not enforced. A
+ * credential in Authorization is never sent by a browser on its own, so it needs no such check.
+ */
+function assertSameOrigin(c: Context<AppEnv>): void {
+  const upgrade = c.req.header('upgrade')?.toLowerCase() === 'websocket';
+  if (SAFE_METHODS.has(c.req.method) && !upgrade) return;
+  const origin = c.req.header('origin');
+  if (origin !== new URL(c.req.url).origin) {
+    throw new ApiError(403, 'CSRF_REJECTED', 'A request made with the session cookie must come from a page of this relay (Origin)', { origin: origin ?? null });
+  }
 }
 
 export function requires(...permissions: string[]): MiddlewareHandler<AppEnv> {

@@ -6,6 +6,7 @@ import { ApiError } from '../errors.ts';
 import { getDb, schema } from '../db/index.ts';
 import { randomId } from './crypto.ts';
 import { signSession } from './principal.ts';
+import { SESSION_COOKIE } from '../../shared/api/auth.ts';
 
 const DEFAULT_TTL_SECONDS = 86_400;
 
@@ -35,4 +36,13 @@ export async function revokeUserSessions(d1: D1Database, userId: string, keep?: 
   const s = schema.sessions;
   const live = and(eq(s.userId, userId), isNull(s.revokedAt));
   await getDb(d1).update(s).set({ revokedAt: now }).where(keep ? and(live, ne(s.id, keep)) : live);
+}
+
+/**
+ * The Set-Cookie of a browser's session: `__Host-` (so only this host, path /, Secure), HttpOnly
+ * (no script reads it), SameSite=Strict (no other site's page sends it). An empty token with
+ * max-age 0 clears it.
+ */
+export function sessionCookie(token: string, maxAgeSeconds: number): string {
+  return `${SESSION_COOKIE}=${token}; Path=/; Max-Age=${maxAgeSeconds}; HttpOnly; Secure; SameSite=Strict`;
 }

@@ -17,7 +17,7 @@ import { allows, publicRoute, selfService } from '../auth/access.ts';
 import { randomId, sha256Hex, timingSafeEqual } from '../auth/crypto.ts';
 import { hashPassword, verifyPassword } from '../auth/password.ts';
 import { assertLoginAllowed, clearLoginFailures, loginKeys, recordLoginFailure, type LoginKeys } from '../auth/rate-limit.ts';
-import { createSession, revokeSession, revokeUserSessions } from '../auth/sessions.ts';
+import { createSession, revokeSession, revokeUserSessions, sessionCookie } from '../auth/sessions.ts';
 import { audit } from '../audit.ts';
 import { revokeWatchers, STREAMS_NOT_CLOSED } from '../stream/revoke.ts';
 import { issueApiKey } from './api-keys.ts';
@@ -61,15 +61,23 @@ async function meView(db: Db, user: User, permissions?: string[]) {
   };
 }
 
-/** Both login steps end here: the throttle forgets this name and address, and a session starts. */
-async function startSession(c: Context<AppEnv>, user: User, keys: LoginKeys, now: number, factor?: SecondFactor) {
+/**
+ * Both login steps end here: the throttle forgets this name and address, and a session starts.
+ * Asked for as a cookie (a browser), the token goes only into the HttpOnly cookie, never into
+ * the body, where the page's scripts could read it.
+ */
+async function startSession(c: Context<AppEnv>, user: User, keys: LoginKeys, now: number, factor: SecondFactor | undefined, asCookie: boolean) {
   const db = getDb(c.env.DB);
   await clearLoginFailures(c.env.DB, keys);
   const { token, expiresAt } = await createSession(c.env, user.id, now);
   await db.update(schema.users).set({ lastLogin: now }).where(eq(schema.users.id, user.id));
-  audit(c, { action: 'login', targetType: 'user', targetId: user.id, actor: { id: user.id, name: user.username }, details: factor && { second_factor: factor } });
+  const details = { ...(factor && { second_factor: factor }), ...(asCookie && { cookie: true }) };
+  audit(c, { action: 'login', targetType: 'user', targetId: user.id, actor: { id: user.id, name: user.username }, details: Object.keys(details).length ? details : undefined });
   const { id, email, roles, permissions } = await meView(db, user);
-  return { token, user: { id, username: user.username, email, roles, permissions }, expires_at: iso(expiresAt)! };
+  const answer = { user: { id, username: user.username, email, roles, permissions }, expires_at: iso(expiresAt)! };
+  if (!asCookie) return { token, ...answer };
+  c.header('set-cookie', sessionCookie(token, Math.max(0, Math.floor((expiresAt - now) / 1000))));
+  return answer;
 }
 
 async function currentUser(db: Db, userId: string): Promise<User> {
@@ -213,7 +221,7 @@ const bootstrap = createRoute({
 
 export function registerAuthRoutes(app: App) {
   app.openapi(login, async (c) => {
-    const { username, password } = c.req.valid('json');
+    const { username, password, session_cookie } = c.req.valid('json');
     const keys = loginKeys(c, username);
     await assertLoginAllowed(c, keys);
     const db = getDb(c.env.DB);
@@ -237,7 +245,7 @@ export function registerAuthRoutes(app: App) {
       const { challenge, expiresAt } = await issueLoginChallenge(c.env.DB, user.id, now);
       return c.json({ two_factor_required: true as const, challenge, expires_at: iso(expiresAt)! }, 200);
     }
-    return c.json(await startSession(c, user, keys, now), 200);
+    return c.json(await startSession(c, user, keys, now, undefined, session_cookie === true), 200);
   });
 
   app.openapi(loginTwoFactor, async (c) => {
@@ -279,7 +287,7 @@ export function registerAuthRoutes(app: App) {
       throw invalidTwoFactorCode(401, { attempts_left: LOGIN_CHALLENGE_MAX_ATTEMPTS - tried });
     }
     if (factor === 'recovery_code') audit(c, { action: '2fa.recovery_used', targetType: 'user', targetId: user.id, actor });
-    return c.json(await startSession(c, user, keys, now, factor), 200);
+    return c.json(await startSession(c, user, keys, now, factor, body.session_cookie === true), 200);
   });
 
   app.openapi(logout, async (c) => {
@@ -289,6 +297,8 @@ export function registerAuthRoutes(app: App) {
     }
     await revokeSession(c.env.DB, principal.sessionId);
     audit(c, { action: 'logout', targetType: 'user', targetId: principal.userId });
+    // A browser's cookie goes too (a session given as a token has none to clear; the header is harmless).
+    c.header('set-cookie', sessionCookie('', 0));
     // The session's live streams end with it. A FleetHub that cannot be reached does not make the
     // logout a 502 (revokeWatchers logged it): the session is over, the client drops its token
     // either way and a retry would be a 401, so the answer could only mislead; the streams still
