@@ -71,6 +71,11 @@ describe('a browser session', () => {
     const ok = await withCookie(s.cookie, '/api/v1/auth/me', { method: 'PUT', json: change });
     expect(ok.status).toBe(200);
     expect(((await ok.json()) as { name: string }).name).toBe('Browser User');
+    // The dashboard's live stream works on the cookie (SSE is a read: no Origin needed).
+    const stream = await withCookie(s.cookie, '/api/v1/stream', { origin: null });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toContain('text/event-stream');
+    await stream.body?.cancel();
     // A WebSocket opened with the cookie is a change of state too: another origin is refused before any upgrade.
     await expectError(await withCookie(s.cookie, '/api/v1/stream', { origin: 'https://evil.example', headers: { upgrade: 'websocket' } }), 403, 'CSRF_REJECTED');
   });

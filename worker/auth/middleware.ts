@@ -6,7 +6,7 @@ import type { AppEnv } from '../app-env.ts';
 import { ApiError, forbidden, unauthorized } from '../errors.ts';
 import { permits } from './permissions.ts';
 import { credentialFrom, resolvePrincipal, type Principal } from './principal.ts';
-import { cookieValue } from '../tunnels/credential.ts';
+import { cookieValue } from './cookies.ts';
 import { SESSION_COOKIE } from '../../shared/api/auth.ts';
 
 /** Only waitUntil is needed; Hono's context and the Worker's fetch handler both offer it. */
@@ -58,14 +58,24 @@ export async function principalFor(env: Env, ctx: Background | undefined, creden
 export async function authenticate(c: Context<AppEnv>): Promise<Principal | null> {
   const cached = c.get('principal');
   if (cached !== undefined) return cached;
-  let credential = credentialFrom(c.req.header('authorization'));
-  if (!credential) {
-    credential = cookieValue(c.req.header('cookie'), SESSION_COOKIE);
-    if (credential) assertSameOrigin(c);
-  }
+  const credential = requestCredential(c);
   const principal = credential ? await principalFor(c.env, c.executionCtx, credential) : null;
   c.set('principal', principal);
   return principal;
+}
+
+/**
+ * The credential a request carries: Authorization, else `queryKey` (the ?api_key= a WebSocket
+ * route takes), else a browser's session cookie, which may change something only from the
+ * relay's own pages (assertSameOrigin).
+ */
+export function requestCredential(c: Context<AppEnv>, queryKey?: string | null): string | null {
+  const header = credentialFrom(c.req.header('authorization'));
+  if (header) return header;
+  if (queryKey) return queryKey;
+  const cookie = cookieValue(c.req.header('cookie'), SESSION_COOKIE);
+  if (cookie) assertSameOrigin(c);
+  return cookie;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);

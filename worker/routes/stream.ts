@@ -19,8 +19,8 @@ import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { authErrors, errorResponse, notFoundError } from '../openapi.ts';
 import { after, allows } from '../auth/access.ts';
-import { principalFor, principalOf } from '../auth/middleware.ts';
-import { credentialFrom, credentialIdOf } from '../auth/principal.ts';
+import { principalFor, principalOf, requestCredential } from '../auth/middleware.ts';
+import { credentialIdOf } from '../auth/principal.ts';
 import { authorizeDevice, visibleTeams } from '../auth/scope.ts';
 import { ApiError } from '../errors.ts';
 import { security } from '../devices/api-schemas.ts';
@@ -40,16 +40,15 @@ const RETRY_MS = 2_000;
  * Authenticates the stream's caller from D1, not the per-isolate principal cache: a stream outlives
  * the cache's few seconds, so a caller whose stream was just closed for losing a team could
  * otherwise reconnect through an isolate that still holds their old teams, and keep them for as
- * long as the stream lasts. One query per stream opened, none per event. The credential is the
- * Authorization header, or ?api_key= when there is none (as apiKeyFromQuery takes it elsewhere).
+ * long as the stream lasts. One query per stream opened, none per event. The credential is found
+ * as for every route (requestCredential), with ?api_key= standing in for a missing Authorization.
  */
 const freshCaller: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const credential = credentialFrom(c.req.header('authorization')) ?? c.req.query('api_key') ?? null;
+  const credential = requestCredential(c, c.req.query('api_key'));
   if (credential) c.set('principal', await principalFor(c.env, c.executionCtx, credential, Date.now(), { fresh: true }));
   await next();
 };
 
-/** The id revokeWatchers names the stream's credential by: the API key's or the session's. */
 const StreamQuery = z.object({
   agent_id: DeviceIdSchema.optional().openapi({ description: 'Only this device (its id); without it, every device the caller may see' }),
   last_event_id: EventIdSchema.optional().openapi({ description: 'Resume after this event id (the Last-Event-ID header wins when both are given)' }),

@@ -13,7 +13,7 @@ import { permits } from '../auth/permissions.ts';
 import { credentialFrom, type Principal } from '../auth/principal.ts';
 import { mayActIn } from '../auth/scope.ts';
 import type { Tunnel } from '../../shared/db/schema.ts';
-import { cookieValue } from './credential.ts';
+import { cookieValue } from '../auth/cookies.ts';
 import { SESSION_COOKIE } from '../../shared/api/auth.ts';
 
 export const TUNNEL_USE_PERMISSION = 'tunnels:use';

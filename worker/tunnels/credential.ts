@@ -8,21 +8,8 @@ import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { API_KEY_PREFIX, credentialFrom, SESSION_AUDIENCE } from '../auth/principal.ts';
 import { principalFor } from '../auth/middleware.ts';
+import { COOKIE_SEPARATOR, cookieValue } from '../auth/cookies.ts';
 import { LEGACY_SESSION_COOKIE, SESSION_COOKIE } from '../../shared/api/auth.ts';
-
-/** Cookie pairs split on ";" and on the ", " workerd joins two Cookie headers with. */
-const COOKIE_SEPARATOR = /[;,]/;
-
-/** The value of one cookie in a Cookie header, or null. */
-export function cookieValue(header: string | null | undefined, name: string): string | null {
-  if (!header) return null;
-  for (const part of header.split(COOKIE_SEPARATOR)) {
-    const eq = part.indexOf('=');
-    if (eq < 0) continue;
-    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim() || null;
-  }
-  return null;
-}
 
 /** The Cookie header without the relay's session cookie (either name); null when nothing else is left. */
 export function withoutSessionCookie(cookie: string): string | null {
