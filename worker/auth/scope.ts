@@ -33,10 +33,7 @@ export function teamRoleForAll(permissions: readonly string[]): TeamRole {
  * admin). Teams requiring 2FA are left out for a user without it.
  */
 export function visibleTeams(p: Principal): string[] | null {
-  if (isInstanceAdmin(p)) return null;
-  return Object.entries(p.teams)
-    .filter(([, m]) => !m.require2fa || p.twoFactor)
-    .map(([id]) => id);
+  return teamsWhere(p, 'member');
 }
 
 /** The teams where the caller holds at least team role `need` (and passes their 2FA rule), or null for every team. */
