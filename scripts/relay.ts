@@ -9,6 +9,7 @@ import { unstable_getMiniflareWorkerOptions } from 'wrangler';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureDashboard } from './dashboard.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 
@@ -98,6 +99,8 @@ export function localClientVars(host: string): Record<string, string> {
 
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const stateDir = resolve(opts.stateDir);
+  // The Worker serves the dashboard from dist/dashboard (wrangler.toml [assets]).
+  await ensureDashboard(opts.log === false ? undefined : (m) => console.log(`[pirelay] ${m}`));
   const script = await bundleWorker(join(stateDir, '..', 'build'));
   const fromToml = unstable_getMiniflareWorkerOptions(join(ROOT, 'wrangler.toml'));
   const w = fromToml.workerOptions as WorkerOptions & { bindings?: Record<string, unknown> };
@@ -112,6 +115,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     compatibilityFlags: w.compatibilityFlags,
     d1Databases: w.d1Databases,
     durableObjects: w.durableObjects,
+    ...(w.assets ? { assets: w.assets } : {}),
     bindings: { ...(w.bindings ?? {}), ...localClientVars(host), ...(opts.vars ?? {}) },
     host,
     port: direct ? 0 : (opts.port ?? 8787),

@@ -85,6 +85,8 @@ const { url, adminUser, adminPassword, apiKey, devices } = env.state;
 console.log(`
   pirelay is running at ${url}
 
+  dashboard     ${url}/   (sign in as ${adminUser})
+  API           ${url}/api/v1   (reference: ${url}/docs)
   admin login   ${adminUser} / ${adminPassword}
   API key       ${apiKey}
   devices       ${devices.map((d) => `${d.name} (${d.id})`).join(', ')}

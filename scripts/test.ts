@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ROOT } from './dev-env.ts';
+import { ensureDashboard } from './dashboard.ts';
 
 interface Counts {
   passed: number;
@@ -70,7 +71,10 @@ const suites: [string, () => Promise<Counts>][] = [
   ['agent', () => bunTest('test/agent')],
   ['shared-deno', () => denoTest('test/shared/')],
   ['e2e', () => vitest('vitest.e2e.config.ts', 'e2e')],
+  ['browser', () => vitest('vitest.browser.config.ts', 'browser')],
 ];
+// The workers tests load wrangler.toml, whose [assets] directory is the built dashboard.
+await ensureDashboard((m) => console.log(`[pirelay] ${m}`));
 const total = { passed: 0, failed: 0, skipped: 0 };
 const lines: string[] = [];
 for (const [name, fn] of suites) {

@@ -27,6 +27,7 @@ import { registerAdminRoutes } from './routes/admin.ts';
 import { registerPipetowerRoutes } from './compat/pipetower.ts';
 import { registerTeamRoutes } from './routes/teams.ts';
 import { registerInvitationRoutes } from './routes/invitations.ts';
+import { serveDashboard } from './dashboard.ts';
 
 export interface AppDeps {
   /** When this relay instance started (ms), for /health's uptime. */
@@ -46,7 +47,7 @@ export function createApp(deps: AppDeps): App {
     console.error('unhandled error', c.req.method, c.req.path, e);
     return c.json(errorBody('INTERNAL', 'Internal error'), 500);
   });
-  app.notFound((c) => c.json(errorBody('NOT_FOUND', `No route for ${c.req.method} ${c.req.path}`), 404));
+  app.notFound(serveDashboard);
 
   app.use('*', writeAudit);
   for (const prefix of ['/api/v1/auth/*', '/api/v1/api-keys/*', '/api/v1/users/*', '/api/v1/roles/*', '/api/v1/teams/*', '/api/v1/invitations/*', '/api/v1/api-keys', '/api/v1/users', '/api/v1/roles', '/api/v1/teams']) {

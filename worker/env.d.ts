@@ -1,6 +1,8 @@
 // Secrets are not in wrangler.toml, so `wrangler types` cannot see them; declare them here.
 declare namespace Cloudflare {
   interface Env {
+    /** The dashboard's built files (wrangler.toml [assets]); absent when the Worker runs without them. */
+    ASSETS?: Fetcher;
     /** HMAC key for session JWTs, at least 32 characters (`wrangler secret put SESSION_SECRET`). */
     SESSION_SECRET?: string;
     /** AES-256 key (64 hex or base64) sealing variable and TOTP secrets at rest (`wrangler secret put VARIABLES_KEY`). */

@@ -11,8 +11,8 @@ describe('GET /health', () => {
     expect(Number.isInteger(body.uptime)).toBe(true);
   });
 
-  it('answers unknown routes with the JSON error shape', async () => {
-    const res = await SELF.fetch('http://relay.test/nope');
+  it('answers unknown API routes with the JSON error shape', async () => {
+    const res = await SELF.fetch('http://relay.test/api/v1/nope');
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ code: 'NOT_FOUND', error: expect.any(String), details: {} });
   });

@@ -1,0 +1,69 @@
+// Signing in: the password, then (for accounts with two-factor login) a code from the
+// authenticator app or a recovery code. The relay answers with the session as an HttpOnly
+// cookie; the page never holds a token.
+import { useState } from 'preact/hooks';
+import { signIn, signInSecondStep } from './session.ts';
+import { Button, ErrorNote, TextField } from './ui/form.tsx';
+import { useAction } from './ui/use-load.ts';
+
+export function SignIn({ embedded = false }: { embedded?: boolean }) {
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [code, setCode] = useState('');
+  const [challenge, setChallenge] = useState<string | null>(null);
+  const first = useAction(async () => {
+    const c = await signIn(username, password);
+    if (c) setChallenge(c.challenge);
+  });
+  const second = useAction(async () => {
+    try {
+      await signInSecondStep(challenge!, code);
+    } catch (e) {
+      // An expired or used-up challenge cannot be retried: back to the password.
+      if ((e as { code?: string }).code === 'INVALID_CHALLENGE') setChallenge(null);
+      throw e;
+    }
+  });
+  if (challenge)
+    return (
+      <form
+        class="stack"
+        aria-label="Two-factor code"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void second.run();
+        }}
+      >
+        <p>Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>
+        <TextField label="Code" name="code" autoComplete="one-time-code" inputMode="text" required value={code} onValue={setCode} autoFocus error={second.error?.forField('code')} />
+        <ErrorNote error={second.error} fields={['code']} />
+        <div class="actions">
+          <Button type="submit" class="primary" busy={second.busy} busyLabel="Checking…">
+            Verify
+          </Button>
+          <button type="button" onClick={() => setChallenge(null)}>
+            Back
+          </button>
+        </div>
+      </form>
+    );
+  return (
+    <form
+      class="stack"
+      aria-label={embedded ? 'Sign in again' : 'Sign in'}
+      onSubmit={(e) => {
+        e.preventDefault();
+        void first.run();
+      }}
+    >
+      <TextField label="User name" name="username" autoComplete="username" required value={username} onValue={setUsername} autoFocus error={first.error?.forField('username')} />
+      <TextField label="Password" name="password" type="password" autoComplete="current-password" required value={password} onValue={setPassword} error={first.error?.forField('password')} />
+      <ErrorNote error={first.error} fields={['username', 'password']} />
+      <div class="actions">
+        <Button type="submit" class="primary" busy={first.busy} busyLabel="Signing in…">
+          Sign in
+        </Button>
+      </div>
+    </form>
+  );
+}
