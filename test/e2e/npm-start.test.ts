@@ -74,6 +74,19 @@ describe('npm start', () => {
       npm.stderr!.on('data', (d) => (output += d));
       await waitFor('npm start to be up', async () => output.includes('pirelay is running at'), 90_000);
       expect(await answers(port)).toBe(true);
+      // The dashboard is printed beside the API, and the admin login printed works there.
+      expect(output).toContain(`dashboard     http://127.0.0.1:${port}/`);
+      const page = await fetch(`http://127.0.0.1:${port}/`);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await page.text()).toContain('<div id="app">');
+      const [, user, password] = /admin login\s+(\S+) \/ (\S+)/.exec(output) ?? [];
+      const login = await fetch(`http://127.0.0.1:${port}/api/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${port}` },
+        body: JSON.stringify({ username: user, password, session_cookie: true }),
+      });
+      expect(login.status).toBe(200);
+      expect(login.headers.get('set-cookie')).toMatch(/^__Host-pirelay_session=/);
       const tree = descendants(npm.pid!);
       leftovers.push(...tree.map((p) => p.pid));
       const workerd = tree.filter((p) => /workerd/.test(p.args));
