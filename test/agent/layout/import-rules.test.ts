@@ -8,11 +8,11 @@ import { join, relative, sep } from 'node:path';
 import { formatViolation, importsOf, violations, type Packages } from './import-rules.ts';
 
 const ROOT = join(import.meta.dir, '../../..');
-const FOLDERS = ['shared', 'agent', 'client', 'durable-objects', 'worker'];
+const FOLDERS = ['shared', 'agent', 'client', 'durable-objects', 'worker', 'dashboard'];
 
 async function tsFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  return entries.filter((e) => e.isFile() && e.name.endsWith('.ts')).map((e) => join(e.parentPath, e.name));
+  return entries.filter((e) => e.isFile() && /\.tsx?$/.test(e.name)).map((e) => join(e.parentPath, e.name));
 }
 
 async function realPackages(): Promise<Packages> {
@@ -70,6 +70,7 @@ describe('import rules', () => {
       ['durable-objects/d.ts', `import { n } from '../worker/env-vars.ts';\nimport { readFile } from 'node:fs';`],
       ['worker/routes/r.ts', `import { Hono } from '@hono/zod-openapi';\nimport type { H } from '../../durable-objects/device-hub.ts';\nimport { s } from '../../shared/s.ts';\nimport { a } from '../../agent/connection.ts';\nimport type { C } from '../../client/pirelay.ts';\nimport { x } from 'left-pad';`],
       ['worker/escape.ts', `import { x } from '../../outside.ts';`],
+      ['dashboard/src/pages/p.tsx', `import { z } from 'zod';\nimport type { Me } from '../../../shared/api/auth.ts';\nimport { WebSocket } from 'undici';\nimport { e } from '../../../worker/errors.ts';\nimport { readFile } from 'node:fs';\nimport './p.css';`],
       ['scripts/free.ts', `import { a } from '../agent/a.ts';\nimport { w } from '../worker/app.ts';`],
     ]);
     const flagged = violations(files, fake).map((v) => `${v.file} → ${v.specifier}`);
@@ -79,6 +80,8 @@ describe('import rules', () => {
       'agent/b.ts → cloudflare:workers',
       'agent/tunnels/t.ts → ../../durable-objects/hub.ts',
       'client/c.ts → ../agent/a.ts',
+      'dashboard/src/pages/p.tsx → ../../../worker/errors.ts',
+      'dashboard/src/pages/p.tsx → node:fs',
       'durable-objects/d.ts → ../worker/env-vars.ts',
       'durable-objects/d.ts → node:fs',
       'durable-objects/hub/rpc.ts → ../../worker/db/schema.ts',

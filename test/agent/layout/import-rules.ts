@@ -8,7 +8,7 @@
 // are comments (starting with //, /* or *) are skipped, so prose about an import is not one.
 
 /** The folders the rules speak about; every other top-level folder (scripts/, bench/, test/) is free. */
-export type Folder = 'shared' | 'agent' | 'client' | 'durable-objects' | 'worker';
+export type Folder = 'shared' | 'agent' | 'client' | 'durable-objects' | 'worker' | 'dashboard';
 
 export interface Rule {
   /** Top-level folders whose files it may import by relative path. */
@@ -56,6 +56,12 @@ export const RULES: Record<Folder, Rule> = {
     runtime: isCloudflare,
     devPackages: false,
     says: 'worker/: only worker/, durable-objects/, shared/, cloudflare:*, npm dependencies; never agent/ or client/',
+  },
+  dashboard: {
+    folders: ['dashboard', 'shared'],
+    runtime: none,
+    devPackages: true,
+    says: 'dashboard/: only dashboard/, shared/ and npm packages (bundled at build); no runtime API, never worker/, durable-objects/ or agent/',
   },
 };
 
