@@ -106,7 +106,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const w = fromToml.workerOptions as WorkerOptions & { bindings?: Record<string, unknown> };
   const host = opts.host ?? '127.0.0.1';
   const direct = opts.direct ?? process.env.PIRELAY_MINIFLARE_ENTRY !== '1';
-  const mf = new Miniflare({
+  const relayWorker = {
     name: 'pirelay',
     modules: true,
     scriptPath: script,
@@ -117,19 +117,32 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     durableObjects: w.durableObjects,
     ...(w.assets ? { assets: w.assets } : {}),
     bindings: { ...(w.bindings ?? {}), ...localClientVars(host), ...(opts.vars ?? {}) },
+  };
+  // Visitors reach the Worker straight, as on Cloudflare. Miniflare's own entry (a second worker
+  // in front that costs as much CPU as a simple route) still serves on a spare port. The socket is
+  // declared on a worker of its own that names ours: a socket of a worker with assets would go
+  // through Miniflare's asset router and an RPC proxy first (two more hops per request, and a
+  // 500 for a Host no URL can be made of), where on Cloudflare the Worker runs first
+  // (run_worker_first) and calls the assets itself.
+  const socketWorker = {
+    name: 'pirelay-socket',
+    modules: true,
+    script: 'export default { fetch: () => new Response(null, { status: 404 }) };',
+    compatibilityDate: w.compatibilityDate,
+    unsafeDirectSockets: [{ host, port: opts.port ?? 8787, serviceName: 'pirelay' }],
+  };
+  const mf = new Miniflare({
+    workers: direct ? [relayWorker, socketWorker] : [relayWorker],
     host,
     port: direct ? 0 : (opts.port ?? 8787),
     defaultPersistRoot: stateDir,
     d1Persist: true,
     durableObjectsPersist: true,
     unsafeStickyBlobs: true,
-    // Visitors reach the Worker straight, as on Cloudflare. Miniflare's own entry (a second worker
-    // in front that costs as much CPU as a simple route) still serves on a spare port.
-    ...(direct ? { unsafeDirectSockets: [{ host, port: opts.port ?? 8787 }] } : {}),
     ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
   } as ConstructorParameters<typeof Miniflare>[0]);
   const entry = (await mf.ready).toString();
-  const url = (direct ? (await mf.unsafeGetDirectURL()).toString() : entry).replace(/\/$/, '');
+  const url = (direct ? (await mf.unsafeGetDirectURL('pirelay-socket')).toString() : entry).replace(/\/$/, '');
   await applyMigrations(mf, opts.migrateBefore);
   return { url, mf, stop: () => mf.dispose() };
 }
