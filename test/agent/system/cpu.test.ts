@@ -86,12 +86,14 @@ describe('CpuSampler', () => {
   test('tick() refreshes the baseline so the next usage() reports the window since the tick', async () => {
     const root = copyFixture(PI4);
     const clock = manualClock();
-    const sampler = new CpuSampler(() => readCpuTimes(root), { now: clock.now });
+    let lastRead: Promise<unknown> = Promise.resolve();
+    const sampler = new CpuSampler(() => (lastRead = readCpuTimes(root)), { now: clock.now });
     await sampler.usage();
     bumpCpu(root, { user: 400 });
     clock.advance(1000);
     sampler.tick();
-    await Bun.sleep(5);
+    // The tick's read, and the sampler's handling of it (attached first, so it runs first), are done.
+    await lastRead;
     bumpCpu(root, { idle: 400 });
     clock.advance(300);
     // Since the tick only idle time passed; without the tick it would be 50 %.
