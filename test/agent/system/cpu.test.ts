@@ -92,8 +92,10 @@ describe('CpuSampler', () => {
     bumpCpu(root, { user: 400 });
     clock.advance(1000);
     sampler.tick();
-    // The tick's read, and the sampler's handling of it (attached first, so it runs first), are done.
+    // The tick's read is done, and a timer runs only once every promise job queued behind it (the
+    // sampler's handling of it) has run: no guessing how long the read takes under load.
     await lastRead;
+    await new Promise((resolve) => setTimeout(resolve, 0));
     bumpCpu(root, { idle: 400 });
     clock.advance(300);
     // Since the tick only idle time passed; without the tick it would be 50 %.
