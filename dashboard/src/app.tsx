@@ -1,6 +1,6 @@
 // The frame around every page: the session gate (sign-in, "session expired"), the navigation, the
 // live stream's connection indicator, and the router that loads each page's code when opened.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ErrorBoundary, LocationProvider, Route, Router, lazy, useLocation } from 'preact-iso';
 import { PAGES } from './pages.ts';
 import { can, loadSession, me, sessionState, signOut } from './session.ts';
@@ -52,8 +52,14 @@ function Nav({ onNavigate }: { onNavigate: () => void }) {
 function Shell() {
   const [menuOpen, setMenuOpen] = useState(false);
   const { path } = useLocation();
+  const first = useRef(true);
   useEffect(() => {
-    // After a navigation, focus the new page's heading so screen readers and keyboards start there.
+    // After a navigation (not the first page), focus the new page's heading so screen readers and
+    // keyboards start there.
+    if (first.current) {
+      first.current = false;
+      return;
+    }
     const t = setTimeout(() => document.getElementById('page-title')?.focus({ preventScroll: false }), 50);
     return () => clearTimeout(t);
   }, [path]);
