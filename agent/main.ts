@@ -1,7 +1,9 @@
 #!/usr/bin/env bun
-// The agent's command line: `enroll` once, then `run` under systemd. `info` and `processes`
-// print what the agent would report, which helps when checking a device by hand.
+// The agent's command line: `enroll` once, `install-service` to put it under systemd, which then
+// runs `run`. `info` and `processes` print what the agent would report, which helps when checking
+// a device by hand.
 import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 import { ENROLL_PATH } from '../shared/constants.ts';
 import { readErrorBody } from '../shared/codes.ts';
 import { EnrollResponseSchema, type EnrollRequest } from '../shared/api/enroll.ts';
@@ -12,11 +14,13 @@ import { newKeyPair } from './identity.ts';
 import { createLogger } from './log.ts';
 import { agentCapabilities } from './capabilities.ts';
 import { createSystemReader } from './system/reader.ts';
+import { InstallError, installService, installTargets, SERVICE_NAME } from './install-service.ts';
 
 const USAGE = `pirelay-agent ${AGENT_VERSION}
 
 Usage:
   pirelay-agent enroll --relay URL --token TOKEN [--name NAME] [--config PATH] [--force]
+  pirelay-agent install-service [--config PATH]
   pirelay-agent run [--config PATH] [--simulate] [--max-backoff-ms N]
   pirelay-agent info | processes [--root DIR]
   pirelay-agent version | --version | -v
@@ -27,6 +31,11 @@ Options:
   --simulate           mark this agent as simulated (a test or demo device): hello lists \`simulated\`
   --root DIR           read /proc, /sys and /etc under DIR (for testing on a snapshot)
   --max-backoff-ms N   cap of the reconnect backoff (default 30000)
+
+install-service copies this binary to /usr/local/bin/pirelay-agent, writes the systemd unit
+/etc/systemd/system/pirelay-agent.service (running \`run --config PATH\`), then runs
+\`systemctl daemon-reload\` and \`systemctl enable --now pirelay-agent\`. Elsewhere:
+PIRELAY_BIN_DIR, PIRELAY_UNIT_DIR, PIRELAY_SYSTEMCTL (default: systemctl on PATH).
 `;
 
 class UsageError extends Error {}
@@ -113,6 +122,15 @@ async function main(argv: string[]): Promise<number> {
         process.once('SIGINT', () => void stop('SIGINT'));
         process.once('SIGTERM', () => void stop('SIGTERM'));
       });
+      return 0;
+    }
+    case 'install-service': {
+      // From source, the running executable is Bun itself, which is not what the unit should run.
+      if (!Bun.main.startsWith('/$bunfs/')) {
+        throw new InstallError('install-service installs the compiled agent (the pirelay-agent file you downloaded, or one from `npm run build:agent`); run it from that file, not from source');
+      }
+      await installService({ source: process.execPath, config: resolve(configPath), ...installTargets(), say: (line) => console.log(line) });
+      console.log(`${SERVICE_NAME} is enabled and started; follow its log with: journalctl -u ${SERVICE_NAME} -f`);
       return 0;
     }
     case 'info':

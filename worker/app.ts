@@ -14,6 +14,7 @@ import { registerApiKeyRoutes } from './routes/api-keys.ts';
 import { registerUserRoutes } from './routes/users.ts';
 import { registerRoleRoutes } from './routes/roles.ts';
 import { registerEnrollmentRoutes } from './routes/enrollment.ts';
+import { registerAgentInstallRoutes } from './routes/agent-install.ts';
 import { registerDeviceRoutes } from './routes/devices.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAgentConnectRoute } from './routes/agent-connect.ts';
@@ -60,6 +61,7 @@ export function createApp(deps: AppDeps): App {
   registerUserRoutes(app);
   registerRoleRoutes(app);
   registerEnrollmentRoutes(app);
+  registerAgentInstallRoutes(app);
   registerDeviceRoutes(app);
   registerAgentRoutes(app);
   registerAgentConnectRoute(app);

@@ -11,7 +11,8 @@ async function writeClipboard(text: string): Promise<boolean> {
   }
 }
 
-export function CopyButton({ text, label = 'Copy', target }: { text: string; label?: string; target?: () => HTMLElement | null }) {
+/** `what` names what is copied for screen readers ("Copy Enroll the device"), where several Copy buttons sit together. */
+export function CopyButton({ text, label = 'Copy', target, what }: { text: string; label?: string; target?: () => HTMLElement | null; what?: string }) {
   const [state, setState] = useState<'idle' | 'copied' | 'select'>('idle');
   const copy = async () => {
     if (await writeClipboard(text)) setState('copied');
@@ -25,6 +26,7 @@ export function CopyButton({ text, label = 'Copy', target }: { text: string; lab
   return (
     <button type="button" class="copy" onClick={copy} aria-live="polite">
       {state === 'copied' ? 'Copied' : state === 'select' ? 'Selected: press Ctrl+C' : label}
+      {what && <span class="visually-hidden"> {what}</span>}
     </button>
   );
 }
@@ -37,7 +39,7 @@ export function CodeLine({ code, label }: { code: string; label: string }) {
       <code ref={ref} aria-label={label}>
         {code}
       </code>
-      <CopyButton text={code} label={`Copy`} target={() => ref.current} />
+      <CopyButton text={code} what={label} target={() => ref.current} />
     </div>
   );
 }
