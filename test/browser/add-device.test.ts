@@ -184,25 +184,14 @@ fi
     // Approve it on the Fleet page, whose pending list has a button "Approve <device name>".
     await page.getByRole('link', { name: 'Fleet page' }).click();
     const approve = page.getByRole('button', { name: `Approve ${enrolled.name}` });
-    const fleetPageLanded = await approve
-      .or(page.getByText('This page is being built.'))
-      .first()
-      .waitFor()
-      .then(() => approve.isVisible());
-    if (fleetPageLanded) await approve.click();
-    else {
-      // until the fleet page lands
-      expect((await d.api(`/api/v1/devices/${id}/approve`, { method: 'POST' })).status).toBe(200);
-    }
+    await approve.click();
 
-    // The installed agent, waiting for approval, now connects.
+    // The installed agent, waiting for approval, now connects, and the fleet shows it online.
     await waitFor(`${enrolled.name} approved and online`, async () => {
       const r = await d.api(`/api/v1/devices/${id}`);
       return r.body.status === 'approved' && r.body.online === true;
     }, 30_000);
-    if (fleetPageLanded) {
-      await page.locator('tr, li, article').filter({ hasText: enrolled.name }).filter({ hasText: 'online' }).first().waitFor();
-    }
+    await page.getByRole('row').filter({ has: page.getByRole('link', { name: enrolled.name }) }).filter({ hasText: 'online' }).waitFor();
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await context.close();
