@@ -2,6 +2,7 @@
 // authenticator app or a recovery code. The relay answers with the session as an HttpOnly
 // cookie; the page never holds a token.
 import { useState } from 'preact/hooks';
+import type { ApiError } from './api.ts';
 import { signIn, signInSecondStep } from './session.ts';
 import { Button, ErrorNote, TextField } from './ui/form.tsx';
 import { useAction } from './ui/use-load.ts';
@@ -11,7 +12,10 @@ export function SignIn({ embedded = false }: { embedded?: boolean }) {
   const [password, setPassword] = useState('');
   const [code, setCode] = useState('');
   const [challenge, setChallenge] = useState<string | null>(null);
+  // Why the second step sent the user back to the password (shown there, or it would vanish with the step).
+  const [spent, setSpent] = useState<ApiError | null>(null);
   const first = useAction(async () => {
+    setSpent(null);
     const c = await signIn(username, password);
     if (c) setChallenge(c.challenge);
   });
@@ -20,7 +24,10 @@ export function SignIn({ embedded = false }: { embedded?: boolean }) {
       await signInSecondStep(challenge!, code);
     } catch (e) {
       // An expired or used-up challenge cannot be retried: back to the password.
-      if ((e as { code?: string }).code === 'INVALID_CHALLENGE') setChallenge(null);
+      if ((e as { code?: string }).code === 'INVALID_CHALLENGE') {
+        setSpent(e as ApiError);
+        setChallenge(null);
+      }
       throw e;
     }
   });
@@ -58,7 +65,7 @@ export function SignIn({ embedded = false }: { embedded?: boolean }) {
     >
       <TextField label="User name" name="username" autoComplete="username" required value={username} onValue={setUsername} autoFocus error={first.error?.forField('username')} />
       <TextField label="Password" name="password" type="password" autoComplete="current-password" required value={password} onValue={setPassword} error={first.error?.forField('password')} />
-      <ErrorNote error={first.error} fields={['username', 'password']} />
+      <ErrorNote error={first.error ?? spent ?? undefined} fields={['username', 'password']} />
       <div class="actions">
         <Button type="submit" class="primary" busy={first.busy} busyLabel="Signing in…">
           Sign in
