@@ -7,6 +7,11 @@ import { signIn, signInSecondStep } from './session.ts';
 import { Button, ErrorNote, TextField } from './ui/form.tsx';
 import { useAction } from './ui/use-load.ts';
 
+function triesLeft(n: number): string {
+  if (n <= 0) return 'That was the last try with this sign-in: go back and start again with your password.';
+  return `${n} more ${n === 1 ? 'try' : 'tries'} with this sign-in; after that, start again with your password.`;
+}
+
 export function SignIn({ embedded = false }: { embedded?: boolean }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
@@ -44,6 +49,7 @@ export function SignIn({ embedded = false }: { embedded?: boolean }) {
         <p>Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>
         <TextField label="Code" name="code" autoComplete="one-time-code" inputMode="text" required value={code} onValue={setCode} autoFocus error={second.error?.forField('code')} />
         <ErrorNote error={second.error} fields={['code']} />
+        {typeof second.error?.details.attempts_left === 'number' && <p class="hint">{triesLeft(second.error.details.attempts_left)}</p>}
         <div class="actions">
           <Button type="submit" class="primary" busy={second.busy} busyLabel="Checking…">
             Verify

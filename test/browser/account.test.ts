@@ -117,6 +117,7 @@ describeBrowser('the account page', () => {
     await page.getByRole('button', { name: 'Save profile' }).click();
     await expect.poll(() => fieldError(page, 'E-mail address').textContent()).toBe('Invalid email address');
     await expectAccessible(page, 'account page, profile refused');
+    await screenshot(page, 'account-profile-refused');
     expect(foreign).toEqual([]);
     expect(errors.filter((e) => !/status of 400/.test(e))).toEqual([]);
     await context.close();
@@ -139,6 +140,7 @@ describeBrowser('the account page', () => {
     await page.getByRole('button', { name: 'Change password' }).click();
     await expect.poll(() => fieldError(page, 'New password').textContent()).toMatch(/at least 8 characters/);
     await expectAccessible(page, 'account page, password refused');
+    await screenshot(page, 'account-password-refused');
 
     // Typed differently twice: the page says so and asks the relay nothing.
     const sent = puts;
@@ -242,6 +244,8 @@ describeBrowser('the account page', () => {
     await screenshot(page, 'account-sign-in-2fa-step');
     await secondStep(page, await wrongCode(enrolment.secret));
     await expect.poll(() => page.getByRole('alert').first().textContent()).toMatch(/The code is wrong, or was already used/);
+    await screenshot(page, 'account-sign-in-2fa-wrong-code');
+    await page.getByText('4 more tries with this sign-in').waitFor();
     await secondStep(page, await freshCode(enrolment.secret, used));
     await page.getByRole('button', { name: 'Sign out' }).waitFor();
 
@@ -285,6 +289,32 @@ describeBrowser('the account page', () => {
     await signIn(page, d.origin, carol.username, carol.password, '/account');
     expect(foreign).toEqual([]);
     expect(errors.filter((e) => !/status of (401|403)/.test(e))).toEqual([]);
+    await context.close();
+  });
+
+  it('sends the 2FA step back to the password, saying why, when its challenge stops working', async () => {
+    const erin = await createUser(d, 'erin', ['viewer']);
+    // Two-factor login turned on through the API with erin's own session token.
+    const token = (await d.api('/api/v1/auth/login', { json: { username: erin.username, password: erin.password } })).body.token as string;
+    const { secret } = (await d.api('/api/v1/auth/2fa/enrol', { method: 'POST', key: token })).body as { secret: string };
+    const used = { step: 0 };
+    expect((await d.api('/api/v1/auth/2fa/confirm', { key: token, json: { code: await freshCode(secret, used) } })).status).toBe(200);
+
+    const { page, context, foreign } = await openPage(d);
+    await page.goto(d.origin + '/');
+    await passwordStep(page, erin.username, erin.password);
+    // Meanwhile an admin resets erin's two-factor login (a lost phone): the challenge is void.
+    expect((await d.api(`/api/v1/users/${erin.id}/2fa`, { method: 'DELETE' })).status).toBe(204);
+    await secondStep(page, await freshCode(secret, used));
+    await page.getByRole('form', { name: 'Sign in' }).waitFor();
+    await expect.poll(() => page.getByRole('alert').first().textContent()).toMatch(/log in with your password again/);
+    await expectAccessible(page, 'sign-in after a void challenge');
+    // And the password alone now signs in.
+    await page.getByLabel('User name').fill(erin.username);
+    await page.getByLabel('Password').fill(erin.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    expect(foreign).toEqual([]);
     await context.close();
   });
 

@@ -89,7 +89,8 @@ export function PasswordSection({ user }: { user: Me }) {
           onValue={(v) => (setRepeat(v), setMismatch(false))}
           error={mismatch ? 'The two new passwords differ; type the same one twice.' : undefined}
         />
-        {err && !currentError && <ErrorNote error={err} fields={['new_password']} />}
+        {/* What is not about one field (too many tries, say) is said below the form. */}
+        {err && !currentError && !nextError && <ErrorNote error={err} />}
         <div class="actions">
           <Button type="submit" class="primary" busy={change.busy} busyLabel="Changing…">
             Change password

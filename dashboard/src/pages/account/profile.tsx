@@ -26,6 +26,9 @@ function timeZoneOptions(current: string): { value: string; label: string }[] {
   });
 }
 
+/** The fields whose refusals the relay names; shown at the field, not again below the form. */
+const PROFILE_FIELDS = ['name', 'email', 'timezone'];
+
 function nowIn(tz: string): string {
   try {
     return new Intl.DateTimeFormat(undefined, { timeZone: tz, dateStyle: 'medium', timeStyle: 'short' }).format(new Date());
@@ -111,7 +114,7 @@ export function ProfileSection({ user }: { user: Me }) {
           hint={`Kept with your profile, as an IANA name. The time there now: ${nowIn(timezone)}.`}
           error={save.error?.forField('timezone')}
         />
-        <ErrorNote error={save.error} fields={['name', 'email', 'timezone']} />
+        {save.error && !PROFILE_FIELDS.some((f) => save.error!.forField(f)) && <ErrorNote error={save.error} />}
         <div class="actions">
           <Button type="submit" class="primary" busy={save.busy} busyLabel="Saving…" disabled={!changed}>
             Save profile
