@@ -1,11 +1,12 @@
-// Two-factor login (TOTP): enrolment shows the otpauth:// URI as a QR code (lean-qr, drawn as an
-// inline SVG: nothing fetched, no canvas) with the secret in groups for typing by hand, then a code
-// from the app turns it on and the relay answers ten recovery codes — shown this once, in this
-// component's state only (never stored, so a reload does not bring them back), with Copy all and
-// a .txt download. Turned on, a current code (from the app, or a recovery code) makes new recovery
-// codes or turns it off. The API's message for a wrong or used code is shown at the code field.
+// Two-factor login (TOTP): enrolment shows the otpauth:// URI as a QR code (lean-qr's nano build:
+// the full build's mixed modes make no smaller code of such a URI) drawn as an inline SVG — nothing
+// fetched, no canvas — with the secret in groups for typing by hand; then a code from the app turns
+// it on and the relay answers ten recovery codes, shown this once, in this component's state only
+// (never stored, so a reload does not bring them back), with Copy all and a .txt download. Turned
+// on, a current code (from the app, or a recovery code) makes new recovery codes or turns it off.
+// The API's message for a wrong or used code is shown at the code field.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { correction, generate } from 'lean-qr';
+import { correction, generate } from 'lean-qr/nano';
 import { toSvgPath } from 'lean-qr/extras/svg';
 import type { Me, RecoveryCodes, TwoFactorEnrolment } from '../../../../shared/api/auth.ts';
 import { ApiError, post } from '../../api.ts';
