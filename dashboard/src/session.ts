@@ -35,9 +35,13 @@ export async function loadSession(): Promise<void> {
     me.value = await get<Me>('/api/v1/auth/me', { expectUnauthorized: true });
     sessionState.value = 'signed-in';
   } catch (e) {
+    // Only a 401 means nobody is signed in; a network blip leaves a signed-in app as it is.
+    if (!(e instanceof ApiError) || e.status !== 401) {
+      if (sessionState.value === 'loading') sessionState.value = 'signed-out';
+      throw e;
+    }
     me.value = null;
     sessionState.value = 'signed-out';
-    if (!(e instanceof ApiError) || e.status !== 401) throw e;
   }
 }
 

@@ -35,10 +35,8 @@ export function CopyButton({ text, label = 'Copy', target, what }: { text: strin
 export function CodeLine({ code, label }: { code: string; label: string }) {
   const ref = useRef<HTMLElement>(null);
   return (
-    <div class="code-line">
-      <code ref={ref} aria-label={label}>
-        {code}
-      </code>
+    <div class="code-line" role="group" aria-label={label}>
+      <code ref={ref}>{code}</code>
       <CopyButton text={code} what={label} target={() => ref.current} />
     </div>
   );

@@ -114,11 +114,15 @@ export function CheckboxField({ label, hint, onValue, name, checked, disabled }:
 /** The API's answer to what the user just did, as the API worded it. */
 export function ErrorNote({ error, fields = [] }: { error?: ApiError; fields?: string[] }) {
   if (!error) return null;
-  // Field-level issues are shown at their fields; say the rest here.
-  const shown = fields.some((f) => error.forField(f));
+  // When the API named the fields, their own messages say it; the request-level message adds nothing.
+  if (fields.some((f) => error.forField(f)))
+    return (
+      <p class="error-note" role="alert">
+        Please correct the marked fields.
+      </p>
+    );
   return (
     <p class="error-note" role="alert">
-      {shown ? 'Please correct the fields marked below. ' : ''}
       {error.message}
       {error.code && error.code !== 'NETWORK_ERROR' ? <span class="code"> ({error.code})</span> : null}
     </p>
