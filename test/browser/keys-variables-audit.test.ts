@@ -41,7 +41,7 @@ function recordResponses(page: Page) {
 
 /** Everything the page holds as text, including what inputs and text areas hold. */
 const pageText = (page: Page) =>
-  page.evaluate(() => document.documentElement.outerHTML + [...document.querySelectorAll('input, textarea')].map((e) => (e as HTMLInputElement).value).join('\n'));
+  page.evaluate(() => document.documentElement.outerHTML + Array.from(document.querySelectorAll('input, textarea'), (e) => (e as HTMLInputElement).value).join('\n'));
 
 /** Errors in the page besides the console's line for a refusal the test asked for (the browser logs every 4xx). */
 const unexpected = (errors: string[]) => errors.filter((e) => !/status of 40[03]/.test(e));
@@ -87,9 +87,10 @@ describeBrowser('API keys, variables and the audit log', () => {
     const line = (await page.getByLabel('A curl command using the new key').textContent())!.trim();
     const m = /^curl -H "Authorization: (Bearer \S+)" (\S+)$/.exec(line);
     expect(m, line).not.toBeNull();
-    expect(m![1]).toBe(`Bearer ${key}`);
-    expect(m![2]).toBe(`${d.origin}/api/v1/devices`);
-    const ok = await curl(['-H', `Authorization: ${m![1]}`, m![2]]);
+    const [, credential = '', url = ''] = m!;
+    expect(credential).toBe(`Bearer ${key}`);
+    expect(url).toBe(`${d.origin}/api/v1/devices`);
+    const ok = await curl(['-H', `Authorization: ${credential}`, url]);
     expect(ok.status, ok.body).toBe(200);
     expect(JSON.parse(ok.body).devices.map((x: { id: string }) => x.id)).toContain(d.deviceId);
     await expectAccessible(page, 'API key shown once');
@@ -110,10 +111,37 @@ describeBrowser('API keys, variables and the audit log', () => {
     await expect.poll(() => page.getByRole('row').filter({ hasText: keyName }).count()).toBe(0);
     await page.getByLabel('Show revoked and expired keys').check();
     await expect.poll(() => page.getByRole('row').filter({ hasText: keyName }).textContent()).toContain('revoked');
-    const refused = await curl(['-H', `Authorization: ${m![1]}`, m![2]]);
+    const refused = await curl(['-H', `Authorization: ${credential}`, url]);
     expect(refused.status).toBe(401);
     await expectAccessible(page, 'API keys with a revoked one');
 
+    expect(foreign).toEqual([]);
+    expect(unexpected(errors)).toEqual([]);
+    await context.close();
+  });
+
+  it('narrows a new key to the permissions ticked, and the API holds it to them', async () => {
+    const { page, context, foreign, errors } = await openPage(d);
+    await signInAdmin(page, d, '/api-keys');
+    const name = `narrow-${randomBytes(3).toString('hex')}`;
+    await page.getByLabel('Name').fill(name);
+    await page.getByLabel('Limit it to some of my permissions').check();
+    const picker = page.getByRole('group', { name: 'Permissions of the key' });
+    // A permission nobody may hold is refused by the API, its message at the field.
+    await picker.getByLabel('Other permissions').fill('Not-A-Permission');
+    await page.getByRole('button', { name: 'Create API key' }).click();
+    await expect.poll(() => picker.getByLabel('Other permissions').getAttribute('aria-invalid')).toBe('true');
+    expect(await picker.locator('.field-error').textContent()).toContain('resource:action');
+    await expectAccessible(page, 'API key narrowing refused');
+    await picker.getByLabel('Other permissions').fill('');
+    await picker.getByLabel('devices:read').check();
+    await page.getByRole('button', { name: 'Create API key' }).click();
+    const key = (await page.locator('.once-secret code[data-secret]').textContent())!.trim();
+    const row = page.getByRole('row').filter({ hasText: name });
+    await expect.poll(() => row.textContent()).toContain('devices:read');
+    const auth = `Authorization: Bearer ${key}`;
+    expect((await curl(['-H', auth, `${d.origin}/api/v1/devices`])).status).toBe(200);
+    expect((await curl(['-H', auth, `${d.origin}/api/v1/audit`])).status).toBe(403);
     expect(foreign).toEqual([]);
     expect(unexpected(errors)).toEqual([]);
     await context.close();
@@ -149,6 +177,8 @@ describeBrowser('API keys, variables and the audit log', () => {
     await secretRow.waitFor();
     expect(await secretRow.textContent()).toContain('***');
     expect(await secretRow.textContent()).toContain('secret');
+    // Once saved, the typed value is gone from the form too.
+    expect(await pageText(page)).not.toContain(accountSecret);
 
     // Editing a secret does not prefill it: a new value replaces it.
     await secretRow.getByRole('button', { name: 'Edit ACCOUNT_TOKEN' }).click();
@@ -160,6 +190,7 @@ describeBrowser('API keys, variables and the audit log', () => {
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.getByRole('status').filter({ hasText: 'Saved ACCOUNT_TOKEN (secret).' }).waitFor();
     expect(await secretRow.textContent()).toContain('***');
+    expect(await pageText(page)).not.toContain(accountSecret2);
     // Editing a plain one starts from its value.
     await page.getByRole('button', { name: 'Edit GREETING' }).click();
     expect(await page.getByLabel('Value').inputValue()).toBe('hello from the account');
@@ -177,6 +208,7 @@ describeBrowser('API keys, variables and the audit log', () => {
     await page.getByLabel('Secret').check();
     await page.getByRole('button', { name: 'Add variable' }).click();
     await page.getByRole('table', { name: /^Variables of device/ }).getByRole('row').filter({ hasText: 'DEVICE_TOKEN' }).waitFor();
+    expect(await pageText(page)).not.toContain(deviceSecret);
     // The device's GREETING wins over the account's in what its runs get.
     await page.getByLabel('Name').fill('GREETING');
     await page.getByLabel('Value').fill('hello from the device');
@@ -313,6 +345,28 @@ describeBrowser('API keys, variables and the audit log', () => {
     expect(await page.getByRole('button', { name: 'Add variable' }).count()).toBe(0);
     await expectAccessible(page, 'variables, read only');
     expect(foreign).toEqual([]);
+    await context.close();
+  });
+
+  it("shows an instance admin everyone's keys with their owners, and revokes another user's", async () => {
+    const other = await createUser(d, 'vault-operator', ['operator']);
+    const login = await d.api('/api/v1/auth/login', { json: { username: other.username, password: other.password } });
+    const made = await d.api('/api/v1/api-keys', { json: { name: 'operator-script' }, key: login.body.token });
+    expect(made.status).toBe(201);
+    const { page, context, foreign, errors } = await openPage(d);
+    await signInAdmin(page, d, '/api-keys');
+    await page.getByRole('table', { name: 'Your API keys' }).waitFor();
+    expect(await page.getByRole('row').filter({ hasText: 'operator-script' }).count()).toBe(0);
+    await page.getByLabel('Whose keys').selectOption('all');
+    const row = page.getByRole('table', { name: 'Everyone’s API keys' }).getByRole('row').filter({ hasText: 'operator-script' });
+    await expect.poll(() => row.textContent()).toContain('vault-operator');
+    await expectAccessible(page, "everyone's API keys");
+    await row.getByRole('button', { name: 'Revoke operator-script' }).click();
+    await page.getByRole('dialog', { name: 'Revoke operator-script?' }).getByRole('button', { name: 'Revoke' }).click();
+    await expect.poll(() => row.count()).toBe(0);
+    expect((await curl(['-H', `Authorization: Bearer ${made.body.key}`, `${d.origin}/api/v1/devices`])).status).toBe(401);
+    expect(foreign).toEqual([]);
+    expect(unexpected(errors)).toEqual([]);
     await context.close();
   });
 

@@ -30,12 +30,17 @@ function stateOf(k: ApiKey, now = Date.now()): KeyState {
   return 'active';
 }
 
-/** The field errors for the permission list: zod's issues name `permissions.<n>`; a 403 names the ones the caller lacks. */
+/** The issue paths of the permission list: zod names them `permissions.<n>`. */
+function permissionPaths(e: ApiError | undefined): string[] {
+  const issues = Array.isArray(e?.details.issues) ? (e.details.issues as { path?: unknown }[]) : [];
+  return issues.map((i) => String(i.path ?? '')).filter((p) => p.startsWith('permissions'));
+}
+
+/** The permission list's error: its first invalid entry, or the ones a 403 says the caller lacks. */
 function permissionsError(e: ApiError | undefined): string | undefined {
   if (!e) return undefined;
-  const issues = Array.isArray(e.details.issues) ? (e.details.issues as { path?: unknown; message?: unknown }[]) : [];
-  const hit = issues.find((i) => String(i.path ?? '').startsWith('permissions'));
-  if (hit) return String(hit.message ?? e.message);
+  const path = permissionPaths(e)[0];
+  if (path) return e.forField(path);
   const missing = e.details.missing;
   return Array.isArray(missing) && missing.length ? `${e.message}: ${missing.join(', ')}` : undefined;
 }
@@ -242,7 +247,7 @@ function CreateKey({ onCreated }: { onCreated: (k: CreatedApiKey) => void }) {
           />
         </fieldset>
       )}
-      <ErrorNote error={err} fields={['name', 'expires_in_days', 'expires_at']} />
+      <ErrorNote error={err} fields={['name', 'expires_in_days', 'expires_at', ...permissionPaths(err)]} />
       <Button type="submit" class="primary" busy={create.busy} busyLabel="Creating…">
         Create API key
       </Button>

@@ -3,7 +3,7 @@
 // be linked and reloaded; every actor, action, target and team in an entry is a link that narrows
 // the view to it. The API pages backwards with a cursor (`before` = the last page's next_before),
 // so older entries are appended below ("Load older entries") rather than numbered pages.
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { get, query, type ApiError } from '../api.ts';
 import { can, isAdmin } from '../session.ts';
@@ -56,12 +56,26 @@ export default function AuditPage() {
   const users = useLoad((signal) => (can('users:read') ? get<{ users: User[] }>('/api/v1/users', { signal }).then((r) => r.users) : Promise.resolve([] as User[])), []);
   const teamName = (id: string) => teams.data?.find((t) => t.id === id)?.name ?? id;
 
+  // The view an older page was asked for: if the filters change meanwhile, its answer is dropped.
+  const view = useRef(apiQuery);
+  view.current = apiQuery;
   const older = useAction(async () => {
     const next = log.data?.next_before;
     if (next == null) return;
+    const asked = apiQuery;
     const r = await get<AuditPage>(`/api/v1/audit${query({ ...filters, before: next })}`);
+    if (view.current !== asked) return;
     log.set((old) => (old ? { entries: [...old.entries, ...r.entries], next_before: r.next_before } : r));
   });
+
+  // A new view (filters applied, or an entry's link followed) replaces the form and the rows that
+  // had focus: carry on from the entries' heading, where a screen reader hears what matched.
+  const entriesHeading = useRef<HTMLHeadingElement>(null);
+  const shown = useRef(false);
+  useEffect(() => {
+    if (shown.current) entriesHeading.current?.focus();
+    shown.current = true;
+  }, [apiQuery]);
 
   const invalid = log.error?.code === 'VALIDATION_ERROR' ? log.error : undefined;
   const entries = log.data?.entries;
@@ -78,7 +92,8 @@ export default function AuditPage() {
         <FilterForm
           key={apiQuery}
           filters={filters}
-          teams={teams.data ?? []}
+          // A team's entries are for its admins and owners (a plain member is refused): only those are offered.
+          teams={(teams.data ?? []).filter((t) => isAdmin.value || t.role === 'admin' || t.role === 'owner')}
           users={users.data ?? []}
           invalid={invalid}
           hasFilters={hasFilters}
@@ -86,7 +101,7 @@ export default function AuditPage() {
         />
       )}
 
-      <h2 id="entries-title">{hasFilters ? 'Matching entries' : 'Entries'}</h2>
+      <h2 id="entries-title" ref={entriesHeading} tabIndex={-1}>{hasFilters ? 'Matching entries' : 'Entries'}</h2>
       {log.error ? (
         invalid ? null : (
           <>
@@ -154,8 +169,10 @@ function Entry({ e, filters, teamName }: { e: AuditEntry; filters: Filters; team
   return (
     <tr>
       <td data-label="When">
-        <time dateTime={e.at}>{when.toLocaleString()}</time>
-        <span class="muted audit-ago"> {relative(e.at)}</span>
+        <span>
+          <time dateTime={e.at}>{when.toLocaleString()}</time>
+          <span class="muted audit-ago"> {relative(e.at)}</span>
+        </span>
       </td>
       <td data-label="Who">
         <span>
@@ -174,7 +191,7 @@ function Entry({ e, filters, teamName }: { e: AuditEntry; filters: Filters; team
           <code>{e.action}</code>
         </a>
       </td>
-      <td data-label="Target">
+      <td data-label="Target" class="audit-target">
         {e.target_type ? (
           <span>
             {e.target_id ? (
@@ -245,7 +262,7 @@ function FilterForm({ filters, teams, users, invalid, hasFilters, onApply }: {
     >
       <h2 id="filters-title">Filters</h2>
       <div class="filters">
-        <TextField label="Action" value={f.action ?? ''} onValue={set('action')} autoComplete="off" spellcheck={false} hint={'Exact, or a prefix ending in "."'} placeholder="variable." error={err('action')} />
+        <TextField label="Action" value={f.action ?? ''} onValue={set('action')} autoComplete="off" spellcheck={false} hint={'Exact (api_key.create) or a prefix ending in "." (variable.)'} error={err('action')} />
         {users.length ? (
           <SelectField
             label="Actor"
@@ -257,7 +274,7 @@ function FilterForm({ filters, teams, users, invalid, hasFilters, onApply }: {
         ) : (
           <TextField label="Actor ID" value={f.actor_id ?? ''} onValue={set('actor_id')} autoComplete="off" error={err('actor_id')} />
         )}
-        <TextField label="Target type" value={f.target_type ?? ''} onValue={set('target_type')} autoComplete="off" spellcheck={false} placeholder="api_key" error={err('target_type')} />
+        <TextField label="Target type" value={f.target_type ?? ''} onValue={set('target_type')} autoComplete="off" spellcheck={false} hint="Like api_key, variable, device" error={err('target_type')} />
         <TextField label="Target ID" value={f.target_id ?? ''} onValue={set('target_id')} autoComplete="off" spellcheck={false} error={err('target_id')} />
         {teams.length ? (
           <SelectField

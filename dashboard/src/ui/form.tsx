@@ -118,7 +118,7 @@ export function ErrorNote({ error, fields = [] }: { error?: ApiError; fields?: s
   const shown = fields.some((f) => error.forField(f));
   return (
     <p class="error-note" role="alert">
-      {shown ? 'Please correct the fields marked below. ' : ''}
+      {shown ? 'Please correct the marked fields. ' : ''}
       {error.message}
       {error.code && error.code !== 'NETWORK_ERROR' ? <span class="code"> ({error.code})</span> : null}
     </p>
