@@ -59,8 +59,11 @@ export default function VariablesPage() {
     [base],
   );
 
-  const [editing, setEditing] = useState<Variable | null>(null);
-  const [saved, setSaved] = useState('');
+  // What is being edited and the last change's message belong to the level they were made at.
+  const [atLevel, setAtLevel] = useState<{ base: string; v: Variable | null; saved: string }>({ base, v: null, saved: '' });
+  const editing = atLevel.base === base ? atLevel.v : null;
+  const saved = atLevel.base === base ? atLevel.saved : '';
+  const setEditing = (v: Variable | null, message = '') => setAtLevel({ base, v, saved: message });
   const listHeading = useRef<HTMLHeadingElement>(null);
   const formHeading = useRef<HTMLHeadingElement>(null);
 
@@ -81,13 +84,11 @@ export default function VariablesPage() {
   if (level.kind !== 'user' && !options.some((o) => o.value === key)) options.push({ value: key, label: level.kind === 'team' ? `Team: ${level.id}` : `Device: ${level.id}` });
 
   const changed = async (message: string) => {
-    setSaved(message);
-    setEditing(null);
+    setEditing(null, message);
     await Promise.all([list.reload(), effective.reload()]);
   };
 
   const edit = (v: Variable) => {
-    setSaved('');
     setEditing(v);
     setTimeout(() => formHeading.current?.focus(), 0);
   };
