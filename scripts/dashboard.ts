@@ -29,7 +29,15 @@ export function dashboardStale(): boolean {
 }
 
 export async function buildDashboard(): Promise<void> {
-  await build({ configFile: join(ROOT, 'vite.config.ts'), root: join(ROOT, 'dashboard'), logLevel: 'warn' });
+  // Always the production build: Vite takes NODE_ENV over its mode, and vitest sets it to "test".
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = 'production';
+  try {
+    await build({ configFile: join(ROOT, 'vite.config.ts'), root: join(ROOT, 'dashboard'), mode: 'production', logLevel: 'warn' });
+  } finally {
+    if (nodeEnv === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = nodeEnv;
+  }
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
 }
 
