@@ -78,8 +78,9 @@ export async function openPage(d: Dashboard, opts: { width?: number; height?: nu
   });
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => {
-    // A 401 from /auth/me before signing in is how the app learns nobody is signed in.
-    if (m.type() === 'error' && !/status of 401/.test(m.text())) errors.push(`console: ${m.text()}`);
+    // Chromium logs every 4xx answer as a console error: a 401 from /auth/me is how the app learns
+    // nobody is signed in, and a page that shows an API refusal (403, 404, 422) has handled it.
+    if (m.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) errors.push(`console: ${m.text()}`);
   });
   return { page, context, foreign, errors };
 }
