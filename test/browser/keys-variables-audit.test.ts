@@ -84,7 +84,7 @@ describeBrowser('API keys, variables and the audit log', () => {
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(key);
 
     // The curl line the page shows is ready to run against this relay.
-    const line = (await page.getByLabel('A curl command using the new key').textContent())!.trim();
+    const line = (await page.getByRole('group', { name: 'A curl command using the new key' }).locator('code').textContent())!.trim();
     const m = /^curl -H "Authorization: (Bearer \S+)" (\S+)$/.exec(line);
     expect(m, line).not.toBeNull();
     const [, credential = '', url = ''] = m!;
