@@ -48,7 +48,7 @@ function LiveInfo({ info, readAt }: { info: DeviceInfo; readAt: string }) {
           <h3 id="info-memory">Memory</h3>
           <Usage label="Memory used" value={info.memory.used_percent} detail={`${bytes(info.memory.used)} of ${bytes(info.memory.total)}`} />
           <p class="muted">
-            {bytes(info.memory.available)} available · swap {bytes(info.memory.swap_used)} of {bytes(info.memory.swap_total)}
+            {bytes(info.memory.available)} available · {info.memory.swap_total ? `swap ${bytes(info.memory.swap_used)} of ${bytes(info.memory.swap_total)}` : 'no swap'}
           </p>
         </section>
         <section class="panel stat" aria-labelledby="info-disk">
