@@ -293,7 +293,7 @@ describeBrowser('the device page', () => {
     await form.getByLabel('Target').fill(`127.0.0.1:${targets.tcp}`);
     await form.getByRole('button', { name: 'Create tunnel' }).click();
     const card = page.getByRole('region', { name: 'devtcp' });
-    const command = (await card.getByLabel('pirelay tcp command for devtcp').textContent())!;
+    const command = (await card.getByRole('group', { name: 'pirelay tcp command for devtcp' }).locator('code').textContent())!;
     expect(command).toBe(`pirelay tcp devtcp --relay ${d.origin} --listen 127.0.0.1:${targets.tcp}`);
     await expectAccessible(page, 'tunnels, with a tcp tunnel');
 
