@@ -1,7 +1,7 @@
 // Confirmation before something that cannot be undone (revoke, delete, reject), on the native
 // <dialog>: modal, focus kept inside, Escape cancels, and focus returns to the button after.
 import type { ComponentChildren } from 'preact';
-import { useRef } from 'preact/hooks';
+import { useId, useRef } from 'preact/hooks';
 import { Button, ErrorNote } from './form.tsx';
 import { useAction } from './use-load.ts';
 
@@ -15,6 +15,7 @@ export function ConfirmButton({ label, title, children, confirmLabel, onConfirm,
   class?: string;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
   const action = useAction(async () => {
     await onConfirm();
     return true;
@@ -27,9 +28,9 @@ export function ConfirmButton({ label, title, children, confirmLabel, onConfirm,
       <button type="button" class={cls ?? (danger ? 'danger' : undefined)} onClick={() => ref.current?.showModal()}>
         {label}
       </button>
-      <dialog ref={ref} onClose={() => action.clearError()}>
+      <dialog ref={ref} aria-labelledby={titleId} onClose={() => action.clearError()}>
         <form method="dialog" class="dialog-body">
-          <h2>{title}</h2>
+          <h2 id={titleId}>{title}</h2>
           {children}
           <ErrorNote error={action.error} />
           <div class="actions">

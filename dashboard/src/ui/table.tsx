@@ -16,13 +16,15 @@ export interface Column<T> {
   class?: string;
 }
 
-export function SortableTable<T>({ rows, columns, rowKey, caption, initialSort, empty }: {
+export function SortableTable<T>({ rows, columns, rowKey, caption, initialSort, empty, class: cls }: {
   rows: T[];
   columns: Column<T>[];
   rowKey: (row: T) => string;
   caption: string;
   initialSort?: SortingState;
   empty?: ComponentChildren;
+  /** On the <table>: "cards" stacks each row as a card under 600 px. */
+  class?: string;
 }) {
   const [sorting, setSorting] = useState<SortingState>(initialSort ?? []);
   const defs = useMemo<ColumnDef<T, unknown>[]>(
@@ -61,7 +63,7 @@ export function SortableTable<T>({ rows, columns, rowKey, caption, initialSort, 
   const sorted = table.getRowModel().rows;
   return (
     <div class="table-wrap">
-      <table>
+      <table class={cls}>
         <caption class="visually-hidden">{caption}</caption>
         <thead>
           <tr>
