@@ -1,6 +1,6 @@
 // Teams, members, invitations, users and roles through the dashboard, as people use them: an
 // admin makes a team and invites someone by user name, who signs in from the link in another
-// browser and accepts; the admin changes their role and removes them. A custom role made with the
+// browser and accepts; the admin changes their role, removes them and deletes the team. A custom role made with the
 // permission picker (devices:read only) gives a new user exactly that: no "Users and roles", "Add a
 // device" or "Audit log", the API's 403 on a page opened by address, and the demo device only once
 // they are in its team. The picker offers only what its user holds, and when the relay refuses
@@ -42,7 +42,7 @@ describeBrowser('teams, users and roles in the dashboard', () => {
     await d?.close();
   });
 
-  it('creates a team, invites a user by name who accepts from the link, changes their role and removes them', async () => {
+  it('creates a team, invites a user by name who accepts from the link, changes their role, removes them, deletes the team', async () => {
     const ann = await createUser(d, 'invitee-ann', ['viewer']);
     const admin = await openPage(d);
     const { page } = admin;
@@ -60,6 +60,13 @@ describeBrowser('teams, users and roles in the dashboard', () => {
     await page.getByRole('heading', { name: 'Invitations', level: 2 }).waitFor();
     await page.getByText('No invitations yet.').waitFor();
     await expectAccessible(page, 'new team');
+
+    // The two-factor switch is the team's setting, as the relay holds it.
+    const require2fa = page.getByLabel('Require two-factor login');
+    await require2fa.check();
+    await expect.poll(async () => (await d.api(`/api/v1/teams/${teamId}`)).body.require_2fa).toBe(true);
+    await require2fa.uncheck();
+    await expect.poll(async () => (await d.api(`/api/v1/teams/${teamId}`)).body.require_2fa).toBe(false);
 
     await page.getByLabel('E-mail address or user name').fill(ann.username);
     await page.getByRole('button', { name: 'Invite', exact: true }).click();
@@ -110,6 +117,14 @@ describeBrowser('teams, users and roles in the dashboard', () => {
     expect(after.body.members.map((m: { username: string }) => m.username)).toEqual([d.env.state.adminUser]);
     // And the relay agrees with what their page shows: the team is gone from their view.
     expect((await fromPage(guest.page, `/api/v1/teams/${teamId}`)).status).toBe(404);
+
+    // The owner deletes the team, and is back on the list without it.
+    await page.getByRole('button', { name: 'Delete team' }).click();
+    await page.getByRole('dialog', { name: 'Delete Rocket lab?' }).getByRole('button', { name: 'Delete team' }).click();
+    await page.getByRole('heading', { name: 'Teams', level: 1 }).waitFor();
+    await page.getByRole('link', { name: 'Default' }).waitFor();
+    expect(await page.getByRole('link', { name: 'Rocket lab' }).count()).toBe(0);
+    expect((await d.api(`/api/v1/teams/${teamId}`)).status).toBe(404);
 
     expect(admin.foreign).toEqual([]);
     expect(guest.foreign).toEqual([]);

@@ -32,7 +32,16 @@ function Settings({ team, powers, onChange }: { team: TeamDetail; powers: Powers
   const [name, setName] = useState(team.name);
   const { route } = useLocation();
   const rename = useAction(async () => onChange(await patch<Team>(`/api/v1/teams/${team.id}`, { name })));
-  const twoFactor = useAction(async (on: boolean) => onChange(await patch<Team>(`/api/v1/teams/${team.id}`, { require_2fa: on })));
+  // The switch shows what was asked while the relay answers, then what the relay holds.
+  const [asked, setAsked] = useState<boolean | null>(null);
+  const twoFactor = useAction(async (on: boolean) => {
+    setAsked(on);
+    try {
+      onChange(await patch<Team>(`/api/v1/teams/${team.id}`, { require_2fa: on }));
+    } finally {
+      setAsked(null);
+    }
+  });
   return (
     <section class="panel" aria-labelledby="settings-title">
       <h2 id="settings-title">Settings</h2>
@@ -51,7 +60,7 @@ function Settings({ team, powers, onChange }: { team: TeamDetail; powers: Powers
       <ErrorNote error={rename.error} fields={['name']} />
       <CheckboxField
         label="Require two-factor login"
-        checked={team.require_2fa}
+        checked={asked ?? team.require_2fa}
         disabled={twoFactor.busy}
         onValue={(on) => void twoFactor.run(on)}
         hint="Members without two-factor login lose access to the team and its devices until they turn it on. Switching it on needs it on your own account."
@@ -79,9 +88,16 @@ function Settings({ team, powers, onChange }: { team: TeamDetail; powers: Powers
 function Members({ team, powers, reload }: { team: TeamDetail; powers: Powers; reload: () => Promise<void> }) {
   const { route } = useLocation();
   const myId = me.value?.id;
+  // The member whose role is being changed and the role asked, shown until the relay has answered.
+  const [asked, setAsked] = useState<{ member: TeamMember; role: string } | null>(null);
   const change = useAction(async (m: TeamMember, role: string) => {
-    await patch(`/api/v1/teams/${team.id}/members/${m.user_id}`, { role });
-    await reload();
+    setAsked({ member: m, role });
+    try {
+      await patch(`/api/v1/teams/${team.id}/members/${m.user_id}`, { role });
+      await reload();
+    } finally {
+      setAsked(null);
+    }
   });
   const [changing, setChanging] = useState('');
   const remove = async (m: TeamMember) => {
@@ -113,7 +129,7 @@ function Members({ team, powers, reload }: { team: TeamDetail; powers: Powers; r
         mayChange(m) ? (
           <select
             aria-label={`Team role of ${m.username}`}
-            value={m.role}
+            value={asked?.member.user_id === m.user_id ? asked.role : m.role}
             disabled={change.busy}
             onChange={(e) => {
               setChanging(m.username);
@@ -230,7 +246,7 @@ function Invitations({ team, powers }: { team: TeamDetail; powers: Powers }) {
     { id: 'role', header: 'Team role', value: (i) => i.role, cell: (i) => <span class="tag">{i.role}</span> },
     { id: 'state', header: 'State', value: (i) => i.state, cell: (i) => <StatusBadge status={i.state} /> },
     { id: 'token', header: 'Token', value: (i) => i.prefix, cell: (i) => <code>{i.prefix}…</code>, sortable: false },
-    { id: 'by', header: 'Invited by', value: (i) => (i.invited_by ? (names.get(i.invited_by) ?? 'a former member') : 'nobody now') },
+    { id: 'by', header: 'Invited by', value: (i) => (i.invited_by ? (names.get(i.invited_by) ?? 'someone outside the team') : '—') },
     { id: 'expires', header: 'Expires', value: (i) => i.expires_at, cell: (i) => <Time iso={i.expires_at} /> },
     {
       id: 'actions',

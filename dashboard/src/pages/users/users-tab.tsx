@@ -200,10 +200,12 @@ function ManageUser({ user, roles, onChanged, onClose }: { user: User; roles: Lo
 
 export function UsersTab() {
   const users = useLoad(() => get<{ users: User[] }>('/api/v1/users').then((r) => r.users), []);
-  const roles = useLoad(() => get<{ roles: Role[] }>('/api/v1/roles').then((r) => r.roles), []);
+  const write = can('users:write');
+  // Role names label the list; the role checkboxes need them too, so with users:write ask anyway
+  // and let the relay's refusal show there.
+  const roles = useLoad(() => (write || can('roles:read') ? get<{ roles: Role[] }>('/api/v1/roles').then((r) => r.roles) : Promise.resolve([])), [write]);
   const [managing, setManaging] = useState<string | null>(null);
   const [created, setCreated] = useState('');
-  const write = can('users:write');
   const roleName = new Map((roles.data ?? []).map((r) => [r.id, r.name]));
   const manage = (id: string | null) => {
     setManaging(id);
