@@ -13,7 +13,8 @@ import { ConfirmButton } from '../ui/dialog.tsx';
 import { Button, CheckboxField, ErrorNote, SelectField, TextField } from '../ui/form.tsx';
 import { SortableTable, type Column } from '../ui/table.tsx';
 import { useAction, useLoad } from '../ui/use-load.ts';
-import { atLeast, TEAM_ROLES, type CreatedInvitation, type Invitation, type Team, type TeamDetail, type TeamMember, type TeamRole } from '../../../shared/api/teams.ts';
+import { atLeast, TEAM_ROLES, type TeamRole } from '../../../shared/api/team-roles.ts';
+import type { CreatedInvitation, Invitation, Team, TeamDetail, TeamMember } from '../../../shared/api/teams.ts';
 import './teams.css';
 
 /** What the caller may do in this team, as the relay's rules say (README "Teams and access"). */

@@ -10,7 +10,8 @@ import { Empty, LoadError, Loading, Page, Time } from '../ui/bits.tsx';
 import { Button, ErrorNote, TextField } from '../ui/form.tsx';
 import { SortableTable, type Column } from '../ui/table.tsx';
 import { useAction, useLoad } from '../ui/use-load.ts';
-import { INVITATION_TOKEN_PREFIX, type Invitation, type Membership, type Team } from '../../../shared/api/teams.ts';
+import { INVITATION_TOKEN_PREFIX } from '../../../shared/api/team-roles.ts';
+import type { Invitation, Membership, Team } from '../../../shared/api/teams.ts';
 import './teams.css';
 
 /** The token in a pasted link (…/teams?invitation=pri_…) or the token itself. */
