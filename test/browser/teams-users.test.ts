@@ -174,6 +174,7 @@ describeBrowser('teams, users and roles in the dashboard', () => {
     await page.getByRole('button', { name: 'Manage reader-rob' }).click();
     await page.getByRole('heading', { name: 'Manage reader-rob' }).waitFor();
     await expectAccessible(page, 'users, managing one');
+    await screenshot(page, 'users-manage-1280-light');
 
     // Rob signs in: the navigation offers what devices:read allows, and not the rest.
     const user = await openPage(d);

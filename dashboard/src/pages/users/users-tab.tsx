@@ -60,6 +60,7 @@ function CreateUser({ roles, onCreated }: { roles: Loaded<Role[]>; onCreated: (u
     setUsername('');
     setEmail('');
     setPassword('');
+    setPicked(['viewer']);
     onCreated(u);
   });
   return (
