@@ -28,6 +28,7 @@ import { registerAdminRoutes } from './routes/admin.ts';
 import { registerPipetowerRoutes } from './compat/pipetower.ts';
 import { registerTeamRoutes } from './routes/teams.ts';
 import { registerInvitationRoutes } from './routes/invitations.ts';
+import { registerPermissionRoutes } from './routes/permissions.ts';
 import { serveDashboard } from './dashboard.ts';
 
 export interface AppDeps {
@@ -74,6 +75,7 @@ export function createApp(deps: AppDeps): App {
   registerAdminRoutes(app);
   registerTeamRoutes(app);
   registerInvitationRoutes(app);
+  registerPermissionRoutes(app);
   // Last: its catch-all answers Pipetower's 404 under /api/ (not /api/v1/).
   registerPipetowerRoutes(app);
 

@@ -1,19 +1,12 @@
-// Teams as clients see them: the roles a member can hold and the order they rank in. The native
-// team, member and invitation shapes live here too, so the dashboard and the Worker share them.
+// Teams as clients see them: the roles a member can hold and the order they rank in (from
+// team-roles.ts, which has no zod, for the dashboard's sake), and the native team, member and
+// invitation shapes, so the dashboard and the Worker share them.
 import { z } from 'zod';
 import { EmailSchema, USERNAME_PATTERN } from './auth.ts';
+import { INVITATION_TOKEN_PREFIX, TEAM_ROLES, atLeast, type TeamRole } from './team-roles.ts';
 
-/** A member's role in one team. Owners manage the team itself; admins its members, devices and variables. */
-export const TEAM_ROLES = ['owner', 'admin', 'member'] as const;
-export type TeamRole = (typeof TEAM_ROLES)[number];
+export { INVITATION_TOKEN_PREFIX, TEAM_ROLES, atLeast, type TeamRole };
 export const TeamRoleSchema = z.enum(TEAM_ROLES);
-
-const RANK: Record<TeamRole, number> = { member: 1, admin: 2, owner: 3 };
-
-/** Whether `role` is at least `needed` (owner ≥ admin ≥ member). */
-export function atLeast(role: TeamRole, needed: TeamRole): boolean {
-  return RANK[role] >= RANK[needed];
-}
 
 const isoTime = z.iso.datetime({ offset: true });
 
@@ -85,7 +78,6 @@ export type UpdateMemberRequest = z.infer<typeof UpdateMemberRequestSchema>;
 
 // --- invitations ----------------------------------------------------------------------------
 
-export const INVITATION_TOKEN_PREFIX = 'pri_';
 export const INVITATION_DEFAULT_HOURS = 7 * 24;
 export const INVITATION_MAX_HOURS = 30 * 24;
 export const INVITATION_STATES = ['pending', 'accepted', 'revoked', 'expired'] as const;
