@@ -12,7 +12,8 @@ import { CodeLine, OnceSecret } from '../ui/copy.tsx';
 import { SortableTable, type Column } from '../ui/table.tsx';
 import { ConfirmButton } from '../ui/dialog.tsx';
 import { useAction, useLoad } from '../ui/use-load.ts';
-import type { ApiKey, CreatedApiKey, Role, User } from '../../../shared/api/auth.ts';
+import type { ApiKey, CreatedApiKey, User } from '../../../shared/api/auth.ts';
+import type { PermissionCatalogue } from '../../../shared/api/permissions.ts';
 import './api-keys.css';
 
 const EXPIRY = [
@@ -184,12 +185,10 @@ function CreateKey({ onCreated }: { onCreated: (k: CreatedApiKey) => void }) {
   const [narrow, setNarrow] = useState(false);
   const [picked, setPicked] = useState<string[]>([]);
   const [other, setOther] = useState('');
-  // The permissions a key could be narrowed to: those of every role (when the caller may read
-  // roles) and the caller's own, each only if the caller holds it — the API refuses the rest.
-  const roles = useLoad((signal) => (can('roles:read') ? get<{ roles: Role[] }>('/api/v1/roles', { signal }).then((r) => r.roles) : Promise.resolve([] as Role[])), []);
-  const known = [...new Set([...(roles.data ?? []).flatMap((r) => r.permissions), ...(me.value?.permissions ?? [])])]
-    .filter((p) => p !== '*' && can(p))
-    .sort();
+  // The permissions a key could be narrowed to: the relay's catalogue (GET /api/v1/permissions, read
+  // from its routes' declarations), each only if the caller holds it — the API refuses the rest.
+  const catalogue = useLoad((signal) => get<PermissionCatalogue>('/api/v1/permissions', { signal }).then((r) => r.permissions), []);
+  const known = (catalogue.data ?? []).map((e) => e.permission).filter((p) => p !== '*' && can(p));
 
   const create = useAction(async () => {
     const permissions = narrow ? [...new Set([...picked, ...other.split(/[\s,]+/).filter(Boolean)])] : undefined;
