@@ -1,6 +1,7 @@
 // The API docs page: the relay's OpenAPI document drawn by the bundled renderer, loaded only on
-// this page (never in the first load), calling the API with the session cookie from "Execute",
-// following the system's colour scheme live, and linking to the raw JSON.
+// this page (never in the first load), calling the API with the session cookie from "Execute" (a
+// change too, through the relay's Origin check), following the system's colour scheme live, and
+// linking to the raw JSON.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { firstLoad } from '../../scripts/dashboard.ts';
 import { describeBrowser, expectAccessible, openPage, signInAdmin, startDashboard, type Dashboard } from './harness.ts';
@@ -51,6 +52,23 @@ describeBrowser('the API docs page', () => {
     await expectAccessible(page, 'docs, after Execute');
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('makes a state-changing call from Execute that passes the relay\'s Origin check (CSRF)', async () => {
+    const { page, context } = await openPage(d);
+    await signInAdmin(page, d, '/docs');
+    const explorer = page.locator('openapi-explorer');
+    await explorer.getByText('End the current session', { exact: true }).click();
+    const answered = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/auth/logout');
+    await explorer.getByRole('button', { name: 'EXECUTE' }).click();
+    const res = await answered;
+    // 403 CSRF_REJECTED if the cookie came without this relay's Origin.
+    expect(res.status()).toBe(204);
+    expect(res.request().method()).toBe('POST');
+    expect((await res.request().allHeaders()).origin).toBe(d.origin);
+    // The session really ended: the app notices and says so.
+    await page.getByRole('heading', { name: 'Your session has ended' }).waitFor();
     await context.close();
   });
 
