@@ -1,6 +1,6 @@
 // API docs: the relay's own OpenAPI document (GET /api/v1/openapi.json) as a browsable reference,
 // drawn by openapi-explorer (a web component on lit, from npm, bundled: nothing loads from another
-// host, and it fetches no fonts). It is imported here, inside the page, so its ~200 KB cost only
+// host, and it fetches no fonts). It is imported here, inside the page, so its ~165 KB (gzipped) cost only
 // this page and never the first load. Its colours are our CSS variables (docs.css), so it follows
 // the system's dark theme with the rest of the app. Its Execute calls go to this origin with the
 // session cookie, as the signed-in user — or with an API key set under Authentication.
