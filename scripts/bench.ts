@@ -5,6 +5,7 @@ import { startDevEnv, waitOnline } from './dev-env.ts';
 import { load, LOADGEN } from '../bench/load.ts';
 import { benchTunnels } from '../bench/tunnels.ts';
 import { benchStream } from '../bench/stream.ts';
+import { benchDashboard } from '../bench/dashboard.ts';
 import { rss } from '../bench/proc.ts';
 import { freePort, tempDir } from '../test/e2e/harness.ts';
 
@@ -45,6 +46,7 @@ try {
   const r = rss(agentPid);
   rows.push(['agent idle RSS', `${fmt(r.total)} MiB (${fmt(r.anon)} MiB anonymous, ${fmt(r.file)} MiB pages of the Bun executable)`, '≤ 32 MiB']);
 
+  rows.push(...(await benchDashboard(env)));
   if (!process.env.BENCH_SKIP_TUNNELS) rows.push(...(await benchTunnels(env, DURATION_MS)));
   // Last: it stops and starts the bench agent.
   rows.push(...(await benchStream(env)));
