@@ -13,7 +13,9 @@ const routes = PAGES.map((p) => ({ ...p, component: lazy(p.load) }));
 function NotFound() {
   return (
     <section class="page">
-      <h1>Page not found</h1>
+      <h1 id="page-title" tabIndex={-1}>
+        Page not found
+      </h1>
       <Empty title="There is no page at this address.">
         <a href="/">Go to the fleet</a>
       </Empty>
@@ -135,7 +137,8 @@ export function App() {
       </main>
     );
   return (
-    <LocationProvider>
+    // Links under /api/ (the OpenAPI JSON, downloads) are the relay's, not pages of the app.
+    <LocationProvider scope={/^\/(?!api\/)/}>
       <Shell />
     </LocationProvider>
   );
