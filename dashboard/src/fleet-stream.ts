@@ -80,16 +80,23 @@ function connect() {
     streamConnection.value = 'live';
   };
   ws.onmessage = (ev) => handle(String(ev.data));
+  let opened = false;
+  ws.addEventListener('open', () => (opened = true));
   ws.onclose = (ev) => {
     if (socket !== ws) return;
     socket = null;
     if (!wanted) return;
-    // 4001: the session expired; 4003: access changed; a refused upgrade shows only as 1006. Asking
-    // who we are answers 401 if the session is gone, which shows the "session expired" page.
-    if (ev.code === 4001 || ev.code === 4003 || retry >= 2) get('/api/v1/auth/me').catch(() => {});
     streamConnection.value = 'reconnecting';
-    const delay = Math.min(10_000, 250 * 2 ** retry++) * (0.75 + Math.random() / 2);
-    timer = setTimeout(connect, delay);
+    const again = () => {
+      if (!wanted || socket) return;
+      const delay = Math.min(10_000, 250 * 2 ** retry++) * (0.75 + Math.random() / 2);
+      timer = setTimeout(connect, delay);
+    };
+    // 4001: the session expired; 4003: access changed; a refused upgrade shows only as a socket that
+    // never opened. Ask who we are before dialling again: a 401 shows the "session expired" page
+    // (which stops the stream), and no doomed upgrade is tried meanwhile.
+    if (ev.code === 4001 || ev.code === 4003 || !opened) get('/api/v1/auth/me').then(again, again);
+    else again();
   };
 }
 
