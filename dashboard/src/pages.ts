@@ -4,9 +4,7 @@
 // The Worker serves index.html for any path that is not a file or the API (worker/dashboard.ts),
 // so these paths work on reload and as links; none may collide with an API path at the root
 // (PiTunnel's /devices, /device_info, /process_list, /tunnels …), hence /device/:id.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a page takes its route params as props
 import type { ComponentType } from 'preact';
-
 
 export interface PageDef {
   path: string;
@@ -15,6 +13,7 @@ export interface PageDef {
   nav?: string;
   /** Shown only to users who hold this permission. */
   needs?: string;
+  /** The page's code; its component takes the route's params as props (each page names its own). */
   load: () => Promise<{ default: ComponentType<any> }>;
 }
 
