@@ -12,18 +12,8 @@ import { Agent, fetch as ufetch, type Dispatcher } from 'undici';
 import { ROOT } from '../../scripts/dev-env.ts';
 import { agentCli, freePort, loopbackLookup, startTargets, tcpExchange, tempDir, type Targets } from '../e2e/harness.ts';
 import { createUser, describeBrowser, expectAccessible, openPage, screenshot, signIn, signInAdmin, startDashboard, type Dashboard } from './harness.ts';
+import { formatBytes } from '../../shared/bytes.ts';
 
-/** The dashboard's bytes() for the figures the test compares. */
-function bytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v >= 10 || i === 0 ? 0 : 1)} ${u[i]}`;
-}
 
 /** The processes table's rows as {name, cpu, text of every cell}. */
 async function processRows(page: Page) {
@@ -108,8 +98,8 @@ describeBrowser('the device page', () => {
     expect(await cpu.textContent()).toContain(`of ${info.cpu.cores} core`);
     expect(Number(await cpu.getByRole('meter', { name: 'CPU usage' }).getAttribute('value'))).toBeGreaterThanOrEqual(0);
     const memory = page.getByRole('region', { name: 'Memory' });
-    expect(await memory.textContent()).toContain(`of ${bytes(info.memory.total)}`);
-    expect(await page.getByRole('region', { name: 'Disk (/)' }).textContent()).toContain(`of ${bytes(info.disk_usage[0])}`);
+    expect(await memory.textContent()).toContain(`of ${formatBytes(info.memory.total)}`);
+    expect(await page.getByRole('region', { name: 'Disk (/)' }).textContent()).toContain(`of ${formatBytes(info.disk_usage[0])}`);
     expect(await page.getByRole('region', { name: 'Temperatures' }).textContent()).toMatch(/CPU(\d+\.\d °C|not reported)/);
     if (info.disks.length) expect(await page.getByRole('table', { name: 'Filesystems' }).textContent()).toContain(info.disks[0].mount);
 

@@ -89,15 +89,3 @@ export function StatusBadge({ status }: { status: Status }) {
     </span>
   );
 }
-
-export function bytes(n: number | null | undefined): string {
-  if (n === null || n === undefined) return '—';
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v >= 10 || i === 0 ? 0 : 1)} ${u[i]}`;
-}

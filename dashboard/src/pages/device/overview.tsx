@@ -7,7 +7,8 @@ import { Fragment, type ComponentChildren } from 'preact';
 import type { DeviceInfo } from '../../../../shared/api/device-info.ts';
 import type { Device } from '../../../../shared/api/devices.ts';
 import { get } from '../../api.ts';
-import { bytes, LoadError, Loading, Time } from '../../ui/bits.tsx';
+import { LoadError, Loading, Time } from '../../ui/bits.tsx';
+import { formatBytes } from '../../../../shared/bytes.ts';
 import { Button } from '../../ui/form.tsx';
 import { useLoad } from '../../ui/use-load.ts';
 import { devicePath, tabHref, type DeviceTabProps } from './shared.ts';
@@ -46,15 +47,15 @@ function LiveInfo({ info, readAt }: { info: DeviceInfo; readAt: string }) {
         </section>
         <section class="panel stat" aria-labelledby="info-memory">
           <h3 id="info-memory">Memory</h3>
-          <Usage label="Memory used" value={info.memory.used_percent} detail={`${bytes(info.memory.used)} of ${bytes(info.memory.total)}`} />
+          <Usage label="Memory used" value={info.memory.used_percent} detail={`${formatBytes(info.memory.used)} of ${formatBytes(info.memory.total)}`} />
           <p class="muted">
-            {bytes(info.memory.available)} available · {info.memory.swap_total ? `swap ${bytes(info.memory.swap_used)} of ${bytes(info.memory.swap_total)}` : 'no swap'}
+            {formatBytes(info.memory.available)} available · {info.memory.swap_total ? `swap ${formatBytes(info.memory.swap_used)} of ${formatBytes(info.memory.swap_total)}` : 'no swap'}
           </p>
         </section>
         <section class="panel stat" aria-labelledby="info-disk">
           <h3 id="info-disk">Disk (/)</h3>
-          <Usage label="Root filesystem used" value={rootPercent} detail={`${bytes(rootUsed)} of ${bytes(rootTotal)}`} />
-          <p class="muted">{bytes(rootAvailable)} free</p>
+          <Usage label="Root filesystem used" value={rootPercent} detail={`${formatBytes(rootUsed)} of ${formatBytes(rootTotal)}`} />
+          <p class="muted">{formatBytes(rootAvailable)} free</p>
         </section>
         <section class="panel stat" aria-labelledby="info-temp">
           <h3 id="info-temp">Temperatures</h3>
@@ -88,10 +89,10 @@ function LiveInfo({ info, readAt }: { info: DeviceInfo; readAt: string }) {
                   <td data-label="Mount" class="mono">{k.mount}</td>
                   <td data-label="Device" class="mono">{k.device}</td>
                   <td data-label="Type">{k.fstype}</td>
-                  <td data-label="Size" class="num">{bytes(k.total)}</td>
-                  <td data-label="Used" class="num">{bytes(k.used)}</td>
+                  <td data-label="Size" class="num">{formatBytes(k.total)}</td>
+                  <td data-label="Used" class="num">{formatBytes(k.used)}</td>
                   <td data-label="Free" class="num">
-                    {bytes(k.available)} ({percent(k.percent_free)})
+                    {formatBytes(k.available)} ({percent(k.percent_free)})
                   </td>
                 </tr>
               ))}

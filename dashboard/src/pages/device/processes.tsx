@@ -5,7 +5,8 @@
 import { useMemo, useState } from 'preact/hooks';
 import type { Process, ProcessList } from '../../../../shared/api/device-info.ts';
 import { get } from '../../api.ts';
-import { bytes, Empty, LoadError, Loading, Time } from '../../ui/bits.tsx';
+import { Empty, LoadError, Loading, Time } from '../../ui/bits.tsx';
+import { formatBytes } from '../../../../shared/bytes.ts';
 import { Button, TextField } from '../../ui/form.tsx';
 import { SortableTable, type Column } from '../../ui/table.tsx';
 import { useLoad } from '../../ui/use-load.ts';
@@ -16,7 +17,7 @@ const COLUMNS: Column<Process>[] = [
   { id: 'name', header: 'Name', value: (p) => p.name },
   { id: 'user', header: 'User', value: (p) => p.user },
   { id: 'cpu', header: 'CPU %', value: (p) => p.cpu_percent, cell: (p) => p.cpu_percent.toFixed(1), descFirst: true, class: 'num' },
-  { id: 'memory', header: 'Memory', value: (p) => p.rss, cell: (p) => `${bytes(p.rss)} (${p.memory_percent.toFixed(1)} %)`, descFirst: true, class: 'num' },
+  { id: 'memory', header: 'Memory', value: (p) => p.rss, cell: (p) => `${formatBytes(p.rss)} (${p.memory_percent.toFixed(1)} %)`, descFirst: true, class: 'num' },
   { id: 'command', header: 'Command', value: (p) => p.cmdline || `[${p.name}]`, cell: (p) => <span class="cmd" title={p.cmdline}>{p.cmdline || `[${p.name}]`}</span>, class: 'command' },
 ];
 
