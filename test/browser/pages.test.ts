@@ -185,6 +185,9 @@ describeBrowser('every page of the dashboard', () => {
         await page.getByRole('heading', { name: 'Sign in to pirelay', level: 1 }).waitFor();
       } else if (t.kind === 'session-expired') {
         await signInAdmin(page, d, t.path);
+        // Once the live stream is up: a session that ended while its upgrade was in flight would
+        // make Chromium log the refused handshake (which the app handles, as the page shows).
+        await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
         const token = (await context.cookies()).find((c) => c.name === '__Host-pirelay_session')!.value;
         // The session ends at the relay (as its expiry or a logout elsewhere would).
         expect((await http(`${d.origin}/api/v1/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(204);

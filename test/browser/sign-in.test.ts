@@ -47,6 +47,7 @@ describeBrowser('signing in to the dashboard', () => {
   it('shows the session-expired page when the session ends elsewhere, and returns to the page after signing in', async () => {
     const { page, context } = await openPage(d);
     await signInAdmin(page, d, '/api-keys');
+    await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
     const token = (await context.cookies()).find((c) => c.name === '__Host-pirelay_session')!.value;
     // The session ends at the relay (as a logout elsewhere or its expiry would).
     expect((await http(`${d.origin}/api/v1/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(204);
