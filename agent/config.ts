@@ -17,10 +17,13 @@ export const AgentConfigSchema = z.object({
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
-/** --config, else $PIRELAY_AGENT_CONFIG, else /etc/pirelay/agent.json for root, else ~/.config. */
+/** Where root's agent keeps its config (and so where the systemd unit's `run` reads it). */
+export const ROOT_CONFIG_PATH = '/etc/pirelay/agent.json';
+
+/** --config, else $PIRELAY_AGENT_CONFIG, else ROOT_CONFIG_PATH for root, else ~/.config. */
 export function defaultConfigPath(): string {
   if (process.env.PIRELAY_AGENT_CONFIG) return process.env.PIRELAY_AGENT_CONFIG;
-  if (process.getuid?.() === 0) return '/etc/pirelay/agent.json';
+  if (process.getuid?.() === 0) return ROOT_CONFIG_PATH;
   return join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'pirelay', 'agent.json');
 }
 

@@ -12,7 +12,6 @@ import { join } from 'node:path';
 export const SERVICE_NAME = 'pirelay-agent';
 export const DEFAULT_BIN_DIR = '/usr/local/bin';
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
-export const DEFAULT_CONFIG = '/etc/pirelay/agent.json';
 
 /** One ExecStart argument: quoted when it holds anything but plain path characters; systemd's own `%` and `$` escaped. */
 function unitArg(s: string): string {

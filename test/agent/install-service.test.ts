@@ -8,7 +8,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DEFAULT_BIN_DIR, DEFAULT_CONFIG, DEFAULT_UNIT_DIR, installService, installTargets, systemdUnit, type InstallOptions } from '../../agent/install-service.ts';
+import { DEFAULT_BIN_DIR, DEFAULT_UNIT_DIR, installService, installTargets, systemdUnit, type InstallOptions } from '../../agent/install-service.ts';
+import { ROOT_CONFIG_PATH } from '../../agent/config.ts';
 
 const ROOT = resolve(import.meta.dir, '../..');
 
@@ -63,7 +64,7 @@ describe('the systemd unit', () => {
   it('is deploy/pirelay-agent.service with the default paths', async () => {
     const deployed = await readFile(join(ROOT, 'deploy/pirelay-agent.service'), 'utf8');
     // One text, two places: edit agent/install-service.ts and copy its default unit to deploy/ (or the other way round).
-    expect(systemdUnit({ binary: `${DEFAULT_BIN_DIR}/pirelay-agent`, config: DEFAULT_CONFIG })).toBe(deployed);
+    expect(systemdUnit({ binary: `${DEFAULT_BIN_DIR}/pirelay-agent`, config: ROOT_CONFIG_PATH })).toBe(deployed);
     expect(deployed).toContain('\nExecStart=/usr/local/bin/pirelay-agent run --config /etc/pirelay/agent.json\n');
     expect(deployed).toContain('\nWantedBy=multi-user.target\n');
   });
