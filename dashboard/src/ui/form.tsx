@@ -33,21 +33,13 @@ interface FieldProps {
   error?: string;
 }
 
-type InputProps = FieldProps & InputAttrs & { onValue?: (v: string) => void };
+/** The ids of a control's hint and error, for its aria-describedby. */
+const describedBy = (id: string, hint?: ComponentChildren, error?: string) => [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
 
-export function TextField({ label, hint, error, onValue, ...input }: InputProps) {
-  const id = useId();
-  const described = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
+/** A control's hint and its error (announced), under it. */
+function FieldNotes({ id, hint, error }: { id: string; hint?: ComponentChildren; error?: string }) {
   return (
-    <div class="field">
-      <label for={id}>{label}</label>
-      <input
-        id={id}
-        aria-invalid={error ? true : undefined}
-        aria-describedby={described}
-        {...(input as InputHTMLAttributes<HTMLInputElement>)}
-        onInput={(e) => onValue?.((e.currentTarget as HTMLInputElement).value)}
-      />
+    <>
       {hint && (
         <p class="hint" id={`${id}-hint`}>
           {hint}
@@ -58,6 +50,26 @@ export function TextField({ label, hint, error, onValue, ...input }: InputProps)
           {error}
         </p>
       )}
+    </>
+  );
+}
+
+type InputProps = FieldProps & InputAttrs & { onValue?: (v: string) => void };
+
+export function TextField({ label, hint, error, onValue, ...input }: InputProps) {
+  const id = useId();
+  const described = describedBy(id, hint, error);
+  return (
+    <div class="field">
+      <label for={id}>{label}</label>
+      <input
+        id={id}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={described}
+        {...(input as InputHTMLAttributes<HTMLInputElement>)}
+        onInput={(e) => onValue?.((e.currentTarget as HTMLInputElement).value)}
+      />
+      <FieldNotes id={id} hint={hint} error={error} />
     </div>
   );
 }
@@ -69,7 +81,7 @@ type SelectProps = FieldProps & { name?: string; value?: string; required?: bool
 
 export function SelectField({ label, hint, error, options, onValue, ...select }: SelectProps) {
   const id = useId();
-  const described = [hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined;
+  const described = describedBy(id, hint, error);
   return (
     <div class="field">
       <label for={id}>{label}</label>
@@ -80,16 +92,7 @@ export function SelectField({ label, hint, error, options, onValue, ...select }:
           </option>
         ))}
       </select>
-      {hint && (
-        <p class="hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      )}
-      {error && (
-        <p class="field-error" id={`${id}-error`} role="alert">
-          {error}
-        </p>
-      )}
+      <FieldNotes id={id} hint={hint} error={error} />
     </div>
   );
 }
@@ -100,13 +103,9 @@ export function CheckboxField({ label, hint, onValue, name, checked, disabled }:
   const id = useId();
   return (
     <div class="field check">
-      <input type="checkbox" id={id} name={name} checked={checked} disabled={disabled} aria-describedby={hint ? `${id}-hint` : undefined} onChange={(e) => onValue?.((e.currentTarget as HTMLInputElement).checked)} />
+      <input type="checkbox" id={id} name={name} checked={checked} disabled={disabled} aria-describedby={describedBy(id, hint)} onChange={(e) => onValue?.((e.currentTarget as HTMLInputElement).checked)} />
       <label for={id}>{label}</label>
-      {hint && (
-        <p class="hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      )}
+      <FieldNotes id={id} hint={hint} />
     </div>
   );
 }
