@@ -73,15 +73,15 @@ function connect() {
   const ws = new WebSocket(url());
   socket = ws;
   unacked = 0;
+  let opened = false;
   ws.onopen = () => {
+    opened = true;
     // A first connection has nothing to catch up on; after a drop without an id to resume from, pages re-read.
     if (retry && !lastId) for (const fn of resyncs) fn();
     retry = 0;
     streamConnection.value = 'live';
   };
   ws.onmessage = (ev) => handle(String(ev.data));
-  let opened = false;
-  ws.addEventListener('open', () => (opened = true));
   ws.onclose = (ev) => {
     if (socket !== ws) return;
     socket = null;
