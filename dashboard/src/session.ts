@@ -5,6 +5,7 @@
 // while signed in (the "session expired" page, which returns to where the user was).
 import { computed, signal } from '@preact/signals';
 import type { LoginChallenge, LoginResult, Me } from '../../shared/api/auth.ts';
+import { atLeast, type TeamRole } from '../../shared/api/team-roles.ts';
 import { ApiError, get, post } from './api.ts';
 import { listenUnauthorized } from './session-events.ts';
 
@@ -29,6 +30,11 @@ export function can(needed: string): boolean {
 }
 
 export const isAdmin = computed(() => can('*'));
+
+/** Whether the signed-in user administers a team they hold `role` in: an instance admin always, else its admins and owners. */
+export function administers(role: TeamRole | null | undefined): boolean {
+  return isAdmin.value || (!!role && atLeast(role, 'admin'));
+}
 
 export async function loadSession(): Promise<void> {
   try {

@@ -10,7 +10,7 @@ import type { Team } from '../../../shared/api/teams.ts';
 import type { EnrollmentToken } from '../../../shared/api/devices.ts';
 import type { AgentArchitecture, AgentInstall } from '../../../shared/api/agent-install.ts';
 import { ApiError, del, get, post } from '../api.ts';
-import { isAdmin } from '../session.ts';
+import { administers } from '../session.ts';
 import { Empty, LoadError, Loading, Page, Time } from '../ui/bits.tsx';
 import { Button, CheckboxField, ErrorNote, SelectField, TextField } from '../ui/form.tsx';
 import { CodeLine, OnceSecret } from '../ui/copy.tsx';
@@ -56,7 +56,7 @@ const tokenLabel = (t: EnrollmentToken) => t.name || `${t.prefix}…`;
 
 /** The teams the user may add devices to: those they administer (an instance admin: all). */
 function adminTeams(teams: Team[]): Team[] {
-  return isAdmin.value ? teams : teams.filter((t) => t.role === 'admin' || t.role === 'owner');
+  return teams.filter((t) => administers(t.role));
 }
 
 /** A field's error from the API: zod's issue for it, or a refusal that names it (details.field). */

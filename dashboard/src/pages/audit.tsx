@@ -6,7 +6,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { get, query, type ApiError } from '../api.ts';
-import { can, isAdmin } from '../session.ts';
+import { administers, can, isAdmin } from '../session.ts';
 import { Empty, LoadError, Loading, Page, relative } from '../ui/bits.tsx';
 import { Button, ErrorNote, SelectField, TextField } from '../ui/form.tsx';
 import { useAction, useLoad } from '../ui/use-load.ts';
@@ -93,7 +93,7 @@ export default function AuditPage() {
           key={apiQuery}
           filters={filters}
           // A team's entries are for its admins and owners (a plain member is refused): only those are offered.
-          teams={(teams.data ?? []).filter((t) => isAdmin.value || t.role === 'admin' || t.role === 'owner')}
+          teams={(teams.data ?? []).filter((t) => administers(t.role))}
           users={users.data ?? []}
           invalid={invalid}
           hasFilters={hasFilters}

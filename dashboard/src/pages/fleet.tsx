@@ -10,7 +10,7 @@ import type { Device, DeviceTag } from '../../../shared/api/devices.ts';
 import type { Team } from '../../../shared/api/teams.ts';
 import { get, post, query } from '../api.ts';
 import { onStreamEvent, onStreamResync } from '../fleet-stream.ts';
-import { can, isAdmin } from '../session.ts';
+import { administers, can, isAdmin } from '../session.ts';
 import { Empty, LoadError, Loading, Page, StatusBadge, Time } from '../ui/bits.tsx';
 import { ConfirmButton } from '../ui/dialog.tsx';
 import { Button, ErrorNote, SelectField, TextField } from '../ui/form.tsx';
@@ -147,7 +147,7 @@ export default function FleetPage() {
     if (isAdmin.value) return true;
     if (!can('devices:admin')) return false;
     const role = teamById.get(teamId)?.role;
-    return role === undefined || role === 'admin' || role === 'owner';
+    return role === undefined || administers(role);
   };
 
   const all = devices.data ?? [];

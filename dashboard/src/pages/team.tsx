@@ -6,14 +6,14 @@
 import { useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { del, get, patch, post } from '../api.ts';
-import { can, isAdmin, me } from '../session.ts';
+import { administers, can, isAdmin, me } from '../session.ts';
 import { Empty, LoadError, Loading, Page, StatusBadge, Time } from '../ui/bits.tsx';
 import { OnceSecret } from '../ui/copy.tsx';
 import { ConfirmButton } from '../ui/dialog.tsx';
 import { Button, CheckboxField, ErrorNote, SelectField, TextField } from '../ui/form.tsx';
 import { SortableTable, type Column } from '../ui/table.tsx';
 import { useAction, useLoad } from '../ui/use-load.ts';
-import { atLeast, TEAM_ROLES, type TeamRole } from '../../../shared/api/team-roles.ts';
+import { TEAM_ROLES, type TeamRole } from '../../../shared/api/team-roles.ts';
 import type { CreatedInvitation, Invitation, Team, TeamDetail, TeamMember } from '../../../shared/api/teams.ts';
 import './teams.css';
 
@@ -21,7 +21,7 @@ import './teams.css';
 function powersIn(team: TeamDetail) {
   const role = team.role;
   const write = can('teams:write');
-  const admin = isAdmin.value || (role !== null && atLeast(role, 'admin'));
+  const admin = administers(role);
   const owner = isAdmin.value || role === 'owner';
   return { manage: admin && write, own: owner && write, seeInvitations: admin && can('teams:read') };
 }

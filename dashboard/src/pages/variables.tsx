@@ -7,7 +7,7 @@ import type { RefObject } from 'preact';
 import { useId, useRef, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import { del, get, put, query } from '../api.ts';
-import { can, isAdmin } from '../session.ts';
+import { administers, can } from '../session.ts';
 import { Empty, LoadError, Loading, Page, Time } from '../ui/bits.tsx';
 import { Button, CheckboxField, ErrorNote, SelectField, TextField } from '../ui/form.tsx';
 import { SortableTable, type Column } from '../ui/table.tsx';
@@ -74,7 +74,7 @@ export default function VariablesPage() {
     level.kind === 'user' ? 'your account' : level.kind === 'team' ? `team ${team?.name ?? level.id}` : `device ${device?.name ?? level.id}`;
 
   // Hidden where the API would refuse (team variables are for the team's admins); the API still decides.
-  const mayWrite = can('variables:write') && (level.kind !== 'team' || isAdmin.value || !team || team.role === 'admin' || team.role === 'owner');
+  const mayWrite = can('variables:write') && (level.kind !== 'team' || !team || administers(team.role));
 
   const options = [
     { value: 'user', label: 'My account' },

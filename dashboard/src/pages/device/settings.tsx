@@ -6,7 +6,7 @@ import { useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso';
 import type { Device, DeviceTag } from '../../../../shared/api/devices.ts';
 import { del, patch, post, put } from '../../api.ts';
-import { can, isAdmin } from '../../session.ts';
+import { administers, can } from '../../session.ts';
 import { ConfirmButton } from '../../ui/dialog.tsx';
 import { Button, ErrorNote, SelectField, TextField } from '../../ui/form.tsx';
 import { useAction } from '../../ui/use-load.ts';
@@ -109,7 +109,7 @@ function Approve({ device, onDeviceChange }: DeviceTabProps) {
 
 function Move({ device, teams, onDeviceChange }: DeviceTabProps) {
   // Only teams where the user is an admin (an instance admin: every team) may take the device.
-  const targets = (teams ?? []).filter((t) => t.id !== device.team_id && (isAdmin.value || t.role === 'admin' || t.role === 'owner'));
+  const targets = (teams ?? []).filter((t) => t.id !== device.team_id && administers(t.role));
   const [to, setTo] = useState('');
   const chosen = to || targets[0]?.id || '';
   const move = useAction(async () => onDeviceChange(await post<Device>(devicePath(device.id, '/move'), { team_id: chosen })));

@@ -3,7 +3,7 @@
 // makes to change it, so a rename in Settings shows in the header at once.
 import type { Device } from '../../../../shared/api/devices.ts';
 import type { Team } from '../../../../shared/api/teams.ts';
-import { isAdmin } from '../../session.ts';
+import { administers } from '../../session.ts';
 
 export interface DeviceTabProps {
   device: Device;
@@ -29,7 +29,5 @@ export const shownStatus = (d: Device) => (d.status === 'approved' ? (d.online ?
  * teams:read) count as yes, so the controls show and the API decides.
  */
 export function adminsTeam(teams: Team[] | undefined, teamId: string): boolean {
-  if (isAdmin.value || !teams) return true;
-  const role = teams.find((t) => t.id === teamId)?.role;
-  return role === 'admin' || role === 'owner';
+  return !teams || administers(teams.find((t) => t.id === teamId)?.role);
 }
