@@ -120,6 +120,10 @@ export class DeviceHub extends DurableObject<Env> {
           return Response.json(errorBody('WRONG_DEVICE', 'this hub holds another device', { agent_id: r.watch.agent_id }), { status: 400 });
         }
         return this.watchers.accept(r.watch);
+      case 'screen':
+        return this.caps.kvm.screen(this.hub, request, r.screen);
+      case 'hid':
+        return this.caps.kvm.input(this.hub, request);
     }
   }
 

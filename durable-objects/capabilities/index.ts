@@ -1,5 +1,6 @@
 // The hub's capability modules, one line each (a new capability: its module, and a line here).
 // Made per hub instance, since a module may keep memory of its own (the tunnel table, say).
+import { KvmCapability } from './kvm.ts';
 import { StatusCapability } from './status.ts';
 import { TunnelsCapability } from './tunnels/index.ts';
 import type { HubCapability } from './types.ts';
@@ -8,5 +9,6 @@ export function hubCapabilities() {
   return {
     tunnels: new TunnelsCapability(),
     status: new StatusCapability(),
+    kvm: new KvmCapability(),
   } satisfies Record<string, HubCapability>;
 }

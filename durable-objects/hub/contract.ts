@@ -15,9 +15,14 @@
 //                 teams they may see and the credential (its id and expiry) they opened it
 //                 with. See hub/watchers.ts. The FleetHub takes this one request only, the same
 //                 header read by WatchHeaderSchema.
+//   screen        a screenshot or the live view, already authorized: x-pirelay-screen, a
+//                 ScreenRequest as JSON (the `screen` OPEN without its kind).
+//   hid           a viewer's live-input WebSocket upgrade, already authorized; its messages are
+//                 checked by the hub (HidInputSchema) before they reach the device.
 import { z } from 'zod';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import { EventIdSchema, StatusEventSchema } from '../../shared/api/stream.ts';
+import { ScreenOpenSchema } from '../../shared/protocol/kvm.ts';
 
 /** Headers the hub reads; a visitor can never set them (every x-pirelay-* is stripped first). */
 export const INTERNAL = {
@@ -30,6 +35,8 @@ export const INTERNAL = {
   agentAddress: 'x-pirelay-agent-address',
   /** A watcher's WatchRequest as JSON. */
   watch: 'x-pirelay-watch',
+  /** A screen request's ScreenRequest as JSON (kind `screen`). */
+  screen: 'x-pirelay-screen',
 } as const;
 
 type HeaderList = [string, string][];
@@ -111,12 +118,18 @@ const JsonHeader = <T extends z.ZodType>(schema: T) =>
 /** The x-pirelay-watch header's value (JSON) read as a WatchRequest. */
 export const WatchHeaderSchema = JsonHeader(WatchRequestSchema);
 
+/** What the Worker asks of the screen: the `screen` OPEN the hub sends the agent, without its kind. */
+export const ScreenRequestSchema = ScreenOpenSchema.omit({ kind: true }).strict();
+export type ScreenRequest = z.infer<typeof ScreenRequestSchema>;
+
 /** Everything the Worker may send the hub, read from the request's internal headers. */
 export const HubRequestSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('tunnel-http'), upgrade: z.boolean(), tunnelId: TunnelId, head: JsonHeader(VisitHeadSchema).optional() }),
   z.object({ kind: z.literal('tunnel-tcp'), upgrade: z.boolean(), tunnelId: TunnelId }),
   z.object({ kind: z.literal('agent'), upgrade: z.literal(true), address: z.string().max(256).optional() }),
   z.object({ kind: z.literal('watch'), upgrade: z.literal(true), watch: WatchHeaderSchema }),
+  z.object({ kind: z.literal('screen'), upgrade: z.literal(false), screen: JsonHeader(ScreenRequestSchema) }),
+  z.object({ kind: z.literal('hid'), upgrade: z.literal(true) }),
 ]);
 export type HubRequest = z.infer<typeof HubRequestSchema>;
 export type HubRequestKind = HubRequest['kind'];
@@ -130,7 +143,7 @@ export function readHubRequest(request: Request): { ok: true; value: HubRequest 
   const fields =
     kind === 'tunnel-http' || kind === 'tunnel-tcp'
       ? { kind, upgrade, tunnelId: h.get(INTERNAL.tunnelId) ?? undefined, head: (kind === 'tunnel-http' && !upgrade && h.get(INTERNAL.head)) || undefined }
-      : { kind, upgrade, address: h.get(INTERNAL.agentAddress) ?? undefined, watch: h.get(INTERNAL.watch) ?? undefined };
+      : { kind, upgrade, address: h.get(INTERNAL.agentAddress) ?? undefined, watch: h.get(INTERNAL.watch) ?? undefined, screen: h.get(INTERNAL.screen) ?? undefined };
   const parsed = HubRequestSchema.safeParse(fields);
   if (parsed.success) return { ok: true, value: parsed.data };
   const issue = parsed.error.issues[0];

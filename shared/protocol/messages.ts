@@ -3,6 +3,7 @@
 // each; nothing else is defined in this file.
 import { z } from 'zod';
 import { ByeSchema, HelloAckSchema, HelloSchema, PingSchema, PongSchema, RpcRequestSchema, RpcResponseSchema } from './envelope.ts';
+import { kvmRpc, kvmStreams } from './kvm.ts';
 import { systemRpc } from './system.ts';
 import { tunnelHubMessages, tunnelStreams } from './tunnels.ts';
 
@@ -15,7 +16,7 @@ export const HubMessageSchema = z.discriminatedUnion('t', [HelloAckSchema, RpcRe
 export type HubMessage = z.infer<typeof HubMessageSchema>;
 
 /** Every RPC the hub may call on an agent: params are validated by the agent, results by the hub. */
-export const RpcMethods = { ...systemRpc } as const;
+export const RpcMethods = { ...systemRpc, ...kvmRpc } as const;
 export type RpcMethod = keyof typeof RpcMethods;
 export type RpcParams<M extends RpcMethod> = z.infer<(typeof RpcMethods)[M]['params']>;
 export type RpcResult<M extends RpcMethod> = z.infer<(typeof RpcMethods)[M]['result']>;
@@ -25,5 +26,5 @@ export function isRpcMethod(name: string): name is RpcMethod {
 }
 
 /** OPEN payloads of every stream kind either side may open, by `kind`. */
-export const StreamOpenSchema = z.discriminatedUnion('kind', [...tunnelStreams]);
+export const StreamOpenSchema = z.discriminatedUnion('kind', [...tunnelStreams, ...kvmStreams]);
 export type StreamOpen = z.infer<typeof StreamOpenSchema>;

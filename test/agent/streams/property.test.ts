@@ -119,7 +119,7 @@ async function run(seed: number, count: number, withResets: boolean, batch?: 'ti
   const acceptorTasks: Promise<Outcome>[] = [];
   const closedAll: Promise<void>[] = [];
   const handler = (side: Side) => (stream: MuxStream, open: StreamOpen) => {
-    const plan = plans[Number(open.tunnel)]!;
+    const plan = plans[Number('tunnel' in open ? open.tunnel : NaN)]!;
     const r = prng(plan.seed ^ 0x5bd1e995);
     const opener: Side = side === 'hub' ? 'agent' : 'hub';
     closedAll.push(stream.closed);

@@ -26,7 +26,7 @@ export function rig(tunnels: TunnelTarget[], opts: Partial<TunnelServiceOptions>
   const logs: string[] = [];
   const service = createTunnelService({ log: quietLogger(logs), ...opts });
   service.setTunnels(tunnels);
-  const link = loopback({ agent: { onOpen: (stream, open) => service.handleOpen(stream, open) } });
+  const link = loopback({ agent: { onOpen: (stream, open) => ('tunnel' in open ? service.handleOpen(stream, open) : stream.reset('REFUSED', 'not a tunnel stream')) } });
   return { service, link, logs, open: (o, options) => link.hub.open(o, options) };
 }
 
