@@ -2,6 +2,17 @@
 // HID usage on the Keyboard/Keypad page (0x07). One table, used by the Worker to refuse an unknown
 // code before any device work, by the agent to build reports, and by the dashboard to know which
 // keys it may send. Plain data with no imports, so every side (and the dashboard) can load it.
+//
+// Checked entry by entry against w3c/uievents-code (index-source.txt, 2023) and Chromium's
+// ui/events/keycodes/dom/dom_code_data.inc: every code of the spec whose key has a usage on page
+// 0x07 is here, with the usage Chromium gives it (NumpadHash, which Chromium leaves unmapped, takes
+// HID's Keypad # 0xCC). Spec codes left out have no page-0x07 usage: the
+// media and browser keys, Sleep and WakeUp live on the Consumer (0x0C) and Generic Desktop (0x01)
+// pages, which these gadgets do not describe; Fn/FnLock never leave the keyboard; Hyper, Super,
+// Turbo, Resume, Suspend and Unidentified have no usage; NumpadStar is a phone keypad's * with no
+// usage of its own (a PC numpad's * is NumpadMultiply). Beyond the spec: IntlHash (the ISO #~ key,
+// usage 0x32, which the spec folds into Backslash) and F13–F24, which the spec names only by
+// example; browsers send both.
 
 /** The eight modifier keys and their bit in byte 0 of the boot keyboard report. */
 export const MODIFIER_BITS = {
@@ -42,7 +53,11 @@ export const HID_USAGES: Readonly<Record<string, number>> = {
   Find: 0x7e, AudioVolumeMute: 0x7f, AudioVolumeUp: 0x80, AudioVolumeDown: 0x81,
   NumpadComma: 0x85, IntlRo: 0x87, KanaMode: 0x88, IntlYen: 0x89, Convert: 0x8a, NonConvert: 0x8b,
   Lang1: 0x90, Lang2: 0x91, Lang3: 0x92, Lang4: 0x93, Lang5: 0x94,
-  NumpadParenLeft: 0xb6, NumpadParenRight: 0xb7, NumpadBackspace: 0xbb,
+  // The spec's legacy names for dedicated Katakana/Hiragana keys: the same usages as Lang3/Lang4
+  // (HID names LANG3 "Katakana" and LANG4 "Hiragana"), so KeyboardState treats them as one key.
+  Katakana: 0x92, Hiragana: 0x93,
+  Abort: 0x9b, Props: 0xa3,
+  NumpadParenLeft: 0xb6, NumpadParenRight: 0xb7, NumpadBackspace: 0xbb, NumpadHash: 0xcc,
   NumpadMemoryStore: 0xd0, NumpadMemoryRecall: 0xd1, NumpadMemoryClear: 0xd2, NumpadMemoryAdd: 0xd3,
   NumpadMemorySubtract: 0xd4, NumpadClear: 0xd8, NumpadClearEntry: 0xd9,
   ControlLeft: 0xe0, ShiftLeft: 0xe1, AltLeft: 0xe2, MetaLeft: 0xe3,

@@ -77,7 +77,8 @@ export class KeyboardState {
       this.modifiers |= MODIFIER_BITS[code];
       return { ok: true, report: this.report(), changed: before !== this.modifiers };
     }
-    if (this.keys.includes(code)) return { ok: true, report: this.report(), changed: false };
+    // Two names of one key (Lang4 and Hiragana) are one key held, never a usage twice in a report.
+    if (this.heldIndex(code) >= 0) return { ok: true, report: this.report(), changed: false };
     if (this.keys.length >= MAX_KEYS_HELD) {
       return { ok: false, code: 'TOO_MANY_KEYS', message: `${MAX_KEYS_HELD} keys are held already (${this.keys.join(', ')}); release one before pressing ${code}` };
     }
@@ -92,7 +93,7 @@ export class KeyboardState {
       this.modifiers &= ~MODIFIER_BITS[code];
       return { ok: true, report: this.report(), changed: before !== this.modifiers };
     }
-    const i = this.keys.indexOf(code);
+    const i = this.heldIndex(code);
     if (i < 0) return { ok: true, report: this.report(), changed: false };
     this.keys.splice(i, 1);
     return { ok: true, report: this.report(), changed: true };
@@ -111,6 +112,10 @@ export class KeyboardState {
       .filter(([, bit]) => (this.modifiers & bit) !== 0)
       .map(([code]) => code);
     return [...mods, ...this.keys];
+  }
+
+  private heldIndex(code: string): number {
+    return this.keys.findIndex((k) => HID_USAGES[k] === HID_USAGES[code]);
   }
 
   report(): Uint8Array {
