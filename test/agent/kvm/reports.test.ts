@@ -46,7 +46,7 @@ describe('keycodes', () => {
 
   it('has the modifier bits of the boot report, in usage order E0..E7', () => {
     expect(MODIFIER_BITS).toEqual({ ControlLeft: 0x01, ShiftLeft: 0x02, AltLeft: 0x04, MetaLeft: 0x08, ControlRight: 0x10, ShiftRight: 0x20, AltRight: 0x40, MetaRight: 0x80 });
-    for (const c of MODIFIER_CODES) expect(MODIFIER_BITS[c]).toBe(1 << (HID_USAGES[c]! - 0xe0));
+    for (const c of MODIFIER_CODES) expect<number>(MODIFIER_BITS[c]).toBe(1 << (HID_USAGES[c]! - 0xe0));
     expect(modifierBits(['ShiftLeft', 'AltRight'])).toBe(0x42);
   });
 
