@@ -70,7 +70,7 @@ echo "pirelay KVM" > "$G/strings/0x409/product"
 
 mkdir -p "$G/configs/c.1/strings/0x409"
 echo "Keyboard and absolute mouse" > "$G/configs/c.1/strings/0x409/configuration"
-echo 0x80 > "$G/configs/c.1/bmAttributes" # bus-powered
+echo 0xa0 > "$G/configs/c.1/bmAttributes" # bus-powered, remote wakeup
 echo 250 > "$G/configs/c.1/MaxPower"      # mA asked of the host
 
 # hid_function NAME SUBCLASS PROTOCOL REPORT_LENGTH DESCRIPTOR
@@ -81,6 +81,14 @@ hid_function() {
   echo "$3" > "$f/protocol"
   echo "$4" > "$f/report_length"
   printf '%b' "$5" > "$f/report_desc"
+  # Newer kernels have these two attributes; older ones lack the files, and their defaults stand.
+  # Without an OUT endpoint the host sends the LED report with SET_REPORT on the control pipe,
+  # which is what a BIOS in boot protocol does anyway (with an OUT endpoint f_hid stalls that
+  # request, and some firmware gives up on the keyboard); /dev/hidg0 reads it the same way. It
+  # also leaves the Pi's few endpoints for other gadgets.
+  if [ -e "$f/no_out_endpoint" ]; then echo 1 > "$f/no_out_endpoint"; fi
+  # A report written while the host sleeps wakes it, like a key on a real keyboard.
+  if [ -e "$f/wakeup_on_write" ]; then echo 1 > "$f/wakeup_on_write"; fi
 }
 # The kernel numbers /dev/hidgN in the order the functions are made: keyboard first, so hidg0.
 hid_function hid.keyboard 1 1 8 "$KEYBOARD_DESC"

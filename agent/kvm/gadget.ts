@@ -9,7 +9,7 @@
 // next write reopens it, which is how a re-plugged cable or a re-made gadget is picked up. The
 // host's LED output report (Caps/Num/Scroll Lock) is read back from /dev/hidg0 by polling a
 // non-blocking descriptor. An idle agent costs nothing: nothing is opened before the first report.
-import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readSync, writeSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HID_USAGES } from '../../shared/hid/keycodes.ts';
@@ -61,6 +61,10 @@ function isAgain(err: unknown): boolean {
   return code === 'EAGAIN' || code === 'EWOULDBLOCK';
 }
 
+function missing(path: string, errno: string): HidError {
+  return new HidError('HID_MISSING', `could not access ${path} (${errno}): is the USB gadget set up (deploy/hid-gadget.sh)?`, path);
+}
+
 /**
  * Names a failed open or write of a gadget. ENOENT/ENXIO/ENODEV: no such gadget (not set up, or
  * torn down; ENXIO is also a FIFO nobody reads). ESHUTDOWN: the gadget is there but its endpoint is
@@ -73,7 +77,7 @@ export function hidError(err: unknown, path: string): HidError {
     case 'ENOENT':
     case 'ENXIO':
     case 'ENODEV':
-      return new HidError('HID_MISSING', `could not access ${path} (${code}): is the USB gadget set up (deploy/hid-gadget.sh)?`, path);
+      return missing(path, code);
     case 'ESHUTDOWN':
     case 'EPIPE':
       return new HidError('HID_UNPLUGGED', `could not write to ${path} (${code}): is the USB cable connected to a running computer?`, path);
@@ -162,6 +166,10 @@ class DeviceSink implements HidSink {
   }
 
   state(): SinkState {
+    // Before the first report, a look (not an open) tells a missing gadget from one not tried yet.
+    if (this.last.state === 'unknown' && !existsSync(this.path)) {
+      return { state: 'missing', message: missing(this.path, 'ENOENT').message };
+    }
     return this.last;
   }
 

@@ -3,7 +3,7 @@
 // and deploy/hid-gadget.sh, run into a temporary configfs, writes the very same descriptor bytes
 // with the right protocol, subclass and report length.
 import { describe, expect, it } from 'bun:test';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { GADGETS, KEYBOARD_REPORT_DESCRIPTOR, MOUSE_REPORT_DESCRIPTOR } from '../../../shared/hid/descriptors.ts';
@@ -214,6 +214,27 @@ describe('deploy/hid-gadget.sh', () => {
       check(dir);
       expect([GADGETS.keyboard.subclass, GADGETS.keyboard.protocol, GADGETS.keyboard.report_length]).toEqual([1, 1, 8]);
       expect([GADGETS.mouse.subclass, GADGETS.mouse.protocol, GADGETS.mouse.report_length]).toEqual([0, 0, 7]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('turns off the OUT endpoint and turns on wakeup where the kernel has those attributes, and only there', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pirelay-configfs-'));
+    try {
+      // A newer kernel: configfs shows the attribute files as soon as the function exists.
+      const kb = join(dir, 'usb_gadget/pirelay/functions', GADGETS.keyboard.function);
+      mkdirSync(kb, { recursive: true });
+      writeFileSync(join(kb, 'no_out_endpoint'), '0\n');
+      writeFileSync(join(kb, 'wakeup_on_write'), '0\n');
+      expect(run(dir)).toMatchObject({ code: 0 });
+      check(dir);
+      expect(readFileSync(join(kb, 'no_out_endpoint'), 'utf8')).toBe('1\n');
+      expect(readFileSync(join(kb, 'wakeup_on_write'), 'utf8')).toBe('1\n');
+      // An older kernel (the mouse here): no files, none made up.
+      const mouse = join(dir, 'usb_gadget/pirelay/functions', GADGETS.mouse.function);
+      expect(existsSync(join(mouse, 'no_out_endpoint'))).toBe(false);
+      expect(existsSync(join(mouse, 'wakeup_on_write'))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

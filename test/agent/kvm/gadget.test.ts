@@ -102,6 +102,8 @@ describe('the device backend', () => {
 
   it('reports a missing path as HID_MISSING, not success', async () => {
     const g = gadgets({ keyboardPath: join(dir, 'hidg0'), mousePath: join(dir, 'hidg1'), ledPath: join(dir, 'leds') });
+    // Known before any report, from a look at the path.
+    expect(g.keyboard.state()).toMatchObject({ state: 'missing' });
     const err = await rejection(g.mouse.write(mouseReport({ buttons: 0, x: 0, y: 0 })));
     expect(err.code).toBe('HID_MISSING');
     expect(err.message).toContain(`could not access ${join(dir, 'hidg1')}`);
