@@ -222,6 +222,21 @@ describe('the device backend', () => {
     expect(seen).toEqual([0x02, 0x03]);
   });
 
+  it('reads a flood of LED reports a bounded batch at a time, losing none', async () => {
+    const { g, host } = await withHost();
+    const flood = Uint8Array.from({ length: 5000 }, (_, i) => i & 0x1f);
+    const seen: number[] = [];
+    const all = new Promise<void>((resolve) =>
+      g.onLeds((b) => {
+        seen.push(b);
+        if (seen.length === flood.length) resolve();
+      }),
+    );
+    writeSync(host, flood);
+    await all;
+    expect(seen).toEqual([...flood]);
+  });
+
   it('keeps reading LEDs when a listener throws', async () => {
     const { g, host } = await withHost();
     g.onLeds(() => {
