@@ -1,0 +1,75 @@
+// The two facts about X11 keysyms that the layout generator needs and xkb-data does not ship: the
+// Unicode character of each keysym name (X11's keysymdef.h, Debian package x11proto-dev) and what a
+// dead key followed by a second key composes to (X11's en_US.UTF-8 Compose file, libx11-data). We
+// extract both once into small committed text files next to this module, so generating the layouts
+// (and checking that in CI) needs only xkb-data. Re-extract, on a machine with both packages, with
+//   npx tsx scripts/xkb/x11-tables.ts
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+export const KEYSYMS_FILE = `${HERE}keysyms.txt`;
+export const DEAD_KEYS_FILE = `${HERE}dead-keys.txt`;
+const KEYSYMDEF = '/usr/include/X11/keysymdef.h';
+const COMPOSE = '/usr/share/X11/locale/en_US.UTF-8/Compose';
+
+/** Keysym name → Unicode code point (keysyms with no character are absent). */
+export function readKeysyms(file = KEYSYMS_FILE): Map<string, number> {
+  const map = new Map<string, number>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^(\S+) ([0-9a-f]+)$/.exec(line);
+    if (m) map.set(m[1]!, parseInt(m[2]!, 16));
+  }
+  return map;
+}
+
+/** Dead keysym name → (base character → composed character), as X11's Compose file says. */
+export function readDeadKeys(file = DEAD_KEYS_FILE): Map<string, Map<string, string>> {
+  const map = new Map<string, Map<string, string>>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^(dead_\w+) ([0-9a-f]+) ([0-9a-f]+)$/.exec(line);
+    if (!m) continue;
+    let bases = map.get(m[1]!);
+    if (!bases) map.set(m[1]!, (bases = new Map()));
+    bases.set(String.fromCodePoint(parseInt(m[2]!, 16)), String.fromCodePoint(parseInt(m[3]!, 16)));
+  }
+  return map;
+}
+
+/** The keysym naming rules that need no table: Uxxxx and 0x01xxxxxx name a code point directly. */
+export function ruleCodePoint(name: string): number | undefined {
+  let m = /^U([0-9A-Fa-f]{4,6})$/.exec(name);
+  if (m) return parseInt(m[1]!, 16);
+  m = /^0x0*1([0-9A-Fa-f]{6})$/.exec(name);
+  if (m) return parseInt(m[1]!, 16);
+  return undefined;
+}
+
+function extract(): void {
+  // Only the exact mappings ("U+00E9"); keysymdef.h marks approximate ones "(U+…)" and we skip those.
+  const keysyms: string[] = [];
+  for (const line of readFileSync(KEYSYMDEF, 'utf8').split('\n')) {
+    const m = /^#define XK_(\w+)\s+0x[0-9a-fA-F]+\s*\/\*\s*U\+([0-9A-Fa-f]{4,6})\b/.exec(line);
+    if (m) keysyms.push(`${m[1]} ${parseInt(m[2]!, 16).toString(16)}`);
+  }
+  const byName = new Map(keysyms.map((l) => l.split(' ') as [string, string]));
+  const codePoint = (name: string): number | undefined => {
+    const hex = byName.get(name);
+    return hex !== undefined ? parseInt(hex, 16) : ruleCodePoint(name);
+  };
+  // Two-key sequences only: <dead_x> <key> : "c" — one dead key then one character.
+  const dead = new Set<string>();
+  for (const line of readFileSync(COMPOSE, 'utf8').split('\n')) {
+    const m = /^<(dead_\w+)>\s+<(\w+)>\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(line);
+    if (!m) continue;
+    const base = codePoint(m[2]!);
+    const result = [...m[3]!.replace(/\\(.)/g, '$1')];
+    if (base === undefined || result.length !== 1) continue;
+    dead.add(`${m[1]} ${base.toString(16)} ${result[0]!.codePointAt(0)!.toString(16)}`);
+  }
+  writeFileSync(KEYSYMS_FILE, `${keysyms.sort().join('\n')}\n`);
+  writeFileSync(DEAD_KEYS_FILE, `${[...dead].sort().join('\n')}\n`);
+  console.log(`${KEYSYMS_FILE}: ${keysyms.length} keysyms; ${DEAD_KEYS_FILE}: ${dead.size} dead-key sequences`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) extract();
