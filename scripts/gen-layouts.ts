@@ -148,8 +148,8 @@ export function xkbVersion(xkbDir: string): string {
 
 export function generateLayouts(xkbDir = '/usr/share/X11/xkb'): Generated {
   const version = xkbVersion(xkbDir);
-  const symbols = new SymbolsDir(`${xkbDir}/symbols`);
   const keysyms = readKeysyms();
+  const symbols = new SymbolsDir(`${xkbDir}/symbols`, (name) => keysyms.has(name) || ruleCodePoint(name) !== undefined || /^0x[0-9a-fA-F]+$/.test(name));
   const compose = readDeadKeys();
   const warnings: string[] = [];
   const files = new Map<string, string>();
@@ -184,6 +184,8 @@ export function generateLayouts(xkbDir = '/usr/share/X11/xkb'): Generated {
     }
     layouts.push({ id, xkb, name: compiled.name, levels: altGr ? 4 : 2, keys });
   }
+
+  for (const u of symbols.unknown) warnings.push(`${u} is no keysym; read as NoSymbol, as xkb does`);
 
   // The dead-key compositions the layouts can use: dead keys some layout has, bases some layout
   // types with one key.

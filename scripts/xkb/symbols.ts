@@ -97,7 +97,14 @@ export class SymbolsDir {
   private readonly files = new Map<string, Section[]>();
   private readonly compiled = new Map<string, Compiled>();
 
-  constructor(readonly dir: string) {}
+  /** Names xkb would not know as keysyms; like xkbcommon, they are read as NoSymbol. */
+  readonly unknown = new Set<string>();
+
+  /** `isKeysym` tells a keysym name from a typo (xkbcommon reads an unknown name as NoSymbol). */
+  constructor(
+    readonly dir: string,
+    private readonly isKeysym: (name: string) => boolean,
+  ) {}
 
   private sections(file: string): Section[] {
     let s = this.files.get(file);
@@ -178,7 +185,9 @@ export class SymbolsDir {
       while (t[i]?.text !== ']') {
         const x = t[i]!;
         if (x.kind === 'ident') {
-          syms.push(x.text === 'NoSymbol' ? undefined : x.text);
+          const known = x.text !== 'NoSymbol' && this.isKeysym(x.text);
+          if (!known && x.text !== 'NoSymbol') this.unknown.add(`${x.text} (${file}:${x.line})`);
+          syms.push(known ? x.text : undefined);
           i++;
         } else if (x.text === '{') fail('several keysyms on one level are not supported');
         else fail(`unexpected ${x.text} in a keysym list`);

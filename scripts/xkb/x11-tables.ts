@@ -1,5 +1,6 @@
 // The two facts about X11 keysyms that the layout generator needs and xkb-data does not ship: the
-// Unicode character of each keysym name (X11's keysymdef.h, Debian package x11proto-dev) and what a
+// keysym names and the Unicode character of each (X11's keysymdef.h and XF86keysym.h, Debian
+// package x11proto-dev; xkb reads a name it does not know as NoSymbol, so we must know them) and what a
 // dead key followed by a second key composes to (X11's en_US.UTF-8 Compose file, libx11-data). We
 // extract both once into small committed text files next to this module, so generating the layouts
 // (and checking that in CI) needs only xkb-data. Re-extract, on a machine with both packages, with
@@ -11,14 +12,15 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 export const KEYSYMS_FILE = `${HERE}keysyms.txt`;
 export const DEAD_KEYS_FILE = `${HERE}dead-keys.txt`;
 const KEYSYMDEF = '/usr/include/X11/keysymdef.h';
+const XF86KEYSYM = '/usr/include/X11/XF86keysym.h';
 const COMPOSE = '/usr/share/X11/locale/en_US.UTF-8/Compose';
 
-/** Keysym name → Unicode code point (keysyms with no character are absent). */
-export function readKeysyms(file = KEYSYMS_FILE): Map<string, number> {
-  const map = new Map<string, number>();
+/** Keysym name → its Unicode code point, or undefined for a keysym that types no character. */
+export function readKeysyms(file = KEYSYMS_FILE): Map<string, number | undefined> {
+  const map = new Map<string, number | undefined>();
   for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = /^(\S+) ([0-9a-f]+)$/.exec(line);
-    if (m) map.set(m[1]!, parseInt(m[2]!, 16));
+    const m = /^(\S+)(?: ([0-9a-f]+))?$/.exec(line);
+    if (m) map.set(m[1]!, m[2] !== undefined ? parseInt(m[2], 16) : undefined);
   }
   return map;
 }
@@ -46,17 +48,19 @@ export function ruleCodePoint(name: string): number | undefined {
 }
 
 function extract(): void {
-  // Only the exact mappings ("U+00E9"); keysymdef.h marks approximate ones "(U+…)" and we skip those.
-  const keysyms: string[] = [];
+  // Characters only from the exact mappings ("U+00E9"); keysymdef.h marks approximate ones "(U+…)".
+  const byName = new Map<string, number | undefined>();
   for (const line of readFileSync(KEYSYMDEF, 'utf8').split('\n')) {
-    const m = /^#define XK_(\w+)\s+0x[0-9a-fA-F]+\s*\/\*\s*U\+([0-9A-Fa-f]{4,6})\b/.exec(line);
-    if (m) keysyms.push(`${m[1]} ${parseInt(m[2]!, 16).toString(16)}`);
+    const m = /^#define XK_(\w+)\s+0x[0-9a-fA-F]+\s*(?:\/\*\s*U\+([0-9A-Fa-f]{4,6})\b)?/.exec(line);
+    if (m) byName.set(m[1]!, m[2] !== undefined ? parseInt(m[2], 16) : undefined);
   }
-  const byName = new Map(keysyms.map((l) => l.split(' ') as [string, string]));
-  const codePoint = (name: string): number | undefined => {
-    const hex = byName.get(name);
-    return hex !== undefined ? parseInt(hex, 16) : ruleCodePoint(name);
-  };
+  for (const line of readFileSync(XF86KEYSYM, 'utf8').split('\n')) {
+    // libX11 names the server keysyms 0x1008FExx "XF86_…" (XF86_Switch_VT_1), the others "XF86…".
+    const m = /^#define XF86XK_(\w+)\s+0x([0-9a-fA-F]+)/.exec(line);
+    if (m) byName.set(/^1008fe/i.test(m[2]!) ? `XF86_${m[1]}` : `XF86${m[1]}`, undefined);
+  }
+  const keysyms = [...byName].map(([name, cp]) => (cp === undefined ? name : `${name} ${cp.toString(16)}`));
+  const codePoint = (name: string): number | undefined => byName.get(name) ?? ruleCodePoint(name);
   // Two-key sequences only: <dead_x> <key> : "c" — one dead key then one character.
   const dead = new Set<string>();
   for (const line of readFileSync(COMPOSE, 'utf8').split('\n')) {
