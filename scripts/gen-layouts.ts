@@ -35,6 +35,18 @@ export const LAYOUT_SOURCES: readonly { id: string; xkb: string }[] = [
   { id: 'cs-CZ', xkb: 'cz' },
   { id: 'hu-HU', xkb: 'hu' },
   { id: 'tr-TR', xkb: 'tr' },
+  { id: 'de-AT', xkb: 'at' },
+  { id: 'es-419', xkb: 'latam' },
+  { id: 'fr-CA', xkb: 'ca' },
+  { id: 'is-IS', xkb: 'is' },
+  { id: 'et-EE', xkb: 'ee' },
+  { id: 'lv-LV', xkb: 'lv' },
+  { id: 'lt-LT', xkb: 'lt' },
+  { id: 'sk-SK', xkb: 'sk' },
+  { id: 'sl-SI', xkb: 'si' },
+  { id: 'hr-HR', xkb: 'hr' },
+  { id: 'ro-RO', xkb: 'ro' },
+  { id: 'ja-JP', xkb: 'jp' },
 ];
 
 /**
@@ -67,6 +79,9 @@ const KEY_CODES: readonly [string, string][] = [
 /** Levels Shift and AltGr reach on a key of each xkb type, with Caps Lock off (types/ in xkb-data). */
 const TYPE_LEVELS: Readonly<Record<string, 1 | 2 | 4>> = {
   ONE_LEVEL: 1,
+  // Level 2 is Alt or Control there (Print/Sys_Req, Japanese Zenkaku/Kanji), never Shift or AltGr.
+  PC_ALT_LEVEL2: 1,
+  PC_CONTROL_LEVEL2: 1,
   TWO_LEVEL: 2,
   ALPHABETIC: 2,
   FOUR_LEVEL: 4,
@@ -146,10 +161,24 @@ export function xkbVersion(xkbDir: string): string {
   return m[1]!;
 }
 
+/**
+ * The key name aliases of the keycodes the evdev rules use ("evdev+aliases(qwerty)"): symbols may
+ * name a key <AC12> or <HZTG>, which are <BKSL> and <TLDE>.
+ */
+function readAliases(xkbDir: string): Map<string, string> {
+  const qwerty = /xkb_keycodes "qwerty" \{([^}]*)\}/.exec(readFileSync(`${xkbDir}/keycodes/aliases`, 'utf8'))?.[1] ?? '';
+  const aliases = new Map<string, string>();
+  for (const text of [readFileSync(`${xkbDir}/keycodes/evdev`, 'utf8'), qwerty]) {
+    for (const m of text.replace(/\/\/.*$/gm, '').matchAll(/alias\s*<(\w+)>\s*=\s*<(\w+)>\s*;/g)) aliases.set(m[1]!, m[2]!);
+  }
+  return aliases;
+}
+
 export function generateLayouts(xkbDir = '/usr/share/X11/xkb'): Generated {
   const version = xkbVersion(xkbDir);
   const keysyms = readKeysyms();
-  const symbols = new SymbolsDir(`${xkbDir}/symbols`, (name) => keysyms.has(name) || ruleCodePoint(name) !== undefined || /^0x[0-9a-fA-F]+$/.test(name));
+  const isKeysym = (name: string): boolean => keysyms.has(name) || ruleCodePoint(name) !== undefined || /^0x[0-9a-fA-F]+$/.test(name);
+  const symbols = new SymbolsDir(`${xkbDir}/symbols`, isKeysym, readAliases(xkbDir));
   const compose = readDeadKeys();
   const warnings: string[] = [];
   const files = new Map<string, string>();

@@ -104,6 +104,8 @@ export class SymbolsDir {
   constructor(
     readonly dir: string,
     private readonly isKeysym: (name: string) => boolean,
+    /** Key name aliases (<AC12> is <BKSL>), from the keycodes the rules pick. */
+    private readonly aliases: ReadonlyMap<string, string> = new Map(),
   ) {}
 
   private sections(file: string): Section[] {
@@ -211,7 +213,7 @@ export class SymbolsDir {
       }
       const head = t[i]!;
       if (head.text === 'key' && t[i + 1]?.kind === 'keyname') {
-        const keyName = t[i + 1]!.text;
+        const keyName = this.aliases.get(t[i + 1]!.text) ?? t[i + 1]!.text;
         i += 2;
         if (t[i]?.text !== '{') fail('expected { after the key name');
         i++;

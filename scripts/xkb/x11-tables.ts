@@ -48,7 +48,9 @@ export function ruleCodePoint(name: string): number | undefined {
 }
 
 function extract(): void {
-  // Characters only from the exact mappings ("U+00E9"); keysymdef.h marks approximate ones "(U+…)".
+  // keysymdef.h writes "U+00E9" for an exact character and "(U+2329 …)" for a close one, where
+  // libX11 and libxkbcommon do not always agree (leftanglebracket is U+27E8 to the latter): we take
+  // only the exact ones, and a key with a close one types nothing for us.
   const byName = new Map<string, number | undefined>();
   for (const line of readFileSync(KEYSYMDEF, 'utf8').split('\n')) {
     const m = /^#define XK_(\w+)\s+0x[0-9a-fA-F]+\s*(?:\/\*\s*U\+([0-9A-Fa-f]{4,6})\b)?/.exec(line);

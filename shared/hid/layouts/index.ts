@@ -23,6 +23,18 @@ import { plPL } from './pl-PL.ts';
 import { csCZ } from './cs-CZ.ts';
 import { huHU } from './hu-HU.ts';
 import { trTR } from './tr-TR.ts';
+import { deAT } from './de-AT.ts';
+import { es419 } from './es-419.ts';
+import { frCA } from './fr-CA.ts';
+import { isIS } from './is-IS.ts';
+import { etEE } from './et-EE.ts';
+import { lvLV } from './lv-LV.ts';
+import { ltLT } from './lt-LT.ts';
+import { skSK } from './sk-SK.ts';
+import { slSI } from './sl-SI.ts';
+import { hrHR } from './hr-HR.ts';
+import { roRO } from './ro-RO.ts';
+import { jaJP } from './ja-JP.ts';
 
 export const KEYMAPS: Readonly<Record<string, Keymap>> = {
   'en-US': enUS,
@@ -46,4 +58,16 @@ export const KEYMAPS: Readonly<Record<string, Keymap>> = {
   'cs-CZ': csCZ,
   'hu-HU': huHU,
   'tr-TR': trTR,
+  'de-AT': deAT,
+  'es-419': es419,
+  'fr-CA': frCA,
+  'is-IS': isIS,
+  'et-EE': etEE,
+  'lv-LV': lvLV,
+  'lt-LT': ltLT,
+  'sk-SK': skSK,
+  'sl-SI': slSI,
+  'hr-HR': hrHR,
+  'ro-RO': roRO,
+  'ja-JP': jaJP,
 };

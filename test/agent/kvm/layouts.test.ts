@@ -113,6 +113,18 @@ const SAMPLES: Record<string, string> = {
   'cs-CZ': 'Příliš žluťoučký kůň úpěl ďábelské ódy',
   'hu-HU': 'Árvíztűrő tükörfúrógép ÁRVÍZTŰRŐ',
   'tr-TR': 'Iğdır’da şöyle çalışıyor: İstanbul ğüşiöç ĞÜŞİÖÇ',
+  'de-AT': 'Grüß Gott, Österreich: Äpfel, Größe, €',
+  'es-419': '¿Qué año? ¡Olé! niño, pingüino',
+  'fr-CA': 'ça été déjà où, É, ê, « »',
+  'is-IS': 'Þetta er íslenska: ð æ ö á é ý ú Þ Ð',
+  'et-EE': 'Jää õun ja šokolaad: äöüõ ÄÖÜÕ š ž',
+  'lv-LV': 'Ūdens, ēdiens, šķiņķis, ļoti, ņem, ģimene, čūska',
+  'lt-LT': 'Ąžuolas, įėjimas, šūvis: ą č ę ė į š ų ū ž',
+  'sk-SK': 'Ľúbostný kôň ťahá ďateliny: ä ô ŕ ĺ',
+  'sl-SI': 'Čšž ČŠŽ v Ljubljani, đ ć',
+  'hr-HR': 'Čćđšž ČĆĐŠŽ u Zagrebu',
+  'ro-RO': 'Școală și țară: ăâî ĂÂÎ ȘȚ',
+  'ja-JP': 'Hello, world! _\\|~`{}[]@^',
 };
 
 describe('layouts', () => {
