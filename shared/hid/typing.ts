@@ -128,6 +128,7 @@ function build(keymap: Keymap): Built {
 
 const built = new Map<string, Built>();
 
+/** Layout `id` turned around (built on first use), or undefined for an unknown layout. */
 function layoutOf(id: string): Built | undefined {
   let b = built.get(id);
   if (!b) {
@@ -136,11 +137,6 @@ function layoutOf(id: string): Built | undefined {
     built.set(id, b);
   }
   return b;
-}
-
-/** Character → its plan on layout `id` (built on first use), or undefined for an unknown layout. */
-export function layoutPlans(id: string): ReadonlyMap<string, CharPlan> | undefined {
-  return layoutOf(id)?.plans;
 }
 
 function describe(char: string): string {

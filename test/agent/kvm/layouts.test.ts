@@ -6,7 +6,7 @@
 // become ASCII only where a layout lacks them, and the committed tables are what the generator
 // makes from the installed xkb-data.
 import { describe, expect, it } from 'bun:test';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { generateLayouts, xkbVersion } from '../../../scripts/gen-layouts.ts';
 import { readDeadKeys } from '../../../scripts/xkb/x11-tables.ts';
 import { HID_USAGES, MODIFIER_BITS } from '../../../shared/hid/keycodes.ts';
@@ -303,5 +303,8 @@ describe('layouts', () => {
     const { files } = generateLayouts(xkb);
     expect(files.size).toBe(LAYOUT_LIST.length + 3);
     for (const [path, text] of files) expect(`${path}\n${readFileSync(`${ROOT}${path}`, 'utf8')}`).toBe(`${path}\n${text}`);
+    // …and nothing generated once is left behind: the directory holds these and the hand-written types.ts.
+    const listed = readdirSync(`${ROOT}shared/hid/layouts`).map((f) => `shared/hid/layouts/${f}`);
+    expect(listed.sort()).toEqual([...files.keys(), 'shared/hid/layouts/types.ts'].filter((p) => p.startsWith('shared/hid/layouts/')).sort());
   });
 });
