@@ -36,26 +36,23 @@ const COMPOSE_DIR = '/usr/share/X11/locale/compose.dir';
 const why = !LIB ? 'libxkbcommon0 is not installed' : !existsSync(COMPOSE_DIR) ? `${COMPOSE_DIR} is missing (libx11-data)` : !existsSync('/usr/share/X11/xkb/rules/evdev') ? 'xkb-data is not installed' : '';
 if (why) console.warn(`skipping the libxkbcommon layout tests: ${why}`);
 
-const { p: P, u32, i32, u64 } = { p: FFIType.ptr, u32: FFIType.u32, i32: FFIType.i32, u64: FFIType.u64 };
-
 function open() {
   return dlopen(LIB!, {
-    xkb_context_new: { args: [i32], returns: P },
-    xkb_keymap_new_from_names: { args: [P, P, i32], returns: P },
-    xkb_keymap_unref: { args: [P], returns: FFIType.void },
-    xkb_state_new: { args: [P], returns: P },
-    xkb_state_unref: { args: [P], returns: FFIType.void },
-    xkb_state_update_key: { args: [P, u32, i32], returns: i32 },
-    xkb_state_key_get_one_sym: { args: [P, u32], returns: u32 },
-    xkb_keysym_to_utf32: { args: [u32], returns: u32 },
-    xkb_keysym_get_name: { args: [u32, P, u64], returns: i32 },
-    xkb_compose_table_new_from_locale: { args: [P, P, i32], returns: P },
-    xkb_compose_state_new: { args: [P, i32], returns: P },
-    xkb_compose_state_unref: { args: [P], returns: FFIType.void },
-    xkb_compose_state_feed: { args: [P, u32], returns: i32 },
-    xkb_compose_state_get_status: { args: [P], returns: i32 },
-    xkb_compose_state_get_utf8: { args: [P, P, u64], returns: i32 },
-    xkb_compose_state_reset: { args: [P], returns: FFIType.void },
+    xkb_context_new: { args: [FFIType.i32], returns: FFIType.ptr },
+    xkb_keymap_new_from_names: { args: [FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.ptr },
+    xkb_state_new: { args: [FFIType.ptr], returns: FFIType.ptr },
+    xkb_state_unref: { args: [FFIType.ptr], returns: FFIType.void },
+    xkb_state_update_key: { args: [FFIType.ptr, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
+    xkb_state_key_get_one_sym: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.u32 },
+    xkb_keysym_to_utf32: { args: [FFIType.u32], returns: FFIType.u32 },
+    xkb_keysym_get_name: { args: [FFIType.u32, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+    xkb_compose_table_new_from_locale: { args: [FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.ptr },
+    xkb_compose_state_new: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.ptr },
+    xkb_compose_state_unref: { args: [FFIType.ptr], returns: FFIType.void },
+    xkb_compose_state_feed: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    xkb_compose_state_get_status: { args: [FFIType.ptr], returns: FFIType.i32 },
+    xkb_compose_state_get_utf8: { args: [FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+    xkb_compose_state_reset: { args: [FFIType.ptr], returns: FFIType.void },
   }).symbols;
 }
 
@@ -83,7 +80,7 @@ class Host {
     const parts = ['evdev', 'pc105', m[1]!, m[2] ?? '', ''].map(cstr);
     this.keep.push(...parts);
     const names = new BigUint64Array(parts.map((b) => BigInt(ptr(b))));
-    const keymap = x.xkb_keymap_new_from_names(ctx, ptr(names), 0);
+    const keymap = x.xkb_keymap_new_from_names(ctx, ptr(names), 0) as Pointer | null;
     if (!keymap) throw new Error(`libxkbcommon cannot compile ${xkb}`);
     this.keymap = keymap;
   }
@@ -96,7 +93,7 @@ class Host {
 
   /** What `code` types with these modifier bits held: a character, a dead key's name, or ''. */
   level(code: string, modifiers: number): string {
-    const state = this.x.xkb_state_new(this.keymap)!;
+    const state = this.x.xkb_state_new(this.keymap) as Pointer;
     try {
       const held = this.press(state, modifiers);
       const sym = this.x.xkb_state_key_get_one_sym(state, EVDEV[code]! + 8);
@@ -125,8 +122,8 @@ class Host {
 
   /** Feeds boot keyboard reports to the keymap and Compose, as a Linux host would; the text typed. */
   type(reports: readonly Uint8Array[]): string {
-    const state = this.x.xkb_state_new(this.keymap)!;
-    const compose = this.x.xkb_compose_state_new(this.composeTable, 0)!;
+    const state = this.x.xkb_state_new(this.keymap) as Pointer;
+    const compose = this.x.xkb_compose_state_new(this.composeTable, 0) as Pointer;
     const buf = Buffer.alloc(64);
     let text = '';
     try {
@@ -181,9 +178,9 @@ function typeable(keymap: Keymap): string[] {
 
 describe.skipIf(why !== '')('layouts against libxkbcommon', () => {
   const x = why ? undefined : open();
-  const ctx = x?.xkb_context_new(0);
+  const ctx = x?.xkb_context_new(0) as Pointer | null | undefined;
   const locale = cstr('en_US.UTF-8');
-  const composeTable = ctx ? x!.xkb_compose_table_new_from_locale(ctx, ptr(locale), 0) : null;
+  const composeTable = ctx ? (x!.xkb_compose_table_new_from_locale(ctx, ptr(locale), 0) as Pointer | null) : null;
 
   it('has a context and the en_US.UTF-8 Compose table', () => {
     expect(ctx).toBeTruthy();
