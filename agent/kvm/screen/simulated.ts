@@ -89,6 +89,8 @@ export class SimulatedScreen implements ScreenSource {
   private signal = true;
   private signalCheckedAt = -Infinity;
   private readonly encoders = new Map<string, JpegRowEncoder>();
+  /** Where each line's value (typed, held, pointer, leds, reports, frame) was drawn: for tests reading the screen back. */
+  readonly placed = new Map<string, { x: number; y: number; scale: number }>();
 
   constructor(options: SimulatedOptions = {}) {
     this.width = Math.max(64, Math.min(8192, Math.floor(options.width ?? 1280)));
@@ -122,7 +124,7 @@ export class SimulatedScreen implements ScreenSource {
   }
 
   /** What the screen shows now, for tests. */
-  shown(): { typed: string; held: string[]; pointer: { x: number; y: number; buttons: number }; reports: number; frames: number } {
+  shown(): { typed: string; held: string[]; pointer: { x: number; y: number; buttons: number; wheel: number }; reports: number; frames: number } {
     return { typed: this.typed, held: this.held(), pointer: { ...this.pointer }, reports: this.reports, frames: this.frames };
   }
 
@@ -165,6 +167,7 @@ export class SimulatedScreen implements ScreenSource {
     let y = Math.floor(this.height * 0.2) + 56 * u;
     const line = (label: string, value: string, scale: number) => {
       const w = drawText(image, left, y, label, scale, ACCENT, PANEL);
+      this.placed.set(label.slice(0, -2), { x: left + w, y, scale });
       drawText(image, left + w, y, value, scale, TEXT, PANEL);
       y += (CELL_HEIGHT + 4) * scale;
     };
