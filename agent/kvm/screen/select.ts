@@ -122,6 +122,8 @@ const NOTHING_WORKS = 'no screen backend works here (no uStreamer, capture card,
 class AutoScreen implements ScreenSource {
   private chosen: ScreenSource | null = null;
   private choosing: Promise<ScreenSource> | null = null;
+  /** What the backend given up on said last, shown until the next probe finds one. */
+  private lastState: ScreenState | null = null;
 
   constructor(private readonly options: ScreenOptions) {}
 
@@ -142,7 +144,7 @@ class AutoScreen implements ScreenSource {
   state(): ScreenState {
     if (this.chosen) return this.chosen.state();
     void this.choose();
-    return { backend: 'auto', signal: false, width: null, height: null, message: 'looking for a screen backend' };
+    return this.lastState ?? { backend: 'auto', signal: false, width: null, height: null, message: 'looking for a screen backend' };
   }
 
   close(): void {
@@ -162,6 +164,7 @@ class AutoScreen implements ScreenSource {
   }
 
   private forget(): void {
+    this.lastState = this.chosen?.state() ?? null;
     this.chosen?.close();
     this.chosen = null;
   }
