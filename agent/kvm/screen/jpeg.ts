@@ -28,8 +28,15 @@ const CHROMA_QUANT = [
   ...new Array<number>(32).fill(99),
 ];
 
-// Annex K.3: code counts per length 1..16, then the symbols in code order.
-export const HUFFMAN = {
+interface HuffmanTable {
+  /** How many codes of each length 1..16. */
+  bits: readonly number[];
+  /** The symbols, in code order. */
+  values: readonly number[];
+}
+
+// Annex K.3.
+export const HUFFMAN: Record<'dcLuma' | 'dcChroma' | 'acLuma' | 'acChroma', HuffmanTable> = {
   dcLuma: { bits: [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0], values: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] },
   dcChroma: { bits: [0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0], values: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] },
   acLuma: {
@@ -56,7 +63,7 @@ export const HUFFMAN = {
       0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa,
     ],
   },
-} as const;
+};
 
 interface HuffmanCodes {
   code: Uint16Array;
@@ -64,7 +71,7 @@ interface HuffmanCodes {
 }
 
 /** Annex C: canonical codes from the counts per length. */
-function huffmanCodes(table: { bits: readonly number[]; values: readonly number[] }): HuffmanCodes {
+function huffmanCodes(table: HuffmanTable): HuffmanCodes {
   const code = new Uint16Array(256);
   const size = new Uint8Array(256);
   let next = 0;
@@ -245,7 +252,7 @@ export class JpegRowEncoder {
     const { width, height } = this;
     // SOF0: 8-bit, three components; Y sampled 2×2, Cb and Cr 1×1 (4:2:0).
     segment(0xc0, [8, height >> 8, height & 255, width >> 8, width & 255, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
-    const dht = (cls: number, id: number, t: { bits: readonly number[]; values: readonly number[] }) => [(cls << 4) | id, ...t.bits, ...t.values];
+    const dht = (cls: number, id: number, t: HuffmanTable) => [(cls << 4) | id, ...t.bits, ...t.values];
     segment(0xc4, [...dht(0, 0, HUFFMAN.dcLuma), ...dht(1, 0, HUFFMAN.acLuma), ...dht(0, 1, HUFFMAN.dcChroma), ...dht(1, 1, HUFFMAN.acChroma)]);
     segment(0xdd, [mcuCols >> 8, mcuCols & 255]);
     segment(0xda, [3, 1, 0x00, 2, 0x11, 3, 0x11, 0, 63, 0]);

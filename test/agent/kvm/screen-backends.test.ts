@@ -39,7 +39,7 @@ function picture(width: number, height: number) {
   words(image).fill(rgb(30, 60, 90));
   return image;
 }
-const JPEG = encodeJpeg(picture(64, 48), 70);
+const JPEG = encodeJpeg(picture(64, 48), 70) as Uint8Array<ArrayBuffer>;
 const PNG = encodePng(picture(32, 24));
 
 /** A runner that records each call and answers from a script. */
@@ -206,7 +206,7 @@ describe('uStreamer', () => {
         const path = new URL(request.url).pathname;
         const jpeg = { 'content-type': 'image/jpeg' };
         if (path === '/snapshot') return new Response(JPEG, { headers: { ...jpeg, 'x-ustreamer-online': 'true', 'x-ustreamer-width': '64', 'x-ustreamer-height': '48' } });
-        if (path === '/offline') return new Response(encodeJpeg(picture(16, 16), 50), { headers: { ...jpeg, 'x-ustreamer-online': 'false' } });
+        if (path === '/offline') return new Response(encodeJpeg(picture(16, 16), 50) as Uint8Array<ArrayBuffer>, { headers: { ...jpeg, 'x-ustreamer-online': 'false' } });
         if (path === '/busy') return new Response('Service Unavailable', { status: 503 });
         if (path === '/state') return Response.json({ ok: true });
         return new Response('nope', { status: 500 });
