@@ -18,6 +18,8 @@ export const CAPTURE_TIMEOUT_MS = 5000;
 export const DEFAULT_VIDEO_DEVICE = '/dev/video0';
 export const DEFAULT_FRAMEBUFFER = '/dev/fb0';
 export const DEFAULT_USTREAMER_URL = 'http://127.0.0.1:8080/snapshot';
+/** A snapshot larger than this is refused (a 4K JPEG is a few MB). */
+export const MAX_SNAPSHOT_BYTES = 32 * 1024 * 1024;
 
 /** Driver errors that mean "no signal" (tc358743 and friends refuse to stream without one). */
 const NO_SIGNAL_ERRORS = /Link has been severed|ENOLINK|no signal|Resource temporarily unavailable|Inappropriate ioctl.*STREAMON/i;
@@ -214,7 +216,12 @@ export function ustreamerScreen(url = DEFAULT_USTREAMER_URL, options: BackendOpt
       await response.body?.cancel();
       return null;
     }
+    if (Number(response.headers.get('content-length') ?? 0) > MAX_SNAPSHOT_BYTES) {
+      await response.body?.cancel();
+      throw new ScreenError('CAPTURE_FAILED', `uStreamer's snapshot is larger than ${MAX_SNAPSHOT_BYTES} bytes`);
+    }
     const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes.length > MAX_SNAPSHOT_BYTES) throw new ScreenError('CAPTURE_FAILED', `uStreamer's snapshot is larger than ${MAX_SNAPSHOT_BYTES} bytes`);
     if (bytes.length === 0) return null;
     return fit(bytes, 'jpeg', o, run, timeoutMs);
   });

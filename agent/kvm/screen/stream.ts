@@ -14,6 +14,7 @@
 //   When the signal goes, one "no signal" picture is sent (a browser's <img> keeps showing the
 //   last part), then capture goes on at the frame rate until the signal is back. The view ends
 //   when the stream is reset or closed (the viewer left): the capture loop stops with it.
+//   A screen serves at most MAX_LIVE_VIEWS at once; one more is answered 503 SCREEN_BUSY.
 import { MAX_DATA_CHUNK } from '../../../shared/protocol/flow.ts';
 import type { MuxStream } from '../../../shared/protocol/mux.ts';
 import type { ScreenOpen } from '../../../shared/protocol/kvm.ts';
@@ -29,6 +30,12 @@ export const DEFAULT_LIVE_FPS = 15;
 /** Failed captures in a row after which a live view ends (reset CAPTURE_FAILED). */
 const LIVE_FAILURES = 3;
 const LIVE_RETRY_MS = 1000;
+/**
+ * Live views of one screen at a time: each captures and encodes on its own, so without a bound a
+ * viewer opening view after view could take the agent's whole CPU (and starve its keystrokes).
+ */
+export const MAX_LIVE_VIEWS = 4;
+const liveViews = new WeakMap<ScreenSource, number>();
 /** The "no signal" picture's size when no frame told us the screen's. */
 const NO_SIGNAL_SIZE = { width: 1280, height: 720 };
 
@@ -113,6 +120,20 @@ export function noSignalFrame(options: CaptureOptions, size = NO_SIGNAL_SIZE): F
 }
 
 async function live(stream: MuxStream, open: ScreenOpen, screen: ScreenSource, counters: { sent: number; dropped: number; captures: number }): Promise<void> {
+  const views = liveViews.get(screen) ?? 0;
+  if (views >= MAX_LIVE_VIEWS) {
+    const body = encoder.encode(JSON.stringify({ error: `this screen already has ${views} live views (at most ${MAX_LIVE_VIEWS})`, code: 'SCREEN_BUSY', details: { limit: MAX_LIVE_VIEWS } }));
+    return stream.accept({ status: 503, headers: [['content-type', 'application/json'], ['content-length', String(body.length)]] }, { body, fin: true });
+  }
+  liveViews.set(screen, views + 1);
+  try {
+    await view(stream, open, screen, counters);
+  } finally {
+    liveViews.set(screen, (liveViews.get(screen) ?? 1) - 1);
+  }
+}
+
+async function view(stream: MuxStream, open: ScreenOpen, screen: ScreenSource, counters: { sent: number; dropped: number; captures: number }): Promise<void> {
   const options = captureOptions(open);
   const interval = 1000 / (open.fps ?? DEFAULT_LIVE_FPS);
   let first: Frame | null;

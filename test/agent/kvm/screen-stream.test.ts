@@ -12,7 +12,7 @@ import { HID_USAGES } from '../../../shared/hid/keycodes.ts';
 import { imageSize } from '../../../agent/kvm/screen/image.ts';
 import { noScreen } from '../../../agent/kvm/screen/select.ts';
 import { SimulatedScreen } from '../../../agent/kvm/screen/simulated.ts';
-import { LIVE_BOUNDARY, LIVE_CONTENT_TYPE, livePart, serveScreen, type ScreenServing } from '../../../agent/kvm/screen/stream.ts';
+import { LIVE_BOUNDARY, LIVE_CONTENT_TYPE, livePart, MAX_LIVE_VIEWS, serveScreen, type ScreenServing } from '../../../agent/kvm/screen/stream.ts';
 import { ScreenError, type CaptureOptions, type Frame, type ScreenSource } from '../../../agent/kvm/screen/types.ts';
 import { loopback, readAll, sleep, bytes as randomBytes } from '../streams/helpers.ts';
 import { waitFor } from '../tunnels/helpers.ts';
@@ -281,5 +281,25 @@ describe('live view', () => {
     expect([(error as StreamResetError).code, (error as StreamResetError).message]).toEqual(['CAPTURE_FAILED', 'the card went away']);
     await served[0]!.done;
     expect(fake.captures).toBe(4);
+  });
+
+  test(`at most ${MAX_LIVE_VIEWS} live views of one screen: one more is 503 SCREEN_BUSY, and a place frees when one ends`, async () => {
+    const fake = new FakeScreen(() => frameOf(new Uint8Array(10)));
+    const { open, served } = rig(fake);
+    const views = Array.from({ length: MAX_LIVE_VIEWS }, () => open({ mode: 'live', format: 'jpeg', quality: 80, fps: 2 }));
+    for (const v of views) expect((await v.accepted).status).toBe(200);
+    const refused = await response(open({ mode: 'live', format: 'jpeg', quality: 80, fps: 2 }));
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(text(refused.body))).toMatchObject({ code: 'SCREEN_BUSY', details: { limit: MAX_LIVE_VIEWS } });
+    // Another screen is not affected.
+    const other = rig(new FakeScreen(() => frameOf(new Uint8Array(10)))).open({ mode: 'live', format: 'jpeg', quality: 80, fps: 2 });
+    expect((await other.accepted).status).toBe(200);
+    other.reset('CANCELLED');
+    views[0]!.reset('CANCELLED', 'the viewer left');
+    await served[0]!.done;
+    const again = open({ mode: 'live', format: 'jpeg', quality: 80, fps: 2 });
+    expect((await again.accepted).status).toBe(200);
+    for (const v of [...views.slice(1), again]) v.reset('CANCELLED');
+    await Promise.all(served.map((s) => s.done));
   });
 });
