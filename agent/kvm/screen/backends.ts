@@ -5,8 +5,9 @@
 // - ustreamer: uStreamer's /snapshot (PiKVM's streamer, when it already owns the card).
 // - grim (Wayland), x11 (ffmpeg x11grab), fbdev (ffmpeg on /dev/fb0): the device's own desktop.
 // No video signal is a null frame, never an error: for v4l2, ffmpeg getting no frame before the
-// deadline (a card without signal stops delivering frames), an empty output, or the driver's "no
-// link" errors; for uStreamer, a 503 or X-UStreamer-Online: false (it then serves its own "no
+// deadline (a card without signal stops delivering frames), an empty output, the driver's "no
+// link" errors, or an all-black frame (what other cards send; ffmpeg's blackframe filter on a
+// second output tells, so the passed-through JPEG is still the card's own); for uStreamer, a 503 or X-UStreamer-Online: false (it then serves its own "no
 // signal" picture, which we do not pass on). Anything else that fails is a ScreenError.
 import { existsSync } from 'node:fs';
 import { lastLine, runCommand, type CommandRunner } from './command.ts';
@@ -54,9 +55,27 @@ function ffmpegOutput(options: CaptureOptions, passthrough: boolean): string[] {
   return [...(filter ? ['-vf', filter] : []), ...codec, '-f', 'image2pipe', 'pipe:1'];
 }
 
-export function v4l2Args(device: string, options: CaptureOptions, inputFormat = 'mjpeg'): string[] {
+export interface V4l2Options {
+  /** What the card is asked for: mjpeg (most HDMI-to-USB cards), or yuyv422 for those without it. */
+  inputFormat?: string;
+  /**
+   * A second output runs ffmpeg's blackframe filter on the same frame, which logs (at level info)
+   * only when every pixel is black: what many cards send without a signal. A console with a single
+   * line of text is not black (pblack is a whole percent, 100 only when no pixel is lit).
+   */
+  detectBlack?: boolean;
+}
+
+/** blackframe logs "pblack:100" when every pixel's luma is below the threshold (of 255). */
+export const BLACK_FILTER = 'blackframe=amount=100:threshold=32';
+
+export function v4l2Args(device: string, options: CaptureOptions, v4l2: V4l2Options = {}): string[] {
+  const inputFormat = v4l2.inputFormat ?? 'mjpeg';
+  const detectBlack = v4l2.detectBlack ?? true;
   const passthrough = inputFormat === 'mjpeg' && options.format === 'jpeg' && !options.maxWidth && !options.maxHeight;
-  return [...FFMPEG, '-f', 'v4l2', '-input_format', inputFormat, '-i', device, '-frames:v', '1', ...ffmpegOutput(options, passthrough)];
+  const base = detectBlack ? [...FFMPEG.slice(0, -1), 'info'] : FFMPEG;
+  const black = detectBlack ? ['-frames:v', '1', '-vf', BLACK_FILTER, '-f', 'null', '-'] : [];
+  return [...base, '-f', 'v4l2', '-input_format', inputFormat, '-i', device, '-frames:v', '1', ...ffmpegOutput(options, passthrough), ...black];
 }
 
 export function x11Args(display: string, options: CaptureOptions): string[] {
@@ -127,18 +146,18 @@ function ffmpegFailure(what: string, result: { stderr: string; exitCode: number 
   return new ScreenError('CAPTURE_FAILED', `ffmpeg (${what}) exited with ${result.exitCode}: ${lastLine(result.stderr) || 'no message'}`);
 }
 
-export function v4l2Screen(device = DEFAULT_VIDEO_DEVICE, options: BackendOptions & { inputFormat?: string } = {}): ScreenSource {
+export function v4l2Screen(device = DEFAULT_VIDEO_DEVICE, options: BackendOptions & V4l2Options = {}): ScreenSource {
   const run = options.run ?? runCommand;
   const timeoutMs = options.timeoutMs ?? CAPTURE_TIMEOUT_MS;
   return new CaptureSource('v4l2', async (o) => {
     if (!existsSync(device)) throw new ScreenError('SCREEN_UNAVAILABLE', `no capture device at ${device}`);
-    const result = await run(v4l2Args(device, o, options.inputFormat), { timeoutMs });
+    const result = await run(v4l2Args(device, o, options), { timeoutMs });
     if (result.timedOut) return null;
     if (result.exitCode !== 0) {
       if (NO_SIGNAL_ERRORS.test(result.stderr)) return null;
       throw ffmpegFailure(`v4l2 ${device}`, result);
     }
-    if (result.stdout.length === 0) return null;
+    if (result.stdout.length === 0 || /\bpblack:\d+/.test(result.stderr)) return null;
     return { bytes: result.stdout, contentType: contentType(o.format) };
   });
 }

@@ -30,6 +30,8 @@ import { ScreenError, type CaptureOptions, type ScreenSource } from '../../../ag
 import { unusedPort } from '../tunnels/helpers.ts';
 
 const FF = ['ffmpeg', '-hide_banner', '-nostats', '-loglevel', 'error'];
+const FF_INFO = ['ffmpeg', '-hide_banner', '-nostats', '-loglevel', 'info'];
+const BLACK = ['-frames:v', '1', '-vf', 'blackframe=amount=100:threshold=32', '-f', 'null', '-'];
 const OUT = ['-f', 'image2pipe', 'pipe:1'];
 const jpeg80: CaptureOptions = { format: 'jpeg', quality: 80 };
 const SCALE_640 = "scale=w='min(iw,640)':h='min(ih,360)':force_original_aspect_ratio=decrease";
@@ -85,16 +87,17 @@ describe('command lines', () => {
     expect(scaleFilter(undefined, 480)).toBe("scale=w=iw:h='min(ih,480)':force_original_aspect_ratio=decrease");
   });
 
-  test('v4l2: the card’s MJPEG passes through when JPEG at full size is asked', () => {
-    expect(v4l2Args('/dev/video0', jpeg80)).toEqual([...FF, '-f', 'v4l2', '-input_format', 'mjpeg', '-i', '/dev/video0', '-frames:v', '1', '-c:v', 'copy', ...OUT]);
+  test('v4l2: the card’s MJPEG passes through when JPEG at full size is asked, a second output looking for a black frame', () => {
+    expect(v4l2Args('/dev/video0', jpeg80)).toEqual([...FF_INFO, '-f', 'v4l2', '-input_format', 'mjpeg', '-i', '/dev/video0', '-frames:v', '1', '-c:v', 'copy', ...OUT, ...BLACK]);
+    expect(v4l2Args('/dev/video0', jpeg80, { detectBlack: false })).toEqual([...FF, '-f', 'v4l2', '-input_format', 'mjpeg', '-i', '/dev/video0', '-frames:v', '1', '-c:v', 'copy', ...OUT]);
   });
 
   test('v4l2: scaled, re-encoded at the quality asked, or PNG, or from a YUYV card', () => {
     expect(v4l2Args('/dev/video2', { format: 'jpeg', quality: 80, maxWidth: 640, maxHeight: 360 })).toEqual([
-      ...FF, '-f', 'v4l2', '-input_format', 'mjpeg', '-i', '/dev/video2', '-frames:v', '1', '-vf', SCALE_640, '-c:v', 'mjpeg', '-q:v', '8', ...OUT,
+      ...FF_INFO, '-f', 'v4l2', '-input_format', 'mjpeg', '-i', '/dev/video2', '-frames:v', '1', '-vf', SCALE_640, '-c:v', 'mjpeg', '-q:v', '8', ...OUT, ...BLACK,
     ]);
-    expect(v4l2Args('/dev/video0', { format: 'png', quality: 80 })).toEqual([...FF, '-f', 'v4l2', '-input_format', 'mjpeg', '-i', '/dev/video0', '-frames:v', '1', '-c:v', 'png', ...OUT]);
-    expect(v4l2Args('/dev/video0', jpeg80, 'yuyv422')).toEqual([...FF, '-f', 'v4l2', '-input_format', 'yuyv422', '-i', '/dev/video0', '-frames:v', '1', '-c:v', 'mjpeg', '-q:v', '8', ...OUT]);
+    expect(v4l2Args('/dev/video0', { format: 'png', quality: 80 }, { detectBlack: false })).toEqual([...FF, '-f', 'v4l2', '-input_format', 'mjpeg', '-i', '/dev/video0', '-frames:v', '1', '-c:v', 'png', ...OUT]);
+    expect(v4l2Args('/dev/video0', jpeg80, { inputFormat: 'yuyv422', detectBlack: false })).toEqual([...FF, '-f', 'v4l2', '-input_format', 'yuyv422', '-i', '/dev/video0', '-frames:v', '1', '-c:v', 'mjpeg', '-q:v', '8', ...OUT]);
   });
 
   test('x11, fbdev, grim, and the transcoder', () => {
@@ -119,8 +122,9 @@ describe('v4l2', () => {
     expect(screen.state()).toEqual({ backend: 'v4l2', signal: true, width: 64, height: 48 });
   });
 
-  test('no signal: no frame before the deadline, no output, or the driver saying there is no link', async () => {
-    for (const answer of [{ timedOut: true, exitCode: null }, { stdout: new Uint8Array(0) }, { exitCode: 1, stderr: '[video4linux2,v4l2 @ 0x1] ioctl(VIDIOC_STREAMON): Link has been severed\n' }]) {
+  test('no signal: no frame before the deadline, no output, the driver saying there is no link, or a black frame', async () => {
+    const black = { stdout: JPEG, stderr: 'Input #0, video4linux2,v4l2, from \'/dev/video0\':\n[Parsed_blackframe_0 @ 0x5581] frame:0 pblack:100 pts:0 t:0.000000 type:I last_keyframe:0\n' };
+    for (const answer of [{ timedOut: true, exitCode: null }, { stdout: new Uint8Array(0) }, { exitCode: 1, stderr: '[video4linux2,v4l2 @ 0x1] ioctl(VIDIOC_STREAMON): Link has been severed\n' }, black]) {
       const screen = v4l2Screen(videoDevice, { run: fakeRunner(() => answer).run });
       expect(await screen.capture(jpeg80)).toBeNull();
       expect(screen.state()).toMatchObject({ backend: 'v4l2', signal: false, message: 'no signal' });
