@@ -155,6 +155,17 @@ describe('the simulated screen', () => {
     expect([f.width, f.height]).toEqual([800, 600]);
   });
 
+  test('the extremes a viewer may ask for: the smallest box, quality 1 and 100, a box larger than the screen', async () => {
+    const screen = new SimulatedScreen();
+    const tiny = (await screen.capture({ format: 'jpeg', quality: 1, maxWidth: 16, maxHeight: 16 }))!;
+    expect([tiny.width, tiny.height]).toEqual([16, 9]);
+    expect([decodeJpeg(tiny.bytes).width, decodeJpeg(tiny.bytes).height]).toEqual([16, 9]);
+    const best = (await screen.capture({ format: 'jpeg', quality: 100, maxWidth: 8192, maxHeight: 8192 }))!;
+    expect([best.width, best.height]).toEqual([1280, 720]); // never enlarged
+    const decoded = decodeJpeg(best.bytes);
+    expect(readText(decoded, 32, Math.floor(720 * 0.2) + 32, 4, TITLE.length)).toBe(TITLE);
+  });
+
   test('quality changes the JPEG', async () => {
     const screen = new SimulatedScreen({ now: () => 0 });
     const low = (await screen.capture({ format: 'jpeg', quality: 10 }))!.bytes.length;
