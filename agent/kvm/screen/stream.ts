@@ -6,9 +6,11 @@
 //   capture that failed: 502 {error, code: CAPTURE_FAILED, details}.
 // live: the first frame is captured before the ACCEPT, so the statuses are the snapshot's (503,
 //   502; 204 is not used: no signal still opens the view). Then ACCEPT 200
-//   `multipart/x-mixed-replace; boundary=pirelay-frame` and one part per frame:
-//     --pirelay-frame\r\nContent-Type: image/jpeg\r\nContent-Length: N\r\nX-Capture-Time: T\r\n\r\n<N bytes>\r\n
-//   at most `fps` a second (default 15), each captured fresh. While the previous part is still
+//   `multipart/x-mixed-replace; boundary=pirelay-frame`; the body opens with `--pirelay-frame\r\n`
+//   and each frame is one part followed at once by the next delimiter:
+//     Content-Type: image/jpeg\r\nContent-Length: N\r\nX-Capture-Time: T\r\n\r\n<N bytes>\r\n--pirelay-frame\r\n
+//   (a browser shows a part when it sees the delimiter after it: sent with the frame, not with the
+//   next one, it costs no frame of delay). At most `fps` frames a second (default 15), each captured fresh. While the previous part is still
 //   waiting for the reader's credit no new frame is captured: that tick's frame is dropped, never
 //   queued, so memory stays at one part plus the stream's window however slow the viewer is.
 //   When the signal goes, one "no signal" picture is sent (a browser's <img> keeps showing the
@@ -96,14 +98,18 @@ async function snapshot(stream: MuxStream, options: CaptureOptions, screen: Scre
   }
 }
 
-/** One multipart part: its headers, the image, and the CRLF before the next boundary. */
-export function livePart(frame: Pick<Frame, 'contentType' | 'bytes' | 'capturedAt'>): Uint8Array {
-  const head = encoder.encode(`--${LIVE_BOUNDARY}\r\nContent-Type: ${frame.contentType}\r\nContent-Length: ${frame.bytes.length}\r\nX-Capture-Time: ${frame.capturedAt.toFixed(1)}\r\n\r\n`);
-  const part = new Uint8Array(head.length + frame.bytes.length + 2);
-  part.set(head, 0);
-  part.set(frame.bytes, head.length);
-  part[part.length - 2] = 13;
-  part[part.length - 1] = 10;
+const OPENING = encoder.encode(`--${LIVE_BOUNDARY}\r\n`);
+const DELIMITER = encoder.encode(`\r\n--${LIVE_BOUNDARY}\r\n`);
+
+/** One frame's part: its headers, the image, and the delimiter that ends it; the first also opens the body. */
+export function livePart(frame: Pick<Frame, 'contentType' | 'bytes' | 'capturedAt'>, first = false): Uint8Array {
+  const head = encoder.encode(`Content-Type: ${frame.contentType}\r\nContent-Length: ${frame.bytes.length}\r\nX-Capture-Time: ${frame.capturedAt.toFixed(1)}\r\n\r\n`);
+  const opening = first ? OPENING.length : 0;
+  const part = new Uint8Array(opening + head.length + frame.bytes.length + DELIMITER.length);
+  if (first) part.set(OPENING, 0);
+  part.set(head, opening);
+  part.set(frame.bytes, opening + head.length);
+  part.set(DELIMITER, opening + head.length + frame.bytes.length);
   return part;
 }
 
@@ -166,8 +172,7 @@ async function view(stream: MuxStream, open: ScreenOpen, screen: ScreenSource, c
   let writing = false;
   const send = (frame: Frame) => {
     writing = true;
-    counters.sent++;
-    writer.write(livePart(frame)).then(
+    writer.write(livePart(frame, counters.sent++ === 0)).then(
       () => (writing = false),
       () => stop(),
     );

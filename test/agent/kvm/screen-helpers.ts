@@ -117,31 +117,34 @@ export interface Part {
 }
 
 /**
- * Splits a multipart/x-mixed-replace body into complete parts, strictly: every part must be
- * `--boundary CRLF headers CRLF CRLF body(Content-Length) CRLF`. Returns the parts and the bytes
- * left over (an incomplete last part).
+ * Splits a multipart/x-mixed-replace body into complete parts, strictly: `--boundary CRLF` opens
+ * it, and each part is `headers CRLF CRLF body(Content-Length) CRLF --boundary CRLF`. Returns the
+ * parts and how many bytes are left over (an incomplete last part).
  */
 export function parseMultipart(data: Uint8Array, boundary: string): { parts: Part[]; rest: number } {
   const parts: Part[] = [];
   const latin1 = (b: Uint8Array) => String.fromCharCode(...b);
-  let at = 0;
+  const opening = `--${boundary}\r\n`;
+  const delimiter = `\r\n--${boundary}\r\n`;
+  if (data.length < opening.length) return { parts, rest: data.length };
+  if (latin1(data.subarray(0, opening.length)) !== opening) throw new Error(`the body does not open with ${JSON.stringify(opening)}`);
+  let at = opening.length;
   for (;;) {
     const headEnd = indexOf(data, [13, 10, 13, 10], at);
     if (headEnd < 0) break;
-    const head = latin1(data.subarray(at, headEnd)).split('\r\n');
-    if (head[0] !== `--${boundary}`) throw new Error(`expected the boundary at ${at}, got ${JSON.stringify(head[0])}`);
     const headers: Record<string, string> = {};
-    for (const line of head.slice(1)) {
+    for (const line of latin1(data.subarray(at, headEnd)).split('\r\n')) {
       const colon = line.indexOf(':');
+      if (colon <= 0) throw new Error(`a malformed part header ${JSON.stringify(line)}`);
       headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
     }
     const length = Number(headers['content-length']);
     if (!Number.isInteger(length)) throw new Error('a part without Content-Length');
     const start = headEnd + 4;
-    if (start + length + 2 > data.length) break;
-    if (data[start + length] !== 13 || data[start + length + 1] !== 10) throw new Error('a part not followed by CRLF');
+    if (start + length + delimiter.length > data.length) break;
+    if (latin1(data.subarray(start + length, start + length + delimiter.length)) !== delimiter) throw new Error('a part not followed by the delimiter');
     parts.push({ headers, body: data.subarray(start, start + length) });
-    at = start + length + 2;
+    at = start + length + delimiter.length;
   }
   return { parts, rest: data.length - at };
 }

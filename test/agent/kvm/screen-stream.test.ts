@@ -187,10 +187,16 @@ describe('live view', () => {
     expect(new Set(times).size).toBe(times.length);
   });
 
-  test('the exact bytes of one part', () => {
-    const part = livePart({ contentType: 'image/jpeg', bytes: new Uint8Array([0xff, 0xd8, 0xff, 0xd9]), capturedAt: 1234.56 });
-    expect(text(part.subarray(0, part.length - 6))).toBe('--pirelay-frame\r\nContent-Type: image/jpeg\r\nContent-Length: 4\r\nX-Capture-Time: 1234.6\r\n\r\n');
-    expect([...part.subarray(-6)]).toEqual([0xff, 0xd8, 0xff, 0xd9, 13, 10]);
+  test('the exact bytes of a part: the first opens the body, each ends with the delimiter', () => {
+    const frame = { contentType: 'image/jpeg' as const, bytes: new Uint8Array([0xff, 0xd8, 0xff, 0xd9]), capturedAt: 1234.56 };
+    const head = 'Content-Type: image/jpeg\r\nContent-Length: 4\r\nX-Capture-Time: 1234.6\r\n\r\n';
+    const first = livePart(frame, true);
+    expect(text(first.subarray(0, first.length - 4 - 19))).toBe(`--pirelay-frame\r\n${head}`);
+    expect([...first.subarray(-4 - 19, -19)]).toEqual([0xff, 0xd8, 0xff, 0xd9]);
+    expect(text(first.subarray(-19))).toBe('\r\n--pirelay-frame\r\n');
+    const next = livePart(frame);
+    expect(text(next.subarray(0, head.length))).toBe(head);
+    expect(next.length).toBe(first.length - '--pirelay-frame\r\n'.length);
   });
 
   test('never more than fps frames a second', async () => {
