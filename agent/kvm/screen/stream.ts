@@ -10,9 +10,10 @@
 //   and each frame is one part followed at once by the next delimiter:
 //     Content-Type: image/jpeg\r\nContent-Length: N\r\nX-Capture-Time: T\r\n\r\n<N bytes>\r\n--pirelay-frame\r\n
 //   (a browser shows a part when it sees the delimiter after it: sent with the frame, not with the
-//   next one, it costs no frame of delay). At most `fps` frames a second (default 15), each captured fresh. While the previous part is still
-//   waiting for the reader's credit no new frame is captured: that tick's frame is dropped, never
-//   queued, so memory stays at one part plus the stream's window however slow the viewer is.
+//   next one, it costs no frame of delay). At most `fps` frames a second (default 15), each
+//   captured fresh. While the previous part is still waiting for the reader's credit no new frame
+//   is captured: that tick's frame is dropped, never queued, so memory stays at one part plus the
+//   stream's window however slow the viewer is.
 //   When the signal goes, one "no signal" picture is sent (a browser's <img> keeps showing the
 //   last part), then capture goes on at the frame rate until the signal is back. The view ends
 //   when the stream is reset or closed (the viewer left): the capture loop stops with it.
