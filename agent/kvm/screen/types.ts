@@ -37,3 +37,17 @@ export interface ScreenSource {
   observe?(gadget: 'keyboard' | 'mouse', report: Uint8Array): void;
   close(): void;
 }
+
+/**
+ * Why a capture failed (as opposed to "no signal", which is a null frame): the backend's tool is
+ * missing or cannot reach the device (SCREEN_UNAVAILABLE), or it ran and failed (CAPTURE_FAILED).
+ */
+export class ScreenError extends Error {
+  constructor(
+    readonly code: 'SCREEN_UNAVAILABLE' | 'CAPTURE_FAILED',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ScreenError';
+  }
+}
