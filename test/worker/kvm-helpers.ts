@@ -2,9 +2,11 @@
 // result or an agent error, as the handler says) and speaks the stream mux, so the hub's `screen`
 // and `hid` streams reach it; users whose role holds the KVM permissions; and a few answers the
 // agent gives.
-import { env } from 'cloudflare:test';
+import { env, SELF } from 'cloudflare:test';
 import { agentJwt, connectRequest, enrollDevice, waitFor } from './device-helpers.ts';
-import { joinTeam, userWithKey, TEST_TEAM } from './helpers.ts';
+import { BASE, joinTeam, userWithKey, TEST_TEAM } from './helpers.ts';
+import { freshIp, userWithPassword } from './auth-helpers.ts';
+import { SESSION_COOKIE } from '../../shared/api/auth.ts';
 import { StreamMux, type MuxStream } from '../../shared/protocol/mux.ts';
 import type { StreamOpen } from '../../shared/protocol/messages.ts';
 import type { HidState, KvmStatus, TypeJob } from '../../shared/protocol/kvm.ts';
@@ -126,3 +128,20 @@ export async function kvmDevice(adminKey: string, opts: Parameters<typeof fakeKv
 }
 
 export const bytes = (text: string) => new TextEncoder().encode(text);
+
+/** The relay's own origin, which a browser page of the relay sends. */
+export const ORIGIN = new URL(BASE).origin;
+
+/** A browser's session: logged in with session_cookie, the Cookie header it then sends. */
+export async function browserSession(roles = ['admin']) {
+  const u = await userWithPassword(roles);
+  const res = await SELF.fetch(`${BASE}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'cf-connecting-ip': freshIp(), origin: ORIGIN },
+    body: JSON.stringify({ username: u.username, password: u.password, session_cookie: true }),
+  });
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
+  const token = new RegExp(`^${SESSION_COOKIE}=([^;]+)`).exec(res.headers.get('set-cookie') ?? '')?.[1] ?? '';
+  await res.arrayBuffer();
+  return { ...u, cookie: `${SESSION_COOKIE}=${token}` };
+}
