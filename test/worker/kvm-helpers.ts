@@ -3,8 +3,8 @@
 // and `hid` streams reach it; users whose role holds the KVM permissions; and a few answers the
 // agent gives.
 import { env, SELF } from 'cloudflare:test';
-import { agentJwt, connectRequest, enrollDevice, waitFor } from './device-helpers.ts';
-import { BASE, joinTeam, userWithKey, TEST_TEAM } from './helpers.ts';
+import { agentJwt, connectRequest, createToken, facts, keyPair, waitFor } from './device-helpers.ts';
+import { api, BASE, joinTeam, userWithKey, TEST_TEAM } from './helpers.ts';
 import { freshIp, userWithPassword } from './auth-helpers.ts';
 import { SESSION_COOKIE } from '../../shared/api/auth.ts';
 import { StreamMux, type MuxStream } from '../../shared/protocol/mux.ts';
@@ -122,9 +122,13 @@ export async function makeTeam(id: string) {
 
 /** An approved device in TEST_TEAM with a fake KVM agent connected. */
 export async function kvmDevice(adminKey: string, opts: Parameters<typeof fakeKvmAgent>[2] = {}) {
-  const d = await enrollDevice(adminKey, { autoApprove: true });
-  const agent = await fakeKvmAgent(d.deviceId, d.privateKey, opts);
-  return { ...d, agent };
+  const token = await createToken(adminKey, { auto_approve: true, team_id: TEST_TEAM });
+  const keys = await keyPair();
+  const res = await api('/api/v1/enroll', { json: { token, public_key: keys.publicJwk, facts: facts(), agent_version: '0.1.0' } });
+  if (res.status !== 201) throw new Error(`enroll failed: ${res.status} ${await res.text()}`);
+  const deviceId = ((await res.json()) as { device_id: string }).device_id;
+  const agent = await fakeKvmAgent(deviceId, keys.privateKey, opts);
+  return { deviceId, privateKey: keys.privateKey, agent };
 }
 
 export const bytes = (text: string) => new TextEncoder().encode(text);
