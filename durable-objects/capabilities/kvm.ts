@@ -21,9 +21,10 @@ import type { HubCapability, HubContext } from './types.ts';
 const RECONNECT_WAIT_MS = 5_000;
 /** The most of a device's error body the hub reads (it re-renders it, never passes it on). */
 const MAX_ERROR_BODY = 16 * 1024;
-/** Content-Types a screen answer may have: a screenshot, the live view, or the agent's JSON error. */
+/** The image types a screenshot may have. */
 const SNAPSHOT_TYPES = new Set(['image/jpeg', 'image/png']);
-const LIVE_TYPE = 'multipart/x-mixed-replace';
+/** The live view's type, with a boundary of RFC 2046's characters (quoted or not). */
+const LIVE_TYPE = /^multipart\/x-mixed-replace\s*;\s*boundary=(?:"([0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?])"|([0-9A-Za-z'()+_\-./:=?]{1,70}))\s*$/i;
 /**
  * Sent with every screen answer: no caching (a screenshot is of now, and may show secrets), no
  * sniffing, and a sandbox without scripts in case a browser renders a part as a document.
@@ -62,14 +63,14 @@ export class KvmCapability implements HubCapability {
       return new Response(null, { status: 204, headers: SCREEN_HEADERS });
     }
     if (status !== 200) return deviceError(stream, head, status);
-    const mediaType = (type ?? '').split(';', 1)[0]!.trim().toLowerCase();
-    const allowed = screen.mode === 'live' ? mediaType === LIVE_TYPE && /;\s*boundary=/i.test(type ?? '') : SNAPSHOT_TYPES.has(mediaType);
-    if (!allowed) {
+    // The Content-Type goes out rebuilt from what was checked, never as the device spelled it.
+    const contentType = screen.mode === 'live' ? liveType(type) : snapshotType(type);
+    if (!contentType) {
       stream.reset(ResetCode.PROTOCOL_ERROR, `a ${screen.mode} screen answer may not be ${type ?? 'untyped'}`);
-      return json(502, 'BAD_DEVICE_RESPONSE', `The device answered the ${screen.mode === 'live' ? 'live view' : 'screenshot'} with Content-Type ${type ?? '(none)'}`);
+      return json(502, 'BAD_DEVICE_RESPONSE', `The device answered the ${screen.mode === 'live' ? 'live view' : 'screenshot'} with Content-Type ${JSON.stringify(type ?? null)}`);
     }
     const headers = new Headers(SCREEN_HEADERS);
-    headers.set('content-type', type!);
+    headers.set('content-type', contentType);
     if (screen.mode === 'live') headers.set('x-accel-buffering', 'no');
     // A small screenshot that came whole in the ACCEPT goes out as bytes: no stream to pump.
     if (head.complete) {
@@ -183,6 +184,20 @@ async function readSome(stream: MuxStream, max: number): Promise<Uint8Array> {
     if (at >= out.byteLength) break;
   }
   return out;
+}
+
+/** A screenshot's Content-Type: the media type alone, if it is one of ours. */
+function snapshotType(type: string | undefined): string | null {
+  const media = (type ?? '').split(';', 1)[0]!.trim().toLowerCase();
+  return SNAPSHOT_TYPES.has(media) ? media : null;
+}
+
+/** The live view's Content-Type, rebuilt around its boundary. */
+function liveType(type: string | undefined): string | null {
+  const m = LIVE_TYPE.exec(type ?? '');
+  if (!m) return null;
+  const boundary = m[1] ?? m[2]!;
+  return `multipart/x-mixed-replace; boundary=${m[1] !== undefined ? `"${boundary}"` : boundary}`;
 }
 
 /** The one value of a header in a stream head (the first, if a device sent several). */

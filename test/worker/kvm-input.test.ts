@@ -254,6 +254,7 @@ describe('who may open live input', () => {
     res.webSocket!.close(1000);
   });
 
+  // A long timeout: two PBKDF2 hashes (the user's password, then the login) are slow on a loaded machine.
   it('a browser session opens it only from a page of the relay (Origin)', async () => {
     const { cookie } = await browserSession();
     const before = agent.streams.length;
@@ -262,7 +263,7 @@ describe('who may open live input', () => {
     expect(agent.streams.length).toBe(before);
     const v = await viewer({ cookie, origin: ORIGIN });
     v.ws.close(1000);
-  });
+  }, 30_000);
 });
 
 describe('the input queue', () => {
@@ -310,5 +311,25 @@ describe('the input queue', () => {
     expect(q.size).toBe(0);
     await w.next();
     expect(w.written).toHaveLength(1);
+  });
+});
+
+describe('when the device goes away', () => {
+  it('tells the viewer the device went offline and closes its socket', async () => {
+    const own: MuxStream[] = [];
+    const d = await kvmDevice(admin, { onOpen: (s) => (own.push(s), s.accept({})) });
+    const res = await connect(undefined, d.deviceId);
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    ws.accept();
+    const messages: Record<string, unknown>[] = [];
+    ws.addEventListener('message', (e) => {
+      messages.push(JSON.parse(String(e.data)) as Record<string, unknown>);
+    });
+    const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
+    expect(own).toHaveLength(1);
+    d.agent.ws.close(1000, 'agent stopped');
+    expect(await closed).toBe(1011);
+    expect(messages.at(-1)).toMatchObject({ t: 'error', code: 'DEVICE_OFFLINE' });
   });
 });

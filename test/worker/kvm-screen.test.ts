@@ -138,6 +138,12 @@ describe('a screenshot', () => {
       expect(JSON.stringify(err)).not.toContain('<script>');
       expect(device).not.toBeNull();
     }
+    // Parameters the device adds do not go out (a header it could smuggle in them, say).
+    answer = (s) => s.accept({ status: 200, headers: [['content-type', 'IMAGE/JPEG; x="\r\nSet-Cookie: a=b"\u0000']] }, { body: JPEG, fin: true });
+    const res = await shot();
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/jpeg');
+    await res.arrayBuffer();
     // No Content-Type at all is no image either.
     answer = (s) => s.accept({ status: 200 }, { body: bytes('x'), fin: true });
     await expectError(await shot(), 502, 'BAD_DEVICE_RESPONSE');
@@ -203,6 +209,7 @@ describe('the live view', () => {
     const res = await api(`/api/v1/devices/${deviceId}/screen/live?fps=10&quality=60&max_width=1280`, { key: admin });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('multipart/x-mixed-replace; boundary=frame');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.headers.get('set-cookie')).toBeNull();
     expect(lastOpen()).toEqual({ kind: 'screen', mode: 'live', format: 'jpeg', quality: 60, fps: 10, max_width: 1280 });
@@ -221,7 +228,7 @@ describe('the live view', () => {
   });
 
   it('refuses a live answer that is not multipart/x-mixed-replace with a boundary', async () => {
-    for (const type of ['image/jpeg', 'multipart/x-mixed-replace', 'text/html; boundary=x']) {
+    for (const type of ['image/jpeg', 'multipart/x-mixed-replace', 'text/html; boundary=x', 'multipart/x-mixed-replace; boundary=a\r\nSet-Cookie: a=b', 'multipart/x-mixed-replace; boundary=a\u0000', `multipart/x-mixed-replace; boundary=${'b'.repeat(71)}`]) {
       answer = (s) => s.accept({ status: 200, headers: [['content-type', type]] }, { body: bytes('x'), fin: true });
       await expectError(await api(`/api/v1/devices/${deviceId}/screen/live`, { key: admin }), 502, 'BAD_DEVICE_RESPONSE');
     }
@@ -258,11 +265,12 @@ describe('who may see the screen', () => {
     expect(agent.streams.length).toBe(before);
   });
 
+  // A long timeout: two PBKDF2 hashes (the user's password, then the login) are slow on a loaded machine.
   it('a browser session reads a screenshot by its cookie (a GET needs no Origin)', async () => {
     answer = (s) => s.accept({ status: 200, headers: [['content-type', 'image/jpeg']] }, { body: JPEG, fin: true });
     const { cookie } = await browserSession();
     const res = await SELF.fetch(`${BASE}/api/v1/devices/${deviceId}/screenshot`, { headers: { cookie } });
     expect(res.status).toBe(200);
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(JPEG);
-  });
+  }, 30_000);
 });
