@@ -193,17 +193,14 @@ export function bridgeInput(stream: MuxStream): Response {
         }
         for (const line of got) if (isOutput(line)) send(server, line);
       }
-      ended = true;
-      queue.stop();
-      safeClose(server, 1000, 'the device ended live input');
+      // The device ended its side: ours ends too (a reset, since what is queued for it is moot).
+      end(1000, 'the device ended live input');
     } catch (e) {
       if (ended) return;
       const err = e instanceof StreamResetError ? e : new StreamResetError(ResetCode.INTERNAL_ERROR, String(e));
       const offline = err.code === ResetCode.SOCKET_CLOSED;
       send(server, { t: 'error', code: offline ? 'DEVICE_OFFLINE' : err.code, message: offline ? 'the device went offline' : err.message.slice(0, 1024) });
-      ended = true;
-      queue.stop();
-      safeClose(server, CLOSE_FAILED, offline ? 'the device went offline' : 'the device ended live input');
+      end(CLOSE_FAILED, offline ? 'the device went offline' : 'the device ended live input');
     }
   })();
 
