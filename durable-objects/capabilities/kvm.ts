@@ -87,9 +87,8 @@ export class KvmCapability implements HubCapability {
     return new Response(pipe.readable, { status: 200, headers, encodeBody: 'manual' });
   }
 
-  /** GET …/hid (a WebSocket upgrade): one viewer's live input. */
-  async input(hub: HubContext, request: Request): Promise<Response> {
-    if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') return json(426, 'UPGRADE_REQUIRED', 'Live input is a WebSocket: send Upgrade: websocket');
+  /** GET …/hid (a WebSocket upgrade, as the contract checked): one viewer's live input. */
+  async input(hub: HubContext, _request: Request): Promise<Response> {
     const agent = await readyAgent(hub);
     if (!agent) return json(503, 'DEVICE_OFFLINE', 'Device is offline');
     let stream: MuxStream;
