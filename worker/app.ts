@@ -16,6 +16,7 @@ import { registerRoleRoutes } from './routes/roles.ts';
 import { registerEnrollmentRoutes } from './routes/enrollment.ts';
 import { registerAgentInstallRoutes } from './routes/agent-install.ts';
 import { registerDeviceRoutes } from './routes/devices.ts';
+import { registerKvmRoutes } from './routes/kvm.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAgentConnectRoute } from './routes/agent-connect.ts';
 import { registerPiTunnelRoutes } from './compat/pitunnel.ts';
@@ -64,6 +65,7 @@ export function createApp(deps: AppDeps): App {
   registerEnrollmentRoutes(app);
   registerAgentInstallRoutes(app);
   registerDeviceRoutes(app);
+  registerKvmRoutes(app);
   registerAgentRoutes(app);
   registerAgentConnectRoute(app);
   registerPiTunnelRoutes(app);

@@ -1,13 +1,14 @@
 // The audit log end to end: one of every kind of change the issue lists (users, roles, teams,
 // memberships, invitations, variables, API keys, enrollment tokens, devices, tunnels, logins,
-// failed logins, 2FA) made through the API, after which every action name of the catalogue is
+// failed logins, 2FA, KVM type jobs and live input) made through the API, after which every action name of the catalogue is
 // in the log, each with who, when, from where and the team — and no secret made along the way
-// (passwords, keys, tokens, a variable's value, the TOTP secret, recovery codes) is anywhere in it.
-import { env } from 'cloudflare:test';
+// (passwords, keys, tokens, a variable's value, the TOTP secret, recovery codes, a typed text) is anywhere in it.
+import { env, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { randomId } from '../../worker/auth/crypto.ts';
 import { timeStep, totpCode } from '../../worker/auth/totp.ts';
-import { TEST_TEAM, api, userWithKey } from './helpers.ts';
+import { BASE, TEST_TEAM, api, userWithKey } from './helpers.ts';
+import { kvmDevice } from './kvm-helpers.ts';
 import { freshIp, login, userWithPassword } from './auth-helpers.ts';
 import { facts, keyPair } from './device-helpers.ts';
 
@@ -20,6 +21,7 @@ const CATALOGUE = [
   'enrollment_token.create', 'enrollment_token.revoke',
   'device.enroll', 'device.create', 'device.rename', 'device.approve', 'device.reject', 'device.revoke', 'device.delete', 'device.move', 'device.tags',
   'tunnel.create', 'tunnel.update', 'tunnel.delete',
+  'kvm.type', 'kvm.input',
   'team.create', 'team.update', 'team.delete',
   'member.add', 'member.update', 'member.remove',
   'invitation.create', 'invitation.revoke', 'invitation.accept',
@@ -115,6 +117,16 @@ describe('the audit log', () => {
     await ok('device.tags', A(`/api/v1/devices/${one}/tags`, { method: 'PUT', json: { tags: [{ name: 'prod', color: '#38bdf8' }] } }));
     const added = await ok('device.create', A('/api/v1/agents', { json: { id: `cat-${randomId(4)}`, team_id: TEST_TEAM } }));
     secrets.push(added.enrollment_token);
+
+    // KVM: a type job (recorded with its layout and length, never the text) and live input opened.
+    const kvm = await kvmDevice(admin.key, { onOpen: (s) => s.accept({}) });
+    const typed = `typed-secret-${randomId(6)}`;
+    secrets.push(typed);
+    await ok('kvm.type', A(`/api/v1/devices/${kvm.deviceId}/type`, { json: { text: typed, layout: 'en-US' } }), [202]);
+    const input = await SELF.fetch(`${BASE}/api/v1/devices/${kvm.deviceId}/hid`, { headers: { upgrade: 'websocket', authorization: `Bearer ${admin.key}` } });
+    expect(input.status).toBe(101);
+    input.webSocket!.accept();
+    input.webSocket!.close(1000);
 
     // A tunnel, changed natively and through tunnel-control, then deleted.
     const tunnelPassword = `tunnel-${randomId(6)}`;

@@ -2,6 +2,7 @@
 // turning the hub's outcome into the API's errors (DEVICE_OFFLINE 503, DEVICE_TIMEOUT 504).
 import { RpcMethods, type RpcMethod, type RpcParams, type RpcResult } from '../../shared/protocol/messages.ts';
 import { ApiError } from '../errors.ts';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
 import { numberVar } from '../../shared/env-vars.ts';
 import { requireApprovedDevice } from './queries.ts';
@@ -48,7 +49,39 @@ export async function callDevice<M extends RpcMethod>(
   const extra = { device_id: deviceId, method, ...details };
   if (code === 'DEVICE_OFFLINE') throw new ApiError(503, code, 'Device is offline', extra);
   if (code === 'DEVICE_TIMEOUT') throw new ApiError(504, code, 'Device did not answer in time', extra);
-  throw new ApiError(502, code, message, extra);
+  throw agentError(code, message, extra);
+}
+
+/**
+ * The agent's own error codes that mean more than "the device failed" (502), by the status each
+ * stands for: the caller's mistake the Worker could not see (400), a state of the device (409),
+ * hardware that is not there (503) or did not take a report in time (504).
+ */
+export const AGENT_ERROR_STATUS: Readonly<Record<string, ContentfulStatusCode>> = {
+  HID_MISSING: 503,
+  HID_UNPLUGGED: 503,
+  HID_TIMEOUT: 504,
+  UNKNOWN_KEY: 400,
+  UNKNOWN_LAYOUT: 400,
+  UNTYPEABLE_CHARACTER: 400,
+  TOO_MANY_KEYS: 409,
+  TYPE_BUSY: 409,
+  UNKNOWN_TYPE_JOB: 404,
+};
+
+/** What the user is told about a gadget that is not there, beside the agent's own words. */
+const GADGET_HINTS: Readonly<Record<string, string>> = {
+  HID_MISSING: 'is missing: is the cable connected, and the USB gadget set up?',
+  HID_UNPLUGGED: 'is not connected to a host: is the cable connected, and the target computer on?',
+  HID_TIMEOUT: 'did not take the report in time: is the target computer reading it (asleep, or still booting)?',
+};
+
+/** An agent's error as the API's: its code, with the status of AGENT_ERROR_STATUS (else 502). */
+export function agentError(code: string, message: string, details: Record<string, unknown>): ApiError {
+  const hint = GADGET_HINTS[code];
+  const path = typeof details.path === 'string' ? ` ${details.path}` : '';
+  const said = hint ? `The USB gadget${path} ${hint} (${message})` : message;
+  return new ApiError(AGENT_ERROR_STATUS[code] ?? 502, code, said, details);
 }
 
 /**
