@@ -150,7 +150,7 @@ export function parseKeystroke(body: unknown): { code: string; modifiers: number
   if (!Object.hasOwn(body, 'code')) throw new Malformed('Keystroke request is missing required field: code');
   let modifiers = 0;
   for (const [flag, code] of MODIFIER_FLAGS) {
-    const v = body[flag] ?? false;
+    const v = Object.hasOwn(body, flag) ? body[flag] : false;
     if (typeof v !== 'boolean') throw new Malformed(`Modifier keys must be boolean values: ${shown(v)}`);
     if (v) modifiers |= MODIFIER_BITS[code];
   }
