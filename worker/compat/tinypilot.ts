@@ -212,10 +212,25 @@ export async function screenshotAnswer(res: Response): Promise<Response> {
   return text(500, `Failed to capture screenshot: ${why}`);
 }
 
+/**
+ * Every handler's last resort: TinyPilot's plain 500, logged without the path, which holds the
+ * key (app.onError would log it, and answer in our JSON shape).
+ */
+const guarded =
+  (call: string, handler: (c: Context<AppEnv>) => Promise<Response>) =>
+  async (c: Context<AppEnv>): Promise<Response> => {
+    try {
+      return await handler(c);
+    } catch (e) {
+      console.error(`tinypilot ${call}: unhandled error`, e instanceof Error ? e.message : 'unknown error');
+      return text(500, 'Internal Server Error');
+    }
+  };
+
 const limitBody = bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => text(400, `Request body is larger than ${MAX_BODY_BYTES} bytes`) });
 
 export function registerTinypilotRoutes(app: App) {
-  app.post(`${TINYPILOT_BASE}/auth`, async (c) => {
+  app.post(`${TINYPILOT_BASE}/auth`, guarded('auth', async (c) => {
     const found = await resolve(c, false);
     if ('refusal' in found) return found.refusal;
     // TinyPilot's CSRF guard: a browser page elsewhere can make this POST, but always with an Origin.
@@ -232,16 +247,16 @@ export function registerTinypilotRoutes(app: App) {
       db.prepare('UPDATE tinypilot_keys SET last_used_at = ?2 WHERE id = ?1').bind(found.key.id, now),
     ]);
     return c.json({ token }, 200);
-  });
+  }));
 
-  app.get(`${TINYPILOT_BASE}/screenshot`, async (c) => {
+  app.get(`${TINYPILOT_BASE}/screenshot`, guarded('screenshot', async (c) => {
     const found = await resolve(c, true);
     if ('refusal' in found) return found.refusal;
     touch(c, found.key, Date.now());
     return screenshotAnswer(await screenRequest(c.env, found.key.device_id, SCREENSHOT, c.req.raw.signal));
-  });
+  }));
 
-  app.post(`${TINYPILOT_BASE}/keystroke`, limitBody, async (c) => {
+  app.post(`${TINYPILOT_BASE}/keystroke`, limitBody, guarded('keystroke', async (c) => {
     const found = await resolve(c, true);
     if ('refusal' in found) return found.refusal;
     let params: { code: string; modifiers: number };
@@ -258,9 +273,9 @@ export function registerTinypilotRoutes(app: App) {
       return forwardFailure('keystroke', e);
     }
     return c.body(null, 200);
-  });
+  }));
 
-  app.post(`${TINYPILOT_BASE}/mouseEvent`, limitBody, async (c) => {
+  app.post(`${TINYPILOT_BASE}/mouseEvent`, limitBody, guarded('mouseEvent', async (c) => {
     const found = await resolve(c, true);
     if ('refusal' in found) return found.refusal;
     let params: ReturnType<typeof parseMouseEvent>;
@@ -277,7 +292,7 @@ export function registerTinypilotRoutes(app: App) {
       return forwardFailure('mouse event', e);
     }
     return c.body(null, 200);
-  });
+  }));
 
   // Anything else under /tinypilot/ (another path, another method) is TinyPilot's "not found",
   // whatever the key: not the dashboard's page, and no hint about the key.
