@@ -9,9 +9,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { randomId, sha256Hex } from '../../worker/auth/crypto.ts';
 import { BASE, api, joinTeam, userWithKey } from './helpers.ts';
 import { login, userWithPassword } from './auth-helpers.ts';
-import { enrollDevice, eventually, waitFor } from './device-helpers.ts';
+import { enrollDevice, eventually, insertDevice, waitFor } from './device-helpers.ts';
 import { FAKE_JPEG, fakeKvmAgent } from './tinypilot-helpers.ts';
-import { forwardFailure, GUESSES_PER_MINUTE, parseKeystroke, parseMouseEvent, screenshotAnswer, TOKEN_TTL_MS } from '../../worker/compat/tinypilot.ts';
+import { forwardFailure, GUESSES_PER_MINUTE, MAX_TOKENS_PER_KEY, parseKeystroke, parseMouseEvent, screenshotAnswer, TOKEN_TTL_MS } from '../../worker/compat/tinypilot.ts';
+import { MAX_KEYS_PER_DEVICE } from '../../worker/routes/tinypilot-keys.ts';
 import { ApiError } from '../../worker/errors.ts';
 
 /**
@@ -147,6 +148,17 @@ describe('TinyPilot keys', () => {
     expect((await tp(onA.base_url, '/auth', { method: 'POST' })).status).toBe(200);
   });
 
+  it(`holds a device to ${MAX_KEYS_PER_DEVICE} live keys (409); revoking one makes room`, async () => {
+    const device = await insertDevice({ status: 'approved' });
+    const made: CreatedKey[] = [];
+    for (let i = 0; i < MAX_KEYS_PER_DEVICE; i++) made.push(await createKey(device));
+    const full = await api(`/api/v1/devices/${device}/tinypilot-keys`, { key: admin.key, json: {} });
+    expect(full.status).toBe(409);
+    expect(((await full.json()) as { code: string }).code).toBe('TINYPILOT_KEY_LIMIT_REACHED');
+    expect((await api(`/api/v1/devices/${device}/tinypilot-keys/${made[0]!.id}`, { key: admin.key, method: 'DELETE' })).status).toBe(204);
+    await createKey(device);
+  });
+
   it('needs hid:write: a viewer is refused, an operator (the system role, migration 0005) may', async () => {
     const viewer = await userWithKey(['viewer']);
     const refused = await api(`/api/v1/devices/${deviceA}/tinypilot-keys`, { key: viewer.key, method: 'POST', json: {} });
@@ -204,6 +216,22 @@ describe("TinyPilot's API, the seed's examples as written", () => {
     expect((await keystroke(base, token, { code: 'KeyA' })).status).toBe(200);
     const key = await env.DB.prepare('SELECT last_used_at FROM tinypilot_keys WHERE key_hash = ?1').bind(await sha256Hex(base.split('/')[4]!)).first<{ last_used_at: number | null }>();
     expect(key?.last_used_at).toBeGreaterThanOrEqual(before);
+  });
+
+  it(`keeps a key's newest ${MAX_TOKENS_PER_KEY} tokens: one more retires the oldest, and expired ones are swept`, async () => {
+    const k = await createKey(deviceA);
+    const first = await tokenOf(k.base_url);
+    const expired = await tokenOf(k.base_url);
+    await env.DB.prepare('UPDATE tinypilot_tokens SET expires_at = 1 WHERE token_hash = ?1').bind(await sha256Hex(expired)).run();
+    for (let i = 0; i < MAX_TOKENS_PER_KEY - 1; i++) await tokenOf(k.base_url);
+    const count = async () => (await env.DB.prepare('SELECT COUNT(*) AS n FROM tinypilot_tokens WHERE key_id = ?1').bind(k.id).first<{ n: number }>())!.n;
+    // The expired one went at the first issue after it expired; the first is still the 100th newest.
+    expect(await count()).toBe(MAX_TOKENS_PER_KEY);
+    expect((await keystroke(k.base_url, first, { code: 'KeyA' })).status).toBe(200);
+    const last = await tokenOf(k.base_url);
+    expect(await count()).toBe(MAX_TOKENS_PER_KEY);
+    await expectText(await keystroke(k.base_url, first, { code: 'KeyA' }), 401, 'Not authorized');
+    expect((await keystroke(k.base_url, last, { code: 'KeyA' })).status).toBe(200);
   });
 
   it('POST /auth with an Origin header is refused, and issues nothing', async () => {
