@@ -1,6 +1,7 @@
 CREATE TABLE `tinypilot_keys` (
 	`id` text PRIMARY KEY NOT NULL,
 	`device_id` text NOT NULL,
+	`team_id` text NOT NULL,
 	`name` text NOT NULL,
 	`prefix` text NOT NULL,
 	`key_hash` text NOT NULL,
@@ -9,6 +10,7 @@ CREATE TABLE `tinypilot_keys` (
 	`last_used_at` integer,
 	`revoked_at` integer,
 	FOREIGN KEY (`device_id`) REFERENCES `devices`(`id`) ON UPDATE no action ON DELETE cascade,
+	FOREIGN KEY (`team_id`) REFERENCES `teams`(`id`) ON UPDATE no action ON DELETE cascade,
 	FOREIGN KEY (`created_by`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE set null
 );
 --> statement-breakpoint

@@ -300,6 +300,8 @@ export type AuditEntry = typeof auditLog.$inferSelect;
 export const tinypilotKeys = sqliteTable('tinypilot_keys', {
   id: text('id').primaryKey(),
   deviceId: text('device_id').notNull().references(() => devices.id, { onDelete: 'cascade' }),
+  /** The device's team when the key was made: moved to another team, the device no longer answers it. */
+  teamId: text('team_id').notNull().references(() => teams.id, { onDelete: 'cascade' }),
   name: text('name').notNull(),
   /** The key's first characters, to tell keys apart in the audit log; far too short to guess one. */
   prefix: text('prefix').notNull(),

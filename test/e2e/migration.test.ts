@@ -134,10 +134,10 @@ describe('migration 0005 (KVM)', () => {
   it("adds the TinyPilot tables: a device's keys, and their tokens, go with it", async () => {
     const db = await relay.mf!.getD1Database('DB');
     await db.batch([
-      db.prepare("INSERT INTO tinypilot_keys (id, device_id, name, prefix, key_hash, created_by, created_at) VALUES ('k2', 'd2', 'old pi', 'ptp_abcdef', 'h-k2', 'u-first', ?1)").bind(now),
+      db.prepare("INSERT INTO tinypilot_keys (id, device_id, team_id, name, prefix, key_hash, created_by, created_at) VALUES ('k2', 'd2', (SELECT team_id FROM devices WHERE id = 'd2'), 'old pi', 'ptp_abcdef', 'h-k2', 'u-first', ?1)").bind(now),
       db.prepare("INSERT INTO tinypilot_tokens (token_hash, key_id, created_at, expires_at) VALUES ('h-t2', 'k2', ?1, ?2)").bind(now, now + 1000),
     ]);
-    await expect(db.prepare("INSERT INTO tinypilot_keys (id, device_id, name, prefix, key_hash, created_at) VALUES ('k3', 'd1', 'dup', 'p', 'h-k2', 1)").run()).rejects.toThrow(/UNIQUE/);
+    await expect(db.prepare("INSERT INTO tinypilot_keys (id, device_id, team_id, name, prefix, key_hash, created_at) VALUES ('k3', 'd1', (SELECT team_id FROM devices WHERE id = 'd1'), 'dup', 'p', 'h-k2', 1)").run()).rejects.toThrow(/UNIQUE/);
     await db.prepare("DELETE FROM devices WHERE id = 'd2'").run();
     expect((await db.prepare("SELECT COUNT(*) AS n FROM tinypilot_keys WHERE id = 'k2'").first<{ n: number }>())?.n).toBe(0);
     expect((await db.prepare("SELECT COUNT(*) AS n FROM tinypilot_tokens WHERE key_id = 'k2'").first<{ n: number }>())?.n).toBe(0);

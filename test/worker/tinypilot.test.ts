@@ -148,10 +148,38 @@ describe('TinyPilot keys', () => {
     expect((await tp(onA.base_url, '/auth', { method: 'POST' })).status).toBe(200);
   });
 
+  it("stops a device's keys when it moves to another team, and the new team does not see them", async () => {
+    const dev = await enrollDevice(admin.key, { autoApprove: true });
+    const moving = await fakeKvmAgent(dev.deviceId, dev.privateKey);
+    const k = await createKey(dev.deviceId);
+    const t = await tokenOf(k.base_url);
+    expect((await keystroke(k.base_url, t, { code: 'KeyA' })).status).toBe(200);
+    // Another instance admin makes the team (its maker joins it; the file's admin stays in one team).
+    const mover = await userWithKey(['admin']);
+    const team = await api('/api/v1/teams', { key: mover.key, json: { name: `Movers ${randomId(3)}` } });
+    expect(team.status).toBe(201);
+    const teamId = ((await team.json()) as { id: string }).id;
+    expect((await api(`/api/v1/devices/${dev.deviceId}/move`, { key: mover.key, json: { team_id: teamId } })).status).toBe(200);
+    await expectText(await keystroke(k.base_url, t, { code: 'KeyA' }), 404, 'Not Found');
+    await expectText(await tp(k.base_url, '/auth', { method: 'POST' }), 404, 'Not Found');
+    expect(moving.calls).toHaveLength(1);
+    const list = (await (await api(`/api/v1/devices/${dev.deviceId}/tinypilot-keys`, { key: admin.key })).json()) as { keys: unknown[] };
+    expect(list.keys).toEqual([]);
+    // A key made in the new team works.
+    const fresh = await createKey(dev.deviceId);
+    expect((await keystroke(fresh.base_url, await tokenOf(fresh.base_url), { code: 'KeyB' })).status).toBe(200);
+    moving.ws.close();
+  });
+
   it(`holds a device to ${MAX_KEYS_PER_DEVICE} live keys (409); revoking one makes room`, async () => {
     const device = await insertDevice({ status: 'approved' });
-    const made: CreatedKey[] = [];
-    for (let i = 0; i < MAX_KEYS_PER_DEVICE; i++) made.push(await createKey(device));
+    const made = [await createKey(device)];
+    // The rest straight into D1, rather than 49 more calls.
+    await env.DB.batch(
+      Array.from({ length: MAX_KEYS_PER_DEVICE - 1 }, (_, i) =>
+        env.DB.prepare("INSERT INTO tinypilot_keys (id, device_id, team_id, name, prefix, key_hash, created_at) VALUES (?1, ?2, 'test-team', 'filler', 'ptp_x', ?3, 1)").bind(randomId(16), device, `filler-${device}-${i}`),
+      ),
+    );
     const full = await api(`/api/v1/devices/${device}/tinypilot-keys`, { key: admin.key, json: {} });
     expect(full.status).toBe(409);
     expect(((await full.json()) as { code: string }).code).toBe('TINYPILOT_KEY_LIMIT_REACHED');
@@ -223,7 +251,13 @@ describe("TinyPilot's API, the seed's examples as written", () => {
     const first = await tokenOf(k.base_url);
     const expired = await tokenOf(k.base_url);
     await env.DB.prepare('UPDATE tinypilot_tokens SET expires_at = 1 WHERE token_hash = ?1').bind(await sha256Hex(expired)).run();
-    for (let i = 0; i < MAX_TOKENS_PER_KEY - 1; i++) await tokenOf(k.base_url);
+    // The rest of the hundred straight into D1 (newer than the first), rather than 98 more calls.
+    const now = Date.now();
+    const rows = Array.from({ length: MAX_TOKENS_PER_KEY - 2 }, (_, i) =>
+      env.DB.prepare('INSERT INTO tinypilot_tokens (token_hash, key_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)').bind(`filler-${k.id}-${i}`, k.id, now + 1 + i, now + TOKEN_TTL_MS),
+    );
+    await env.DB.batch(rows);
+    await tokenOf(k.base_url);
     const count = async () => (await env.DB.prepare('SELECT COUNT(*) AS n FROM tinypilot_tokens WHERE key_id = ?1').bind(k.id).first<{ n: number }>())!.n;
     // The expired one went at the first issue after it expired; the first is still the 100th newest.
     expect(await count()).toBe(MAX_TOKENS_PER_KEY);

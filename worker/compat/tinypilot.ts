@@ -12,7 +12,8 @@
 //   - tokens expire TOKEN_TTL_MS (24 h) after they are issued (a real TinyPilot's live until its
 //     server restarts, which a relay never does on a schedule), die with their key, and work only
 //     under the base URL of the key that issued them; a key keeps its newest MAX_TOKENS_PER_KEY;
-//   - an unknown or revoked key, and any path under /tinypilot/ that is not one of these four,
+//   - an unknown or revoked key (or one made before its device moved to another team), and any
+//     path under /tinypilot/ that is not one of these four,
 //     answers 404 "Not Found": nobody can tell a revoked key from one that never was;
 //   - past GUESSES_PER_MINUTE failed keys or tokens a minute from one address, 429.
 // The Enterprise API's source is not public, so its refusals are ours, in the shape its documented
@@ -85,13 +86,14 @@ interface KeyRow {
 }
 
 /**
- * The live key the path names and, if `token` is given, whether that token is one of its own and
- * unexpired; one D1 query. Looked up by its SHA-256, never by comparing the secret itself.
+ * The live key the path names (its device still in the team the key was made in) and, if `token`
+ * is given, whether that token is one of its own and unexpired; one D1 query. Looked up by its SHA-256, never by comparing the secret itself.
  */
 async function findKey(env: Env, key: string, token = ''): Promise<KeyRow | null> {
   const [keyHash, tokenHash] = await Promise.all([sha256Hex(key), token ? sha256Hex(token) : Promise.resolve('')]);
   return env.DB.prepare(
     `SELECT k.id, k.device_id, k.last_used_at, t.expires_at AS token_expires_at FROM tinypilot_keys k
+     JOIN devices d ON d.id = k.device_id AND d.team_id = k.team_id
      LEFT JOIN tinypilot_tokens t ON t.key_id = k.id AND t.token_hash = ?2
      WHERE k.key_hash = ?1 AND k.revoked_at IS NULL`,
   )

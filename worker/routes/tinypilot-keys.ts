@@ -4,7 +4,9 @@
 // secret in the path of `<relay>/tinypilot/<key>/api/v1`. Making, listing and revoking keys needs
 // hid:write in the device's team, since a key drives that device's keyboard and mouse and sees
 // its screen. The key is shown once, in the answer that makes it; only its SHA-256 is stored.
-// Revoking one ends its tokens at once.
+// Revoking one ends its tokens at once. A key belongs to the device in its team: when the device
+// moves to another team its keys stop working (and are no longer listed), so nobody of the old
+// team keeps a way onto the new team's device.
 import { createRoute, z } from '@hono/zod-openapi';
 import { and, desc, eq, isNull } from 'drizzle-orm';
 import type { Context } from 'hono';
@@ -64,7 +66,7 @@ const listKeys = createRoute({
   method: 'get',
   path: '/api/v1/devices/{id}/tinypilot-keys',
   tags,
-  summary: "List the device's live TinyPilot keys (never their secrets)",
+  summary: "List the device's live TinyPilot keys (never their secrets; those made before it moved to its team are dead)",
   security,
   ...onDevice(write),
   request: { params: DeviceIdParam },
@@ -87,25 +89,30 @@ export function registerTinypilotKeyRoutes(app: App) {
     const { id } = c.req.valid('param');
     // The body is optional: without a content type it is not read ({}), and gets the default name.
     const { name } = TinypilotKeyBodySchema.parse(c.req.valid('json'));
+    const teamId = scopedTeam(c);
     const db = getDb(c.env.DB);
     const k = schema.tinypilotKeys;
-    const live = await db.$count(k, and(eq(k.deviceId, id), isNull(k.revokedAt)));
+    const live = await db.$count(k, and(eq(k.deviceId, id), eq(k.teamId, teamId), isNull(k.revokedAt)));
     if (live >= MAX_KEYS_PER_DEVICE) {
       throw new ApiError(409, 'TINYPILOT_KEY_LIMIT_REACHED', `The device has ${MAX_KEYS_PER_DEVICE} TinyPilot keys; revoke one first`, { device_id: id, limit: MAX_KEYS_PER_DEVICE });
     }
     const key = randomToken(TINYPILOT_KEY_PREFIX);
     const [row] = await db
       .insert(k)
-      .values({ id: randomId(16), deviceId: id, name, prefix: key.slice(0, PREFIX_LENGTH), keyHash: await sha256Hex(key), createdBy: principalOf(c).userId, createdAt: Date.now() })
+      .values({ id: randomId(16), deviceId: id, teamId, name, prefix: key.slice(0, PREFIX_LENGTH), keyHash: await sha256Hex(key), createdBy: principalOf(c).userId, createdAt: Date.now() })
       .returning();
-    audit(c, { action: 'tinypilot_key.create', targetType: 'tinypilot_key', targetId: row!.id, teamId: scopedTeam(c), details: { device_id: id, name: row!.name, prefix: row!.prefix } });
+    audit(c, { action: 'tinypilot_key.create', targetType: 'tinypilot_key', targetId: row!.id, teamId, details: { device_id: id, name: row!.name, prefix: row!.prefix } });
     return c.json({ ...view(row!), key, base_url: tinypilotBaseUrl(c, key) }, 201);
   });
 
   app.openapi(listKeys, async (c) => {
     const { id } = c.req.valid('param');
     const k = schema.tinypilotKeys;
-    const rows = await getDb(c.env.DB).select().from(k).where(and(eq(k.deviceId, id), isNull(k.revokedAt))).orderBy(desc(k.createdAt));
+    const rows = await getDb(c.env.DB)
+      .select()
+      .from(k)
+      .where(and(eq(k.deviceId, id), eq(k.teamId, scopedTeam(c)), isNull(k.revokedAt)))
+      .orderBy(desc(k.createdAt));
     return c.json({ keys: rows.map(view) }, 200);
   });
 
