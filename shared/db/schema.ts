@@ -315,7 +315,7 @@ export const tinypilotKeys = sqliteTable('tinypilot_keys', {
 
 /**
  * The tokens POST …/auth hands out under a key. A real TinyPilot's live until its server restarts;
- * ours expire (TINYPILOT_TOKEN_TTL_MS) and go with their key.
+ * ours expire (TOKEN_TTL_MS in worker/compat/tinypilot.ts: 24 h) and go with their key.
  */
 export const tinypilotTokens = sqliteTable('tinypilot_tokens', {
   tokenHash: text('token_hash').primaryKey(),

@@ -13,8 +13,8 @@
 //     server restarts, which a relay never does on a schedule), die with their key, and work only
 //     under the base URL of the key that issued them; a key keeps its newest MAX_TOKENS_PER_KEY;
 //   - an unknown or revoked key (or one made before its device moved to another team), and any
-//     path under /tinypilot/ that is not one of these four,
-//     answers 404 "Not Found": nobody can tell a revoked key from one that never was;
+//     path under /tinypilot/ that is not one of these four, answers 404 "Not Found": nobody can
+//     tell a revoked key from one that never was;
 //   - past GUESSES_PER_MINUTE failed keys or tokens a minute from one address, 429.
 // The Enterprise API's source is not public, so its refusals are ours, in the shape its documented
 // errors have (text/plain): a missing, malformed, expired or foreign token 401 "Not authorized"
