@@ -30,6 +30,8 @@ import { registerPipetowerRoutes } from './compat/pipetower.ts';
 import { registerTeamRoutes } from './routes/teams.ts';
 import { registerInvitationRoutes } from './routes/invitations.ts';
 import { registerPermissionRoutes } from './routes/permissions.ts';
+import { registerTinypilotKeyRoutes } from './routes/tinypilot-keys.ts';
+import { registerTinypilotRoutes } from './compat/tinypilot.ts';
 import { serveDashboard } from './dashboard.ts';
 
 export interface AppDeps {
@@ -78,6 +80,8 @@ export function createApp(deps: AppDeps): App {
   registerTeamRoutes(app);
   registerInvitationRoutes(app);
   registerPermissionRoutes(app);
+  registerTinypilotKeyRoutes(app);
+  registerTinypilotRoutes(app);
   // Last: its catch-all answers Pipetower's 404 under /api/ (not /api/v1/).
   registerPipetowerRoutes(app);
 

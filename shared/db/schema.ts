@@ -291,3 +291,37 @@ export const auditLog = sqliteTable('audit_log', {
 }, (t) => [index('audit_at_idx').on(t.at), index('audit_team_idx').on(t.teamId, t.id), index('audit_actor_idx').on(t.actorId, t.id)]);
 
 export type AuditEntry = typeof auditLog.$inferSelect;
+
+/**
+ * TinyPilot's API on the relay (worker/compat/tinypilot.ts): a key is the credential in the path
+ * of a base URL, `/tinypilot/<key>/api/v1`, for one device only. Shown once; only its SHA-256 is
+ * kept. A revoked key is kept for the record but answers like one that never existed.
+ */
+export const tinypilotKeys = sqliteTable('tinypilot_keys', {
+  id: text('id').primaryKey(),
+  deviceId: text('device_id').notNull().references(() => devices.id, { onDelete: 'cascade' }),
+  /** The device's team when the key was made: moved to another team, the device no longer answers it. */
+  teamId: text('team_id').notNull().references(() => teams.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  /** The key's first characters, to tell keys apart in the audit log; far too short to guess one. */
+  prefix: text('prefix').notNull(),
+  keyHash: text('key_hash').notNull(),
+  createdBy: text('created_by').references(() => users.id, { onDelete: 'set null' }),
+  createdAt: ms('created_at').notNull(),
+  /** When a token was last issued or used with it (written at most once a minute). */
+  lastUsedAt: ms('last_used_at'),
+  revokedAt: ms('revoked_at'),
+}, (t) => [uniqueIndex('tinypilot_keys_hash_unique').on(t.keyHash), index('tinypilot_keys_device_idx').on(t.deviceId)]);
+
+/**
+ * The tokens POST …/auth hands out under a key. A real TinyPilot's live until its server restarts;
+ * ours expire (TOKEN_TTL_MS in worker/compat/tinypilot.ts: 24 h) and go with their key.
+ */
+export const tinypilotTokens = sqliteTable('tinypilot_tokens', {
+  tokenHash: text('token_hash').primaryKey(),
+  keyId: text('key_id').notNull().references(() => tinypilotKeys.id, { onDelete: 'cascade' }),
+  createdAt: ms('created_at').notNull(),
+  expiresAt: ms('expires_at').notNull(),
+}, (t) => [index('tinypilot_tokens_key_idx').on(t.keyId, t.createdAt)]);
+
+export type TinypilotKey = typeof tinypilotKeys.$inferSelect;

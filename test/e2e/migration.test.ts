@@ -1,9 +1,11 @@
-// Upgrading an install from before teams (migrations 0000–0003) to migration 0004: a real relay's
-// database is left at 0003 and filled as that version would have filled it, then a relay of this
-// version starts on the same state and migrates. Everyone keeps what they could see, nothing is
-// lost, and the database now refuses a device without a team.
+// Upgrading an install from before teams (migrations 0000–0003) to this version (0004 teams, 0005
+// KVM): a real relay's database is left at 0003 and filled as that version would have filled it,
+// then a relay of this version starts on the same state and migrates. Everyone keeps what they
+// could see, nothing is lost, the database now refuses a device without a team, and the operator
+// role gains the KVM's permissions.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { startRelay, type Relay } from '../../scripts/relay.ts';
 import { hashPassword } from '../../worker/auth/password.ts';
 import { freePort, tempDir } from './harness.ts';
@@ -103,5 +105,41 @@ describe('migration 0004 on an install from before teams', () => {
     expect(viewer).not.toContain('variables:write');
     const operator = JSON.parse((await db.prepare("SELECT permissions FROM roles WHERE id = 'operator'").first<{ permissions: string }>())!.permissions) as string[];
     expect(operator).toEqual(expect.arrayContaining(['tunnels:*', 'devices:control', 'devices:admin', 'teams:write', 'variables:write', 'audit:read']));
+  });
+});
+
+describe('migration 0005 (KVM)', () => {
+  const permissionsOf = async (role: string) => {
+    const db = await relay.mf!.getD1Database('DB');
+    return JSON.parse((await db.prepare('SELECT permissions FROM roles WHERE id = ?1').bind(role).first<{ permissions: string }>())!.permissions) as string[];
+  };
+
+  it('gives the operator hid:write and screen:read, once each, keeping the rest; the viewer neither', async () => {
+    const operator = await permissionsOf('operator');
+    expect(operator).toEqual(expect.arrayContaining(['hid:write', 'screen:read', 'tunnels:*', 'devices:control', 'audit:read']));
+    const viewer = await permissionsOf('viewer');
+    expect(viewer).not.toContain('hid:write');
+    expect(viewer).not.toContain('screen:read');
+    // Its role updates add nothing when run again (an install that gave the operator these by hand).
+    const db = await relay.mf!.getD1Database('DB');
+    const sql = await readFile(join(import.meta.dirname, '../../migrations/0005_kvm.sql'), 'utf8');
+    const updates = sql.split('--> statement-breakpoint').map((s) => s.replace(/^\s*--.*$/gm, '').trim()).filter((s) => s.startsWith('UPDATE'));
+    expect(updates.length).toBe(2);
+    for (const u of updates) await db.prepare(u).run();
+    const again = await permissionsOf('operator');
+    expect(again).toEqual(operator);
+    expect(again.filter((p) => p === 'hid:write' || p === 'screen:read').length).toBe(2);
+  });
+
+  it("adds the TinyPilot tables: a device's keys, and their tokens, go with it", async () => {
+    const db = await relay.mf!.getD1Database('DB');
+    await db.batch([
+      db.prepare("INSERT INTO tinypilot_keys (id, device_id, team_id, name, prefix, key_hash, created_by, created_at) VALUES ('k2', 'd2', (SELECT team_id FROM devices WHERE id = 'd2'), 'old pi', 'ptp_abcdef', 'h-k2', 'u-first', ?1)").bind(now),
+      db.prepare("INSERT INTO tinypilot_tokens (token_hash, key_id, created_at, expires_at) VALUES ('h-t2', 'k2', ?1, ?2)").bind(now, now + 1000),
+    ]);
+    await expect(db.prepare("INSERT INTO tinypilot_keys (id, device_id, team_id, name, prefix, key_hash, created_at) VALUES ('k3', 'd1', (SELECT team_id FROM devices WHERE id = 'd1'), 'dup', 'p', 'h-k2', 1)").run()).rejects.toThrow(/UNIQUE/);
+    await db.prepare("DELETE FROM devices WHERE id = 'd2'").run();
+    expect((await db.prepare("SELECT COUNT(*) AS n FROM tinypilot_keys WHERE id = 'k2'").first<{ n: number }>())?.n).toBe(0);
+    expect((await db.prepare("SELECT COUNT(*) AS n FROM tinypilot_tokens WHERE key_id = 'k2'").first<{ n: number }>())?.n).toBe(0);
   });
 });

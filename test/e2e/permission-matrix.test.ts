@@ -1,6 +1,6 @@
 // The permission matrix: every route the relay serves, from its own OpenAPI document plus the
 // routes of worker/auth/raw-routes.ts (PiTunnel's and tunnel-control's at the relay root,
-// Pipetower's under /api, the agents' dial-in), called with every kind of credential, from none
+// Pipetower's under /api, TinyPilot's under /tinypilot/<key>/api/v1, the agents' dial-in), called with every kind of credential, from none
 // and forged ones to an admin's session, in the Authorization header and as ?api_key= where a
 // route takes that, including users of the matrix device's team in each team role and a user of
 // another team. What each answer must be follows from the route's declaration alone: a bad
@@ -53,6 +53,8 @@ const ids = { user: '', role: 'viewer', tunnel: 'matrix-tcp', tunnelPort: 22, te
 const MISSING_DEVICE = 'f'.repeat(40);
 const MISSING = 'no-such-thing';
 const MISSING_VARIABLE = 'MATRIX_NO_SUCH_VARIABLE';
+/** A well-formed TinyPilot key no device has, so the relay looks it up (worker/compat/tinypilot.ts). */
+const MISSING_TINYPILOT_KEY = `ptp_${'A'.repeat(43)}`;
 
 interface Operation {
   'x-permissions'?: string[];
@@ -79,7 +81,7 @@ interface Case {
   missingPath?: string;
   body?: string;
   contentType?: string;
-  access: { permissions: string[]; selfService: boolean } | 'public' | 'device' | 'undeclared';
+  access: { permissions: string[]; selfService: boolean } | 'public' | 'device' | 'path-key' | 'undeclared';
   scope?: Scope;
   errors: RawRoute['errors'];
   /** Use the credential as tunnel-control's api_key parameter rather than a header. */
@@ -224,6 +226,8 @@ function fill(path: string, method: string, scoped?: { param: string; value: str
       if (param === 'invitation_id') return MISSING;
       if (param === 'name') return path.includes('/variables/') ? MISSING_VARIABLE : ids.tunnel;
       if (param === 'port') return String(ids.tunnelPort);
+      if (param === 'key') return MISSING_TINYPILOT_KEY;
+      if (param === 'key_id') return 'f'.repeat(32);
       return whole;
     });
 }
@@ -269,7 +273,8 @@ function rawScope(r: RawRoute): Scope | undefined {
 
 function rawCases(): Case[] {
   const cases: Case[] = [];
-  const accessOf = (r: RawRoute): Case['access'] => ('permissions' in r.access ? { permissions: [...r.access.permissions], selfService: false } : 'public' in r.access ? 'public' : 'device');
+  const accessOf = (r: RawRoute): Case['access'] =>
+    'permissions' in r.access ? { permissions: [...r.access.permissions], selfService: false } : 'public' in r.access ? 'public' : 'pathKey' in r.access ? 'path-key' : 'device';
   for (const r of RAW_ROUTES) {
     for (const method of r.methods) {
       // tunnel-control calls without tunnel= or allow= only say "wrong data" (31): harmless once allowed.
@@ -288,7 +293,7 @@ function rawCases(): Case[] {
 
 /** What the declaration says a credential gets from a case. */
 type Expected =
-  | { kind: 'undeclared' | 'any' | 'device-only' | 'unauthenticated' | 'allowed' }
+  | { kind: 'undeclared' | 'any' | 'device-only' | 'key-only' | 'unauthenticated' | 'allowed' }
   | { kind: 'forbidden'; code: 'FORBIDDEN' | 'NARROWED_API_KEY' }
   /** Not a member of the device's or team's team: the layer's "not found", as for an id that does not exist. */
   | { kind: 'hidden' }
@@ -299,6 +304,7 @@ function expectation(c: Case, cred: Credential): Expected {
   if (c.access === 'undeclared') return { kind: 'undeclared' };
   if (c.access === 'public') return { kind: 'any' };
   if (c.access === 'device') return { kind: 'device-only' };
+  if (c.access === 'path-key') return { kind: 'key-only' };
   if (cred.permissions === null) return { kind: 'unauthenticated' };
   const { permissions, selfService } = c.access;
   if (selfService && cred.narrowed) return { kind: 'forbidden', code: 'NARROWED_API_KEY' };
@@ -337,7 +343,7 @@ function hiddenAnswer(c: Case, status: number, body: any): boolean {
 
 /** Whether `status`/`body` is the answer `expected`, in the case's layer. */
 function judge(c: Case, cred: Credential, expected: Expected, realPath: boolean, status: number, body: any): Outcome {
-  const detail = c.errors === 'tunnel-control' ? ` error_code ${body?.error_code}` : status < 300 ? '' : ` ${c.errors === 'native' ? body?.code : body?.message}`;
+  const detail = c.errors === 'tunnel-control' ? ` error_code ${body?.error_code}` : status < 300 ? '' : ` ${c.errors === 'native' ? body?.code : c.errors === 'tinypilot' ? body : body?.message}`;
   const row = (text: string, ok: boolean): Outcome => ({ route: c.route, credential: cred.name, expected: text, got: `${status}${detail}`, ok: ok && status < 500, kind: expected.kind, status, case: c, cred });
   // tunnel-control's seed has no code for the caller's credentials; it answers 401/403 with "wrong data" (31).
   const shaped = (code: string) =>
@@ -350,6 +356,9 @@ function judge(c: Case, cred: Credential, expected: Expected, realPath: boolean,
     // No user credential opens the agents' dial-in; the relay's own 401 names why (e.g. "Unknown device").
     case 'device-only':
       return row('401', status === 401 && typeof body?.code === 'string');
+    // No user credential is a TinyPilot key or token: the unknown key's 404 (429 once one address has guessed too often).
+    case 'key-only':
+      return row('404 Not Found (or 429)', (status === 404 && body === 'Not Found') || status === 429);
     case 'unauthenticated':
       return row('401', status === 401 && shaped('UNAUTHORIZED'));
     case 'forbidden':

@@ -1,6 +1,6 @@
 // The audit log end to end: one of every kind of change the issue lists (users, roles, teams,
-// memberships, invitations, variables, API keys, enrollment tokens, devices, tunnels, logins,
-// failed logins, 2FA, KVM type jobs and live input) made through the API, after which every action name of the catalogue is
+// memberships, invitations, variables, API keys, enrollment tokens, devices, tunnels, TinyPilot keys,
+// logins, failed logins, 2FA, KVM type jobs and live input) made through the API, after which every action name of the catalogue is
 // in the log, each with who, when, from where and the team — and no secret made along the way
 // (passwords, keys, tokens, a variable's value, the TOTP secret, recovery codes, a typed text) is anywhere in it.
 import { env, SELF } from 'cloudflare:test';
@@ -22,6 +22,7 @@ const CATALOGUE = [
   'device.enroll', 'device.create', 'device.rename', 'device.approve', 'device.reject', 'device.revoke', 'device.delete', 'device.move', 'device.tags',
   'tunnel.create', 'tunnel.update', 'tunnel.delete',
   'kvm.type', 'kvm.input',
+  'tinypilot_key.create', 'tinypilot_key.revoke',
   'team.create', 'team.update', 'team.delete',
   'member.add', 'member.update', 'member.remove',
   'invitation.create', 'invitation.revoke', 'invitation.accept',
@@ -136,6 +137,11 @@ describe('the audit log', () => {
     await ok('tunnel-control', api(`/tunnel-api/disconnect?device_id=${one}&tunnel=${tunnel.name}&api_key=${admin.key}`));
     await ok('tunnel.delete', A(`/api/v1/devices/${one}/tunnels/${tunnel.id}`, { method: 'DELETE' }));
 
+    // A TinyPilot key, made (its key and base URL are secrets) and revoked.
+    const tinypilot = await ok('tinypilot_key.create', A(`/api/v1/devices/${one}/tinypilot-keys`, { json: { name: 'catalogue' } }));
+    secrets.push(tinypilot.key);
+    await ok('tinypilot_key.revoke', A(`/api/v1/devices/${one}/tinypilot-keys/${tinypilot.id}`, { method: 'DELETE' }));
+
     // Variables, one a secret; then a reseal.
     const value = `s3cret-${randomId(8)}`;
     secrets.push(value);
@@ -167,7 +173,7 @@ describe('the audit log', () => {
     const byAdmin = rows.filter((r) => r.action === 'role.create')[0]!;
     expect([byAdmin.actor_id, byAdmin.credential, byAdmin.ip]).toEqual([admin.userId, 'api_key', '203.0.113.77']);
     // What belongs to a team says which.
-    for (const a of ['device.approve', 'device.rename', 'tunnel.create', 'variable.create', 'enrollment_token.create']) {
+    for (const a of ['device.approve', 'device.rename', 'tunnel.create', 'variable.create', 'enrollment_token.create', 'tinypilot_key.create', 'tinypilot_key.revoke']) {
       expect(rows.find((r) => r.action === a)?.team_id, a).toBe(TEST_TEAM);
     }
     for (const a of ['team.update', 'member.add', 'invitation.accept', 'team.delete']) expect(rows.find((r) => r.action === a)?.team_id, a).toBe(team.id);

@@ -1,6 +1,6 @@
 // The routes that are not @hono/zod-openapi routes, so are absent from /api/v1/openapi.json:
-// PiTunnel's API and tunnel-control's at the relay root, Pipetower's under /api, the agents'
-// dial-in, the document itself. Each declares here who may call it; its module builds its check from this entry (see
+// PiTunnel's API and tunnel-control's at the relay root, Pipetower's under /api, TinyPilot's under
+// /tinypilot/<key>/api/v1, the agents' dial-in, the document itself. Each declares here who may call it; its module builds its check from this entry (see
 // guardOf in access.ts). Plain data with no imports, so the e2e permission matrix can read it
 // next to the OpenAPI document, and test/worker/route-declarations.test.ts fails for a route
 // that is in neither.
@@ -19,15 +19,34 @@ export interface RawRoute {
   path: string;
   /** The Hono pattern that serves it, when several paths share one (default: path). */
   pattern?: string;
-  /** Who may call it: every permission listed ([] = any valid credential), or no user credential at all. */
-  access: { permissions: readonly string[] } | { public: true } | { device: true };
+  /**
+   * Who may call it: every permission listed ([] = any valid credential), or no user credential at
+   * all (public; a device's own JWT; the secret in the path, pathKey).
+   */
+  access: { permissions: readonly string[] } | { public: true } | { device: true } | { pathKey: true };
   /** The error shape of the compat layer it belongs to: ours ({error, code, details}) or the seed's. */
-  errors: 'native' | 'tunnel-control' | 'pipetower';
+  errors: 'native' | 'tunnel-control' | 'pipetower' | 'tinypilot';
   /** Routes that take a device_id parameter. */
   deviceParam?: true;
 }
 
 const both = ['GET', 'POST'] as const;
+
+/** TinyPilot's API for one device (worker/compat/tinypilot.ts): the base path a TinyPilot key makes. */
+export const TINYPILOT_BASE = '/tinypilot/:key/api/v1';
+
+/**
+ * A call of TinyPilot's API. The secret in the path (a TinyPilot key, worker/routes/tinypilot-keys.ts)
+ * is the credential, with a token of it for all but /auth; no user credential opens it. Its errors are
+ * TinyPilot's (text/plain), and an unknown key is a 404 whoever asks.
+ */
+const tinypilot = (method: 'GET' | 'POST', call: string): RawRoute => ({
+  methods: [method],
+  path: `/tinypilot/{key}/api/v1/${call}`,
+  pattern: `${TINYPILOT_BASE}/${call}`,
+  access: { pathKey: true },
+  errors: 'tinypilot',
+});
 
 /** A read of Pipetower's API (worker/compat/pipetower.ts); it answers in Laravel's error shape. */
 const pipetower = (path: string, permissions: readonly string[]): RawRoute => ({
@@ -46,6 +65,7 @@ export const RAW_ROUTES: readonly RawRoute[] = [
   { methods: both, path: '/device_info', access: { permissions: ['devices:read'] }, errors: 'native', deviceParam: true },
   { methods: both, path: '/process_list', access: { permissions: ['devices:read'] }, errors: 'native', deviceParam: true },
   { methods: both, path: '/tunnels', access: { permissions: ['tunnels:read'] }, errors: 'native', deviceParam: true },
+  { methods: both, path: '/screenshot', access: { permissions: ['screen:read'] }, errors: 'native', deviceParam: true },
   ...Object.entries(TUNNEL_CONTROL_CALLS).map(
     ([call, permission]): RawRoute => ({
       methods: both,
@@ -59,6 +79,10 @@ export const RAW_ROUTES: readonly RawRoute[] = [
   // Without a call name the answer is only "invalid API call" (code 21), whoever asks.
   { methods: both, path: '/tunnel-api', access: { public: true }, errors: 'tunnel-control' },
   { methods: both, path: '/tunnel-api/', access: { public: true }, errors: 'tunnel-control' },
+  tinypilot('POST', 'auth'),
+  tinypilot('GET', 'screenshot'),
+  tinypilot('POST', 'keystroke'),
+  tinypilot('POST', 'mouseEvent'),
   pipetower('/api/status', []),
   pipetower('/api/account', []),
   pipetower('/api/account/vars', ['variables:read']),

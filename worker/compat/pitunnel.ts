@@ -14,11 +14,16 @@
 // the seed's "HTTPS subdomain"; for tcp the WebSocket URL `pirelay tcp` dials, as we have no raw
 // TCP ports to hand out.
 //
+// /screenshot is the device's screen as the KVM capability sees it (the HDMI capture, or the Pi's
+// own desktop): PNG, as the seed's `> out.png` expects, with the Content-Type the device answered
+// and a Content-Length; 204 and no body when there is no video signal. It needs screen:read.
+//
 // Like the native API, every route sees only the caller's teams' devices (worker/auth/scope.ts):
 // another team's device is missing from /devices and a 404 everywhere else.
 import { z } from 'zod';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { guardOf } from '../auth/access.ts';
@@ -28,6 +33,8 @@ import { ApiError, notFound, validationError } from '../errors.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import type { DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
 import { callApprovedDevice } from '../devices/hub.ts';
+import { screenRequest } from '../devices/kvm.ts';
+import { requireApprovedDevice } from '../devices/queries.ts';
 import { listDevices, type DeviceRow } from '../devices/queries.ts';
 import { formatTarget } from '../../shared/api/tunnels.ts';
 import type { Tunnel } from '../../shared/db/schema.ts';
@@ -133,6 +140,26 @@ async function deviceIdOf(c: Context<AppEnv>): Promise<string> {
   return parsed.data.device_id;
 }
 
+/** The hub's answer to a snapshot: the image with its type and length, 204 as it is, else the device's error in our shape. */
+export async function pitunnelScreenshot(env: Env, deviceId: string, res: Response): Promise<Response> {
+  if (res.status === 204) {
+    await res.body?.cancel();
+    return new Response(null, { status: 204 });
+  }
+  if (res.status === 200) {
+    const image = await res.arrayBuffer();
+    return new Response(image, { headers: { 'content-type': res.headers.get('content-type') ?? 'image/png', 'content-length': String(image.byteLength) } });
+  }
+  const body = (await res.json().catch(() => null)) as { error?: unknown; code?: unknown; details?: unknown } | null;
+  if (typeof body?.error !== 'string' || typeof body.code !== 'string') {
+    throw new ApiError(502, 'BAD_DEVICE_RESPONSE', `the device's screenshot answer was ${res.status} without an error`, { device_id: deviceId });
+  }
+  // Offline may mean never approved, or revoked: say which, as the other calls do (callApprovedDevice).
+  if (body.code === 'DEVICE_OFFLINE') await requireApprovedDevice(env.DB, deviceId);
+  const details = body.details && typeof body.details === 'object' && !Array.isArray(body.details) ? (body.details as Record<string, unknown>) : {};
+  throw new ApiError(res.status as ContentfulStatusCode, body.code, body.error, { device_id: deviceId, ...details });
+}
+
 export function registerPiTunnelRoutes(app: App) {
   app.on(['GET', 'POST'], '/devices', guardOf('/devices'), async (c) => {
     const rows = await listDevices(c.env.DB, { teams: visibleTeams(principalOf(c)), status: 'approved' });
@@ -149,6 +176,13 @@ export function registerPiTunnelRoutes(app: App) {
     const id = await deviceIdOf(c);
     await authorizeDevice(c, id);
     return c.json({ process_list: pitunnelProcessList(await callApprovedDevice(c.env, id, 'process_list', {})) });
+  });
+
+  app.on(['GET', 'POST'], '/screenshot', guardOf('/screenshot'), limitBody, async (c) => {
+    const id = await deviceIdOf(c);
+    await authorizeDevice(c, id);
+    const res = await screenRequest(c.env, id, { mode: 'snapshot', format: 'png', quality: 80 }, c.req.raw.signal);
+    return pitunnelScreenshot(c.env, id, res);
   });
 
   app.on(['GET', 'POST'], '/tunnels', guardOf('/tunnels'), limitBody, async (c) => {

@@ -21,4 +21,11 @@ export class RateWindow {
     if (w.count <= this.limit) return 0;
     return Math.max(1, Math.ceil((w.start + this.windowMs - now) / 1000));
   }
+
+  /** The seconds until `key`'s window resets if it is over the limit, else 0; counts nothing. */
+  exceeded(key: string, now = Date.now()): number {
+    const w = this.windows.get(key);
+    if (!w || now - w.start >= this.windowMs || w.count < this.limit) return 0;
+    return Math.max(1, Math.ceil((w.start + this.windowMs - now) / 1000));
+  }
 }
