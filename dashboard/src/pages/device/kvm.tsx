@@ -65,7 +65,17 @@ const CONNECTION_CLASS: Record<HidConnection, string> = { off: 'conn-closed', co
 function Shortcuts({ onSend, disabled }: { onSend: (code: string, modifiers: ModifierCode[]) => void; disabled: boolean }) {
   const ref = useRef<HTMLDetailsElement>(null);
   return (
-    <details class="kvm-shortcuts" ref={ref}>
+    <details
+      class="kvm-shortcuts"
+      ref={ref}
+      onKeyDown={(e) => {
+        // Escape closes the menu, as it would any menu, and gives focus back to its toggle.
+        if (e.key === 'Escape' && ref.current?.open) {
+          ref.current.removeAttribute('open');
+          ref.current.querySelector('summary')?.focus();
+        }
+      }}
+    >
       <summary>Shortcuts</summary>
       <div class="kvm-shortcuts-menu">
         {SHORTCUT_GROUPS.map((g) => (
@@ -182,7 +192,8 @@ export default function Kvm({ device }: DeviceTabProps) {
       if (m.code.startsWith('HID_')) void status.reload();
     }
   };
-  const socket = useHidSocket(device.id, live && mayWrite, {
+  // Dialled once the device has answered for its KVM (an agent without it has no socket to offer).
+  const socket = useHidSocket(device.id, live && mayWrite && !!status.data, {
     onMessage,
     onOpen: () => void status.reload(),
     onDrop: () => {
@@ -205,6 +216,7 @@ export default function Kvm({ device }: DeviceTabProps) {
   const stopCapture = () => {
     capture.current.stop();
     setCapturing(false);
+    if (document.pointerLockElement) document.exitPointerLock();
   };
   const startCapture = () => {
     if (!mayWrite) return;
@@ -279,15 +291,17 @@ export default function Kvm({ device }: DeviceTabProps) {
         </p>
       </Empty>
     );
-  if (!s) return status.error ? <LoadError error={status.error} retry={status.reload} /> : <Loading what="the KVM status from the device" />;
+  if (!s) return <div class="kvm">{status.error ? <LoadError error={status.error} retry={status.reload} /> : <Loading what="the KVM status from the device" />}</div>;
 
   const inputReady = mayWrite && socket.connection === 'open';
   const hasScreen = s.screen.backend !== 'none';
   const showView = hasScreen && s.screen.signal && visible;
-  const viewUrl = devicePath(device.id, `/screen/live?fps=15&max_width=${maxWidth}&view=${viewKey}`);
+  const viewUrl = devicePath(device.id, `/screen/live?fps=15&max_width=${maxWidth}`);
   const hint = !mayWrite
     ? 'View only.'
-    : capturing
+    : pointerLocked
+      ? `The pointer is locked to the remote screen: press Esc to unlock it; ${RELEASE_CHORD} releases the keyboard.`
+      : capturing
       ? fullScreen
         ? `Keys go to the remote computer. Hold Esc to leave full screen; press ${RELEASE_CHORD} to release the keyboard.`
         : `Keys go to the remote computer. Press ${RELEASE_CHORD} or click outside the screen to release the keyboard.`
