@@ -102,17 +102,31 @@ describeBrowser('the KVM tab', () => {
     await control(page);
     await page.getByText(/Keys go to the remote computer\. Press Ctrl\+Alt\+Shift/).waitFor();
     await expectAccessible(page, 'the KVM tab, capturing');
-    await page.keyboard.press('a');
+    // Held, the browser repeats the key; the target repeats it itself, so only one press goes.
+    await page.keyboard.down('a');
+    await page.keyboard.down('a');
+    await page.keyboard.down('a');
+    await page.keyboard.up('a');
     await expect
       .poll(async () => (await reportsSince(join(dir, 'hidg0'), from, 8)).map(hex), { timeout: 15_000 })
       .toEqual(['00 00 04 00 00 00 00 00', '00 00 00 00 00 00 00 00']);
-    // The Enter that started capture was never sent down, so its release was not sent either.
+    // (The Enter that started capture was never sent down, so its release was not sent either.)
 
     // The simulated screen draws the keys it sees: the live view shows it.
     await page.keyboard.type('xyz');
     await expect.poll(async () => (await liveView(page).screenshot()).equals(before), { timeout: 15_000 }).toBe(false);
 
+    // A key still held when the surface loses focus is released on the target: nothing sticks.
+    const held = (await fileBytes(join(dir, 'hidg0'))).length;
+    await page.keyboard.down('s');
+    await expect.poll(async () => (await reportsSince(join(dir, 'hidg0'), held, 8)).some((r) => r[2] === 0x16), { timeout: 15_000 }).toBe(true);
+    await page.getByRole('heading', { name: 'Remote screen', level: 2 }).click();
+    await expect.poll(async () => (await reportsSince(join(dir, 'hidg0'), held, 8)).map(hex).at(-1), { timeout: 15_000 }).toBe('00 00 00 00 00 00 00 00');
+    await page.keyboard.up('s');
+    await page.getByRole('button', { name: 'Control keyboard' }).waitFor();
+
     // The release chord gives the keyboard back: Tab leaves the surface again.
+    await control(page);
     await page.keyboard.press('Control+Alt+Shift');
     await page.getByRole('button', { name: 'Control keyboard' }).waitFor();
     await page.keyboard.press('b');
@@ -270,6 +284,9 @@ describeBrowser('the KVM tab', () => {
     const role = await d.api('/api/v1/roles', { json: { name: 'Screen watcher', permissions: ['dashboard:view', 'devices:read', 'screen:read'] } });
     expect(role.status, JSON.stringify(role.body)).toBe(201);
     const watcher = await createUser(d, 'kvm-watcher', [role.body.id]);
+    const team = (await d.api(`/api/v1/devices/${d.deviceId}`)).body.team_id;
+    const joined = await d.api(`/api/v1/teams/${team}/members`, { json: { username: watcher.username, role: 'member' } });
+    expect(joined.status, JSON.stringify(joined.body)).toBe(201);
     const { page, foreign, errors } = await openPage(d);
     await signIn(page, d.origin, watcher.username, watcher.password, `/device/${d.deviceId}/kvm`);
     await page.getByRole('heading', { name: 'Remote screen', level: 2 }).waitFor();

@@ -43,7 +43,6 @@ function Lights({ leds }: { leds: Leds }) {
             <span class="led-dot" aria-hidden="true" />
             {short}
             <span class="visually-hidden">
-              {' '}
               {name.slice(short.length)}: {on === undefined ? 'unknown' : on ? 'on' : 'off'}
             </span>
           </li>
@@ -169,6 +168,8 @@ export default function Kvm({ device }: DeviceTabProps) {
   /** Bumped to open the live view again (after it broke, or the signal came back). */
   const [viewKey, setViewKey] = useState(0);
   const [shotNote, setShotNote] = useState('');
+  const jobRef = useRef(job);
+  jobRef.current = job;
   const typePending = useRef(false);
   const viewRetry = useRef(0);
   const viewTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
@@ -199,10 +200,12 @@ export default function Kvm({ device }: DeviceTabProps) {
     onDrop: () => {
       capture.current.forget();
       typePending.current = false;
-      setJob((j) => {
-        if (j?.state === 'typing') setRefusal({ code: 'CONNECTION_LOST', message: `The connection dropped while typing; ${j.typed} of ${j.total} characters were confirmed typed` });
-        return j?.state === 'typing' ? null : j;
-      });
+      // The outcome of a text being typed is unknown now: say how far it was confirmed.
+      const j = jobRef.current;
+      if (j?.state === 'typing') {
+        setJob(null);
+        setRefusal({ code: 'CONNECTION_LOST', message: `The connection dropped while typing; ${j.typed} of ${j.total} characters were confirmed typed` });
+      }
     },
   });
   const capture = useRef<Capture>(null as unknown as Capture);
@@ -320,7 +323,8 @@ export default function Kvm({ device }: DeviceTabProps) {
   const onPointerDown = (e: PointerEvent) => {
     // The panels' own buttons (Check again) are clicked, not sent to the target.
     if (!mayWrite || (e.target as Element).closest('button, a')) return;
-    surface.current?.focus();
+    // Without scrolling: the click's position is measured against the picture where it was clicked.
+    surface.current?.focus({ preventScroll: true });
     if (!capture.current.active) startCapture();
     if (!pointerLocked) surface.current?.setPointerCapture(e.pointerId);
     capture.current.pointer(e, pointerLocked);
