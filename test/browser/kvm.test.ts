@@ -173,6 +173,32 @@ describeBrowser('the KVM tab', () => {
     await page.context().close();
   });
 
+  it('sends a shortcut from the menu as one keystroke with its modifiers (Ctrl+Alt+Del)', async () => {
+    const { page, foreign, errors } = await openPage(d);
+    await signInAdmin(page, d);
+    await openKvm(page, d);
+    await page.getByRole('status').filter({ hasText: 'Input connected' }).waitFor({ timeout: 30_000 });
+    const from = (await fileBytes(join(dir, 'hidg0'))).length;
+    const toggle = page.getByText('Shortcuts', { exact: true });
+    await toggle.click();
+    await expectAccessible(page, 'the KVM tab, shortcuts open');
+    // Escape closes the menu and gives focus back to its toggle.
+    await page.getByRole('button', { name: 'Send Alt+Tab' }).focus();
+    await page.keyboard.press('Escape');
+    expect(await page.getByRole('button', { name: 'Send Alt+Tab' }).isVisible()).toBe(false);
+    expect(await toggle.evaluate((el) => el === document.activeElement)).toBe(true);
+    await toggle.click();
+    await page.getByRole('button', { name: 'Send Ctrl+Alt+Del' }).click();
+    // Ctrl (0x01) | Alt (0x04) with Delete (0x4c), then everything released.
+    await expect
+      .poll(async () => (await reportsSince(join(dir, 'hidg0'), from, 8)).map(hex), { timeout: 15_000 })
+      .toContain('05 00 4c 00 00 00 00 00');
+    await expect.poll(async () => (await reportsSince(join(dir, 'hidg0'), from, 8)).map(hex).at(-1), { timeout: 15_000 }).toBe('00 00 00 00 00 00 00 00');
+    expect(foreign).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
   it('pastes a text with the chosen layout: done, and hidg0 decodes to the same text', async () => {
     const { page, foreign, errors } = await openPage(d);
     await signInAdmin(page, d);
@@ -302,6 +328,25 @@ describeBrowser('the KVM tab', () => {
     await expectAccessible(page, 'the KVM tab, view only');
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('says when the device is offline, and controls it again once it is back', async () => {
+    const { page, foreign, errors } = await openPage(d);
+    await signInAdmin(page, d);
+    await openKvm(page, d);
+    await page.getByRole('status').filter({ hasText: 'Input connected' }).waitFor({ timeout: 30_000 });
+    await d.env.stopAgent(d.deviceId);
+    await page.getByText('The screen, keyboard and mouse are reached through the device, which must be online.').waitFor({ timeout: 30_000 });
+    await expectAccessible(page, 'the KVM tab, device offline');
+    d.env.startAgent(d.deviceId);
+    await waitLoaded(page);
+    const from = (await fileBytes(join(dir, 'hidg0'))).length;
+    await control(page);
+    await page.keyboard.press('q');
+    await expect.poll(async () => (await reportsSince(join(dir, 'hidg0'), from, 8)).map(hex), { timeout: 15_000 }).toEqual(['00 00 14 00 00 00 00 00', '00 00 00 00 00 00 00 00']);
+    expect(foreign).toEqual([]);
+    expect(errors.filter((e) => !/WebSocket connection to .*\/hid' failed/.test(e))).toEqual([]);
     await page.context().close();
   });
 });
