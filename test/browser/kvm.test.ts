@@ -1,10 +1,12 @@
 // The device page's KVM tab through the UI, against the local relay and the demo device's real
 // agent (--simulate, whose HID reports go to files in its hid dir, as a USB host would read them):
-// a key typed into the capture surface arrives as its boot report in hidg0, a click on the live
-// view as an absolute mouse report in hidg1 at the point clicked, a pasted text is typed and
-// decodes back to itself, the live view loads and changes after typing, Caps Lock lights up when
-// the simulated target turns it on, no signal shows as such, and a user without hid:write only
-// watches. Every state visited is scanned with axe-core and must load nothing from another host.
+// a key typed into the capture surface arrives as its boot report in hidg0 (once, however long
+// it is held, and released when the surface loses focus), a click on the live view as an absolute
+// mouse report in hidg1 at the point clicked, a shortcut as one keystroke with its modifiers, a
+// pasted text is typed and decodes back to itself (and a cancelled one stops where it says), Caps
+// Lock lights up when the simulated target turns it on, no signal and an offline device show as
+// such, a screenshot downloads, and a user without hid:write only watches. Every state visited is
+// scanned with axe-core and must load nothing from another host.
 import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -231,6 +233,18 @@ describeBrowser('the KVM tab', () => {
     await page.getByRole('button', { name: 'Type', exact: true }).click();
     await page.getByRole('alert').filter({ hasText: 'cannot type “\u{1F600}” (character 3)' }).waitFor({ timeout: 15_000 });
     expect((await fileBytes(join(dir, 'hidg0'))).length).toBe(n);
+
+    // A long text cancelled while it types: it stops where it says, every character before in order.
+    const long = 'abcdefghij'.repeat(2000);
+    const m = (await fileBytes(join(dir, 'hidg0'))).length;
+    await page.getByLabel('Text to type').fill(long);
+    await page.getByRole('button', { name: 'Type', exact: true }).click();
+    await page.getByRole('button', { name: 'Cancel typing' }).click();
+    const outcome = page.getByText(/^Cancelled after \d+ of 20000 characters\.$/);
+    await outcome.waitFor({ timeout: 30_000 });
+    const typed = Number(/after (\d+) of/.exec((await outcome.textContent())!)![1]);
+    expect(typed).toBeLessThan(long.length);
+    expect(decodeUs(await reportsSince(join(dir, 'hidg0'), m, 8))).toBe(long.slice(0, typed));
 
     // The layout chosen is remembered for this device.
     await page.reload();
