@@ -209,17 +209,20 @@ export default function Kvm({ device }: DeviceTabProps) {
     },
   });
   const capture = useRef<Capture>(null as unknown as Capture);
-  capture.current ??= new Capture({ send: socket.send, picture: () => picture.current, onStop: () => setCapturing(false) });
+  capture.current ??= new Capture({ send: socket.send, picture: () => picture.current, onStop: () => capturingEnded() });
 
   const s = status.data;
   useEffect(() => {
     if (s) setLeds(s.leds);
   }, [s]);
 
-  const stopCapture = () => {
-    capture.current.stop();
+  const capturingEnded = () => {
     setCapturing(false);
     if (document.pointerLockElement) document.exitPointerLock();
+  };
+  const stopCapture = () => {
+    capture.current.stop();
+    capturingEnded();
   };
   const startCapture = () => {
     if (!mayWrite) return;
@@ -304,11 +307,11 @@ export default function Kvm({ device }: DeviceTabProps) {
     ? 'View only.'
     : pointerLocked
       ? `The pointer is locked to the remote screen: press Esc to unlock it; ${RELEASE_CHORD} releases the keyboard.`
-      : capturing
-      ? fullScreen
-        ? `Keys go to the remote computer. Hold Esc to leave full screen; press ${RELEASE_CHORD} to release the keyboard.`
-        : `Keys go to the remote computer. Press ${RELEASE_CHORD} or click outside the screen to release the keyboard.`
-      : 'Click the screen, or focus it and press Enter, to control it; keys then go to the remote computer.';
+      : !capturing
+        ? 'Click the screen, or focus it and press Enter, to control it; keys then go to the remote computer.'
+        : fullScreen
+          ? `Keys go to the remote computer. Hold Esc to leave full screen; press ${RELEASE_CHORD} to release the keyboard.`
+          : `Keys go to the remote computer. Press ${RELEASE_CHORD} or click outside the screen to release the keyboard.`;
 
   const onKey = (e: KeyboardEvent) => {
     if (!capture.current.active) {

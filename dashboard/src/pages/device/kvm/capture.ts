@@ -28,14 +28,14 @@ export interface CaptureOptions {
 }
 
 /** Where on the remote screen a point of the page is (0..1 each, clamped), given the picture's letterbox. */
-export function screenPoint(img: HTMLImageElement | HTMLElement, clientX: number, clientY: number): { x: number; y: number } {
+export function screenPoint(img: HTMLImageElement, clientX: number, clientY: number): { x: number; y: number } {
   const r = img.getBoundingClientRect();
   let left = r.left;
   let top = r.top;
   let width = r.width;
   let height = r.height;
-  const nw = img instanceof HTMLImageElement ? img.naturalWidth : 0;
-  const nh = img instanceof HTMLImageElement ? img.naturalHeight : 0;
+  const nw = img.naturalWidth;
+  const nh = img.naturalHeight;
   if (nw > 0 && nh > 0 && width > 0 && height > 0) {
     const scale = Math.min(width / nw, height / nh);
     const w = nw * scale;
