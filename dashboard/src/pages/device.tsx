@@ -30,6 +30,7 @@ const TABS: TabDef[] = [
   { path: '', label: 'Overview', component: Overview },
   { path: 'processes', label: 'Processes', component: lazy(() => import('./device/processes.tsx')) },
   { path: 'tunnels', label: 'Tunnels', needs: 'tunnels:read', component: lazy(() => import('./device/tunnels.tsx')) },
+  { path: 'kvm', label: 'KVM', needs: 'screen:read', component: lazy(() => import('./device/kvm.tsx')) },
   { path: 'settings', label: 'Settings', component: lazy(() => import('./device/settings.tsx')) },
 ];
 
