@@ -247,12 +247,12 @@ describe('who may see the screen', () => {
     await makeTeam('team-far');
     const outsider = (await userWithPermissions(['devices:read', 'hid:write', 'screen:read'], 'team-far', 'owner')).key;
     const hidOnly = (await userWithPermissions(['devices:read', 'hid:write'])).key;
-    const operator = (await userWithKey(['operator'])).key;
+    const viewer = (await userWithKey(['viewer'])).key;
     const before = agent.streams.length;
     for (const path of ['/screenshot', '/screen/live']) {
       await expectError(await api(`/api/v1/devices/${deviceId}${path}`), 401, 'UNAUTHORIZED');
       await expectError(await api(`/api/v1/devices/${deviceId}${path}`, { key: hidOnly }), 403, 'FORBIDDEN');
-      await expectError(await api(`/api/v1/devices/${deviceId}${path}`, { key: operator }), 403, 'FORBIDDEN');
+      await expectError(await api(`/api/v1/devices/${deviceId}${path}`, { key: viewer }), 403, 'FORBIDDEN');
       await expectError(await api(`/api/v1/devices/${deviceId}${path}`, { key: outsider }), 404, 'NOT_FOUND');
       await expectError(await api(`/api/v1/devices/${deviceId}${path}?quality=0`, { key: outsider }), 404, 'NOT_FOUND');
       for (const q of ['quality=0', 'quality=101', 'max_width=15', 'max_height=9000', 'unknown=1', 'quality=high']) {

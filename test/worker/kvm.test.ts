@@ -206,19 +206,19 @@ describe('status and layouts', () => {
 
 describe('who may use the KVM', () => {
   it('401 without a credential, 403 without hid:write or screen:read, and no RPC reaches the device', async () => {
-    const operator = (await userWithKey(['operator'])).key;
+    const viewer = (await userWithKey(['viewer'])).key;
     const screenOnly = (await userWithPermissions(['devices:read', 'screen:read'])).key;
     const hidOnly = (await userWithPermissions(['devices:read', 'hid:write'])).key;
     const calls = await rpcsDuring(async () => {
       await expectError(await post('/keystroke', { code: 'KeyA' }, ''), 401, 'UNAUTHORIZED');
       await expectError(await get('/kvm', ''), 401, 'UNAUTHORIZED');
-      for (const key of [operator, screenOnly]) {
+      for (const key of [viewer, screenOnly]) {
         await expectError(await post('/keystroke', { code: 'KeyA' }, key), 403, 'FORBIDDEN');
         await expectError(await post('/keys/down', { code: 'KeyA' }, key), 403, 'FORBIDDEN');
         await expectError(await post('/mouse', { x: 0, y: 0 }, key), 403, 'FORBIDDEN');
         await expectError(await post('/type', { text: 'x', layout: 'en-US' }, key), 403, 'FORBIDDEN');
       }
-      await expectError(await get('/kvm', operator), 403, 'FORBIDDEN');
+      await expectError(await get('/kvm', viewer), 403, 'FORBIDDEN');
       await expectError(await get('/kvm', hidOnly), 403, 'FORBIDDEN');
     });
     expect(calls).toEqual([]);

@@ -9,12 +9,6 @@ import { enrollDevice, insertDevice } from './device-helpers.ts';
 import { FAKE_JPEG, FAKE_PNG, fakeKvmAgent } from './tinypilot-helpers.ts';
 import { pitunnelScreenshot } from '../../worker/compat/pitunnel.ts';
 
-/**
- * Whether the hub's `screen` requests reach the agent (helper 5's KvmCapability.screen). Until
- * that lands the hub's stub answers 501 and the block below is skipped; set this to true then.
- */
-const HUB_SCREEN_READY = false;
-
 const basic = (key: string) => `Basic ${btoa(`${key}:`)}`;
 
 function call(key: string | null, opts: { method?: string; form?: string; query?: string } = {}) {
@@ -89,8 +83,7 @@ describe("PiTunnel /screenshot: the device's answer as PiTunnel's", () => {
   });
 });
 
-// Depends on helper 5's KvmCapability.screen (the hub's side of `screen` streams).
-describe.skipIf(!HUB_SCREEN_READY)('PiTunnel /screenshot through the hub (needs KvmCapability.screen)', () => {
+describe('PiTunnel /screenshot through the hub', () => {
   it("answers the seed's curl (-d device_id=…) with the device's PNG, asked as a PNG snapshot; GET ?device_id= too", async () => {
     agent.state.screen = { status: 200, type: 'image/png', body: FAKE_PNG };
     for (const opts of [{ form: `device_id=${deviceId}` }, { query: `device_id=${deviceId}` }]) {

@@ -15,12 +15,6 @@ import { forwardFailure, GUESSES_PER_MINUTE, MAX_TOKENS_PER_KEY, parseKeystroke,
 import { MAX_KEYS_PER_DEVICE } from '../../worker/routes/tinypilot-keys.ts';
 import { ApiError } from '../../worker/errors.ts';
 
-/**
- * Whether the hub's `screen` requests reach the agent (helper 5's KvmCapability.screen). Until
- * that lands the hub's stub answers 501 and the block below is skipped; set this to true then.
- */
-const HUB_SCREEN_READY = false;
-
 interface CreatedKey {
   id: string;
   device_id: string;
@@ -515,8 +509,7 @@ describe('the parsers and answers, alone', () => {
   });
 });
 
-// Depends on helper 5's KvmCapability.screen (the hub's side of `screen` streams).
-describe.skipIf(!HUB_SCREEN_READY)('GET /screenshot through the hub (needs KvmCapability.screen)', () => {
+describe('GET /screenshot through the hub', () => {
   let base: string;
   let token: string;
   beforeAll(async () => {
