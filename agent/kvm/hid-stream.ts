@@ -161,6 +161,8 @@ export function serveHid(stream: MuxStream, service: KvmService, log: Logger): v
     }
   };
 
+  const tooLong = (n: number) => out.send({ t: 'error', code: 'LINE_TOO_LONG', message: `a line is longer than ${MAX_HID_LINE} characters; it is skipped`, details: { line: n } });
+
   const read = async () => {
     const decoder = new TextDecoder();
     let buffer = '';
@@ -173,10 +175,11 @@ export function serveHid(stream: MuxStream, service: KvmService, log: Logger): v
         buffer = buffer.slice(nl + 1);
         n++;
         if (skipping) skipping = false;
+        else if (text.length > MAX_HID_LINE) tooLong(n);
         else await line(text, n);
       }
       if (buffer.length > MAX_HID_LINE) {
-        if (!skipping) out.send({ t: 'error', code: 'LINE_TOO_LONG', message: `a line is longer than ${MAX_HID_LINE} characters; it is skipped`, details: { line: n + 1 } });
+        if (!skipping) tooLong(n + 1);
         skipping = true;
         buffer = '';
       }
