@@ -33,7 +33,7 @@ function errorLine(e: unknown): HidOutput {
 class Output {
   private readonly queue: { key: string | null; line: HidOutput }[] = [];
   private errors = 0;
-  private writing = false;
+  private pumping: Promise<void> | null = null;
   private ended = false;
   private readonly writer: WritableStreamDefaultWriter<Uint8Array>;
 
@@ -52,12 +52,10 @@ class Output {
       if (line.t === 'error') this.errors++;
       this.queue.push({ key, line });
     }
-    void this.pump();
+    this.pumping ??= this.pump();
   }
 
   private async pump(): Promise<void> {
-    if (this.writing) return;
-    this.writing = true;
     try {
       for (let item = this.queue.shift(); item && !this.ended; item = this.queue.shift()) {
         if (item.line.t === 'error') this.errors--;
@@ -66,16 +64,13 @@ class Output {
     } catch {
       this.ended = true;
     } finally {
-      this.writing = false;
+      this.pumping = null;
     }
   }
 
   /** Sends what is waiting, then ends this direction. */
   async end(): Promise<void> {
-    while (this.writing || (this.queue.length && !this.ended)) {
-      if (!this.writing) void this.pump();
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    while (this.pumping) await this.pumping;
     this.ended = true;
     await this.writer.close().catch(() => {});
   }

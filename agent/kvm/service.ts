@@ -120,13 +120,12 @@ export class KvmService {
 
   private readonly jobs = new Map<string, Job>();
   private typing: Job | null = null;
-  private readonly stopLeds: () => void;
 
   constructor(options: KvmServiceOptions) {
     this.log = options.log;
     this.gadgets = options.gadgets;
     this.screen = options.screen;
-    this.stopLeds = this.gadgets.onLeds((byte) => {
+    this.gadgets.onLeds((byte) => {
       this.leds = parseLeds(byte);
       this.changed();
     });
@@ -537,12 +536,5 @@ export class KvmService {
   private forgetOldJobs(): void {
     const finished = [...this.jobs.values()].filter((j) => j !== this.typing);
     for (const j of finished.slice(0, Math.max(0, finished.length - KEPT_TYPE_JOBS))) this.jobs.delete(j.view.id);
-  }
-
-  close(): void {
-    this.stopLeds();
-    for (const timer of this.leases.values()) clearTimeout(timer);
-    if (this.mouseLease) clearTimeout(this.mouseLease);
-    if (this.resyncTimer) clearTimeout(this.resyncTimer);
   }
 }

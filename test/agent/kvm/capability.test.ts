@@ -215,6 +215,14 @@ describe('kvm capability: status, LEDs, screen, laziness', () => {
     expect(rig.opened).toEqual({ gadgets: 1, screen: 1 });
   });
 
+  it('hands a screen stream to the screen module, which answers it', async () => {
+    const rig = kvmRig();
+    const stream = rig.link.hub.open({ kind: 'screen', mode: 'snapshot', format: 'jpeg', quality: 80 }, { fin: true });
+    const head = await stream.accepted;
+    expect([200, 204, 503]).toContain(head.status!);
+    expect(rig.opened.screen).toBe(1);
+  });
+
   it('the capability is advertised by its methods and refuses bad params before any device work', async () => {
     const rig = kvmRig();
     expect(rig.caps.names).toContain('hid_keystroke');

@@ -83,6 +83,19 @@ describe('kvm capability: the hid stream', () => {
     expect(rig.gadgets.keyboard.lastHex()).toBe(ZERO);
   });
 
+  it('a release message lets go of what this stream holds, and only that', async () => {
+    const rig = kvmRig();
+    await rig.ok('hid_key', { action: 'down', code: 'KeyL', lease_ms: 60_000 });
+    const viewer = await rig.hid();
+    await viewer.send({ t: 'down', code: 'KeyM' }, { t: 'mouse', x: 0, y: 0, buttons: 3 }, { t: 'release' });
+    await waitFor(() => rig.gadgets.mouse.reports.length === 2 && rig.gadgets.keyboard.reports.length === 3, 5_000, 'the release');
+    expect(rig.gadgets.keyboard.reports.map(hex)).toEqual(['00 00 0f 00 00 00 00 00', '00 00 0f 10 00 00 00 00', '00 00 0f 00 00 00 00 00']);
+    expect(rig.gadgets.mouse.reports.map(hex)).toEqual(['03 00 00 00 00 00 00', '00 00 00 00 00 00 00']);
+    expect((await rig.ok('kvm_status')).held).toEqual(['KeyL']);
+    await viewer.close();
+    await rig.ok('hid_release');
+  });
+
   it('answers a malformed line with an error line and stays usable', async () => {
     const rig = kvmRig();
     const viewer = await rig.hid();
