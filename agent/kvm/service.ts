@@ -56,6 +56,46 @@ const RESYNC = { firstMs: 100, capMs: 5_000, tries: 10 } as const;
 
 const RELEASED = keyboardReport(0, []);
 
+/**
+ * Writes a gadget's current state again after a failed write (every report is the whole state,
+ * so one that gets through puts the host right), with backoff, until one does or the tries run
+ * out; the next failure of an ordinary write starts it again.
+ */
+class Resync {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private running = false;
+  private tries = 0;
+
+  constructor(
+    /** Something else is being written (or typed): that write carries the state; wait. */
+    private readonly busy: () => boolean,
+    private readonly write: () => Promise<void>,
+  ) {}
+
+  failed(): void {
+    if (this.timer || this.running) return;
+    this.tries = 0;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.tries >= RESYNC.tries) return;
+    const delay = Math.min(RESYNC.capMs, RESYNC.firstMs * 2 ** this.tries++);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.busy()) return this.schedule();
+      this.running = true;
+      this.write().then(
+        () => (this.running = false),
+        () => {
+          this.running = false;
+          this.schedule();
+        },
+      );
+    }, delay);
+  }
+}
+
 interface Job {
   view: TypeJob;
   chars: CharPlan[];
@@ -107,9 +147,10 @@ export class KvmService {
 
   private keyboardQueue: Promise<unknown> = Promise.resolve();
   private keyboardPending = 0;
-  private outOfSync = false;
-  private resyncTimer: ReturnType<typeof setTimeout> | null = null;
-  private resyncTries = 0;
+  private readonly keyboardResync = new Resync(
+    () => this.keyboardPending > 0 || this.typing !== null,
+    () => this.writeKeyboard(this.keys.report()),
+  );
 
   private readonly mouseQueue: MouseItem[] = [];
   private mouseBusy = false;
@@ -117,6 +158,10 @@ export class KvmService {
   private mouseLatest: MouseInput = { buttons: 0, x: 0, y: 0, wheel: 0, hwheel: 0 };
   private mouseHolder: Holder | null = null;
   private mouseLease: ReturnType<typeof setTimeout> | null = null;
+  private readonly mouseResync = new Resync(
+    () => this.mouseBusy,
+    () => this.queueMouse(this.mouseHolder ?? this.rest, { ...this.mouseLatest, wheel: 0, hwheel: 0 }),
+  );
 
   private readonly jobs = new Map<string, Job>();
   private typing: Job | null = null;
@@ -241,7 +286,7 @@ export class KvmService {
     const failures: unknown[] = [];
     await this.writeKeyboard(RELEASED).catch((e) => failures.push(e));
     this.changed();
-    if (this.mouseLatest.buttons !== 0 || this.mouseQueue.some((m) => m.state.buttons !== 0)) await this.releaseButtons(this.rest).catch((e) => failures.push(e));
+    if (this.mouseLatest.buttons !== 0) await this.releaseButtons(this.rest).catch((e) => failures.push(e));
     if (failures.length) throw failures[0];
     return this.hidState();
   }
@@ -327,7 +372,7 @@ export class KvmService {
       try {
         await sink.write(report);
       } catch (e) {
-        this.lostSync();
+        this.keyboardResync.failed();
         throw writeFailure(e, sink);
       } finally {
         this.keyboardPending--;
@@ -337,29 +382,6 @@ export class KvmService {
     const written = this.keyboardQueue.then(run);
     this.keyboardQueue = written.catch(() => {});
     return written;
-  }
-
-  private lostSync(): void {
-    this.outOfSync = true;
-    this.resyncTries = 0;
-    this.scheduleResync();
-  }
-
-  private scheduleResync(): void {
-    if (this.resyncTimer || this.resyncTries >= RESYNC.tries) return;
-    const delay = Math.min(RESYNC.capMs, RESYNC.firstMs * 2 ** this.resyncTries++);
-    this.resyncTimer = setTimeout(() => {
-      this.resyncTimer = null;
-      if (!this.outOfSync) return;
-      if (this.keyboardPending > 0 || this.typing) return this.scheduleResync();
-      this.writeKeyboard(this.keys.report()).then(
-        () => {
-          this.outOfSync = false;
-          this.resyncTries = 0;
-        },
-        () => {},
-      );
-    }, delay);
   }
 
   private observe(gadget: 'keyboard' | 'mouse', report: Uint8Array): void {
@@ -409,6 +431,7 @@ export class KvmService {
       } catch (e) {
         const failure = writeFailure(e, sink);
         for (const w of item.waiters) w.reject(failure);
+        this.mouseResync.failed();
         continue;
       }
       this.observe('mouse', report);

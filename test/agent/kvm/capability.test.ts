@@ -61,6 +61,16 @@ describe('kvm capability: keystrokes', () => {
     rig.gadgets.keyboard.heal();
     await waitFor(() => rig.gadgets.keyboard.lastHex() === ZERO, 10_000, 'the resync to write the release');
   });
+
+  it('retries a gadget that stays gone with backoff, not in a tight loop', async () => {
+    const rig = kvmRig();
+    rig.gadgets.keyboard.unplug('HID_MISSING');
+    await rig.fails('hid_keystroke', { code: 'KeyA', modifiers: 0 });
+    await sleep(1_500);
+    // The failed press, then resyncs at about 100, 300, 700 and 1500 ms: a loop would be many more.
+    expect(rig.gadgets.keyboard.attempts).toBeGreaterThanOrEqual(2);
+    expect(rig.gadgets.keyboard.attempts).toBeLessThanOrEqual(6);
+  });
 });
 
 describe('kvm capability: held keys and leases', () => {
@@ -168,6 +178,18 @@ describe('kvm capability: the mouse', () => {
     await rig.ok('hid_mouse', { buttons: 2, x: 1, y: 0, wheel: 0, hwheel: 0 });
     await waitFor(() => rig.gadgets.mouse.reports.length === 2, 5_000, 'the buttons’ lease to run out');
     expect(rig.gadgets.mouse.reports.map(hex)).toEqual(['02 ff 7f 00 00 00 00', '00 ff 7f 00 00 00 00']);
+  });
+
+  it('a button release that fails is written again once the gadget works, so no button stays down', async () => {
+    const rig = kvmRig();
+    const viewer = await rig.hid();
+    await viewer.send({ t: 'mouse', x: 0, y: 0, buttons: 1 });
+    await waitFor(() => rig.gadgets.mouse.reports.length === 1, 5_000, 'the button down');
+    rig.gadgets.mouse.unplug('HID_TIMEOUT');
+    await viewer.close();
+    await waitFor(() => rig.gadgets.mouse.attempts >= 2, 5_000, 'the release attempt');
+    rig.gadgets.mouse.heal();
+    await waitFor(() => rig.gadgets.mouse.lastHex() === '00 00 00 00 00 00 00', 10_000, 'the resync to write the release');
   });
 
   it('answers a failed mouse write with the gadget’s code and path', async () => {
