@@ -82,6 +82,7 @@ export function serveHid(stream: MuxStream, service: KvmService, log: Logger): v
   const state = () => out.send({ t: 'state', ...service.hidState() });
   const unsubscribe = service.onChange(state);
   const tickers = new Set<ReturnType<typeof setInterval>>();
+  let ended = false;
   state();
 
   const follow = (job: TypeJob) => {
@@ -124,9 +125,13 @@ export function serveHid(stream: MuxStream, service: KvmService, log: Logger): v
       case 'release':
         await service.releaseHolder(holder);
         return;
-      case 'type':
-        follow(await service.startType(holder, message));
+      case 'type': {
+        const job = await service.startType(holder, message);
+        // The viewer went while the text was being checked: nobody is there to watch it typed.
+        if (ended) await service.cancelType(job.id);
+        else follow(job);
         return;
+      }
       case 'cancel': {
         const job = service.typingBy(holder);
         if (!job) throw new RpcFailure('NO_TYPE_JOB', 'this viewer is not typing a text');
@@ -165,24 +170,27 @@ export function serveHid(stream: MuxStream, service: KvmService, log: Logger): v
     let n = 0;
     for await (const chunk of stream.readable) {
       buffer += decoder.decode(chunk, { stream: true });
-      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-        const text = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
+      let start = 0;
+      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n', start)) {
+        // Lines read after the stream ended would hold keys nobody can release: stop at once.
+        if (ended) return;
+        const text = buffer.slice(start, nl);
+        start = nl + 1;
         n++;
         if (skipping) skipping = false;
         else if (text.length > MAX_HID_LINE) tooLong(n);
         else await line(text, n);
       }
+      buffer = buffer.slice(start);
       if (buffer.length > MAX_HID_LINE) {
         if (!skipping) tooLong(n + 1);
         skipping = true;
         buffer = '';
       }
     }
-    if (buffer.trim() && !skipping) await line(buffer, n + 1);
+    if (buffer.trim() && !skipping && !ended) await line(buffer, n + 1);
   };
 
-  let ended = false;
   const end = async (why: string) => {
     if (ended) return;
     ended = true;

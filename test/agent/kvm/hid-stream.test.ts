@@ -55,6 +55,18 @@ describe('kvm capability: the hid stream', () => {
     expect((await rig.ok('kvm_status')).held).toEqual([]);
   });
 
+  it('takes no more lines once the stream is reset, so lines still in the buffer cannot hold keys', async () => {
+    const rig = kvmRig();
+    rig.gadgets.keyboard.delayMs = 30;
+    const viewer = await rig.hid();
+    await viewer.send(...['KeyA', 'KeyB', 'KeyC', 'KeyD', 'KeyE'].map((code) => ({ t: 'down', code })));
+    await waitFor(() => rig.gadgets.keyboard.attempts >= 1, 5_000, 'the first press');
+    viewer.stream.reset(ResetCode.CANCELLED, 'viewer gone');
+    await sleep(400);
+    expect((await rig.ok('kvm_status')).held).toEqual([]);
+    expect(rig.gadgets.keyboard.lastHex()).toBe(ZERO);
+  });
+
   it('releases them when the relay connection goes (every stream reset with the socket)', async () => {
     const rig = kvmRig();
     const viewer = await rig.hid();
