@@ -552,6 +552,8 @@ export class KvmService {
       fail(e, view.typed);
     } finally {
       this.typing = null;
+      // Kept for status only: a finished job's plan (up to MAX_TYPE_TEXT characters) is let go.
+      job.chars = [];
       this.forgetOldJobs();
     }
   }
