@@ -515,7 +515,7 @@ export class KvmService {
 
   private job(id: string): Job {
     const job = this.jobs.get(id);
-    if (!job) throw new RpcFailure('TYPE_JOB_NOT_FOUND', `no type job ${id} (finished jobs are kept for the last ${KEPT_TYPE_JOBS})`, { job: id });
+    if (!job) throw new RpcFailure('UNKNOWN_TYPE_JOB', `no type job ${id} (finished jobs are kept for the last ${KEPT_TYPE_JOBS})`, { job: id });
     return job;
   }
 

@@ -142,8 +142,8 @@ describe('kvm capability: type jobs', () => {
       await finished(rig, job.id);
       ids.push(job.id);
     }
-    expect(await rig.fails('hid_type_status', { job: ids[0] })).toMatchObject({ code: 'TYPE_JOB_NOT_FOUND' });
-    expect(await rig.fails('hid_type_cancel', { job: ids[1] })).toMatchObject({ code: 'TYPE_JOB_NOT_FOUND' });
+    expect(await rig.fails('hid_type_status', { job: ids[0] })).toMatchObject({ code: 'UNKNOWN_TYPE_JOB' });
+    expect(await rig.fails('hid_type_cancel', { job: ids[1] })).toMatchObject({ code: 'UNKNOWN_TYPE_JOB' });
     expect(await rig.ok('hid_type_status', { job: ids[2] })).toMatchObject({ state: 'done' });
     expect(await rig.ok('hid_type_status', { job: ids[17] })).toMatchObject({ state: 'done' });
   });
