@@ -39,7 +39,7 @@ export function kvmCapability(deps: KvmDeps): AgentCapability {
   let loading: Promise<KvmService> | null = null;
 
   const load = () =>
-    (loading ??= Promise.all([import('./service.ts'), deps.gadgets(), screen()])
+    (loading ??= Promise.all([import('./service.ts'), Promise.resolve().then(deps.gadgets), screen()])
       .then(([{ KvmService }, gadgets, screen]) => (service = new KvmService({ log, gadgets, screen })))
       .catch((e) => {
         // A failed open (say, a gadget that cannot be opened at all) is tried again by the next call.

@@ -3,8 +3,12 @@
 // failures reported with their code and path (and the state left consistent), the mouse's
 // coalescing, hid_release, kvm_status with the LEDs, and that nothing opens before the first call.
 import { describe, expect, it } from 'bun:test';
+import { registry } from '../../../agent/capability.ts';
+import { kvmCapability } from '../../../agent/kvm/index.ts';
+import { dispatchRpc } from '../../../agent/rpc.ts';
+import { loopback } from '../streams/helpers.ts';
 import { quietLogger } from '../tunnels/helpers.ts';
-import { hex, kvmRig, sleep, waitFor } from './helpers.ts';
+import { fakeGadgets, fakeScreen, hex, kvmRig, sleep, waitFor } from './helpers.ts';
 
 const ZERO = '00 00 00 00 00 00 00 00';
 
@@ -235,6 +239,29 @@ describe('kvm capability: status, LEDs, screen, laziness', () => {
     await Promise.all([rig.ok('kvm_status'), rig.ok('hid_keystroke', { code: 'KeyA', modifiers: 0 })]);
     await rig.ok('kvm_status');
     expect(rig.opened).toEqual({ gadgets: 1, screen: 1 });
+  });
+
+  it('a gadget that cannot be opened fails the call (and the stream), and the next call tries again', async () => {
+    let opens = 0;
+    const gadgets = fakeGadgets();
+    const caps = registry([
+      kvmCapability({
+        log: quietLogger(),
+        gadgets: () => {
+          if (++opens === 1) throw new Error('no configfs here');
+          return gadgets;
+        },
+        screen: fakeScreen,
+      }),
+    ]);
+    expect(await dispatchRpc(caps.rpc, 'kvm_status', {})).toMatchObject({ ok: false, error: { code: 'AGENT_ERROR', message: 'no configfs here' } });
+    expect(await dispatchRpc(caps.rpc, 'hid_keystroke', { code: 'KeyA', modifiers: 0 })).toMatchObject({ ok: true });
+    expect(gadgets.keyboard.reports.length).toBe(2);
+
+    const none = registry([kvmCapability({ log: quietLogger(), gadgets: () => Promise.reject(new Error('still none')), screen: fakeScreen })]);
+    const link = loopback({ agent: { onOpen: (stream, open) => none.stream(open)!(stream, open) } });
+    const stream = link.hub.open({ kind: 'hid' });
+    expect(await new Promise<string>((resolve) => stream.onReset((e) => resolve(e.code)))).toBe('INTERNAL_ERROR');
   });
 
   it('hands a screen stream to the screen module, which answers it', async () => {
