@@ -3,6 +3,7 @@
 // mouse moves, type jobs with progress, LEDs, and lines that are not messages answered with an
 // error line while the stream stays usable. Written as the attacker of the stream would try it.
 import { describe, expect, it } from 'bun:test';
+import { MAX_HID_LINE } from '../../../agent/kvm/hid-stream.ts';
 import { ResetCode } from '../../../shared/codes.ts';
 import { asciiText, decodeTyped, hex, kvmRig, sleep, waitFor } from './helpers.ts';
 
@@ -128,7 +129,7 @@ describe('kvm capability: the hid stream', () => {
     await viewer.sendRaw(new TextEncoder().encode('{"t":"do'));
     await viewer.sendRaw(new TextEncoder().encode('wn","code":"KeyS"}\n'));
     await viewer.next('state', (s) => s.held.includes('KeyS'));
-    const huge = new TextEncoder().encode('x'.repeat((1 << 20) + 10));
+    const huge = new TextEncoder().encode('x'.repeat(MAX_HID_LINE + 10));
     await viewer.sendRaw(huge);
     const from = viewer.lines.length;
     await viewer.send('tail of the long line', { t: 'up', code: 'KeyS' });
