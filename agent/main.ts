@@ -14,6 +14,7 @@ import { newKeyPair } from './identity.ts';
 import { createLogger } from './log.ts';
 import { agentCapabilities } from './capabilities.ts';
 import { createSystemReader } from './system/reader.ts';
+import { DEFAULT_VIDEO_DEVICE, kvmOptions, SCREEN_BACKENDS } from './kvm/options.ts';
 import { InstallError, installService, installTargets, SERVICE_NAME } from './install-service.ts';
 
 const USAGE = `pirelay-agent ${AGENT_VERSION}
@@ -22,6 +23,7 @@ Usage:
   pirelay-agent enroll --relay URL --token TOKEN [--name NAME] [--config PATH] [--force]
   pirelay-agent install-service [--config PATH]
   pirelay-agent run [--config PATH] [--simulate] [--max-backoff-ms N]
+                    [--hid-dir DIR] [--screen BACKEND] [--video-device PATH]
   pirelay-agent info | processes [--root DIR]
   pirelay-agent version | --version | -v
 
@@ -31,6 +33,12 @@ Options:
   --simulate           mark this agent as simulated (a test or demo device): hello lists \`simulated\`
   --root DIR           read /proc, /sys and /etc under DIR (for testing on a snapshot)
   --max-backoff-ms N   cap of the reconnect backoff (default 30000)
+  --hid-dir DIR        append the keyboard and mouse reports to DIR/hidg0 and DIR/hidg1 instead of
+                       writing them to /dev/hidg0 and /dev/hidg1 (with --simulate the default is the
+                       hid/ folder beside the config file, so a demo device never touches /dev/hidg*)
+  --screen BACKEND     where screenshots come from: ${SCREEN_BACKENDS.join(', ')}
+                       (default auto: the first that works here; simulated with --simulate)
+  --video-device PATH  the capture card for the v4l2 backend (default ${DEFAULT_VIDEO_DEVICE})
 
 install-service copies this binary to /usr/local/bin/pirelay-agent, writes the systemd unit
 /etc/systemd/system/pirelay-agent.service (running \`run --config PATH\`), then runs
@@ -53,6 +61,9 @@ async function main(argv: string[]): Promise<number> {
       simulate: { type: 'boolean', default: false },
       root: { type: 'string', default: '/' },
       'max-backoff-ms': { type: 'string' },
+      'hid-dir': { type: 'string' },
+      screen: { type: 'string' },
+      'video-device': { type: 'string' },
     },
     strict: true,
   });
@@ -96,6 +107,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'run': {
+      const kvm = kvmOptions({ ...values, simulate: values.simulate }, configPath);
+      if (!kvm.ok) throw new UsageError(kvm.message);
       const config = await loadConfig(configPath);
       const system = createSystemReader({ root: values.root });
       const ticker = setInterval(() => system.tick(), 1_000);
@@ -105,12 +118,12 @@ async function main(argv: string[]): Promise<number> {
         relay: config.relay,
         deviceId: config.device_id,
         privateJwk: config.private_key,
-        modules: agentCapabilities({ log, system, simulate: values.simulate }),
+        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options }),
         facts: () => system.facts(),
         log,
         maxBackoffMs: maxBackoff,
       });
-      log.info('agent starting', { device_id: config.device_id, relay: config.relay, simulate: values.simulate, version: AGENT_VERSION });
+      log.info('agent starting', { device_id: config.device_id, relay: config.relay, simulate: values.simulate, version: AGENT_VERSION, hid: kvm.options.hidDir ?? 'gadgets', screen: kvm.options.screen });
       connection.start();
       await new Promise<void>((resolve) => {
         const stop = async (signal: string) => {

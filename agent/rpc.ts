@@ -7,6 +7,22 @@ export type RpcHandlers = { [M in RpcMethod]?: (params: RpcParams<M>) => Promise
 
 export type RpcReply = { ok: true; result: unknown } | { ok: false; error: RpcError };
 
+/** A handler's refusal with a code of its own (UNKNOWN_KEY, HID_MISSING…), which the caller may act on. */
+export class RpcFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'RpcFailure';
+  }
+
+  toRpcError(): RpcError {
+    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
 export async function dispatchRpc(handlers: RpcHandlers, method: string, params: unknown): Promise<RpcReply> {
   if (!isRpcMethod(method)) return { ok: false, error: { code: 'UNKNOWN_METHOD', message: `unknown method ${method}` } };
   const handler = handlers[method] as ((p: unknown) => Promise<unknown> | unknown) | undefined;
@@ -21,6 +37,7 @@ export async function dispatchRpc(handlers: RpcHandlers, method: string, params:
   try {
     return { ok: true, result: await handler(parsed.data) };
   } catch (e) {
+    if (e instanceof RpcFailure) return { ok: false, error: e.toRpcError() };
     return { ok: false, error: { code: 'AGENT_ERROR', message: e instanceof Error ? e.message : String(e) } };
   }
 }

@@ -26,6 +26,8 @@ export interface DevEnv {
   state: DevState;
   agents: Map<string, ChildProcess>;
   dir: string;
+  /** Where demo device `deviceId` writes its HID reports: DIR/hidg0 (keyboard), DIR/hidg1 (mouse). */
+  hidDir(deviceId: string): string;
   startAgent(deviceId: string): ChildProcess;
   stopAgent(deviceId: string, signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
@@ -169,10 +171,16 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
   await writePrivate(statePath, state);
 
   const agents = new Map<string, ChildProcess>();
-  const startAgent = (deviceId: string) => {
+  const device = (deviceId: string) => {
     const dev = state!.devices.find((d) => d.id === deviceId);
     if (!dev) throw new Error(`unknown demo device ${deviceId}`);
-    const child = runBun([AGENT_MAIN, 'run', '--simulate', '--config', join(dir, 'agents', `${dev.name}.json`), ...(opts.agentArgs ?? [])], {
+    return dev;
+  };
+  // Each demo device is a keyboard and mouse into files of its own, never /dev/hidg*.
+  const hidDir = (deviceId: string) => join(dir, 'hid', device(deviceId).name);
+  const startAgent = (deviceId: string) => {
+    const dev = device(deviceId);
+    const child = runBun([AGENT_MAIN, 'run', '--simulate', '--hid-dir', hidDir(deviceId), '--config', join(dir, 'agents', `${dev.name}.json`), ...(opts.agentArgs ?? [])], {
       logs: opts.agentLogs ?? 'ignore',
       prefix: `[agent ${dev.name}] `,
     });
@@ -194,6 +202,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
     state,
     agents,
     dir,
+    hidDir,
     startAgent,
     stopAgent,
     async stop() {

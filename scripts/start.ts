@@ -90,6 +90,7 @@ console.log(`
   admin login   ${adminUser} / ${adminPassword}
   API key       ${apiKey}
   devices       ${devices.map((d) => `${d.name} (${d.id})`).join(', ')}
+  HID reports   ${devices.map((d) => `${env.hidDir(d.id)}/hidg0 (keyboard), hidg1 (mouse)`).join('; ')}
 
   try:  curl ${url}/devices -u ${apiKey}:
         curl ${url}/device_info -u ${apiKey}: -d device_id=${devices[0]?.id}

@@ -1,5 +1,5 @@
 // The agent as capability modules: hello's capability list is derived from what is registered
-// (and stays what the hub saw before the modules: device_info, process_list, tunnels), routes are
+// (what the hub saw before the modules: device_info, process_list, tunnels; then the kvm methods), routes are
 // claimed once, and the tunnels module serves its first stream through the service it loads then,
 // with the table the hub sent before.
 import { describe, expect, it } from 'bun:test';
@@ -10,11 +10,13 @@ import { loopback } from './streams/helpers.ts';
 import { httpOpen, quietLogger, resetOf, tunnel } from './tunnels/helpers.ts';
 
 const system = createSystemReader();
+const kvm = { screen: 'none', videoDevice: '/dev/null', hidDir: '/nonexistent/hid' } as const;
+const KVM_METHODS = ['kvm_status', 'hid_keystroke', 'hid_key', 'hid_release', 'hid_mouse', 'hid_type_start', 'hid_type_status', 'hid_type_cancel'];
 
 describe('agent capabilities', () => {
-  it('hello lists device_info, process_list and tunnels, plus simulated under --simulate', () => {
-    expect(registry(agentCapabilities({ log: quietLogger(), system, simulate: false })).names).toEqual(['device_info', 'process_list', 'tunnels']);
-    expect(registry(agentCapabilities({ log: quietLogger(), system, simulate: true })).names).toEqual(['device_info', 'process_list', 'tunnels', 'simulated']);
+  it('hello lists device_info, process_list, tunnels and the kvm methods, plus simulated under --simulate', () => {
+    expect(registry(agentCapabilities({ log: quietLogger(), system, simulate: false, kvm })).names).toEqual(['device_info', 'process_list', 'tunnels', ...KVM_METHODS]);
+    expect(registry(agentCapabilities({ log: quietLogger(), system, simulate: true, kvm })).names).toEqual(['device_info', 'process_list', 'tunnels', ...KVM_METHODS, 'simulated']);
   });
 
   it('a module is known by the RPC methods it serves (never the universal ping), else by its name', () => {
@@ -32,7 +34,7 @@ describe('agent capabilities', () => {
   });
 
   it('the tunnels module loads its service with the first stream and applies the table it was sent', async () => {
-    const caps = registry(agentCapabilities({ log: quietLogger(), system, simulate: false }));
+    const caps = registry(agentCapabilities({ log: quietLogger(), system, simulate: false, kvm }));
     const tunnels = { t: 'tunnels' as const, tunnels: [tunnel('t1', 'http', 9), tunnel('t2', 'tcp', 9)] };
     caps.message(tunnels)!(tunnels);
     const link = loopback({ agent: { onOpen: (stream, open) => caps.stream(open)!(stream, open) } });

@@ -26,6 +26,33 @@ describe('agent CLI', () => {
     expect(stdout).not.toMatch(/^\s+agent /m);
   });
 
+  it('documents the kvm flags', () => {
+    const { stdout } = run('--help');
+    for (const flag of ['--hid-dir DIR', '--screen BACKEND', '--video-device PATH']) expect(stdout).toContain(flag);
+    expect(stdout).toContain('auto, simulated, v4l2, ustreamer, grim, x11, fbdev, none');
+  });
+
+  it('refuses bad kvm flags as usage errors, before reading the config', () => {
+    const config = '/nonexistent/pirelay/agent.json';
+    for (const [args, message] of [
+      [['--screen', 'vnc'], '--screen must be one of'],
+      [['--hid-dir', ''], '--hid-dir needs a directory'],
+      [['--video-device', ''], '--video-device needs a path'],
+      [['--hid-dir'], 'argument missing'],
+    ] as const) {
+      const { code, stderr } = run('run', '--config', config, ...args);
+      expect(code).toBe(2);
+      expect(stderr).toContain(message);
+      expect(stderr).toContain('pirelay-agent run [--config PATH]');
+    }
+  });
+
+  it('takes good kvm flags and goes on to the config (which is missing here)', () => {
+    const { code, stderr } = run('run', '--config', '/nonexistent/pirelay/agent.json', '--simulate', '--hid-dir', '/tmp/pirelay-hid', '--screen', 'simulated', '--video-device', '/dev/video1');
+    expect(code).toBe(1);
+    expect(stderr).not.toContain('Usage:');
+  });
+
   it('shows the same usage after a bad command line', () => {
     const { code, stderr } = run('frobnicate');
     expect(code).toBe(2);
