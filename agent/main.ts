@@ -14,7 +14,8 @@ import { newKeyPair } from './identity.ts';
 import { createLogger } from './log.ts';
 import { agentCapabilities } from './capabilities.ts';
 import { createSystemReader } from './system/reader.ts';
-import { DEFAULT_VIDEO_DEVICE, kvmOptions, SCREEN_BACKENDS } from './kvm/options.ts';
+import { kvmOptions } from './kvm/options.ts';
+import { DEFAULT_VIDEO_DEVICE, SCREEN_BACKENDS } from './kvm/screen/types.ts';
 import { InstallError, installService, installTargets, SERVICE_NAME } from './install-service.ts';
 
 const USAGE = `pirelay-agent ${AGENT_VERSION}

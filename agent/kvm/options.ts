@@ -4,9 +4,7 @@
 // the hid/ folder beside its config file.
 import { dirname, join, resolve } from 'node:path';
 
-export const SCREEN_BACKENDS = ['auto', 'simulated', 'v4l2', 'ustreamer', 'grim', 'x11', 'fbdev', 'none'] as const;
-export type ScreenBackend = (typeof SCREEN_BACKENDS)[number];
-export const DEFAULT_VIDEO_DEVICE = '/dev/video0';
+import { DEFAULT_VIDEO_DEVICE, SCREEN_BACKENDS, type ScreenBackend } from './screen/types.ts';
 
 export interface KvmOptions {
   /** Reports are appended to DIR/hidg0 and DIR/hidg1; undefined: the real gadgets. */

@@ -29,7 +29,7 @@ describe('agent CLI', () => {
   it('documents the kvm flags', () => {
     const { stdout } = run('--help');
     for (const flag of ['--hid-dir DIR', '--screen BACKEND', '--video-device PATH']) expect(stdout).toContain(flag);
-    expect(stdout).toContain('auto, simulated, v4l2, ustreamer, grim, x11, fbdev, none');
+    expect(stdout).toContain('auto, simulated, ustreamer, v4l2, grim, x11, fbdev, none');
   });
 
   it('refuses bad kvm flags as usage errors, before reading the config', () => {

@@ -67,6 +67,8 @@ export const AGENT_ERROR_STATUS: Readonly<Record<string, ContentfulStatusCode>> 
   TOO_MANY_KEYS: 409,
   TYPE_BUSY: 409,
   UNKNOWN_TYPE_JOB: 404,
+  // More button changes waiting than the gadget can take: try again.
+  MOUSE_BUSY: 503,
 };
 
 /** What the user is told about a gadget that is not there, beside the agent's own words. */

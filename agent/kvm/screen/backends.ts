@@ -12,11 +12,10 @@
 import { existsSync } from 'node:fs';
 import { lastLine, runCommand, type CommandRunner } from './command.ts';
 import { imageSize } from './image.ts';
-import { ScreenError, type CaptureOptions, type Frame, type ScreenSource, type ScreenState } from './types.ts';
+import { DEFAULT_VIDEO_DEVICE, ScreenError, type CaptureOptions, type Frame, type ScreenSource, type ScreenState } from './types.ts';
 
 /** A capture that takes longer is killed. */
 export const CAPTURE_TIMEOUT_MS = 5000;
-export const DEFAULT_VIDEO_DEVICE = '/dev/video0';
 export const DEFAULT_FRAMEBUFFER = '/dev/fb0';
 export const DEFAULT_USTREAMER_URL = 'http://127.0.0.1:8080/snapshot';
 /** A snapshot larger than this is refused (a 4K JPEG is a few MB). */

@@ -11,12 +11,10 @@
 // runs at the first capture or status, never at start-up, and again after a backend turned out
 // unavailable (a card unplugged), so plugging one in later works without a restart.
 import { existsSync } from 'node:fs';
-import { DEFAULT_FRAMEBUFFER, DEFAULT_USTREAMER_URL, DEFAULT_VIDEO_DEVICE, fbdevScreen, grimScreen, ustreamerScreen, v4l2Screen, x11Screen, type BackendOptions } from './backends.ts';
+import { DEFAULT_FRAMEBUFFER, DEFAULT_USTREAMER_URL, fbdevScreen, grimScreen, ustreamerScreen, v4l2Screen, x11Screen, type BackendOptions } from './backends.ts';
 import { SimulatedScreen } from './simulated.ts';
-import { ScreenError, type CaptureOptions, type Frame, type ScreenSource, type ScreenState } from './types.ts';
+import { DEFAULT_VIDEO_DEVICE, SCREEN_BACKENDS, ScreenError, type CaptureOptions, type ScreenBackend, type Frame, type ScreenSource, type ScreenState } from './types.ts';
 
-export const SCREEN_BACKENDS = ['auto', 'simulated', 'ustreamer', 'v4l2', 'grim', 'x11', 'fbdev', 'none'] as const;
-export type ScreenBackend = (typeof SCREEN_BACKENDS)[number];
 /** The order `auto` tries. */
 export const AUTO_ORDER = ['ustreamer', 'v4l2', 'grim', 'x11', 'fbdev'] as const;
 type RealBackend = (typeof AUTO_ORDER)[number];

@@ -2,6 +2,12 @@
 // image (or says there is no signal) and, for the simulated one, sees the HID reports so its test
 // image changes with them. The backends live beside this file; select.ts picks one.
 
+/** The backends `--screen` names, `auto` first (select.ts says in which order auto tries them). */
+export const SCREEN_BACKENDS = ['auto', 'simulated', 'ustreamer', 'v4l2', 'grim', 'x11', 'fbdev', 'none'] as const;
+export type ScreenBackend = (typeof SCREEN_BACKENDS)[number];
+/** The capture card the v4l2 backend reads unless --video-device says otherwise. */
+export const DEFAULT_VIDEO_DEVICE = '/dev/video0';
+
 export interface CaptureOptions {
   format: 'jpeg' | 'png';
   /** 1..100 (JPEG only). */

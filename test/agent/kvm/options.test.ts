@@ -2,7 +2,8 @@
 // the hid/ folder beside the config and the simulated screen), and every bad value refused.
 import { describe, expect, it } from 'bun:test';
 import { join, resolve } from 'node:path';
-import { kvmOptions, SCREEN_BACKENDS } from '../../../agent/kvm/options.ts';
+import { kvmOptions } from '../../../agent/kvm/options.ts';
+import { SCREEN_BACKENDS } from '../../../agent/kvm/screen/types.ts';
 
 describe('kvm options', () => {
   it('defaults to the real gadgets, the automatic screen and /dev/video0', () => {

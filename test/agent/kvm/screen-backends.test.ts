@@ -24,7 +24,8 @@ import { runCommand, type CommandOptions, type CommandResult, type CommandRunner
 import { createImage, words, rgb } from '../../../agent/kvm/screen/image.ts';
 import { encodeJpeg } from '../../../agent/kvm/screen/jpeg.ts';
 import { encodePng } from '../../../agent/kvm/screen/png.ts';
-import { AUTO_ORDER, chooseBackend, openScreen, SCREEN_BACKENDS } from '../../../agent/kvm/screen/select.ts';
+import { AUTO_ORDER, chooseBackend, openScreen } from '../../../agent/kvm/screen/select.ts';
+import { SCREEN_BACKENDS } from '../../../agent/kvm/screen/types.ts';
 import { SimulatedScreen } from '../../../agent/kvm/screen/simulated.ts';
 import { ScreenError, type CaptureOptions, type ScreenSource } from '../../../agent/kvm/screen/types.ts';
 import { unusedPort } from '../tunnels/helpers.ts';
