@@ -83,7 +83,10 @@ export class KvmCapability implements HubCapability {
     const length = screen.mode === 'snapshot' ? parseContentLength(headerValue(head.headers, 'content-length')) : null;
     if (length !== null) headers.set('content-length', String(length));
     const pipe = length !== null ? new FixedLengthStream(length) : new IdentityTransformStream();
-    stream.readable.pipeTo(pipe.writable).catch(() => {});
+    // A live view has no end of its own: when the device goes away it ends where it is (the viewer
+    // keeps its last frame), rather than failing the response, which workerd reports as uncaught.
+    const done = stream.readable.pipeTo(pipe.writable, { preventAbort: length === null });
+    done.catch(() => (length === null ? pipe.writable.close().catch(() => {}) : undefined));
     return new Response(pipe.readable, { status: 200, headers, encodeBody: 'manual' });
   }
 
