@@ -178,6 +178,42 @@ describe('keystrokes, held keys and the mouse, byte for byte', () => {
     expect(hid.hexSince('mouse', mFrom)).toEqual(['01 ff 1f ff 3f 00 00', '00 ff 1f ff 3f 00 00']);
   });
 
+  it('the live-input WebSocket coalesces mouse moves (the latest position wins, in order) and types a text with progress', async () => {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/devices/${deviceId}/hid`, { headers: { authorization: `Bearer ${key}` } });
+    const messages: any[] = [];
+    ws.onmessage = (ev) => messages.push(JSON.parse(String(ev.data)));
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new Error('the live-input WebSocket did not open'));
+    });
+    try {
+      const mFrom = hid.size('mouse');
+      // 300 moves sent at once, far faster than 60 a second: the host may see fewer, never older after newer.
+      const xs = Array.from({ length: 300 }, (_, i) => (i + 1) / 300);
+      for (const x of xs) ws.send(JSON.stringify({ t: 'mouse', x, y: 0.5, buttons: 0 }));
+      const last = '00 ff 7f ff 3f 00 00';
+      await waitFor('the last position written', async () => hid.hexSince('mouse', mFrom).at(-1) === last, 20_000, 20);
+      const written = hid.reports('mouse', mFrom).map((r) => r[1]! | (r[2]! << 8));
+      const sent = xs.map((x) => Math.floor(x * 32767));
+      let at = -1;
+      for (const w of written) {
+        const i = sent.indexOf(w, at + 1);
+        expect(i, `position ${w} out of order or never sent`).toBeGreaterThan(at);
+        at = i;
+      }
+
+      const kFrom = hid.size('keyboard');
+      const text = 'Hello, World! <>?\n';
+      ws.send(JSON.stringify({ t: 'type', text, layout: 'en-US' }));
+      await waitFor('the type job done', async () => messages.some((m) => m.t === 'type' && m.job.state === 'done'), 20_000, 20);
+      const done = messages.find((m) => m.t === 'type' && m.job.state === 'done').job;
+      expect(done).toMatchObject({ typed: text.length, total: text.length, layout: 'en-US' });
+      expect(decodeUs(hid.reports('keyboard', kFrom))).toBe(text);
+    } finally {
+      ws.close();
+    }
+  });
+
   it('reads the LEDs back: CapsLock makes the simulated host turn the Caps LED on, and off again', async () => {
     expect((await post('keystroke', { code: 'CapsLock' })).status).toBe(200);
     await waitFor('Caps Lock on', async () => (await kvm()).leds?.caps_lock === true, 10_000, 50);
