@@ -225,6 +225,9 @@ describe("TinyPilot's API with only the base URL changed", () => {
     const before = hid.mark();
     expect((await seedPost('/keystroke', { code: 'KeyA' })).status).not.toBe(200);
     expect((await curl(['-X', 'POST', `${base}/auth`])).status).not.toBe(200);
+    // Nor is the revoked key's token good under another key's base URL.
+    const crossed = await curl(['-X', 'POST', `${other.body.base_url}/keystroke`, '-H', `Authorization: Bearer ${token}`, '-H', 'Content-Type: application/json', '-d', '{"code":"KeyA"}']);
+    expect([401, 403]).toContain(crossed.status);
     expect(hid.mark()).toEqual(before);
     // The device's other key is untouched.
     const still = await curl(['-X', 'POST', `${other.body.base_url}/keystroke`, '-H', `Authorization: Bearer ${otherToken}`, '-H', 'Content-Type: application/json', '-d', '{"code":"KeyC"}']);

@@ -400,8 +400,26 @@ describe('who may drive the device', () => {
       expect(r.status, path).toBe(403);
     }
     expect(await upgradeStatus(`${dev}/hid`, { authorization: `Bearer ${viewer}` })).toBe(403);
+    // Nor, without screen:read, see the screen.
+    for (const path of ['screenshot', 'screen/live', 'kvm']) expect((await http(`${dev}/${path}`, { key: viewer })).status, path).toBe(403);
     // …while the same upgrade with a key that may is accepted (so the 403 is the refusal, not a bad request).
     expect(await upgradeStatus(`${dev}/hid`, { authorization: `Bearer ${key}` })).toBe(101);
+    await sleep(300);
+    expect(hid.mark()).toEqual(before);
+  });
+
+  it("a user of another team, who may drive devices of their own, finds this one does not exist (404), and nothing is written", async () => {
+    const username = 'kvm-outsider';
+    const password = 'kvm-outsider-password-1234';
+    expect((await http(`${url}/api/v1/users`, { key, json: { username, password, roles: ['operator'] } })).status).toBe(201);
+    const outsider = (await http(`${url}/api/v1/auth/login`, { json: { username, password } })).body.token as string;
+    expect((await http(`${url}/api/v1/teams`, { key: outsider, json: { name: 'KVM outsiders' } })).status).toBe(201);
+    const before = hid.mark();
+    for (const [path, body] of [['type', { text: 'hello', layout: 'en-US' }], ['keystroke', { code: 'KeyA' }], ['mouse', { x: 0.5, y: 0.5 }], ['tinypilot-keys', {}]] as const) {
+      expect((await post(path, body, outsider)).status, path).toBe(404);
+    }
+    expect((await http(`${dev}/screenshot`, { key: outsider })).status).toBe(404);
+    expect(await upgradeStatus(`${dev}/hid`, { authorization: `Bearer ${outsider}` })).toBe(404);
     await sleep(300);
     expect(hid.mark()).toEqual(before);
   });
