@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WebSocket } from 'undici';
-import { startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
+import { runBun, startDevEnv, waitFor, waitOnline, type DevEnv } from '../../scripts/dev-env.ts';
 import { freePort, http, tempDir } from './harness.ts';
 import { changedSegments, decodeDe, decodeUs, hex, HidFiles, jpegSize, keyPresses, mixedText, MjpegReader, pngSize, scanSegments, upgradeStatus, ZEROS } from './kvm-helpers.ts';
 
@@ -176,6 +176,23 @@ describe('keystrokes, held keys and the mouse, byte for byte', () => {
     await waitFor('the button released', async () => hid.reports('mouse', mFrom).at(-1)?.[0] === 0, 20_000, 50);
     expect(hid.hexSince('keyboard', kFrom)).toEqual(['01 00 00 00 00 00 00 00', '01 00 14 00 00 00 00 00', ZEROS]);
     expect(hid.hexSince('mouse', mFrom)).toEqual(['01 ff 1f ff 3f 00 00', '00 ff 1f ff 3f 00 00']);
+  });
+
+  it('releases the keys of a live-input viewer that dies without closing its socket', async () => {
+    const from = hid.size('keyboard');
+    // A viewer in a process of its own, killed with SIGKILL: no close frame, only the TCP connection ending.
+    const viewer = runBun(['-e', `
+      const ws = new WebSocket(process.argv.at(-1), { headers: { authorization: 'Bearer ${key}' } });
+      ws.onopen = () => { ws.send(JSON.stringify({ t: 'down', code: 'AltLeft' })); ws.send(JSON.stringify({ t: 'down', code: 'Tab' })); };
+      setInterval(() => {}, 1000);`, `${url.replace(/^http/, 'ws')}/api/v1/devices/${deviceId}/hid`], { logs: 'pipe' });
+    try {
+      await waitFor('Alt+Tab held by the viewer', async () => hid.hexSince('keyboard', from).includes('04 00 2b 00 00 00 00 00'), 20_000, 20);
+      expect((await kvm()).held).toEqual(['AltLeft', 'Tab']);
+    } finally {
+      viewer.kill('SIGKILL');
+    }
+    await waitFor('Alt+Tab released', async () => (await kvm()).held.length === 0, 30_000, 100);
+    expect(hid.hexSince('keyboard', from).at(-1)).toBe(ZEROS);
   });
 
   it('the live-input WebSocket coalesces mouse moves (the latest position wins, in order) and types a text with progress', async () => {
@@ -424,8 +441,24 @@ describe('who may drive the device', () => {
     expect(hid.mark()).toEqual(before);
   });
 
-  it('answers 503 DEVICE_OFFLINE for input and the screen while the agent is away', async () => {
+  it('ends an open live view when the agent goes away, and answers 503 DEVICE_OFFLINE for input and the screen', async () => {
+    const live = new MjpegReader(await fetch(`${dev}/screen/live?fps=5&max_width=320`, { headers: { authorization: `Bearer ${key}` } }));
+    await live.next();
     await env.stopAgent(deviceId);
+    // The viewer is not left hanging on a stream that will never send again.
+    const ended = await new Promise<string>((resolve) => {
+      const drain = async () => {
+        try {
+          for (;;) await live.next();
+        } catch (e) {
+          resolve(String(e));
+        }
+      };
+      void drain();
+      setTimeout(() => resolve('still open 20 s after the agent went away'), 20_000);
+    });
+    expect(ended).not.toBe('still open 20 s after the agent went away');
+    await live.cancel();
     await waitFor('the device offline', async () => (await http(dev, { key })).body.online === false, 20_000, 100);
     const before = hid.mark();
     for (const [path, body] of [['keystroke', { code: 'KeyA' }], ['mouse', { x: 0.5, y: 0.5 }], ['type', { text: 'hi', layout: 'en-US' }]] as const) {
