@@ -270,6 +270,33 @@ describe('typing a text', () => {
     expect(hex(reports.at(-1)!)).toBe(ZEROS);
   });
 
+  it('types smart quotes, dashes and an ellipsis as ASCII only on a layout that lacks them, and says so', async () => {
+    const text = '\u201cQuote\u201d \u2013 dash\u2026 end';
+    const from = hid.size('keyboard');
+    const us = await post('type', { text, layout: 'en-US' });
+    expect(us.status).toBe(202);
+    const usJob = await finished(us.body.id);
+    expect(usJob.state).toBe('done');
+    expect(usJob.typed).toBe(usJob.total);
+    expect(usJob.substitutions).toEqual(
+      expect.arrayContaining([
+        { char: '\u201c', as: '"', count: 1 },
+        { char: '\u201d', as: '"', count: 1 },
+        { char: '\u2013', as: '-', count: 1 },
+        { char: '\u2026', as: '...', count: 1 },
+      ]),
+    );
+    expect(decodeUs(hid.reports('keyboard', from))).toBe('"Quote" - dash... end');
+
+    // de-DE has \u201c and \u201d on AltGr+B and AltGr+N: typed as they are, nothing substituted for them.
+    const deFrom = hid.size('keyboard');
+    const de = await post('type', { text: '\u201cQuote\u201d', layout: 'de-DE' });
+    expect(de.status).toBe(202);
+    const deJob = await finished(de.body.id);
+    expect(deJob).toMatchObject({ state: 'done', substitutions: [] });
+    expect(decodeDe(hid.reports('keyboard', deFrom))).toBe('\u201cQuote\u201d');
+  });
+
   it('refuses a text with a character the layout cannot type, naming its index, and writes nothing', async () => {
     const before = hid.mark();
     const r = await post('type', { text: 'abc☃def', layout: 'en-US' });
