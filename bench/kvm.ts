@@ -2,7 +2,8 @@
 // "reaching the host" is its bytes appearing in DIR/hidg0):
 // - a keystroke, from sending the request to its 8-byte press report being in DIR/hidg0, p50/p99,
 //   over REST (POST …/keystroke) and over the live-input WebSocket (GET …/hid), one at a time,
-//   beside the same run's ceiling for any device call: a Worker → Durable Object hop plus one
+//   and mouse moves over that WebSocket at 125 a second (how many reach the host), beside the
+//   same run's ceiling for any device call: a Worker → Durable Object hop plus one
 //   WebSocket message to a Bun peer and back (bench/hop-baseline.ts);
 // - characters per second typing a 5,000-character mixed text (POST …/type), decoded back from
 //   DIR/hidg0 by an en-US host's rules to check that none were lost;
@@ -132,6 +133,7 @@ export async function benchKvm(env: DevEnv, hidDir: string): Promise<Row[]> {
       ws.onerror = () => rej(new Error('the live-input WebSocket did not open'));
     });
     const overWs: number[] = [];
+    let mouseRow: Row | null = null;
     try {
       for (let i = 0; i < WARMUP + KEYSTROKES; i++) {
         const from = hid.size('keyboard');
@@ -141,6 +143,33 @@ export async function benchKvm(env: DevEnv, hidDir: string): Promise<Row[]> {
         await growth.reach(from + 16);
         if (i >= WARMUP) overWs.push(reported - t0);
       }
+      // Mouse moves from a viewer at 125 a second for 3 s: how many reach the host, and that the last one does.
+      const mFrom = hid.size('mouse');
+      let sent = 0;
+      const m0 = performance.now();
+      await new Promise<void>((done) => {
+        const t = setInterval(() => {
+          sent++;
+          ws.send(JSON.stringify({ t: 'mouse', x: (sent % 1000) / 1000, y: 0.5, buttons: 0 }));
+          if (performance.now() - m0 >= 3_000) {
+            clearInterval(t);
+            done();
+          }
+        }, 8);
+      });
+      const lastX = Math.floor(((sent % 1000) / 1000) * 32767);
+      const until = performance.now() + 10_000;
+      let moves = hid.reports('mouse', mFrom);
+      while (performance.now() < until && (moves.at(-1)?.[1] ?? -1) + ((moves.at(-1)?.[2] ?? 0) << 8) !== lastX) {
+        await new Promise((r) => setTimeout(r, 10));
+        moves = hid.reports('mouse', mFrom);
+      }
+      const lastWritten = (moves.at(-1)?.[1] ?? 0) + ((moves.at(-1)?.[2] ?? 0) << 8);
+      mouseRow = [
+        `mouse moves over the live-input WebSocket (${sent} sent at 125/s for 3 s)`,
+        `${(moves.length / 3).toFixed(0)} reports/s written, ${lastWritten === lastX ? 'the last position arrived' : `LAST POSITION MISSING (${lastWritten}, not ${lastX})`}`,
+        '≥ 60 moves/s, the latest wins',
+      ];
     } finally {
       ws.close();
     }
@@ -150,6 +179,7 @@ export async function benchKvm(env: DevEnv, hidDir: string): Promise<Row[]> {
       `p50 ${ms(wsStats.p50)} ms, p99 ${ms(wsStats.p99)} ms (${(wsStats.p50 / ceiling.p50).toFixed(1)}× / ${(wsStats.p99 / ceiling.p99).toFixed(1)}× the ceiling)`,
       'p50 ≤ 5 ms, p99 ≤ 20 ms',
     ]);
+    rows.push(mouseRow);
     rows.push([`Worker → Durable Object hop + one WebSocket message to a Bun peer and back (ceiling of a device round trip, 2000 sequential; a press report is one way)`, `p50 ${ms(ceiling.p50)} ms, p99 ${ms(ceiling.p99)} ms`, '—']);
 
     // Typing: the default pace and as fast as allowed (interval_ms 0), each decoded back.
