@@ -1,11 +1,13 @@
 // `npm run bench`: brings up the relay and a demo agent the way `npm start` does, then measures
 // against a baseline in the same run and prints a table. Numbers are reported, never asserted.
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startDevEnv, waitOnline } from './dev-env.ts';
 import { load, LOADGEN } from '../bench/load.ts';
 import { benchTunnels } from '../bench/tunnels.ts';
 import { benchStream } from '../bench/stream.ts';
 import { benchDashboard } from '../bench/dashboard.ts';
+import { benchKvm } from '../bench/kvm.ts';
 import { rss } from '../bench/proc.ts';
 import { freePort, tempDir } from '../test/e2e/harness.ts';
 
@@ -13,7 +15,9 @@ const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
 
 
 const dir = await tempDir('bench');
-const env = await startDevEnv({ dir, port: await freePort(), demoDevices: ['bench-pi'] });
+// The agent records its HID reports under DIR/hid, where the KVM bench watches them arrive.
+const hidDir = join(dir, 'hid');
+const env = await startDevEnv({ dir, port: await freePort(), demoDevices: ['bench-pi'], agentArgs: ['--hid-dir', hidDir] });
 try {
   await waitOnline(env, 30_000);
   const { url, apiKey, devices } = env.state;
@@ -47,6 +51,7 @@ try {
   rows.push(['agent idle RSS', `${fmt(r.total)} MiB (${fmt(r.anon)} MiB anonymous, ${fmt(r.file)} MiB pages of the Bun executable)`, '≤ 32 MiB']);
 
   rows.push(...(await benchDashboard(env)));
+  rows.push(...(await benchKvm(env, hidDir)));
   if (!process.env.BENCH_SKIP_TUNNELS) rows.push(...(await benchTunnels(env, DURATION_MS)));
   // Last: it stops and starts the bench agent.
   rows.push(...(await benchStream(env)));

@@ -25,7 +25,8 @@ import { FrameFuzzer } from './fuzz/frames.ts';
 import type { JWK } from 'jose';
 
 const SEED = seedFrom(process.env.FUZZ_SEED, 20261201);
-const REQUESTS = 2_400;
+/** Round robin over the routes: at least MIN_PER_ROUTE each for the ~130 routes the KVM routes bring. */
+const REQUESTS = 3_200;
 const FRAMES = 2_400;
 const CONCURRENCY = 6;
 /** WebSocket clients of a TCP tunnel, and the malformed messages each sends. */

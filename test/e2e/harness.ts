@@ -35,8 +35,9 @@ export async function http(url: string, init: RequestInit & { key?: string; basi
     body = JSON.stringify(init.json);
   }
   const res = await fetch(url, { ...init, headers, body, method: init.method ?? (body ? 'POST' : 'GET') });
-  // An event stream (GET /api/v1/stream) never ends: its head is the answer.
-  if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+  // An event stream (GET /api/v1/stream) or a live view (GET …/screen/live, MJPEG) never ends: its head is the answer.
+  const type = res.headers.get('content-type') ?? '';
+  if (type.startsWith('text/event-stream') || type.startsWith('multipart/x-mixed-replace')) {
     await res.body?.cancel();
     return { status: res.status, headers: res.headers, body: null };
   }
