@@ -155,8 +155,14 @@ async function deviceError(stream: MuxStream, head: Accepted, status: number): P
   }
   const code = typeof parsed?.code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(parsed.code) ? parsed.code : 'DEVICE_ERROR';
   const message = typeof parsed?.error === 'string' ? parsed.error.slice(0, 1024) : `The device answered ${status}`;
-  return json(status >= 400 && status <= 599 ? status : 502, code, message);
+  return json(DEVICE_STATUSES.has(status) ? status : 502, code, message);
 }
+
+/**
+ * The error statuses a device may give its screen answer. Not 401 or 403, which would tell a
+ * client (the dashboard) that its own credential failed; anything else is the device failing (502).
+ */
+const DEVICE_STATUSES = new Set([400, 409, 429, 502, 503, 504]);
 
 /** Up to `max` bytes of a stream's body, within a short wait; what a device sends past that is not read. */
 async function readSome(stream: MuxStream, max: number): Promise<Uint8Array> {

@@ -161,7 +161,12 @@ describe('a screenshot', () => {
     expect(err).toEqual({ error: 'there is no screen', code: 'NO_SCREEN', details: {} });
     // A body that is not ours: the status alone speaks.
     answer = (s) => s.accept({ status: 500, headers: [['content-type', 'text/html']] }, { body: bytes('<h1>oops</h1>'), fin: true });
-    await expectError(await shot(), 500, 'DEVICE_ERROR');
+    await expectError(await shot(), 502, 'DEVICE_ERROR');
+    // A device cannot make the client think its own credential failed (the dashboard would sign out).
+    for (const status of [401, 403, 404, 418]) {
+      answer = (s) => s.accept({ status, headers: [['content-type', 'application/json']] }, { body: bytes(JSON.stringify({ error: 'x', code: 'UNAUTHORIZED' })), fin: true });
+      await expectError(await shot(), 502, 'UNAUTHORIZED');
+    }
   });
 
   it('answers 504 DEVICE_TIMEOUT when the device does not answer, and resets the stream', async () => {

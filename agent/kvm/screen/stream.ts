@@ -17,7 +17,8 @@
 //   When the signal goes, one "no signal" picture is sent (a browser's <img> keeps showing the
 //   last part), then capture goes on at the frame rate until the signal is back. The view ends
 //   when the stream is reset or closed (the viewer left): the capture loop stops with it.
-//   A screen serves at most MAX_LIVE_VIEWS at once; one more is answered 503 SCREEN_BUSY.
+//   A screen serves at most MAX_LIVE_VIEWS at once; one more is answered 429 SCREEN_BUSY (try again once
+//   one ends).
 import { MAX_DATA_CHUNK } from '../../../shared/protocol/flow.ts';
 import type { MuxStream } from '../../../shared/protocol/mux.ts';
 import type { ScreenOpen } from '../../../shared/protocol/kvm.ts';
@@ -130,7 +131,7 @@ async function live(stream: MuxStream, open: ScreenOpen, screen: ScreenSource, c
   const views = liveViews.get(screen) ?? 0;
   if (views >= MAX_LIVE_VIEWS) {
     const body = encoder.encode(JSON.stringify({ error: `this screen already has ${views} live views (at most ${MAX_LIVE_VIEWS})`, code: 'SCREEN_BUSY', details: { limit: MAX_LIVE_VIEWS } }));
-    return stream.accept({ status: 503, headers: [['content-type', 'application/json'], ['content-length', String(body.length)]] }, { body, fin: true });
+    return stream.accept({ status: 429, headers: [['content-type', 'application/json'], ['content-length', String(body.length)]] }, { body, fin: true });
   }
   liveViews.set(screen, views + 1);
   try {

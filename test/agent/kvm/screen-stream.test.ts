@@ -289,13 +289,13 @@ describe('live view', () => {
     expect(fake.captures).toBe(4);
   });
 
-  test(`at most ${MAX_LIVE_VIEWS} live views of one screen: one more is 503 SCREEN_BUSY, and a place frees when one ends`, async () => {
+  test(`at most ${MAX_LIVE_VIEWS} live views of one screen: one more is 429 SCREEN_BUSY, and a place frees when one ends`, async () => {
     const fake = new FakeScreen(() => frameOf(new Uint8Array(10)));
     const { open, served } = rig(fake);
     const views = Array.from({ length: MAX_LIVE_VIEWS }, () => open({ mode: 'live', format: 'jpeg', quality: 80, fps: 2 }));
     for (const v of views) expect((await v.accepted).status).toBe(200);
     const refused = await response(open({ mode: 'live', format: 'jpeg', quality: 80, fps: 2 }));
-    expect(refused.status).toBe(503);
+    expect(refused.status).toBe(429);
     expect(JSON.parse(text(refused.body))).toMatchObject({ code: 'SCREEN_BUSY', details: { limit: MAX_LIVE_VIEWS } });
     // Another screen is not affected.
     const other = rig(new FakeScreen(() => frameOf(new Uint8Array(10)))).open({ mode: 'live', format: 'jpeg', quality: 80, fps: 2 });
