@@ -526,8 +526,15 @@ export class KvmService {
       view.state = 'failed';
       view.error = { code: f.code, message: f.message.slice(0, 1024), at };
     };
+    // The plans assume Caps Lock off (it would swap the case of every letter): when the host says
+    // it is on, it is tapped off first and back on at the end, so the text comes out as written.
+    let capsTapped = false;
     try {
       await this.writeKeyboard(RELEASED);
+      if (this.leds?.caps_lock) {
+        await this.tap('CapsLock');
+        capsTapped = true;
+      }
       for (let i = 0; i < job.chars.length; i++) {
         if (job.stop) {
           fail(new RpcFailure(job.stop.code, job.stop.message), i);
@@ -551,11 +558,18 @@ export class KvmService {
     } catch (e) {
       fail(e, view.typed);
     } finally {
+      if (capsTapped) await this.tap('CapsLock').catch((e) => this.log.warn('Caps Lock could not be turned back on after typing', { error: String(e) }));
       this.typing = null;
       // Kept for status only: a finished job's plan (up to MAX_TYPE_TEXT characters) is let go.
       job.chars = [];
       this.forgetOldJobs();
     }
+  }
+
+  /** Presses and releases one key with nothing else held (the keyboard is released while typing). */
+  private async tap(code: string): Promise<void> {
+    await this.writeKeyboard(keyboardReport(0, [HID_USAGES[code]!]));
+    await this.writeKeyboard(RELEASED);
   }
 
   private forgetOldJobs(): void {

@@ -25,6 +25,24 @@ async function finished(rig: ReturnType<typeof kvmRig>, id: string) {
 }
 
 describe('kvm capability: type jobs', () => {
+  it('turns Caps Lock off for the text when the host says it is on, and back on after', async () => {
+    const rig = kvmRig();
+    await rig.ok('kvm_status'); // the gadgets open (and their LEDs are listened to) with the first call
+    rig.gadgets.led(0x02);
+    await until(async () => (await rig.ok('kvm_status')).leds?.caps_lock, 'the Caps Lock LED');
+    const job = await rig.ok('hid_type_start', { text: 'aB', layout: 'en-US' });
+    expect(await finished(rig, job.id)).toMatchObject({ state: 'done', typed: 2 });
+    const caps = '00 00 39 00 00 00 00 00';
+    expect(rig.gadgets.keyboard.reports.map(hex)).toEqual([ZERO, caps, ZERO, '00 00 04 00 00 00 00 00', ZERO, '02 00 05 00 00 00 00 00', ZERO, caps, ZERO]);
+    // With Caps Lock off (or not reported), nothing is tapped.
+    rig.gadgets.led(0x00);
+    await until(async () => (await rig.ok('kvm_status')).leds?.caps_lock === false, 'the LED off');
+    const before = rig.gadgets.keyboard.reports.length;
+    const second = await rig.ok('hid_type_start', { text: 'a', layout: 'en-US' });
+    await finished(rig, second.id);
+    expect(rig.gadgets.keyboard.reports.slice(before).map(hex)).toEqual([ZERO, '00 00 04 00 00 00 00 00', ZERO]);
+  });
+
   it('types a short text: a release first, then each character as a press and a release', async () => {
     const rig = kvmRig();
     const job = await rig.ok('hid_type_start', { text: 'Hi!', layout: 'en-US' });
