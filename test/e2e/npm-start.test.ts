@@ -94,6 +94,20 @@ describe('npm start', () => {
       expect(workerd.length).toBeGreaterThan(0);
       expect(agent.length).toBeGreaterThan(0);
       expect(readFileSync(`${dir}/dev.json`, 'utf8')).toContain(`127.0.0.1:${port}`);
+      // The demo device is a KVM: a keystroke through the API lands, byte for byte, in the hid
+      // file the start-up output names.
+      const dev = JSON.parse(readFileSync(`${dir}/dev.json`, 'utf8')) as { apiKey: string; devices: { id: string; name: string }[] };
+      const hidg0 = `${dir}/hid/${dev.devices[0]!.name}/hidg0`;
+      expect(output).toContain(hidg0);
+      await waitFor('the keystroke to reach the demo device', async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/api/v1/devices/${dev.devices[0]!.id}/keystroke`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${dev.apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ code: 'KeyH', modifiers: ['ShiftLeft'] }),
+        });
+        return r.status === 200;
+      }, 30_000);
+      expect(readFileSync(hidg0).toString('hex')).toMatch(/02000b0000000000(0000000000000000)$/);
 
       if (group) process.kill(-npm.pid!, signal);
       else npm.kill(signal);

@@ -4,6 +4,7 @@
 // agent gives.
 import { env, SELF } from 'cloudflare:test';
 import { agentJwt, connectRequest, createToken, facts, keyPair, waitFor } from './device-helpers.ts';
+import { HEARTBEAT_PING } from '../../shared/protocol/envelope.ts';
 import { api, BASE, joinTeam, userWithKey, TEST_TEAM } from './helpers.ts';
 import { freshIp, userWithPassword } from './auth-helpers.ts';
 import { SESSION_COOKIE } from '../../shared/api/auth.ts';
@@ -103,6 +104,12 @@ export async function fakeKvmAgent(
   ws.send(JSON.stringify({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: '0.1.0-test', capabilities: ['kvm', 'tunnels'] }));
   // The tunnel table comes after the hello's other hooks: the hub is about to call the agent ready.
   await waitFor(() => ready, 'the hello to finish');
+  // The hub's test window is three heartbeats of 1 s (HEARTBEAT_INTERVAL_MS in
+  // vitest.workers.config.ts): a loaded machine can take longer than that over one test file.
+  const heartbeat = setInterval(() => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT_PING);
+    else clearInterval(heartbeat);
+  }, 300);
   return { ws, mux, calls, streams };
 }
 
