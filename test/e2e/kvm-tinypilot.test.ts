@@ -184,6 +184,8 @@ describe("TinyPilot's API with only the base URL changed", () => {
     } finally {
       await rm(join(hid.dir, 'no-signal'), { force: true });
     }
+    // The simulated screen looks at the file at most every 250 ms: the next test needs the signal back.
+    await waitFor('the signal back', async () => (await curl([`${base}/screenshot`, '-H', `Authorization: Bearer ${token}`])).status === 200);
   });
 
   it('a revoked key ends its base URL and its tokens at once', async () => {
