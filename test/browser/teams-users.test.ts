@@ -105,7 +105,8 @@ describeBrowser('teams, users and roles in the dashboard', () => {
     await page.reload();
     const role = page.getByLabel(`Team role of ${ann.username}`);
     await role.waitFor();
-    expect(await page.getByRole('row').filter({ hasText: ann.username }).filter({ hasText: 'accepted' }).count()).toBe(1);
+    // The invitations load beside the members: the accepted one shows once they have.
+    await expect.poll(() => page.getByRole('row').filter({ hasText: ann.username }).filter({ hasText: 'accepted' }).count()).toBe(1);
     await role.selectOption('admin');
     await expect.poll(async () => (await d.api(`/api/v1/teams/${teamId}`)).body.members.find((m: { username: string }) => m.username === ann.username)?.role).toBe('admin');
     await page.getByRole('button', { name: `Remove ${ann.username}` }).click();
