@@ -1,17 +1,17 @@
-// Test helpers for KVM: a fake agent on a real DeviceHub socket that answers the kvm RPCs (with a
-// result or an agent error, as the handler says) and speaks the stream mux, so the hub's `screen`
-// and `hid` streams reach it; users whose role holds the KVM permissions; and a few answers the
-// agent gives.
+// Test helpers for KVM: a fake agent on a real DeviceHub socket (tunnels-helpers.ts's, which speaks
+// the stream mux, so the hub's `screen` and `hid` streams reach it) that also answers the kvm RPCs
+// (with a result or an agent error, as the handler says); users whose role holds the KVM
+// permissions; and a few answers the agent gives.
 import { env, SELF } from 'cloudflare:test';
-import { agentJwt, connectRequest, createToken, facts, keyPair, waitFor } from './device-helpers.ts';
+import { createToken, facts, keyPair } from './device-helpers.ts';
+import { fakeTunnelAgent } from './tunnels-helpers.ts';
 import { HEARTBEAT_PING } from '../../shared/protocol/envelope.ts';
 import { api, BASE, joinTeam, userWithKey, TEST_TEAM } from './helpers.ts';
 import { freshIp, userWithPassword } from './auth-helpers.ts';
 import { SESSION_COOKIE } from '../../shared/api/auth.ts';
-import { StreamMux, type MuxStream } from '../../shared/protocol/mux.ts';
+import type { MuxStream, StreamMux } from '../../shared/protocol/mux.ts';
 import type { StreamOpen } from '../../shared/protocol/messages.ts';
 import type { HidState, KvmStatus, TypeJob } from '../../shared/protocol/kvm.ts';
-import { PROTOCOL_VERSION } from '../../shared/version.ts';
 
 /** What a handler answers an RPC with; NO_ANSWER leaves it unanswered (to test deadlines). */
 export type RpcAnswer = { result: unknown } | { error: { code: string; message: string; details?: Record<string, unknown> } } | typeof NO_ANSWER;
@@ -70,29 +70,19 @@ export async function fakeKvmAgent(
   privateKey: CryptoKey,
   opts: { rpc?: (method: string, params: Record<string, unknown>) => RpcAnswer | undefined; onOpen?: (stream: MuxStream, open: StreamOpen) => void } = {},
 ): Promise<FakeKvmAgent> {
-  const res = await connectRequest(await agentJwt(deviceId, privateKey));
-  const ws = res.webSocket;
-  if (res.status !== 101 || !ws) throw new Error(`connect failed: ${res.status} ${await res.text()}`);
-  ws.accept();
-  ws.binaryType = 'arraybuffer';
   const calls: FakeKvmAgent['calls'] = [];
   const streams: FakeKvmAgent['streams'] = [];
-  let ready = false;
-  const mux = new StreamMux(
-    { send: (frame) => ws.send(frame) },
-    {
-      side: 'agent',
-      onOpen: (stream, open) => {
-        streams.push({ stream, open });
-        if (opts.onOpen) opts.onOpen(stream, open);
-        else stream.reset('REFUSED', 'no kvm here');
-      },
+  const { ws, mux } = await fakeTunnelAgent(deviceId, privateKey, {
+    onOpen: (stream) => {
+      const open = stream.open!;
+      streams.push({ stream, open });
+      if (opts.onOpen) opts.onOpen(stream, open);
+      else stream.reset('REFUSED', 'no kvm here');
     },
-  );
+  });
   ws.addEventListener('message', (e) => {
-    if (typeof e.data !== 'string') return mux.receive(new Uint8Array(e.data as ArrayBuffer));
+    if (typeof e.data !== 'string') return;
     const msg = JSON.parse(e.data) as Record<string, unknown>;
-    if (msg.t === 'tunnels') ready = true;
     if (msg.t !== 'req') return;
     const method = String(msg.method);
     const params = (msg.params ?? {}) as Record<string, unknown>;
@@ -101,9 +91,6 @@ export async function fakeKvmAgent(
     if (answer === NO_ANSWER) return;
     ws.send(JSON.stringify('result' in answer ? { t: 'res', id: msg.id, ok: true, result: answer.result } : { t: 'res', id: msg.id, ok: false, error: answer.error }));
   });
-  ws.send(JSON.stringify({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: '0.1.0-test', capabilities: ['kvm', 'tunnels'] }));
-  // The tunnel table comes after the hello's other hooks: the hub is about to call the agent ready.
-  await waitFor(() => ready, 'the hello to finish');
   // The hub's test window is three heartbeats of 1 s (HEARTBEAT_INTERVAL_MS in
   // vitest.workers.config.ts): a loaded machine can take longer than that over one test file.
   const heartbeat = setInterval(() => {

@@ -1,7 +1,7 @@
 // PiTunnel's /screenshot (pitunnel-api.txt): `curl -u KEY: -d device_id=… > out.png` answers the
 // device's screen with its Content-Type, GET or POST like PiTunnel's other calls, 204 without a
-// video signal, and needs screen:read in the device's team. The refusals and the answer's shaping
-// run now; the calls that reach the agent's screen wait for the hub's screen code (below).
+// video signal, and needs screen:read in the device's team: the refusals, the answer's shaping,
+// and the calls that reach a fake agent's screen through the hub.
 import { env, SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BASE, joinTeam, userWithKey } from './helpers.ts';

@@ -1,10 +1,8 @@
-// A fake agent with the KVM capability for the compat layers' tests (TinyPilot's API, PiTunnel's
-// /screenshot): on a real DeviceHub socket, it records every hid_* RPC and answers it as the agent
-// would (or with the error a test sets, e.g. HID_MISSING), and answers `screen` stream OPENs with
-// the image a test sets (or 204 without a signal), recording what each OPEN asked for. It sends
-// heartbeats as the real agent does, so the hub keeps it for a whole test file.
-import { fakeTunnelAgent } from './tunnels-helpers.ts';
-import { HEARTBEAT_PING } from '../../shared/protocol/envelope.ts';
+// The fake KVM agent as the compat layers' tests (TinyPilot's API, PiTunnel's /screenshot) use it:
+// kvm-helpers.ts's fake agent, recording every hid_* RPC and answering it as the agent would (or
+// with the error a test sets, e.g. HID_MISSING), and answering `screen` stream OPENs with the image
+// a test sets (or 204 without a signal), recording what each OPEN asked for.
+import { fakeKvmAgent as fakeAgent } from './kvm-helpers.ts';
 
 export interface KvmCall {
   method: string;
@@ -21,6 +19,7 @@ export interface FakeScreen {
 export const FAKE_JPEG = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0xff, 0xd9]);
 export const FAKE_PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d]);
 
+/** `calls` holds the hid_* RPCs only (the compat layers send no others). */
 export async function fakeKvmAgent(deviceId: string, privateKey: CryptoKey) {
   const calls: KvmCall[] = [];
   const screenOpens: Record<string, unknown>[] = [];
@@ -29,9 +28,14 @@ export async function fakeKvmAgent(deviceId: string, privateKey: CryptoKey) {
     failWith: null as { code: string; message: string } | null,
     screen: { status: 200, type: 'image/jpeg', body: FAKE_JPEG } as FakeScreen,
   };
-  const agent = await fakeTunnelAgent(deviceId, privateKey, {
-    onOpen: (stream) => {
-      screenOpens.push({ ...(stream.open as Record<string, unknown>) });
+  const agent = await fakeAgent(deviceId, privateKey, {
+    rpc: (method, params) => {
+      if (!method.startsWith('hid_')) return undefined;
+      calls.push({ method, params });
+      return state.failWith ? { error: { ...state.failWith, details: { path: '/dev/hidg0' } } } : undefined;
+    },
+    onOpen: (stream, open) => {
+      screenOpens.push({ ...open });
       const s = state.screen;
       if (s.status === 204) return stream.accept({ status: 204, headers: [] }, { fin: true });
       if (s.status === 503) {
@@ -41,22 +45,5 @@ export async function fakeKvmAgent(deviceId: string, privateKey: CryptoKey) {
       stream.accept({ status: 200, headers: [['content-type', s.type ?? 'image/jpeg']] }, { body: s.body ?? FAKE_JPEG, fin: true });
     },
   });
-  agent.ws.addEventListener('message', (e) => {
-    if (typeof e.data !== 'string') return;
-    const msg = JSON.parse(e.data) as { t: string; id: number; method: string; params: Record<string, unknown> };
-    if (msg.t !== 'req' || !msg.method.startsWith('hid_')) return;
-    calls.push({ method: msg.method, params: msg.params });
-    if (state.failWith) {
-      agent.ws.send(JSON.stringify({ t: 'res', id: msg.id, ok: false, error: { ...state.failWith, details: { path: '/dev/hidg0' } } }));
-      return;
-    }
-    const result = msg.method === 'hid_mouse' ? {} : { held: [], leds: null };
-    agent.ws.send(JSON.stringify({ t: 'res', id: msg.id, ok: true, result }));
-  });
-  // The hub's test window is three heartbeats of 1 s (HEARTBEAT_INTERVAL_MS in vitest.workers.config.ts).
-  const heartbeat = setInterval(() => {
-    if (agent.ws.readyState === WebSocket.OPEN) agent.ws.send(HEARTBEAT_PING);
-    else clearInterval(heartbeat);
-  }, 300);
   return { ...agent, calls, screenOpens, state };
 }
