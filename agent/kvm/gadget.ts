@@ -101,6 +101,16 @@ function serial() {
   };
 }
 
+/** Closes a gadget's descriptor, if open; one that went with its device has nothing left to release. */
+function closeQuietly(fd: number | null): void {
+  if (fd === null) return;
+  try {
+    closeSync(fd);
+  } catch {
+    // Already gone with the device.
+  }
+}
+
 /** A character device (or FIFO) written one whole report per non-blocking write. */
 class DeviceSink implements HidSink {
   private fd: number | null = null;
@@ -156,12 +166,7 @@ class DeviceSink implements HidSink {
   }
 
   private drop(): void {
-    if (this.fd === null) return;
-    try {
-      closeSync(this.fd);
-    } catch {
-      // Already gone with the device; nothing to release.
-    }
+    closeQuietly(this.fd);
     this.fd = null;
   }
 
@@ -246,12 +251,7 @@ class LedReader {
   }
 
   private drop(): void {
-    if (this.fd === null) return;
-    try {
-      closeSync(this.fd);
-    } catch {
-      // Already gone with the device.
-    }
+    closeQuietly(this.fd);
     this.fd = null;
   }
 
