@@ -8,6 +8,7 @@
 // headers that keep a browser from running anything in it, so a device cannot set a cookie or
 // serve a page on the relay's origin.
 import { errorBody, readErrorBody, ResetCode } from '../../shared/codes.ts';
+import { joinBytes } from '../../shared/bytes.ts';
 import { numberVar } from '../../shared/env-vars.ts';
 import { parseContentLength } from '../../shared/protocol/http-rules.ts';
 import { StreamResetError, type MuxStream } from '../../shared/protocol/mux.ts';
@@ -183,15 +184,7 @@ async function readSome(stream: MuxStream, max: number): Promise<Uint8Array> {
     clearTimeout(timer);
     reader.releaseLock();
   }
-  const out = new Uint8Array(Math.min(size, max));
-  let at = 0;
-  for (const p of parts) {
-    const take = p.subarray(0, out.byteLength - at);
-    out.set(take, at);
-    at += take.byteLength;
-    if (at >= out.byteLength) break;
-  }
-  return out;
+  return joinBytes(parts, size).subarray(0, max);
 }
 
 /** A screenshot's Content-Type: the media type alone, if it is one of ours. */

@@ -1,6 +1,7 @@
 // Runs one capture command (ffmpeg, grim) and hands back what it printed, killing it when it does
 // not finish in time: a capture card that lost its signal can leave ffmpeg blocked forever in the
 // driver, and a capture that never returns must not hold a screenshot request or a live view.
+import { joinBytes } from '../../../shared/bytes.ts';
 import { ScreenError } from './types.ts';
 
 export interface CommandResult {
@@ -65,13 +66,7 @@ async function readBounded(stream: ReadableStream<Uint8Array>, maxBytes: number,
     chunks.push(chunk);
   }
   if (over) return null;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return joinBytes(chunks, total);
 }
 
 /** The last non-empty line a command wrote to stderr, for an error message. */

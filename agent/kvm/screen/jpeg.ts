@@ -10,9 +10,13 @@
 //   rows whose pixels changed since the last frame (the simulated screen changes a few lines per
 //   frame: the counter, the clock, the pointer, the typed text).
 // - Flat 8×8 blocks (most of a screen) skip the DCT: only their DC term is non-zero.
+import { joinBytes } from '../../../shared/bytes.ts';
 import type { RgbaImage } from './image.ts';
 
 // Zigzag position k → the natural (row-major) index of that coefficient.
+/** End of image. */
+const EOI = new Uint8Array([0xff, 0xd9]);
+
 const ZIGZAG = new Uint8Array([
   0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57,
   50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
@@ -216,18 +220,8 @@ export class JpegRowEncoder {
       encoded++;
     }
     this.lastStats = { rowsEncoded: encoded, rowsReused: rowCount - encoded };
-    let total = this.header!.length + 2;
-    for (const row of this.rows) total += row!.length;
-    const out = new Uint8Array(total);
-    out.set(this.header!, 0);
-    let at = this.header!.length;
-    for (const row of this.rows) {
-      out.set(row!, at);
-      at += row!.length;
-    }
-    out[at] = 0xff;
-    out[at + 1] = 0xd9;
-    return out;
+    const parts = [this.header!, ...(this.rows as Uint8Array[]), EOI];
+    return joinBytes(parts, parts.reduce((n, p) => n + p.length, 0));
   }
 
   private resize(width: number, height: number): void {
