@@ -9,6 +9,7 @@
 // serve a page on the relay's origin.
 import { errorBody, readErrorBody, ResetCode } from '../../shared/codes.ts';
 import { joinBytes } from '../../shared/bytes.ts';
+import { DEFAULT_RPC_TIMEOUT_MS } from '../../shared/constants.ts';
 import { numberVar } from '../../shared/env-vars.ts';
 import { parseContentLength } from '../../shared/protocol/http-rules.ts';
 import { StreamResetError, type MuxStream } from '../../shared/protocol/mux.ts';
@@ -119,7 +120,7 @@ async function readyAgent(hub: HubContext): Promise<WebSocket | null> {
 /** Opens a stream and waits for its ACCEPT under the RPC deadline; a late one is reset with TARGET_TIMEOUT. */
 async function openAndAccept(hub: HubContext, agent: WebSocket, open: StreamOpen, options?: { fin?: boolean }): Promise<{ stream: MuxStream; head: Accepted }> {
   const stream = hub.openStream(agent, open, options);
-  const ms = numberVar(hub.env.RPC_TIMEOUT_MS, 10_000, 1);
+  const ms = numberVar(hub.env.RPC_TIMEOUT_MS, DEFAULT_RPC_TIMEOUT_MS, 1);
   const timer = setTimeout(() => stream.reset(ResetCode.TARGET_TIMEOUT, `the device did not answer within ${ms / 1000} s`), ms);
   try {
     return { stream, head: await stream.accepted };

@@ -5,12 +5,11 @@ import { ApiError } from '../errors.ts';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
 import { numberVar } from '../../shared/env-vars.ts';
+import { DEFAULT_RPC_TIMEOUT_MS } from '../../shared/constants.ts';
 import { requireApprovedDevice } from './queries.ts';
 
 /** RpcMethods seen per method, so a result schema looked up by a generic method parses to that method's result type. */
 const resultSchemas: { readonly [K in RpcMethod]: { readonly result: z.ZodType<RpcResult<K>> } } = RpcMethods;
-
-export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
 
 /** The RPC deadline: RPC_TIMEOUT_MS from the environment, else 10 s. */
 export function rpcTimeout(env: Env): number {
