@@ -72,6 +72,9 @@ const screenErrors = {
 
 const binary = z.string().openapi({ format: 'binary' });
 
+/** The maximum size a screen query asked for, as the screen request carries it. */
+const maxSize = (q: { max_width?: number; max_height?: number }) => ({ ...(q.max_width ? { max_width: q.max_width } : {}), ...(q.max_height ? { max_height: q.max_height } : {}) });
+
 /**
  * A hub answer for a screen or live input: passed on as it is, except that an offline device is
  * told apart from an unapproved one (409) as the RPC routes do, asking D1 only then.
@@ -306,7 +309,7 @@ export function registerKvmRoutes(app: App) {
     async (c) => {
       const { id } = c.req.valid('param');
       const q = c.req.valid('query');
-      const ask: ScreenRequest = { mode: 'snapshot', format: q.format, quality: q.quality, ...(q.max_width ? { max_width: q.max_width } : {}), ...(q.max_height ? { max_height: q.max_height } : {}) };
+      const ask: ScreenRequest = { mode: 'snapshot', format: q.format, quality: q.quality, ...maxSize(q) };
       return fromHub(c, id, await screenRequest(c.env, id, ask, c.req.raw.signal));
     },
   );
@@ -319,20 +322,21 @@ export function registerKvmRoutes(app: App) {
       summary: 'Watch the screen live (MJPEG: multipart/x-mixed-replace, one JPEG per part)',
       description:
         'At most `fps` frames a second; a frame the viewer is not ready for is dropped, never queued, so the view stays current on a slow link. ' +
-        'Works as the `src` of an <img>. The device stops capturing when the viewer goes away. 204 when there is no video signal.',
+        'Works as the `src` of an <img>. The device stops capturing when the viewer goes away. Without a video signal it sends one "no signal" picture ' +
+        'and goes on once the signal is back.',
       security,
       ...screen,
       request: { params: DeviceIdParam, query: K.LiveQuerySchema },
       responses: {
         200: { description: 'The live view, until the viewer closes it', content: { 'multipart/x-mixed-replace': { schema: binary } } },
-        204: { description: 'No video signal' },
         ...screenErrors,
+        429: errorResponse('The screen has as many live views as it serves at once (SCREEN_BUSY)'),
       },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
       const q = c.req.valid('query');
-      const ask: ScreenRequest = { mode: 'live', format: 'jpeg', quality: q.quality, fps: q.fps, ...(q.max_width ? { max_width: q.max_width } : {}), ...(q.max_height ? { max_height: q.max_height } : {}) };
+      const ask: ScreenRequest = { mode: 'live', format: 'jpeg', quality: q.quality, fps: q.fps, ...maxSize(q) };
       return fromHub(c, id, await screenRequest(c.env, id, ask, c.req.raw.signal));
     },
   );
