@@ -82,3 +82,18 @@ export function query(q: Record<string, string | number | boolean | undefined | 
   const s = p.toString();
   return s ? `?${s}` : '';
 }
+
+/** The WebSocket URL of an API path on this relay (same origin, so the session cookie goes along). */
+export function socketUrl(path: string): URL {
+  const u = new URL(path, location.href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  return u;
+}
+
+/**
+ * How long a socket waits before dialling again after its `attempt`-th drop in a row: doubling
+ * from `baseMs` up to `capMs`, with ±25 % jitter so the tabs of one relay do not redial in step.
+ */
+export function redialDelay(attempt: number, baseMs: number, capMs: number): number {
+  return Math.min(capMs, baseMs * 2 ** attempt) * (0.75 + Math.random() / 2);
+}

@@ -5,7 +5,7 @@
 // (a gap, or a reconnect after events may have been missed).
 import { signal } from '@preact/signals';
 import type { StatusEvent } from '../../shared/api/stream.ts';
-import { get } from './api.ts';
+import { get, redialDelay, socketUrl } from './api.ts';
 
 export type StreamConnection = 'connecting' | 'live' | 'reconnecting' | 'closed';
 export const streamConnection = signal<StreamConnection>('closed');
@@ -41,8 +41,7 @@ let timer: ReturnType<typeof setTimeout> | undefined;
 let wanted = false;
 
 function url(): string {
-  const u = new URL('/api/v1/stream', location.href);
-  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  const u = socketUrl('/api/v1/stream');
   if (lastId) u.searchParams.set('last_event_id', lastId);
   return u.toString();
 }
@@ -89,8 +88,7 @@ function connect() {
     streamConnection.value = 'reconnecting';
     const again = () => {
       if (!wanted || socket) return;
-      const delay = Math.min(10_000, 250 * 2 ** retry++) * (0.75 + Math.random() / 2);
-      timer = setTimeout(connect, delay);
+      timer = setTimeout(connect, redialDelay(retry++, 250, 10_000));
     };
     // 4001: the session expired; 4003: access changed; a refused upgrade shows only as a socket that
     // never opened. Ask who we are before dialling again: a 401 shows the "session expired" page

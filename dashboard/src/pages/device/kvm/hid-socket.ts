@@ -5,7 +5,7 @@
 // whether the message went out, and the caller forgets what it thought was held.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import type { HidInput, HidOutput } from '../../../../../shared/api/kvm.ts';
-import { get } from '../../../api.ts';
+import { get, redialDelay, socketUrl } from '../../../api.ts';
 import { devicePath } from '../shared.ts';
 
 export type HidConnection = 'off' | 'connecting' | 'open' | 'reconnecting';
@@ -21,12 +21,6 @@ export interface HidSocket {
   connection: HidConnection;
   /** Sends one input message; false (and nothing queued) while the socket is not open. */
   send: (m: HidInput) => boolean;
-}
-
-function socketUrl(deviceId: string): string {
-  const u = new URL(devicePath(deviceId, '/hid'), location.href);
-  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
-  return u.toString();
 }
 
 /** The live input socket for `deviceId` while `enabled` (the user may write and the device is online). */
@@ -46,7 +40,7 @@ export function useHidSocket(deviceId: string, enabled: boolean, handlers: HidHa
     let timer: ReturnType<typeof setTimeout> | undefined;
     const connect = () => {
       setConnection(retry ? 'reconnecting' : 'connecting');
-      const s = new WebSocket(socketUrl(deviceId));
+      const s = new WebSocket(socketUrl(devicePath(deviceId, '/hid')));
       ws.current = s;
       let opened = false;
       s.onopen = () => {
@@ -71,8 +65,7 @@ export function useHidSocket(deviceId: string, enabled: boolean, handlers: HidHa
         h.current.onDrop?.();
         const again = () => {
           if (stopped) return;
-          const delay = Math.min(15_000, 500 * 2 ** retry++) * (0.75 + Math.random() / 2);
-          timer = setTimeout(connect, delay);
+          timer = setTimeout(connect, redialDelay(retry++, 500, 15_000));
         };
         // A refused upgrade shows only as a socket that never opened: ask who we are first, so an
         // ended session shows the "session expired" page instead of a socket dialling forever.
