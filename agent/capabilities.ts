@@ -4,8 +4,12 @@ import type { AgentCapability } from './capability.ts';
 import { kvmCapability } from './kvm/index.ts';
 import type { KvmOptions } from './kvm/options.ts';
 import type { Logger } from './log.ts';
+import { logsCapability } from './logs/index.ts';
+import type { LogOptions } from './logs/options.ts';
 import { systemCapability } from './system/index.ts';
 import type { SystemReader } from './system/reader.ts';
+import { terminalCapability } from './terminal/index.ts';
+import type { TerminalOptions } from './terminal/options.ts';
 import { tunnelsCapability } from './tunnels/index.ts';
 
 export interface CapabilityDeps {
@@ -15,9 +19,13 @@ export interface CapabilityDeps {
   simulate: boolean;
   /** Where the HID reports go and which screen backend to use (agent/kvm/options.ts). */
   kvm: KvmOptions;
+  /** The command sessions run, as whom, and their idle window (agent/terminal/options.ts). */
+  terminal: TerminalOptions;
+  /** What to follow and where to spool (agent/logs/options.ts); undefined: no logs module (tests that build a bare agent). */
+  logs?: LogOptions;
 }
 
-export function agentCapabilities({ log, system, simulate, kvm }: CapabilityDeps): AgentCapability[] {
+export function agentCapabilities({ log, system, simulate, kvm, terminal, logs }: CapabilityDeps): AgentCapability[] {
   return [
     systemCapability(system),
     tunnelsCapability(log),
@@ -27,6 +35,8 @@ export function agentCapabilities({ log, system, simulate, kvm }: CapabilityDeps
       gadgets: () => import('./kvm/gadget.ts').then(({ openGadgets }) => openGadgets({ dir: kvm.hidDir })),
       screen: () => import('./kvm/screen/select.ts').then(({ openScreen }) => openScreen({ backend: kvm.screen, hidDir: kvm.hidDir, videoDevice: kvm.videoDevice })),
     }),
+    terminalCapability({ log, options: terminal }),
+    ...(logs ? [logsCapability({ log, options: logs })] : []),
     ...(simulate ? [{ name: 'simulated' }] : []),
   ];
 }

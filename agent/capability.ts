@@ -3,7 +3,7 @@
 // kinds it serves, the hub messages it reads, and what it does when the hub acknowledges hello or
 // the socket goes away; connection.ts knows none of them by name. A module with heavy parts loads
 // them on first use (a dynamic import inside its handler), so an idle agent never pays for them.
-import type { HubMessage, StreamOpen } from '../shared/protocol/messages.ts';
+import type { AgentMessage, HubMessage, StreamOpen } from '../shared/protocol/messages.ts';
 import type { MuxStream } from '../shared/protocol/mux.ts';
 import type { Logger } from './log.ts';
 import type { RpcHandlers } from './rpc.ts';
@@ -15,6 +15,10 @@ export type CapabilityMessage = Exclude<HubMessage, { t: EnvelopeMessage }>;
 
 export type StreamHandlers = { [K in StreamOpen['kind']]?: (stream: MuxStream, open: Extract<StreamOpen, { kind: K }>) => void };
 export type MessageHandlers = { [T in CapabilityMessage['t']]?: (message: Extract<CapabilityMessage, { t: T }>) => void };
+/** The agent → hub messages capabilities define (logs.ts's `logs`, …). */
+export type CapabilityAgentMessage = Exclude<AgentMessage, { t: 'hello' | 'res' | 'ping' | 'pong' }>;
+/** Sends a control message on this connection; false when the socket is no longer open. */
+export type SendToHub = (message: CapabilityAgentMessage) => boolean;
 
 export interface AgentCapability {
   /** e.g. 'tunnels'. */
@@ -25,8 +29,8 @@ export interface AgentCapability {
   streams?: StreamHandlers;
   /** Hub → agent messages of its own, by `t`. */
   messages?: MessageHandlers;
-  /** The hub acknowledged hello: the connection is up. */
-  onHello?(): void;
+  /** The hub acknowledged hello: the connection is up, and `send` speaks on it until onGone. */
+  onHello?(send: SendToHub): void;
   /** The socket is gone: everything it carried is over. */
   onGone?(): void;
 }
@@ -38,7 +42,7 @@ export interface CapabilityRegistry {
   readonly rpc: RpcHandlers;
   stream(open: StreamOpen): ((stream: MuxStream, open: StreamOpen) => void) | undefined;
   message(message: CapabilityMessage): ((message: CapabilityMessage) => void) | undefined;
-  hello(log: Logger): void;
+  hello(log: Logger, send: SendToHub): void;
   gone(log: Logger): void;
 }
 
@@ -77,10 +81,11 @@ export function registry(modules: readonly AgentCapability[]): CapabilityRegistr
       messages.set(t, handler as (message: CapabilityMessage) => void);
     }
   }
-  const each = (log: Logger, hook: 'onHello' | 'onGone') => {
+  const each = (log: Logger, hook: 'onHello' | 'onGone', send?: SendToHub) => {
     for (const m of modules) {
       try {
-        m[hook]?.();
+        if (hook === 'onHello') m.onHello?.(send!);
+        else m.onGone?.();
       } catch (e) {
         log.warn(`capability ${m.name} failed in ${hook}`, { error: String(e) });
       }
@@ -91,7 +96,7 @@ export function registry(modules: readonly AgentCapability[]): CapabilityRegistr
     rpc: rpc as RpcHandlers,
     stream: (open) => streams.get(open.kind),
     message: (message) => messages.get(message.t),
-    hello: (log) => each(log, 'onHello'),
+    hello: (log, send) => each(log, 'onHello', send),
     gone: (log) => each(log, 'onGone'),
   };
 }

@@ -226,7 +226,11 @@ export class AgentConnection {
             batcher.enabled = msg.features?.includes(FRAME_BATCH_FEATURE) ?? false;
             log.info('connected to relay', { device_id: msg.device_id, relay_version: msg.relay_version });
             this.opts.onState?.('online');
-            capabilities.hello(log);
+            capabilities.hello(log, (message) => {
+              if (ws.readyState !== WebSocket.OPEN) return false;
+              ws.send(JSON.stringify(message));
+              return true;
+            });
             const every = Math.max(100, msg.heartbeat_ms);
             if (heartbeat) clearInterval(heartbeat);
             heartbeat = setInterval(() => {

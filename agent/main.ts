@@ -15,6 +15,8 @@ import { createLogger } from './log.ts';
 import { agentCapabilities } from './capabilities.ts';
 import { createSystemReader } from './system/reader.ts';
 import { kvmOptions } from './kvm/options.ts';
+import { DEFAULT_SPOOL_BYTES, logOptions } from './logs/options.ts';
+import { terminalOptions } from './terminal/options.ts';
 import { DEFAULT_VIDEO_DEVICE, SCREEN_BACKENDS } from './kvm/screen/types.ts';
 import { InstallError, installService, installTargets, SERVICE_NAME } from './install-service.ts';
 
@@ -25,6 +27,8 @@ Usage:
   pirelay-agent install-service [--config PATH]
   pirelay-agent run [--config PATH] [--simulate] [--max-backoff-ms N]
                     [--hid-dir DIR] [--screen BACKEND] [--video-device PATH]
+                    [--terminal-command CMD] [--terminal-user USER] [--terminal-idle-ms N]
+                    [--log-file PATH[=NAME]]... [--no-journal] [--log-spool-bytes N]
   pirelay-agent info | processes [--root DIR]
   pirelay-agent version | --version | -v
 
@@ -40,6 +44,15 @@ Options:
   --screen BACKEND     where screenshots come from: ${SCREEN_BACKENDS.join(', ')}
                        (default auto: the first that works here; simulated with --simulate)
   --video-device PATH  the capture card for the v4l2 backend (default ${DEFAULT_VIDEO_DEVICE})
+  --terminal-command CMD   what a terminal session runs (a shell command line; default the login
+                       shell of the session's account)
+  --terminal-user USER the account terminal sessions run as (default the agent's own; another
+                       needs the agent to run as root)
+  --terminal-idle-ms N how long a session nobody watches keeps running (default 600000: 10 minutes)
+  --log-file PATH[=NAME]  follow this file's lines (repeatable; NAME is its source_name, default PATH)
+  --no-journal         do not follow the systemd journal (default: follow it when journalctl is here)
+  --log-spool-bytes N  bound of the on-disk spool of lines not yet stored by the relay (default
+                       ${DEFAULT_SPOOL_BYTES}); past it the oldest lines are dropped and counted
 
 install-service copies this binary to /usr/local/bin/pirelay-agent, writes the systemd unit
 /etc/systemd/system/pirelay-agent.service (running \`run --config PATH\`), then runs
@@ -65,6 +78,12 @@ async function main(argv: string[]): Promise<number> {
       'hid-dir': { type: 'string' },
       screen: { type: 'string' },
       'video-device': { type: 'string' },
+      'terminal-command': { type: 'string' },
+      'terminal-user': { type: 'string' },
+      'terminal-idle-ms': { type: 'string' },
+      'log-file': { type: 'string', multiple: true },
+      'no-journal': { type: 'boolean', default: false },
+      'log-spool-bytes': { type: 'string' },
     },
     strict: true,
   });
@@ -110,6 +129,10 @@ async function main(argv: string[]): Promise<number> {
     case 'run': {
       const kvm = kvmOptions({ ...values, simulate: values.simulate }, configPath);
       if (!kvm.ok) throw new UsageError(kvm.message);
+      const terminal = terminalOptions(values);
+      if (!terminal.ok) throw new UsageError(terminal.message);
+      const logs = logOptions(values, configPath);
+      if (!logs.ok) throw new UsageError(logs.message);
       const config = await loadConfig(configPath);
       const system = createSystemReader({ root: values.root });
       const ticker = setInterval(() => system.tick(), 1_000);
@@ -119,7 +142,7 @@ async function main(argv: string[]): Promise<number> {
         relay: config.relay,
         deviceId: config.device_id,
         privateJwk: config.private_key,
-        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options }),
+        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options }),
         facts: () => system.facts(),
         log,
         maxBackoffMs: maxBackoff,

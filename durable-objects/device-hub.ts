@@ -17,7 +17,8 @@ import { AGENT_TAG, AgentSocket, attachment } from './hub/agent-socket.ts';
 import { AgentRpc, type HubCallResult } from './hub/rpc.ts';
 import { Scheduler } from './hub/scheduler.ts';
 import { WATCH_EXPIRY, Watchers, type WatcherCounters } from './hub/watchers.ts';
-import { readHubRequest } from './hub/contract.ts';
+import { readHubRequest, type TerminalTokenRecord } from './hub/contract.ts';
+import type { LogPage, LogQuery } from '../shared/api/logs.ts';
 import { hubCapabilities } from './capabilities/index.ts';
 import type { Hello, HubCapability, HubContext, MessageHandler, StreamHandler } from './capabilities/types.ts';
 
@@ -124,6 +125,8 @@ export class DeviceHub extends DurableObject<Env> {
         return this.caps.kvm.screen(this.hub, request, r.screen);
       case 'hid':
         return this.caps.kvm.input(this.hub, request);
+      case 'terminal':
+        return this.caps.terminal.attach(this.hub, request, r.terminal);
     }
   }
 
@@ -190,6 +193,21 @@ export class DeviceHub extends DurableObject<Env> {
     for (const ws of sockets) this.agents.close(ws, CloseCode.REVOKED, reason);
     for (const ws of sockets) await this.onSocketGone(ws, 'was disconnected');
     if (!sockets.length) await this.setOnline(false, Date.now());
+  }
+
+  /** A terminal token for this device (GET …/terminal, PiTunnel's /terminal): the token, shown once. */
+  async issueTerminalToken(record: TerminalTokenRecord): Promise<string> {
+    return this.caps.terminal.issueToken(this.hub, record);
+  }
+
+  /** Uses a terminal token up: its record, or null when it is unknown, used, expired or another device's. */
+  async redeemTerminalToken(token: string): Promise<TerminalTokenRecord | null> {
+    return this.caps.terminal.redeemToken(this.hub, token);
+  }
+
+  /** A page of this device's log lines (the Worker checked the query with LogQuerySchema). */
+  async queryLogs(query: LogQuery): Promise<LogPage> {
+    return this.caps.logs.query(this.hub, query);
   }
 
   /** The Worker changed this device's tunnels. */

@@ -1,7 +1,9 @@
 // The hub's capability modules, one line each (a new capability: its module, and a line here).
 // Made per hub instance, since a module may keep memory of its own (the tunnel table, say).
 import { KvmCapability } from './kvm.ts';
+import { LogsCapability } from './logs.ts';
 import { StatusCapability } from './status.ts';
+import { TerminalCapability } from './terminal.ts';
 import { TunnelsCapability } from './tunnels/index.ts';
 import type { HubCapability } from './types.ts';
 
@@ -10,5 +12,7 @@ export function hubCapabilities() {
     tunnels: new TunnelsCapability(),
     status: new StatusCapability(),
     kvm: new KvmCapability(),
+    terminal: new TerminalCapability(),
+    logs: new LogsCapability(),
   } satisfies Record<string, HubCapability>;
 }

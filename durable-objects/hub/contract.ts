@@ -19,10 +19,13 @@
 //                 ScreenRequest as JSON (the `screen` OPEN without its kind).
 //   hid           a viewer's live-input WebSocket upgrade, already authorized; its messages are
 //                 checked by the hub (HidInputSchema) before they reach the device.
+//   terminal      a terminal viewer's WebSocket upgrade, its token already redeemed and its user
+//                 authorized: x-pirelay-terminal, a TerminalRequest as JSON (who, which session).
 import { z } from 'zod';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import { EventIdSchema, StatusEventSchema } from '../../shared/api/stream.ts';
 import { ScreenOpenSchema } from '../../shared/protocol/kvm.ts';
+import { TerminalOpenSchema, TerminalUserSchema } from '../../shared/protocol/terminal.ts';
 
 /** Headers the hub reads; a visitor can never set them (every x-pirelay-* is stripped first). */
 export const INTERNAL = {
@@ -37,6 +40,8 @@ export const INTERNAL = {
   watch: 'x-pirelay-watch',
   /** A screen request's ScreenRequest as JSON (kind `screen`). */
   screen: 'x-pirelay-screen',
+  /** A terminal viewer's TerminalRequest as JSON (kind `terminal`). */
+  terminal: 'x-pirelay-terminal',
 } as const;
 
 type HeaderList = [string, string][];
@@ -122,6 +127,35 @@ export const WatchHeaderSchema = JsonHeader(WatchRequestSchema);
 export const ScreenRequestSchema = ScreenOpenSchema.omit({ kind: true }).strict();
 export type ScreenRequest = z.infer<typeof ScreenRequestSchema>;
 
+/**
+ * A terminal viewer, as the Worker vouches for it: the user (who redeemed a token for this device
+ * and still holds terminal:open on its team), whether they hold terminal:share, the session to
+ * attach to (none: start one) and the viewer's screen size. The hub makes the viewer's id.
+ */
+export const TerminalRequestSchema = z
+  .object({
+    session: TerminalOpenSchema.shape.session,
+    user: TerminalUserSchema,
+    may_share: z.boolean(),
+    cols: TerminalOpenSchema.shape.cols,
+    rows: TerminalOpenSchema.shape.rows,
+  })
+  .strict();
+export type TerminalRequest = z.infer<typeof TerminalRequestSchema>;
+
+/** A terminal token as the hub keeps it (by its hash): who may redeem it, for what, until when. */
+export const TerminalTokenRecordSchema = z
+  .object({
+    user: TerminalUserSchema,
+    /** The session it attaches to; null: it starts a new one. */
+    session: TerminalOpenSchema.shape.session.nullable(),
+    /** `link`: made by GET …/terminal or PiTunnel's /terminal; `resume`: made by the hub for a viewer to re-attach. */
+    purpose: z.enum(['link', 'resume']),
+    expires_at: z.number().int().nonnegative(),
+  })
+  .strict();
+export type TerminalTokenRecord = z.infer<typeof TerminalTokenRecordSchema>;
+
 /** Everything the Worker may send the hub, read from the request's internal headers. */
 export const HubRequestSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('tunnel-http'), upgrade: z.boolean(), tunnelId: TunnelId, head: JsonHeader(VisitHeadSchema).optional() }),
@@ -130,6 +164,7 @@ export const HubRequestSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('watch'), upgrade: z.literal(true), watch: WatchHeaderSchema }),
   z.object({ kind: z.literal('screen'), upgrade: z.literal(false), screen: JsonHeader(ScreenRequestSchema) }),
   z.object({ kind: z.literal('hid'), upgrade: z.literal(true) }),
+  z.object({ kind: z.literal('terminal'), upgrade: z.literal(true), terminal: JsonHeader(TerminalRequestSchema) }),
 ]);
 export type HubRequest = z.infer<typeof HubRequestSchema>;
 export type HubRequestKind = HubRequest['kind'];
@@ -143,7 +178,7 @@ export function readHubRequest(request: Request): { ok: true; value: HubRequest 
   const fields =
     kind === 'tunnel-http' || kind === 'tunnel-tcp'
       ? { kind, upgrade, tunnelId: h.get(INTERNAL.tunnelId) ?? undefined, head: (kind === 'tunnel-http' && !upgrade && h.get(INTERNAL.head)) || undefined }
-      : { kind, upgrade, address: h.get(INTERNAL.agentAddress) ?? undefined, watch: h.get(INTERNAL.watch) ?? undefined, screen: h.get(INTERNAL.screen) ?? undefined };
+      : { kind, upgrade, address: h.get(INTERNAL.agentAddress) ?? undefined, watch: h.get(INTERNAL.watch) ?? undefined, screen: h.get(INTERNAL.screen) ?? undefined, terminal: h.get(INTERNAL.terminal) ?? undefined };
   const parsed = HubRequestSchema.safeParse(fields);
   if (parsed.success) return { ok: true, value: parsed.data };
   const issue = parsed.error.issues[0];

@@ -4,19 +4,21 @@
 import { z } from 'zod';
 import { ByeSchema, HelloAckSchema, HelloSchema, PingSchema, PongSchema, RpcRequestSchema, RpcResponseSchema } from './envelope.ts';
 import { kvmRpc, kvmStreams } from './kvm.ts';
+import { logsAgentMessages, logsHubMessages } from './logs.ts';
 import { systemRpc } from './system.ts';
+import { terminalRpc, terminalStreams } from './terminal.ts';
 import { tunnelHubMessages, tunnelStreams } from './tunnels.ts';
 
 /** Messages an agent may send to the hub. */
-export const AgentMessageSchema = z.discriminatedUnion('t', [HelloSchema, PingSchema, PongSchema, RpcResponseSchema]);
+export const AgentMessageSchema = z.discriminatedUnion('t', [HelloSchema, PingSchema, PongSchema, RpcResponseSchema, ...logsAgentMessages]);
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
 
 /** Messages the hub may send to an agent. */
-export const HubMessageSchema = z.discriminatedUnion('t', [HelloAckSchema, RpcRequestSchema, PingSchema, PongSchema, ByeSchema, ...tunnelHubMessages]);
+export const HubMessageSchema = z.discriminatedUnion('t', [HelloAckSchema, RpcRequestSchema, PingSchema, PongSchema, ByeSchema, ...tunnelHubMessages, ...logsHubMessages]);
 export type HubMessage = z.infer<typeof HubMessageSchema>;
 
 /** Every RPC the hub may call on an agent: params are validated by the agent, results by the hub. */
-export const RpcMethods = { ...systemRpc, ...kvmRpc } as const;
+export const RpcMethods = { ...systemRpc, ...kvmRpc, ...terminalRpc } as const;
 export type RpcMethod = keyof typeof RpcMethods;
 export type RpcParams<M extends RpcMethod> = z.infer<(typeof RpcMethods)[M]['params']>;
 export type RpcResult<M extends RpcMethod> = z.infer<(typeof RpcMethods)[M]['result']>;
@@ -26,5 +28,5 @@ export function isRpcMethod(name: string): name is RpcMethod {
 }
 
 /** OPEN payloads of every stream kind either side may open, by `kind`. */
-export const StreamOpenSchema = z.discriminatedUnion('kind', [...tunnelStreams, ...kvmStreams]);
+export const StreamOpenSchema = z.discriminatedUnion('kind', [...tunnelStreams, ...kvmStreams, ...terminalStreams]);
 export type StreamOpen = z.infer<typeof StreamOpenSchema>;

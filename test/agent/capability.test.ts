@@ -11,12 +11,16 @@ import { httpOpen, quietLogger, resetOf, tunnel } from './tunnels/helpers.ts';
 
 const system = createSystemReader();
 const kvm = { screen: 'none', videoDevice: '/dev/null', hidDir: '/nonexistent/hid' } as const;
+const terminal = { idleMs: 600_000 };
+const logs = { journal: 'off', files: [], stateDir: '/nonexistent/logs', spoolBytes: 1 << 20 } as const;
+const SYSTEM_METHODS = ['device_info', 'process_list', 'process_get', 'process_signal'];
+const TERMINAL_METHODS = ['terminal_list', 'terminal_close'];
 const KVM_METHODS = ['kvm_status', 'hid_keystroke', 'hid_key', 'hid_release', 'hid_mouse', 'hid_type_start', 'hid_type_status', 'hid_type_cancel'];
 
 describe('agent capabilities', () => {
-  it('hello lists device_info, process_list, tunnels and the kvm methods, plus simulated under --simulate', () => {
-    expect(registry(agentCapabilities({ log: quietLogger(), system, simulate: false, kvm })).names).toEqual(['device_info', 'process_list', 'tunnels', ...KVM_METHODS]);
-    expect(registry(agentCapabilities({ log: quietLogger(), system, simulate: true, kvm })).names).toEqual(['device_info', 'process_list', 'tunnels', ...KVM_METHODS, 'simulated']);
+  it('hello lists the system, tunnels, kvm and terminal methods and logs, plus simulated under --simulate', () => {
+    expect(registry(agentCapabilities({ log: quietLogger(), system, simulate: false, kvm, terminal, logs: { ...logs, files: [] } })).names).toEqual([...SYSTEM_METHODS, 'tunnels', ...KVM_METHODS, ...TERMINAL_METHODS, 'logs']);
+    expect(registry(agentCapabilities({ log: quietLogger(), system, simulate: true, kvm, terminal })).names).toEqual([...SYSTEM_METHODS, 'tunnels', ...KVM_METHODS, ...TERMINAL_METHODS, 'simulated']);
   });
 
   it('a module is known by the RPC methods it serves (never the universal ping), else by its name', () => {
@@ -34,7 +38,7 @@ describe('agent capabilities', () => {
   });
 
   it('the tunnels module loads its service with the first stream and applies the table it was sent', async () => {
-    const caps = registry(agentCapabilities({ log: quietLogger(), system, simulate: false, kvm }));
+    const caps = registry(agentCapabilities({ log: quietLogger(), system, simulate: false, kvm, terminal }));
     const tunnels = { t: 'tunnels' as const, tunnels: [tunnel('t1', 'http', 9), tunnel('t2', 'tcp', 9)] };
     caps.message(tunnels)!(tunnels);
     const link = loopback({ agent: { onOpen: (stream, open) => caps.stream(open)!(stream, open) } });

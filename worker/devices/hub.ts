@@ -68,6 +68,14 @@ export const AGENT_ERROR_STATUS: Readonly<Record<string, ContentfulStatusCode>> 
   UNKNOWN_TYPE_JOB: 404,
   // More button changes waiting than the gadget can take: try again.
   MOUSE_BUSY: 503,
+  PROCESS_NOT_FOUND: 404,
+  // pid 1, the agent itself or its parent chain: the agent will not signal them.
+  PROCESS_PROTECTED: 403,
+  SIGNAL_NOT_ALLOWED: 400,
+  // The kernel refused (EPERM): the agent's account may not signal that process.
+  SIGNAL_DENIED: 403,
+  SESSION_NOT_FOUND: 404,
+  TERMINAL_LIMIT: 409,
 };
 
 /** What the user is told about a gadget that is not there, beside the agent's own words. */

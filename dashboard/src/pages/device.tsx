@@ -31,6 +31,8 @@ const TABS: TabDef[] = [
   { path: 'processes', label: 'Processes', component: lazy(() => import('./device/processes.tsx')) },
   { path: 'tunnels', label: 'Tunnels', needs: 'tunnels:read', component: lazy(() => import('./device/tunnels.tsx')) },
   { path: 'kvm', label: 'KVM', needs: 'screen:read', component: lazy(() => import('./device/kvm.tsx')) },
+  { path: 'terminal', label: 'Terminal', needs: 'terminal:open', component: lazy(() => import('./device/terminal.tsx')) },
+  { path: 'logs', label: 'Logs', needs: 'logs:read', component: lazy(() => import('./device/logs.tsx')) },
   { path: 'settings', label: 'Settings', component: lazy(() => import('./device/settings.tsx')) },
 ];
 

@@ -233,7 +233,7 @@ describe('kvm capability: status, LEDs, screen, laziness', () => {
 
   it('opens nothing until the first kvm call, and once then', async () => {
     const rig = kvmRig();
-    rig.caps.hello(quietLogger());
+    rig.caps.hello(quietLogger(), () => true);
     rig.caps.gone(quietLogger());
     expect(rig.opened).toEqual({ gadgets: 0, screen: 0 });
     await Promise.all([rig.ok('kvm_status'), rig.ok('hid_keystroke', { code: 'KeyA', modifiers: 0 })]);

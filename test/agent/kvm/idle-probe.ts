@@ -14,8 +14,8 @@ const snapshot = () => ({
   files: existsSync(hidDir) ? readdirSync(hidDir).sort() : [],
 });
 
-const caps = registry(agentCapabilities({ log, system: createSystemReader(), simulate: true, kvm: { hidDir, screen: 'none', videoDevice: '/dev/null' } }));
-caps.hello(log);
+const caps = registry(agentCapabilities({ log, system: createSystemReader(), simulate: true, kvm: { hidDir, screen: 'none', videoDevice: '/dev/null' }, terminal: { idleMs: 600_000 } }));
+caps.hello(log, () => true);
 caps.gone(log);
 const idle = snapshot();
 const status = await dispatchRpc(caps.rpc, 'kvm_status', {});

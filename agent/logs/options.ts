@@ -1,0 +1,43 @@
+// The log flags of `pirelay-agent run`: whether to follow the systemd journal (auto: when
+// journalctl is there), the files to follow (PATH or PATH=NAME, repeatable), and where the cursor
+// and the offline spool live (logs/ beside the config file) with the spool's bound.
+import { dirname, join, resolve } from 'node:path';
+
+/** The spool's default bound on disk: at ~200 bytes a line, about 250,000 lines. */
+export const DEFAULT_SPOOL_BYTES = 50 * 1024 * 1024;
+
+export interface LogFile {
+  path: string;
+  /** The source_name its lines get: the NAME of PATH=NAME, else the file's path. */
+  name: string;
+}
+
+export interface LogOptions {
+  journal: 'auto' | 'off';
+  files: LogFile[];
+  /** The journal cursor, the spool and its counters live here. */
+  stateDir: string;
+  spoolBytes: number;
+}
+
+export interface LogFlags {
+  'log-file'?: string[];
+  'no-journal'?: boolean;
+  'log-spool-bytes'?: string;
+}
+
+/** The options the flags ask for, or why they are wrong (a usage error). */
+export function logOptions(flags: LogFlags, configPath: string): { ok: true; options: LogOptions } | { ok: false; message: string } {
+  const files: LogFile[] = [];
+  for (const spec of flags['log-file'] ?? []) {
+    const eq = spec.indexOf('=');
+    const path = (eq < 0 ? spec : spec.slice(0, eq)).trim();
+    const name = (eq < 0 ? path : spec.slice(eq + 1)).trim();
+    if (!path) return { ok: false, message: `--log-file needs a path (PATH or PATH=NAME), not ${JSON.stringify(spec)}` };
+    if (!name || name.length > 256) return { ok: false, message: `--log-file ${JSON.stringify(spec)}: the name must be 1 to 256 characters` };
+    files.push({ path: resolve(path), name });
+  }
+  const spoolBytes = flags['log-spool-bytes'] === undefined ? DEFAULT_SPOOL_BYTES : Number(flags['log-spool-bytes']);
+  if (!Number.isInteger(spoolBytes) || spoolBytes < 64 * 1024) return { ok: false, message: '--log-spool-bytes must be a whole number ≥ 65536' };
+  return { ok: true, options: { journal: flags['no-journal'] ? 'off' : 'auto', files, stateDir: join(dirname(resolve(configPath)), 'logs'), spoolBytes } };
+}
