@@ -46,6 +46,8 @@ export type TerminalViewer = z.infer<typeof TerminalViewerSchema>;
 export const AttachedViewerSchema = TerminalUserSchema.extend({
   id: ViewerIdSchema,
   typing: z.boolean(),
+  /** May be handed typing (holds terminal:share), so a page offers the handover only to them. */
+  may_share: z.boolean(),
   attached_at: z.number().int().nonnegative(),
 });
 
