@@ -5,7 +5,6 @@
 import { env, SELF } from 'cloudflare:test';
 import { createToken, facts, keyPair } from './device-helpers.ts';
 import { fakeTunnelAgent } from './tunnels-helpers.ts';
-import { HEARTBEAT_PING } from '../../shared/protocol/envelope.ts';
 import { api, BASE, joinTeam, userWithKey, TEST_TEAM } from './helpers.ts';
 import { freshIp, userWithPassword } from './auth-helpers.ts';
 import { SESSION_COOKIE } from '../../shared/api/auth.ts';
@@ -91,12 +90,6 @@ export async function fakeKvmAgent(
     if (answer === NO_ANSWER) return;
     ws.send(JSON.stringify('result' in answer ? { t: 'res', id: msg.id, ok: true, result: answer.result } : { t: 'res', id: msg.id, ok: false, error: answer.error }));
   });
-  // The hub's test window is three heartbeats of 1 s (HEARTBEAT_INTERVAL_MS in
-  // vitest.workers.config.ts): a loaded machine can take longer than that over one test file.
-  const heartbeat = setInterval(() => {
-    if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT_PING);
-    else clearInterval(heartbeat);
-  }, 300);
   return { ws, mux, calls, streams };
 }
 

@@ -100,7 +100,9 @@ describe('TCP client flow control', () => {
     }
     expect(got.bytes).toBe(TOTAL);
     finish();
-    await waitFor(() => got.text.includes('{"t":"eof"}'), 'the eof', 20_000);
+    await waitFor(() => got.text.includes('{"t":"eof"}'), 'the eof', 20_000).catch((e: Error) => {
+      throw new Error(`${e.message}: the client got ${JSON.stringify(got.text)}, closed ${got.closed}`);
+    });
     ws.close();
     agent.ws.close();
     // 24 MiB acknowledged 5 ms at a time: under a full suite on two cores this took over 30 s.

@@ -8,6 +8,7 @@ import { agentJwt, connectRequest, waitFor } from './device-helpers.ts';
 import { FRAME_BATCH_FEATURE, FrameBatcher } from '../../shared/protocol/batch.ts';
 import { StreamMux, type MuxStream } from '../../shared/protocol/mux.ts';
 import { PROTOCOL_VERSION } from '../../shared/version.ts';
+import { HEARTBEAT_PING } from '../../shared/protocol/envelope.ts';
 
 export interface TunnelView {
   id: string;
@@ -92,6 +93,12 @@ export async function fakeTunnelAgent(deviceId: string, privateKey: CryptoKey, o
     mux.receive(bytes);
   });
   ws.send(JSON.stringify({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: '0.1.0-test', capabilities: ['tunnels'], ...(features ? { features } : {}) }));
+  // The hub counts only heartbeats as contact, and its test window is three heartbeats of 1 s
+  // (HEARTBEAT_INTERVAL_MS in vitest.workers.config.ts): a long test must keep pinging.
+  const heartbeat = setInterval(() => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(HEARTBEAT_PING);
+    else clearInterval(heartbeat);
+  }, 300);
   await waitFor(() => text.some((m) => m.t === 'tunnels'), 'the tunnel table');
   return { ws, text, binary, batcher, mux };
 }
