@@ -17,7 +17,9 @@ export const SignalSchema = z.union([z.number(), z.string().max(16)]).transform(
 
 export const SignalBodySchema = z.object({ signal: SignalSchema }).strict();
 
-export const PidSchema = z.coerce.number().int().min(1).max(4_194_304);
+/** The largest pid Linux can hand out (PID_MAX_LIMIT, 2^22). */
+export const PID_MAX = 4_194_304;
+export const PidSchema = z.coerce.number().int().min(1).max(PID_MAX);
 
 /** Tyto's process shape (its seed's example), with the parent pid beside it. */
 export const ProcessDetailSchema = z.object({
