@@ -225,3 +225,20 @@ describe("Tyto's routes", () => {
     expect(calls).toEqual([]);
   });
 });
+
+describe('the OpenAPI document', () => {
+  it('describes the four routes, the pid parameter and the allow-list', async () => {
+    const doc = (await (await api('/api/v1/openapi.json')).json()) as any;
+    const op = (path: string, method: string) => doc.paths[path]?.[method];
+    expect(op('/api/v1/devices/{id}/processes/{pid}', 'get')['x-permissions']).toEqual(['devices:read']);
+    expect(op('/api/v1/devices/{id}/processes/{pid}/signal', 'post')['x-permissions']).toEqual(['processes:signal']);
+    expect(op('/api/v1/processes/{pid}', 'get')['x-permissions']).toEqual(['devices:read']);
+    const tyto = op('/api/v1/processes/{pid}/signal', 'post');
+    expect(tyto['x-permissions']).toEqual(['processes:signal']);
+    expect(tyto.parameters.find((p: { name: string }) => p.name === 'pid').schema.pattern).toBe('^[0-9]{1,7}$');
+    expect(tyto.parameters.find((p: { name: string }) => p.name === 'agent_id').in).toBe('query');
+    expect(doc.components.schemas.TytoSignalBody.properties).toHaveProperty('agent_id');
+    expect(doc.components.schemas.SignalBody.properties.signal.description).toContain('9 (SIGKILL), 10 (SIGUSR1), 12 (SIGUSR2), 15 (SIGTERM), 18 (SIGCONT), 19 (SIGSTOP)');
+    expect(Object.keys(doc.components.schemas.ProcessDetail.properties)).toEqual(['pid', 'ppid', 'name', 'cmdline', 'user', 'state', 'cpu', 'memory', 'threads', 'startTime']);
+  });
+});
