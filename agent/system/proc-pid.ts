@@ -93,11 +93,20 @@ export function parseStatus(text: string): { tgid: number | null; uid: number | 
 }
 
 /**
+ * Longest command line reported, in characters. Any local user can start a process with
+ * megabytes of arguments (ARG_MAX is 2 MiB and more); uncut, one such process would swell every
+ * process list and process_get past what the device socket carries in one message.
+ */
+export const MAX_CMDLINE = 4096;
+
+/**
  * /proc/PID/cmdline is NUL-separated and NUL-terminated; programs that set their title (sshd)
- * pad it with more NULs, which the trim removes along with the terminator.
+ * pad it with more NULs, which the trim removes along with the terminator. Cut at MAX_CMDLINE,
+ * ending in "…".
  */
 export function parseCmdline(text: string): string {
-  return text.replace(/\0/g, ' ').trim();
+  const line = text.replace(/\0/g, ' ').trim();
+  return line.length > MAX_CMDLINE ? `${line.slice(0, MAX_CMDLINE - 1)}…` : line;
 }
 
 /** stat, status and cmdline of one process; null if the process is gone (or unreadable). */

@@ -8,6 +8,7 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProcessDetailSchema } from '../../../shared/api/processes.ts';
 import { systemCapability } from '../../../agent/system/index.ts';
+import { MAX_CMDLINE } from '../../../agent/system/proc-pid.ts';
 import { ProcessSampler } from '../../../agent/system/processes.ts';
 import { createSystemReader } from '../../../agent/system/reader.ts';
 import { dispatchRpc, type RpcHandlers } from '../../../agent/rpc.ts';
@@ -168,6 +169,18 @@ describe('process_get on this machine\'s /proc', () => {
     const started = Date.parse(detail.startTime);
     expect(started).toBeGreaterThanOrEqual(before - 2000);
     expect(started).toBeLessThanOrEqual(Date.now() + 2000);
+  });
+
+  test('a command line of a megabyte (any local user can start one) is cut, not carried whole', async () => {
+    // 16 arguments of 64 KiB (one argument may not pass 128 KiB); `; true` keeps sh from exec'ing sleep.
+    const huge = Array.from({ length: 16 }, () => 'x'.repeat(1 << 16));
+    const child = spawn('sh', ['-c', 'sleep 1000; true', 'sh', ...huge], { stdio: 'ignore' });
+    children.push(child);
+    await new Promise((resolve) => child.once('spawn', resolve));
+    const detail = await createSystemReader().processGet(child.pid!);
+    expect(detail.cmdline.length).toBe(MAX_CMDLINE);
+    expect(detail.cmdline.startsWith('sh -c sleep 1000; true sh xxx')).toBe(true);
+    expect(detail.cmdline.endsWith('x…')).toBe(true);
   });
 
   test('a pid above pid_max, and the id of one of this process\'s threads, are PROCESS_NOT_FOUND', async () => {
