@@ -54,6 +54,13 @@ export async function readUptime(root: string): Promise<number> {
   return toNumber(text?.trim().split(/\s+/)[0]);
 }
 
+/** When the machine booted, in seconds since the epoch (`btime` of /proc/stat); null if unreadable. */
+export async function readBootTime(root: string): Promise<number | null> {
+  const text = await readText(root, '/proc/stat');
+  const btime = Number(/^btime\s+(\d+)\s*$/m.exec(text ?? '')?.[1] ?? Number.NaN);
+  return Number.isSafeInteger(btime) ? btime : null;
+}
+
 export async function readLoadavg(root: string): Promise<[number, number, number]> {
   const fields = (await readText(root, '/proc/loadavg'))?.trim().split(/\s+/) ?? [];
   return [toNumber(fields[0]), toNumber(fields[1]), toNumber(fields[2])];

@@ -1,11 +1,16 @@
-// The process_list RPC: every process with its CPU and memory share, minus the agent's own process
-// tree (PiTunnel excludes its service tree too: the agent measuring itself is noise). CPU share is
-// a rate, so the sampler keeps each call's per-process ticks and diffs the next call against them;
-// only the very first call pays for a short second sample, so it does not answer all zeros.
+// The process_list and process_get RPCs: every process with its CPU and memory share, minus the
+// agent's own process tree (PiTunnel excludes its service tree too: the agent measuring itself is
+// noise), and one process in detail (Tyto's shape). CPU share is a rate, so the sampler keeps each
+// list call's per-process ticks and diffs the next call against them; only the very first call
+// pays for a short second sample, so it does not answer all zeros. process_get diffs against the
+// same baseline when it holds the process, so one process reads as it would in the list now, and
+// otherwise takes that short second sample of its own, of just that process.
 import type { Process } from '../../shared/api/device-info.ts';
+import type { ProcessDetail } from '../../shared/api/processes.ts';
 import { readCpuTimes } from './cpu.ts';
 import { readMeminfo } from './memory.ts';
-import { listPids, readProcDetails, readProcStat, type ProcDetails } from './proc-pid.ts';
+import { readBootTime, readUptime } from './os.ts';
+import { listPids, readProcDetails, readProcStat, USER_HZ, type ProcDetails } from './proc-pid.ts';
 import { round } from './proc.ts';
 import { UserNames } from './users.ts';
 
@@ -156,6 +161,57 @@ export class ProcessSampler {
       });
     }
     return list;
+  }
+
+  /**
+   * One process in detail, or null if there is none with this pid, it exited while being read,
+   * or the id is a thread's (a thread is not a process: the list never shows one). Kernel threads
+   * and zombies are processes and are answered (no command line, no memory), as the list has them.
+   * Reading does not move the list's baseline.
+   */
+  async detail(pid: number): Promise<ProcessDetail | null> {
+    let ref = this.baselineOf(pid);
+    if (ref === null) {
+      const [stat, cpu] = await Promise.all([readProcStat(this.root, pid), readCpuTimes(this.root)]);
+      if (stat === null) return null;
+      ref = { total: cpu?.total ?? 0, ticks: stat.ticks, starttime: stat.starttime };
+      await this.sleep(this.firstSampleMs);
+    }
+    const [p, cpu, bootTime, userName] = await Promise.all([
+      readProcDetails(this.root, pid),
+      readCpuTimes(this.root),
+      readBootTime(this.root),
+      this.users.lookup(),
+    ]);
+    if (p === null || (p.tgid !== null && p.tgid !== p.pid)) return null;
+    const cores = cpu?.cores ?? 1;
+    const elapsed = ((cpu?.total ?? 0) - ref.total) / cores;
+    // The pid was reused since the baseline: every tick of the new process is in the window.
+    const ticks = ref.starttime === p.starttime ? p.ticks - ref.ticks : p.ticks;
+    const cpuPercent = elapsed > 0 ? Math.min(100 * cores, Math.max(0, (ticks / elapsed) * 100)) : 0;
+    const boot = bootTime ?? Date.now() / 1000 - (await readUptime(this.root));
+    return {
+      pid: p.pid,
+      ppid: p.ppid,
+      name: p.comm,
+      cmdline: p.cmdline,
+      user: userName(p.uid),
+      state: p.state,
+      cpu: round(cpuPercent, 1),
+      memory: p.rss,
+      threads: p.threads,
+      // Whole seconds, as Tyto writes it: btime itself is whole seconds.
+      startTime: new Date(Math.round(boot + p.starttime / USER_HZ) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    };
+  }
+
+  /** The list's baseline for one process, under the list's own rules for a usable window; null if there is none. */
+  private baselineOf(pid: number): { total: number; ticks: number; starttime: number } | null {
+    const now = this.now();
+    const usable = (s: TickSnapshot | null) => s !== null && now - s.at >= this.minWindowMs && now - s.at <= this.maxWindowMs;
+    const snapshot = usable(this.base) ? this.base : usable(this.older) ? this.older : null;
+    const proc = snapshot?.procs.get(pid);
+    return snapshot && proc ? { total: snapshot.total, ...proc } : null;
   }
 
   private async readTicks(): Promise<TickSnapshot> {

@@ -1,9 +1,12 @@
-// The agent's view of the machine it runs on: the facts sent at enrollment and in `hello`, and the
-// results of the device_info and process_list RPCs. Everything reads under `root`, so the same
+// The agent's view of the machine it runs on: the facts sent at enrollment and in `hello`, the
+// results of the device_info, process_list and process_get RPCs, and process_signal, which acts on
+// the processes it shows (signal.ts). Everything reads under `root`, so the same
 // code runs against recorded /proc snapshots in tests; the slow or rate-like parts (CPU usage,
 // per-process CPU, vcgencmd) are sampled ahead of time so an RPC answers in about a millisecond.
 import { statfs as nodeStatfs } from 'node:fs/promises';
 import type { DeviceFacts, DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
+import type { ProcessDetail, SignalResult } from '../../shared/api/processes.ts';
+import { RpcFailure } from '../rpc.ts';
 import { cacheFor } from './cache.ts';
 import { createRunCommand, type RunCommand } from './command.ts';
 import { CpuSampler, readCpuTimes } from './cpu.ts';
@@ -13,6 +16,7 @@ import { memoryReport, readMeminfo } from './memory.ts';
 import { readLoadavg, readUptime } from './os.ts';
 import { resolvePath } from './proc.ts';
 import { ProcessSampler } from './processes.ts';
+import { signalProcess, type SignalOptions } from './signal.ts';
 import { findCpuThermalZone, GpuTempReader, readCpuTemp } from './thermal.ts';
 
 export type { RunCommand } from './command.ts';
@@ -28,8 +32,10 @@ export { decodeRevision } from './revision.ts';
 export interface SystemReaderOptions {
   /** Where /proc, /sys and /etc live: '/' on a device, a fixture snapshot in tests. */
   root?: string;
-  /** The agent's own pid: it and its descendants are left out of process_list. */
+  /** The agent's own pid: it and its descendants are left out of process_list; it and its ancestors are never signalled. */
   selfPid?: number;
+  /** kill(2) for process_signal; default process.kill (a test over a fixture root passes a stand-in). */
+  kill?: SignalOptions['kill'];
   /** statfs(2) for a mount point; default node:fs statfs under `root`. */
   statfs?: StatfsFn;
   /** Runs vcgencmd; default spawns it with a 2 s timeout. */
@@ -44,10 +50,19 @@ export interface SystemReaderOptions {
   factsMaxAgeMs?: number;
 }
 
+/** kill(2) for an agent reading a snapshot (--root): its pids are not this machine's. */
+function refuseOnSnapshot(pid: number, signal: number): never {
+  throw new RpcFailure('SIGNAL_DENIED', 'this agent reads a /proc snapshot (--root): it signals no process', { pid, signal });
+}
+
 export interface SystemReader {
   facts(): Promise<DeviceFacts>;
   deviceInfo(): Promise<DeviceInfo>;
   processList(): Promise<ProcessList>;
+  /** One process; RpcFailure PROCESS_NOT_FOUND. */
+  processGet(pid: number): Promise<ProcessDetail>;
+  /** Sends an allowed signal (signal.ts says what is refused, with which code). */
+  processSignal(pid: number, signal: number): Promise<SignalResult>;
   /** Call about once a second: keeps the CPU baseline and the GPU temperature fresh. */
   tick(): void;
 }
@@ -63,7 +78,9 @@ export function createSystemReader(options: SystemReaderOptions = {}): SystemRea
   const thermalZone = cacheFor(() => findCpuThermalZone(root), factsMaxAgeMs, now);
   const cpu = new CpuSampler(() => readCpuTimes(root), { now });
   const gpuTemp = new GpuTempReader({ root, runCommand: options.runCommand ?? createRunCommand(), now });
-  const processes = new ProcessSampler({ root, selfPid: options.selfPid, now, sleep: options.sleep });
+  const selfPid = options.selfPid ?? process.pid;
+  const processes = new ProcessSampler({ root, selfPid, now, sleep: options.sleep });
+  const kill = options.kill ?? (root === '/' ? (pid: number, signal: number) => void process.kill(pid, signal) : refuseOnSnapshot);
 
   return {
     facts,
@@ -94,6 +111,14 @@ export function createSystemReader(options: SystemReaderOptions = {}): SystemRea
     async processList() {
       return { processes: await processes.list() };
     },
+
+    async processGet(pid) {
+      const detail = await processes.detail(pid);
+      if (detail === null) throw new RpcFailure('PROCESS_NOT_FOUND', `no process ${pid}`, { pid });
+      return detail;
+    },
+
+    processSignal: (pid, signal) => signalProcess(pid, signal, { root, selfPid, kill }),
 
     tick() {
       cpu.tick();

@@ -49,19 +49,19 @@ const byPid = (list: Process[]) => new Map(list.map((p) => [p.pid, p]));
 describe('/proc/PID parsing', () => {
   test('comm with spaces and parentheses is read up to the last ")"', () => {
     const stat = parseProcStat('990 (evil) S 1 (x) S 1 990 990 0 -1 4194560 2513 20451 12 31 40 10 0 0 20 0 1 0 18500000 6291456 512 18446744073709551615\n');
-    expect(stat).toEqual({ pid: 990, comm: 'evil) S 1 (x', state: 'S', ppid: 1, ticks: 50, starttime: 18500000 });
+    expect(stat).toEqual({ pid: 990, comm: 'evil) S 1 (x', state: 'S', ppid: 1, ticks: 50, starttime: 18500000, flags: 4194560, threads: 1 });
   });
 
   test('the fixture processes parse, including (sd-pam) and kernel threads', async () => {
     const sdPam = await readProcDetails(PI4, 725);
     expect(sdPam).toEqual({
-      pid: 725, comm: '(sd-pam)', state: 'S', ppid: 718, ticks: 0, starttime: 2291,
-      uid: 1000, rss: 3040 * 1024, cmdline: '(sd-pam)',
+      pid: 725, comm: '(sd-pam)', state: 'S', ppid: 718, ticks: 0, starttime: 2291, flags: 4194560, threads: 1,
+      tgid: 725, uid: 1000, rss: 3040 * 1024, cmdline: '(sd-pam)',
     });
     const kworker = await readProcDetails(PI4, 47);
     expect(kworker).toEqual({
-      pid: 47, comm: 'kworker/1:2-events', state: 'I', ppid: 2, ticks: 1290, starttime: 611,
-      uid: 0, rss: 0, cmdline: '',
+      pid: 47, comm: 'kworker/1:2-events', state: 'I', ppid: 2, ticks: 1290, starttime: 611, flags: 2129984, threads: 1,
+      tgid: 47, uid: 0, rss: 0, cmdline: '',
     });
   });
 
@@ -78,9 +78,9 @@ describe('/proc/PID parsing', () => {
   });
 
   test('status: real uid and VmRSS; kernel threads and zombies have no RSS', () => {
-    expect(parseStatus('Name:\tx\nUid:\t1000\t0\t0\t0\nVmRSS:\t   19520 kB\n')).toEqual({ uid: 1000, rss: 19520 * 1024 });
-    expect(parseStatus('Name:\tkthreadd\nUid:\t0\t0\t0\t0\n')).toEqual({ uid: 0, rss: 0 });
-    expect(parseStatus('garbage')).toEqual({ uid: null, rss: 0 });
+    expect(parseStatus('Name:\tx\nTgid:\t7\nUid:\t1000\t0\t0\t0\nVmRSS:\t   19520 kB\n')).toEqual({ tgid: 7, uid: 1000, rss: 19520 * 1024 });
+    expect(parseStatus('Name:\tkthreadd\nUid:\t0\t0\t0\t0\n')).toEqual({ tgid: null, uid: 0, rss: 0 });
+    expect(parseStatus('garbage')).toEqual({ tgid: null, uid: null, rss: 0 });
   });
 
   test('listPids lists only numeric entries, sorted numerically', async () => {
