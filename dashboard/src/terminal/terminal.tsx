@@ -82,6 +82,7 @@ export function TerminalView({ deviceId, token, relink, full, onEnded, title }: 
     fitNow();
 
     let typist = false;
+    let myUser: string | null = null;
     let sessionSize: { cols: number; rows: number } | null = null;
     let resizeTimer: ReturnType<typeof setTimeout> | undefined;
     // The typist's box sizes the session; everyone else shows the session at its size (scrolling
@@ -102,6 +103,7 @@ export function TerminalView({ deviceId, token, relink, full, onEnded, title }: 
         if (m.t === 'attached') {
           // The screen as it is comes next, drawn from scratch: nothing from before may stay.
           term.reset();
+          myUser = m.session.viewers.find((v) => v.id === m.viewer)?.user_id ?? null;
           setViewer(m.viewer);
           setRefusal(null);
         }
@@ -121,7 +123,7 @@ export function TerminalView({ deviceId, token, relink, full, onEnded, title }: 
         // The agent clamped the typist's size, or someone else types: show the session's size.
         if (!typist || term.cols !== m.cols || term.rows !== m.rows) term.resize(m.cols, m.rows);
       } else if (m.t === 'handed_over') {
-        setNote(m.from && m.from.user_id !== m.to.user_id ? `Typing handed over to ${m.to.name}.` : `${m.to.name} types now.`);
+        setNote(m.to.user_id === myUser ? 'You type now.' : `Typing handed over to ${m.to.name}.`);
       } else if (m.t === 'error') {
         setRefusal({ code: m.code, message: m.message });
       } else if (m.t === 'exit') {
@@ -139,6 +141,7 @@ export function TerminalView({ deviceId, token, relink, full, onEnded, title }: 
         setState(s);
         if (reason) setWhy(reason);
         if (s === 'ended' || s === 'refused') {
+          setNote('');
           term.options.cursorBlink = false;
           handlers.current.onEnded?.(s);
         }
