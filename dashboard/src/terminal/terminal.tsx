@@ -4,7 +4,7 @@
 // read-only banner, the relay's refusals (typing while read-only is refused by the agent, and
 // said here), handing typing over and taking it back, and closing the session. xterm and its CSS
 // are bundled (no CDN) into the chunk of the pages that import this module, and only theirs.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import { Terminal, type ITheme } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import '@xterm/xterm/css/xterm.css';
@@ -52,6 +52,8 @@ type Control = Exclude<TerminalServerMessage, { t: 'resume' }>;
 
 export function TerminalView({ deviceId, token, relink, full, onEnded, title }: TerminalViewProps) {
   const box = useRef<HTMLDivElement>(null);
+  const section = useRef<HTMLElement>(null);
+  const hintId = useId();
   const conn = useRef<TerminalConnection | null>(null);
   const [state, setState] = useState<ConnectionState>('connecting');
   const [why, setWhy] = useState('');
@@ -150,6 +152,16 @@ export function TerminalView({ deviceId, token, relink, full, onEnded, title }: 
       onOutput: (bytes, written) => term.write(bytes, written),
     });
     conn.current = c;
+    // A terminal keeps Tab for the shell, so it would trap the keyboard: Ctrl+] (telnet's escape,
+    // which no shell needs) leaves it, to its section, from where Tab moves on.
+    term.attachCustomKeyEventHandler((e) => {
+      if (e.type === 'keydown' && e.ctrlKey && !e.altKey && !e.metaKey && (e.key === ']' || e.code === 'BracketRight')) {
+        e.preventDefault();
+        section.current?.focus();
+        return false;
+      }
+      return true;
+    });
     const encoder = new TextEncoder();
     const typed = term.onData((d) => c.sendInput(encoder.encode(d)));
     // Bytes the terminal reports raw (mouse reports in X10 mode): one byte per char code.
@@ -194,7 +206,7 @@ export function TerminalView({ deviceId, token, relink, full, onEnded, title }: 
 
   const Heading = full ? 'h1' : 'h2';
   return (
-    <section class={`term${full ? ' term-full' : ''}`} aria-labelledby="term-title">
+    <section class={`term${full ? ' term-full' : ''}`} aria-labelledby="term-title" ref={section} tabIndex={-1}>
       <div class="term-bar">
         <Heading id="term-title" class="term-title" tabIndex={full ? -1 : undefined}>
           {title ?? 'Terminal'}
@@ -244,33 +256,39 @@ export function TerminalView({ deviceId, token, relink, full, onEnded, title }: 
           </div>
         )}
       </div>
-      {live && !typing && (
-        <p class="term-banner" role="status">
-          <strong>Read-only</strong> — {session?.typist ? `${session.typist.name} is typing` : 'nobody is typing'}
-          {isOwner ? '; take typing back to type.' : '.'}
-        </p>
-      )}
-      {note && (
-        <p class="term-note" role="status">
-          {note}
-        </p>
-      )}
-      {refusal && (
-        <div class="error-note term-refusal" role="alert">
-          <p>
-            {refusal.message} <span class="code">({refusal.code})</span>
+      {/* Always there, so the screen below never moves in the tree: xterm lives in that element. */}
+      <div class="term-messages">
+        {live && !typing && (
+          <p class="term-banner" role="status">
+            <strong>Read-only</strong> — {session?.typist ? `${session.typist.name} is typing` : 'nobody is typing'}
+            {isOwner ? '; take typing back to type.' : '.'}
           </p>
-          <button type="button" onClick={() => setRefusal(null)}>
-            Dismiss
-          </button>
-        </div>
-      )}
-      {state === 'refused' && (
-        <div class="error-note" role="alert">
-          <p>{why}</p>
-        </div>
-      )}
-      <div class="term-screen" ref={box} />
+        )}
+        {note && (
+          <p class="term-note" role="status">
+            {note}
+          </p>
+        )}
+        {refusal && (
+          <div class="error-note term-refusal" role="alert">
+            <p>
+              {refusal.message} <span class="code">({refusal.code})</span>
+            </p>
+            <button type="button" onClick={() => setRefusal(null)}>
+              Dismiss
+            </button>
+          </div>
+        )}
+        {state === 'refused' && (
+          <div class="error-note" role="alert">
+            <p>{why}</p>
+          </div>
+        )}
+      </div>
+      <div key="screen" class="term-screen" ref={box} aria-describedby={hintId} />
+      <p class="term-hint" id={hintId}>
+        Keys go to the shell on the device. Press Ctrl+] to leave the terminal; Tab then moves on.
+      </p>
     </section>
   );
 }

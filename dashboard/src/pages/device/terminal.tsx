@@ -82,16 +82,7 @@ export default function TerminalTab({ device }: DeviceTabProps) {
     }
   };
 
-  if (!live)
-    return (
-      <Empty title="The terminal runs on the device, which must be online.">
-        <p>
-          This device is {device.status === 'approved' ? 'offline' : device.status}. Once its agent is connected you can open a terminal here; sessions started before keep running on
-          the device for their idle window. <a href={tabHref(device.id, '')}>The overview</a> says what to check.
-        </p>
-      </Empty>
-    );
-
+  // An open view stays while the device is away: it re-attaches by itself when it is back.
   if (open)
     return (
       <div class="device-terminal">
@@ -109,6 +100,16 @@ export default function TerminalTab({ device }: DeviceTabProps) {
         </div>
         <TerminalView key={open.key} deviceId={device.id} token={open.token} relink={relink} onEnded={() => void sessions.reload()} />
       </div>
+    );
+
+  if (!live)
+    return (
+      <Empty title="The terminal runs on the device, which must be online.">
+        <p>
+          This device is {device.status === 'approved' ? 'offline' : device.status}. Once its agent is connected you can open a terminal here; sessions started before keep running on
+          the device for their idle window. <a href={tabHref(device.id, '')}>The overview</a> says what to check.
+        </p>
+      </Empty>
     );
 
   const list = sessions.data;
