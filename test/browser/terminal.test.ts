@@ -389,7 +389,7 @@ describeBrowser('the terminal in the dashboard', () => {
   it('opens PiTunnel’s terminal URL with no dashboard session, runs echo hello, and finds the same session and screen after the connection drops', async () => {
     const url = await pitunnelLink();
     const { page, context, foreign, errors } = await openPage(d);
-    await context.addInitScript(RECORD_SOCKETS);
+    await page.addInitScript(RECORD_SOCKETS);
     await page.goto(url);
     // The token leaves the address bar at once.
     await expect.poll(() => page.url()).toBe(`${d.origin}/terminal/${d.deviceId}`);
@@ -489,7 +489,7 @@ describeBrowser('the terminal in the dashboard', () => {
     await row.getByRole('button', { name: /^Attach/ }).click();
     await live(watcher.page);
     expect(await watcher.page.locator('.term-session code').textContent()).toBe(sessionId);
-    await watcher.page.getByText(/^Read-only — admin is typing/).waitFor();
+    await watcher.page.getByText(new RegExp(`^Read-only — ${d.env.state.adminUser} is typing`)).waitFor();
     // It sees the owner's screen as it is.
     await seeLine(watcher.page, 'from-the-owner');
     await screenshot(watcher.page, 'terminal-tab-read-only-390-dark');
@@ -509,7 +509,7 @@ describeBrowser('the terminal in the dashboard', () => {
     // The owner hands typing over: the second page types now, the owner reads.
     await owner.page.getByText('Hand over typing', { exact: true }).click();
     await expectAccessible(owner.page, 'the terminal tab, handover menu open');
-    await owner.page.getByRole('group', { name: 'Hand typing over to' }).getByRole('button', { name: sharer.username }).click();
+    await owner.page.getByRole('group', { name: 'Hand typing over to' }).getByRole('button', { name: new RegExp(`^${sharer.username}`) }).click();
     await owner.page.getByText(new RegExp(`^Read-only — ${sharer.username} is typing`)).waitFor({ timeout: 15_000 });
     await expect.poll(() => watcher.page.getByText(/^Read-only/).count(), { timeout: 15_000 }).toBe(0);
     await typeLine(watcher.page, 'echo handed-over');
@@ -518,7 +518,7 @@ describeBrowser('the terminal in the dashboard', () => {
 
     // And takes it back.
     await owner.page.getByRole('button', { name: 'Take typing back' }).click();
-    await watcher.page.getByText(/^Read-only — admin is typing/).waitFor({ timeout: 15_000 });
+    await watcher.page.getByText(new RegExp(`^Read-only — ${d.env.state.adminUser} is typing`)).waitFor({ timeout: 15_000 });
     await typeLine(owner.page, 'echo owner-again');
     await seeLine(watcher.page, 'owner-again');
 
