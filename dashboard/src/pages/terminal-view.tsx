@@ -28,7 +28,7 @@ export default function TerminalPage({ id }: { id: string }) {
       ) : (
         <section class="gate">
           <div class="card">
-            <h1>Terminal on {id}</h1>
+            <h1 class="term-title">Terminal on {id}</h1>
             <p role="alert">This address has no terminal link token — ask for a new terminal link.</p>
           </div>
         </section>

@@ -17,8 +17,8 @@ import './terminal.css';
 /** How long the box must keep a size before the session is resized (a window drag is many sizes). */
 const RESIZE_DEBOUNCE_MS = 150;
 
-// ANSI colours chosen to read at 4.5:1 or better on each background (a shell's `ls --color` is
-// text like any other).
+// ANSI colours that read at 4.5:1 or better on each theme's background (a shell's `ls --color`
+// is text like any other); minimumContrastRatio below covers a colour on another colour.
 const LIGHT: ITheme = {
   background: '#ffffff', foreground: '#1b1f24', cursor: '#1b1f24', cursorAccent: '#ffffff', selectionBackground: '#b6d0f7',
   black: '#1b1f24', red: '#b3261e', green: '#146c2e', yellow: '#7a4a00', blue: '#0b57d0', magenta: '#8e24aa', cyan: '#00677a', white: '#555d68',
@@ -73,6 +73,9 @@ export function TerminalView({ deviceId, token, relink, full, onEnded, title }: 
       fontSize: 14,
       scrollback: 5000,
       theme: darkQuery().matches ? DARK : LIGHT,
+      // Whatever colours a program picks (ls: black on green), text stays readable (WCAG AA):
+      // xterm shifts a foreground that is too close to its background.
+      minimumContrastRatio: 4.5,
     });
     const fit = new FitAddon();
     term.loadAddon(fit);
