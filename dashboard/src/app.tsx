@@ -1,14 +1,16 @@
 // The frame around every page: the session gate (sign-in, "session expired"), the navigation, the
 // live stream's connection indicator, and the router that loads each page's code when opened.
+// A page that carries its own credential (the terminal link's /terminal/:id) skips the gate.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ErrorBoundary, LocationProvider, Route, Router, lazy, useLocation } from 'preact-iso';
-import { PAGES } from './pages.ts';
+import { PAGES, PUBLIC_PAGES, isPublicPath } from './pages.ts';
 import { can, loadSession, me, sessionState, signOut } from './session.ts';
 import { startStream, stopStream, streamConnection } from './fleet-stream.ts';
 import { SignIn } from './sign-in.tsx';
 import { Empty, Loading } from './ui/bits.tsx';
 
 const routes = PAGES.map((p) => ({ ...p, component: lazy(p.load) }));
+const publicRoutes = PUBLIC_PAGES.map((p) => ({ ...p, component: lazy(p.load) }));
 
 function NotFound() {
   return (
@@ -116,7 +118,24 @@ function Expired() {
   );
 }
 
+/** A page outside the session gate (pages.ts PUBLIC_PAGES): no sign-in, no live stream. */
+function Public() {
+  return (
+    <LocationProvider>
+      <ErrorBoundary>
+        <Router>
+          {[...publicRoutes.map((r) => <Route key={r.path} path={r.path} component={r.component} />), <Route key="404" default component={NotFound} />]}
+        </Router>
+      </ErrorBoundary>
+    </LocationProvider>
+  );
+}
+
 export function App() {
+  return isPublicPath(location.pathname) ? <Public /> : <Gated />;
+}
+
+function Gated() {
   const state = sessionState.value;
   useEffect(() => {
     loadSession().catch(() => {});

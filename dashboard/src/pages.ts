@@ -30,3 +30,14 @@ export const PAGES: PageDef[] = [
   { path: '/account', title: 'Account', load: () => import('./pages/account.tsx') },
   { path: '/docs', title: 'API docs', nav: 'API docs', load: () => import('./pages/docs.tsx') },
 ];
+
+/**
+ * Pages outside the session gate: they carry their own credential and never ask who is signed in
+ * (the terminal link's token is in its URL's fragment, so a PiTunnel user with no dashboard
+ * account opens it directly). Not in the navigation, not swept with the signed-in pages.
+ */
+export const PUBLIC_PAGES: PageDef[] = [{ path: '/terminal/:id', title: 'Terminal', load: () => import('./pages/terminal-view.tsx') }];
+
+/** Whether `pathname` is one of PUBLIC_PAGES (each `:param` one path segment). */
+export const isPublicPath = (pathname: string) =>
+  PUBLIC_PAGES.some((p) => new RegExp(`^${p.path.replace(/:[^/]+/g, '[^/]+')}/?$`).test(pathname));
