@@ -18,6 +18,8 @@ export interface LogOptions {
   /** The journal cursor, the spool and its counters live here. */
   stateDir: string;
   spoolBytes: number;
+  /** The journalctl to run instead of the one on PATH (tests run a fake one). */
+  journalctl?: string;
 }
 
 export interface LogFlags {
