@@ -7,7 +7,7 @@
 // its head changed): from its start. A missing file is waited for and read from its start when it
 // appears. Lines end at \n; a last line without one waits for it, keeping at most a message's
 // worth of bytes (the rest is counted in the truncation marker).
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { MAX_LOG_MESSAGE, type LogLine } from '../../shared/protocol/logs.ts';
 import type { Logger } from '../log.ts';
 import type { LogFile } from './options.ts';
@@ -74,6 +74,10 @@ export class FileFollower {
   private stopped = false;
   /** The saved state is for the first file met at the path only. */
   private saved: FileState | undefined;
+  /** The last state handed over with its lines spooled: where to reopen after a failure. */
+  private lastSaved: FileState | undefined;
+  /** The last failure said, so a file that stays unreadable is said once. */
+  private lastError: string | undefined;
   /** Whether the path was ever seen: a file that appears later is new, read from its start. */
   private seen = false;
   private readonly buf = Buffer.allocUnsafe(CHUNK);
@@ -108,10 +112,17 @@ export class FileFollower {
     try {
       more = this.poll();
     } catch (e) {
-      this.deps.log.warn('reading a log file failed', { path: this.deps.file.path, error: String(e) });
+      // Tried again at the next tick, reopened where the last spooled line ended (said once until it works).
+      const error = String(e);
+      if (error !== this.lastError) this.deps.log.warn('reading a log file failed', { path: this.deps.file.path, error });
+      this.lastError = error;
       if (this.cur) closeSync(this.cur.fd);
       this.cur = null;
+      if (this.lastSaved) this.saved = this.lastSaved;
+      this.schedule(this.deps.pollMs ?? FILE_POLL_MS);
+      return;
     }
+    this.lastError = undefined;
     this.schedule(more ? 0 : this.deps.pollMs ?? FILE_POLL_MS);
   }
 
@@ -140,22 +151,27 @@ export class FileFollower {
       return false;
     }
     if (!this.cur) this.open(st.size);
-    const open = this.cur!;
+    const open = this.cur;
+    if (!open) return false;
     const size = fstatSync(open.fd).size;
     if (size < open.pos || (size > open.pos && !this.sameHead(open, size))) {
       this.deps.log.info('log file truncated; reading it from its start', { path });
       this.reset(open, 0, size);
-      this.deps.onLines([], this.state(open), []);
+      this.emit([], this.state(open), []);
     }
     return this.read(open, size);
   }
 
   private open(size: number): void {
-    const fd = openSync(this.deps.file.path, 'r');
+    // Non-blocking: a FIFO swapped in between the stat and the open must not stall the agent.
+    const fd = openSync(this.deps.file.path, constants.O_RDONLY | constants.O_NONBLOCK);
     const st = fstatSync(fd);
+    if (!st.isFile()) {
+      closeSync(fd);
+      return;
+    }
     const head = readHead(fd, st.size);
     const saved = this.saved;
-    this.saved = undefined;
     let start = 0;
     if (saved && saved.ino === st.ino && saved.dev === st.dev && saved.offset <= st.size && head.subarray(0, Buffer.from(saved.head, 'base64').length).equals(Buffer.from(saved.head, 'base64'))) {
       start = saved.offset;
@@ -164,9 +180,10 @@ export class FileFollower {
       // Not after a partial line: the line being written when we came is left to its end.
     }
     this.seen = true;
+    this.saved = undefined;
     this.cur = { fd, dev: st.dev, ino: st.ino, pos: start, offset: start, head, partial: [], partialLen: 0, overflow: 0 };
     if (start === st.size && start > 0 && !saved) this.skipToLineEnd(this.cur, size);
-    this.deps.onLines([], this.state(this.cur), []);
+    this.emit([], this.state(this.cur), []);
   }
 
   /** Starting at the end of a file whose last line is unfinished: that line's rest is not ours. */
@@ -218,7 +235,7 @@ export class FileFollower {
       }
       this.keep(open, this.buf.subarray(from, n));
       open.pos += n;
-      if (lines.length) this.deps.onLines(lines, this.state(open), ends);
+      if (lines.length) this.emit(lines, this.state(open), ends);
     }
     return open.pos < size;
   }
@@ -256,7 +273,12 @@ export class FileFollower {
     if (open.partialLen === 0 && open.overflow <= 0) return;
     const line = this.take(open);
     open.offset = open.pos;
-    if (line) this.deps.onLines([line], this.state(open), [open.offset]);
+    if (line) this.emit([line], this.state(open), [open.offset]);
+  }
+
+  private emit(lines: LogLine[], state: FileState, ends: number[]): void {
+    this.deps.onLines(lines, state, ends);
+    this.lastSaved = state;
   }
 
   private state(open: Open): FileState {

@@ -43,14 +43,14 @@ export function logsCapability(deps: LogsDeps): LogsCapability {
   let send: SendToHub | null = null;
 
   const ready = wanted
-    ? import('./service.ts').then(
-        ({ LogsService }) => {
+    ? import('./service.ts')
+        .then(({ LogsService }) => {
           if (stopped) return;
           service = new LogsService({ log, options, journalctl: command, shipIntervalMs: deps.shipIntervalMs, pollMs: deps.pollMs });
           if (send) service.online(send);
-        },
-        (e) => log.error('the logs capability failed to start', { error: String(e) }),
-      )
+        })
+        // An unusable state dir (permissions, a full disk) costs the logs, never the agent.
+        .catch((e) => log.error('the logs capability failed to start', { error: String(e), state_dir: options.stateDir }))
     : Promise.resolve();
 
   return {

@@ -119,7 +119,7 @@ export class JournalFollower {
     }
     this.child = child;
     void this.drainErrors(child.stderr);
-    void this.read(child.stdout).finally(async () => {
+    void this.read(child.stdout, child).finally(async () => {
       await child.exited;
       if (this.child === child) this.child = null;
       if (!this.stopped) {
@@ -147,7 +147,7 @@ export class JournalFollower {
     this.timer.unref?.();
   }
 
-  private async read(stdout: ReadableStream<Uint8Array>): Promise<void> {
+  private async read(stdout: ReadableStream<Uint8Array>, child: { kill(): void }): Promise<void> {
     const decoder = new TextDecoder();
     let rest = '';
     const reader = stdout.getReader();
@@ -172,7 +172,9 @@ export class JournalFollower {
         if (entries.length && !this.stopped) this.deps.onEntries(entries);
       }
     } catch (e) {
+      // Spooling failed (a full disk…): this run ends, and the next resumes after the last cursor saved.
       if (!this.stopped) this.deps.log.warn('reading journalctl failed', { error: String(e) });
+      child.kill();
     }
     // A last line without its newline is an entry journalctl did not finish writing: it is read
     // again, whole, by the next run (which resumes after the last cursor we kept).

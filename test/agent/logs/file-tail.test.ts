@@ -4,7 +4,7 @@
 // restart resumes at the saved offset (and a replaced file is read whole), a partial line waits for
 // its newline, and an oversize line arrives cut with the marker.
 import { afterEach, describe, expect, it } from 'bun:test';
-import { appendFileSync, renameSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LogsCapability } from '../../../agent/logs/index.ts';
 import { LOG_TRUNCATED_MARKER, MAX_LOG_MESSAGE } from '../../../shared/protocol/logs.ts';
@@ -18,8 +18,15 @@ afterEach(async () => {
 async function follow(path: string, state: string, hub = new FakeHub()) {
   const cap = await start(options(state, { files: [{ path, name: 'app' }] }), hub);
   running.push(cap);
-  // The follower has looked at the file once it saved its state.
-  await waitFor(() => Bun.file(join(state, 'files.json')).size > 0 || !Bun.file(path).size);
+  // The follower has looked at a regular file once it saved its state (of anything else it saves none).
+  const regular = () => {
+    try {
+      return statSync(path).isFile();
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(() => existsSync(join(state, 'files.json')) || !regular());
   return { cap, hub };
 }
 
@@ -154,5 +161,31 @@ describe('file follower', () => {
     appendFileSync(path, 'y\n');
     await waitFor(() => messages(hub).length === 1);
     expect(messages(hub)[0]).toBe(`${'x'.repeat(MAX_LOG_MESSAGE)}${LOG_TRUNCATED_MARKER}${3 * 1024 * 1024 + 1 - MAX_LOG_MESSAGE} bytes]`);
+  });
+
+  it('ships hostile bytes as valid lines: NUL, invalid UTF-8, escapes (checked against the wire schema)', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'app.log');
+    writeFileSync(path, '');
+    const { hub } = await follow(path, join(dir, 'state'));
+    appendFileSync(path, Buffer.from([0x00, 0x61, 0xff, 0xfe, 0x1b, 0x5b, 0x32, 0x4a, 0xe2, 0x82, 0x0a, 0x22, 0x5c, 0x0a]));
+    await waitFor(() => messages(hub).length === 2);
+    expect(messages(hub)).toEqual(['\u0000a\uFFFD\uFFFD\u001b[2J\uFFFD', '"\\']);
+  });
+
+  it('does not read, or stall on, a FIFO or a directory at the path, and reads the file that replaces it', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'app.log');
+    expect(Bun.spawnSync(['mkfifo', path]).exitCode).toBe(0);
+    const { hub } = await follow(path, join(dir, 'state'));
+    // The event loop still turns (a blocking open of the FIFO would stop it here).
+    await sleep(300);
+    unlinkSync(path);
+    mkdirSync(path);
+    await sleep(300);
+    rmSync(path, { recursive: true });
+    writeFileSync(path, 'real\n');
+    await waitFor(() => messages(hub).length === 1);
+    expect(messages(hub)).toEqual(['real']);
   });
 });

@@ -170,4 +170,12 @@ describe('following journalctl', () => {
     expect(fake.runs()[0]).toContain(`--after-cursor=${JSON.parse(entry(2)).__CURSOR}`);
     expect(JSON.parse(readFileSync(join(state, 'journal-cursor.json'), 'utf8')).cursor).toBe(JSON.parse(entry(3)).__CURSOR);
   });
+
+  it('keeps trying, without crashing, when journalctl cannot be started', async () => {
+    const dir = tempDir();
+    const logs: string[] = [];
+    const cap = await run(options(join(dir, 'state'), { journal: 'auto', journalctl: join(dir, 'no-such-journalctl') }), new FakeHub(), logs);
+    await waitFor(() => cap.stats()!.journalRestarts >= 2);
+    expect(logs.some((l) => l.includes('journalctl failed to start'))).toBe(true);
+  });
 });

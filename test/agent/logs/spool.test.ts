@@ -214,4 +214,17 @@ describe('shipping', () => {
     await waitFor(() => hub.stored().length === 2);
     expect(hub.stored()).toEqual(['line 1', 'line 2']);
   });
+
+  it('costs the logs, not the agent, when the state dir cannot be made', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'file'), '');
+    const logs: string[] = [];
+    const cap = logsCapability({ log: quietLogger(logs), options: options(join(dir, 'file', 'state'), { files: [{ path: join(dir, 'x.log'), name: 'x' }] }) });
+    await cap.ready;
+    cap.onHello!(new FakeHub().send as never);
+    cap.messages!.logs_ack!({ t: 'logs_ack', boot: 'b', seq: 1 });
+    expect(cap.stats()).toBeNull();
+    expect(logs.some((l) => l.includes('the logs capability failed to start'))).toBe(true);
+    await cap.stop();
+  });
 });
