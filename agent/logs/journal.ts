@@ -85,12 +85,18 @@ export interface JournalFollowerDeps {
   cursor: () => string | null;
   /** Entries of one read of journalctl's output, in order; malformed lines are already skipped. */
   onEntries: (entries: JournalEntry[]) => void;
+  /** journalctl keeps refusing the cursor (the journal it named was vacuumed away): start over at the end. */
+  onCursorRefused: () => void;
   /** Delay cap of restarts (tests use a short one). */
   maxBackoffMs?: number;
 }
 
 /** A journalctl run past this long counts as healthy: the next restart's delay starts small again. */
 const HEALTHY_MS = 30_000;
+/** A failing exit this soon after start, with a cursor, is taken as a refused cursor… */
+const QUICK_FAILURE_MS = 5_000;
+/** …and after this many in a row the cursor is given up (journalctl says it cannot seek to it). */
+const REFUSALS = 3;
 /** A line longer than this is not an entry journalctl would write with our bound: it is skipped. */
 const MAX_JOURNAL_LINE = 4 * 1024 * 1024;
 
@@ -102,6 +108,7 @@ export class JournalFollower {
   private stopped = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private attempt = 0;
+  private refusals = 0;
 
   constructor(private readonly deps: JournalFollowerDeps) {}
 
@@ -109,9 +116,10 @@ export class JournalFollower {
     if (this.stopped || this.child) return;
     const { log, command } = this.deps;
     const startedAt = Date.now();
+    const cursor = this.deps.cursor();
     let child: ReturnType<typeof Bun.spawn<'ignore', 'pipe', 'pipe'>>;
     try {
-      child = Bun.spawn([command, ...journalArgs(this.deps.cursor())], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
+      child = Bun.spawn([command, ...journalArgs(cursor)], { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' });
     } catch (e) {
       log.warn('journalctl failed to start', { command, error: String(e) });
       this.again(startedAt);
@@ -122,10 +130,17 @@ export class JournalFollower {
     void this.read(child.stdout, child).finally(async () => {
       await child.exited;
       if (this.child === child) this.child = null;
-      if (!this.stopped) {
-        log.warn('journalctl exited; restarting it', { code: child.exitCode, signal: child.signalCode });
-        this.again(startedAt);
+      if (this.stopped) return;
+      log.warn('journalctl exited; restarting it', { code: child.exitCode, signal: child.signalCode });
+      const refused = cursor !== null && child.exitCode !== 0 && Date.now() - startedAt < QUICK_FAILURE_MS && cursor === this.deps.cursor();
+      this.refusals = refused ? this.refusals + 1 : 0;
+      if (this.refusals >= REFUSALS) {
+        // Lines between that cursor and now cannot be had any more; following goes on from the end.
+        log.warn('journalctl keeps refusing the saved cursor; following from the end of the journal', { cursor });
+        this.refusals = 0;
+        this.deps.onCursorRefused();
       }
+      this.again(startedAt);
     });
   }
 

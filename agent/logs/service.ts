@@ -55,7 +55,7 @@ export class LogsService {
     if (fileMark && typeof fileMark.path === 'string' && fileMark.state) this.saveFile(fileMark.path, fileMark.state);
 
     if (deps.journalctl) {
-      this.journal = new JournalFollower({ log, command: deps.journalctl, cursor: () => this.cursor, onEntries: (entries) => this.journalEntries(entries) });
+      this.journal = new JournalFollower({ log, command: deps.journalctl, cursor: () => this.cursor, onEntries: (entries) => this.journalEntries(entries), onCursorRefused: () => this.saveCursor(null) });
       this.journal.start();
     }
     for (const file of options.files) {
@@ -117,7 +117,7 @@ export class LogsService {
     this.shipper.spooled();
   }
 
-  private saveCursor(cursor: string): void {
+  private saveCursor(cursor: string | null): void {
     this.cursor = cursor;
     writeStateFile(this.cursorPath, { cursor });
   }

@@ -77,14 +77,17 @@ let lines = read();
 let next = 0;
 if (after !== undefined) {
   const i = lines.findIndex((l) => cursorOf(l) === after);
-  if (i < 0) { process.stderr.write('Failed to seek to cursor: Invalid argument\\n'); process.exit(1); }
+  if (i < 0) { fs.appendFileSync(dir + '/argv.log', JSON.stringify(args) + '\\n'); process.stderr.write('Failed to seek to cursor: Invalid argument\\n'); process.exit(1); }
   next = i + 1;
 } else if (args.includes('--lines=0')) next = lines.length;
 let exitAfter = Infinity;
 try { exitAfter = Number(fs.readFileSync(dir + '/exit-after', 'utf8')); fs.unlinkSync(dir + '/exit-after'); } catch {}
 fs.appendFileSync(dir + '/argv.log', JSON.stringify(args) + '\\n');
 let printed = 0;
+const parent = process.ppid;
 const pump = () => {
+  // journalctl's parent died (a test's kill -9 of the agent): so do we, like a real one on EPIPE.
+  if (process.ppid !== parent) process.exit(0);
   lines = read();
   while (next < lines.length) {
     if (printed >= exitAfter) process.exit(3);

@@ -5,12 +5,12 @@
 // that dies is restarted where it stopped, and a crash between spooling and saving the cursor is
 // repaired from the spool.
 import { afterEach, describe, expect, it } from 'bun:test';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { journalArgs, parseJournalLine } from '../../../agent/logs/journal.ts';
 import type { LogsCapability } from '../../../agent/logs/index.ts';
 import { Spool } from '../../../agent/logs/spool.ts';
-import { entry, FakeHub, fakeJournalctl, fixtureLines, options, start, tempDir, waitFor } from './helpers.ts';
+import { entry, FakeHub, fakeJournalctl, fixtureLines, options, sleep, start, tempDir, waitFor } from './helpers.ts';
 
 const running: LogsCapability[] = [];
 afterEach(async () => {
@@ -177,5 +177,22 @@ describe('following journalctl', () => {
     const cap = await run(options(join(dir, 'state'), { journal: 'auto', journalctl: join(dir, 'no-such-journalctl') }), new FakeHub(), logs);
     await waitFor(() => cap.stats()!.journalRestarts >= 2);
     expect(logs.some((l) => l.includes('journalctl failed to start'))).toBe(true);
+  });
+
+  it('gives up a cursor journalctl keeps refusing (its journal was vacuumed) and follows from the end', async () => {
+    const dir = tempDir();
+    const fake = fakeJournalctl(dir);
+    const state = join(dir, 'state');
+    mkdirSync(state, { recursive: true });
+    writeFileSync(join(state, 'journal-cursor.json'), JSON.stringify({ cursor: 's=gone;i=1' }));
+    fake.append(entry(1));
+    const hub = new FakeHub();
+    await run(options(state, { journal: 'auto', journalctl: fake.command }), hub);
+    await waitFor(() => fake.runs().some((args) => args.includes('--lines=0')), 15_000);
+    expect(fake.runs().filter((args) => args.includes('--after-cursor=s=gone;i=1')).length).toBe(3);
+    await sleep(200);
+    fake.append(entry(2));
+    await waitFor(() => hub.stored().length === 1);
+    expect(hub.stored()).toEqual(['entry 2']);
   });
 });
