@@ -51,7 +51,7 @@ interface Open {
   /** After the last \n read: what is saved. */
   offset: number;
   head: Buffer;
-  /** The unfinished line's first KEEP bytes, and how many past them. */
+  /** The unfinished line's first KEEP bytes, and how many past them (-1: skip to the next \n). */
   partial: Buffer[];
   partialLen: number;
   overflow: number;
@@ -150,7 +150,7 @@ export class FileFollower {
       this.seen = true;
       return false;
     }
-    if (!this.cur) this.open(st.size);
+    if (!this.cur) this.open();
     const open = this.cur;
     if (!open) return false;
     const size = fstatSync(open.fd).size;
@@ -162,7 +162,7 @@ export class FileFollower {
     return this.read(open, size);
   }
 
-  private open(size: number): void {
+  private open(): void {
     // Non-blocking: a FIFO swapped in between the stat and the open must not stall the agent.
     const fd = openSync(this.deps.file.path, constants.O_RDONLY | constants.O_NONBLOCK);
     const st = fstatSync(fd);
@@ -172,24 +172,23 @@ export class FileFollower {
     }
     const head = readHead(fd, st.size);
     const saved = this.saved;
-    let start = 0;
-    if (saved && saved.ino === st.ino && saved.dev === st.dev && saved.offset <= st.size && head.subarray(0, Buffer.from(saved.head, 'base64').length).equals(Buffer.from(saved.head, 'base64'))) {
-      start = saved.offset;
-    } else if (!saved && !this.seen) {
-      start = st.size;
-      // Not after a partial line: the line being written when we came is left to its end.
-    }
+    const savedHead = saved ? Buffer.from(saved.head, 'base64') : undefined;
+    // The same file as last time (inode and first bytes): where we stopped. A file met for the
+    // first time at start: its end. Any other (replaced meanwhile, or appeared later): its start.
+    const same = saved && savedHead && saved.ino === st.ino && saved.dev === st.dev && saved.offset <= st.size && head.subarray(0, savedHead.length).equals(savedHead);
+    const tail = !saved && !this.seen;
+    const start = same ? saved.offset : tail ? st.size : 0;
     this.seen = true;
     this.saved = undefined;
     this.cur = { fd, dev: st.dev, ino: st.ino, pos: start, offset: start, head, partial: [], partialLen: 0, overflow: 0 };
-    if (start === st.size && start > 0 && !saved) this.skipToLineEnd(this.cur, size);
+    // Tailing a file whose last line is unfinished: the rest of that line (begun before us) is skipped.
+    if (tail && start > 0 && this.lastByte(fd, start) !== NL) this.cur.overflow = -1;
     this.emit([], this.state(this.cur), []);
   }
 
-  /** Starting at the end of a file whose last line is unfinished: that line's rest is not ours. */
-  private skipToLineEnd(open: Open, size: number): void {
-    const last = Buffer.alloc(1);
-    if (readSync(open.fd, last, 0, 1, size - 1) === 1 && last[0] !== NL) open.overflow = -1;
+  private lastByte(fd: number, size: number): number | undefined {
+    const b = Buffer.alloc(1);
+    return readSync(fd, b, 0, 1, size - 1) === 1 ? b[0] : undefined;
   }
 
   private sameHead(open: Open, size: number): boolean {

@@ -12,7 +12,7 @@
 // segment — segments are a sixteenth of the bound) and the count rides in the next batch.
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { LogBatchSchema, MAX_LOG_BATCH, type LogBatch, type LogLine } from '../../shared/protocol/logs.ts';
+import { LogBatchSchema, LogLineSchema, MAX_LOG_BATCH, type LogBatch, type LogLine } from '../../shared/protocol/logs.ts';
 import { readStateFile, writeStateFile } from './state-file.ts';
 
 interface SpoolState {
@@ -115,6 +115,7 @@ export class Spool {
     for (const n of segNumbers) {
       const { size, lines, last } = this.scan(n, n === this.state.read.seg ? this.state.read.off : 0, n === segNumbers.at(-1));
       this.segs.push({ n, size, lines });
+      if (n === this.state.read.seg) this.state.read.off = Math.min(this.state.read.off, size);
       if (n === segNumbers.at(-1) && last?.startsWith(MARK_PREFIX)) {
         try {
           lastMark = (JSON.parse(last) as { m: unknown }).m;
@@ -243,10 +244,12 @@ export class Spool {
       if (!record.startsWith(MARK_PREFIX)) {
         if (lines.length && bytes + record.length + 1 > this.batchBytes) break;
         counted++;
-        try {
-          lines.push(JSON.parse(record) as LogLine);
+        // Checked as the hub will check it: a damaged record must not cost the whole batch.
+        const parsed = parseRecord(record);
+        if (parsed) {
+          lines.push(parsed);
           bytes += end - pos + 1;
-        } catch {
+        } else {
           corrupt++;
         }
       }
@@ -372,6 +375,15 @@ export class Spool {
 
   private save(): void {
     writeStateFile(this.statePath, this.state);
+  }
+}
+
+function parseRecord(record: string): LogLine | null {
+  try {
+    const parsed = LogLineSchema.safeParse(JSON.parse(record));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
   }
 }
 

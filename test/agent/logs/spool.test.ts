@@ -56,6 +56,19 @@ describe('spool', () => {
     b.close();
   });
 
+  it('drops (and counts) a damaged record in the middle instead of sending a batch the hub would refuse', () => {
+    const dir = tempDir();
+    const a = new Spool({ dir, bytes: 1024 * 1024 });
+    a.append(lines(1, 1));
+    a.close();
+    const seg = readdirSync(dir).find((n) => n.startsWith('seg-'))!;
+    appendFileSync(join(dir, seg), '{"ts":-1,"source":"file","source_name":"app","level":"info","message":"bad"}\nnot json\n');
+    const b = new Spool({ dir, bytes: 1024 * 1024 });
+    b.append(lines(2, 2));
+    expect(b.takeBatch()).toEqual({ t: 'logs', boot: b.boot, seq: 1, lines: [line(1), line(2)], dropped: 2 });
+    b.close();
+  });
+
   it('forgets a batch file written but never recorded as sent (its lines go out again under that seq)', () => {
     const dir = tempDir();
     const a = new Spool({ dir, bytes: 1024 * 1024 });
