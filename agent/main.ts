@@ -52,7 +52,8 @@ Options:
                        needs the agent to run as root)
   --terminal-idle-ms N how long a session nobody watches keeps running (default 600000: 10 minutes)
   --log-file PATH[=NAME]  follow this file's lines (repeatable; NAME is its source_name, default PATH)
-  --no-journal         do not follow the systemd journal (default: follow it when journalctl is here)
+  --no-journal         do not follow the systemd journal (default: follow it when journalctl is here;
+                       $PIRELAY_JOURNALCTL names another journalctl)
   --log-spool-bytes N  bound of the on-disk spool of lines not yet stored by the relay (default
                        ${DEFAULT_SPOOL_BYTES}); past it the oldest lines are dropped and counted
 
