@@ -81,7 +81,7 @@ describe('spool', () => {
     b.close();
   });
 
-  it('drops the oldest past its bound, counts them, and reports the count once acknowledged', () => {
+  it('drops the oldest past its bound, counts them, and keeps the count with the next batch until it is acknowledged', () => {
     const dir = tempDir();
     const bound = 64 * 1024;
     const s = new Spool({ dir, bytes: bound });
