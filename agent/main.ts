@@ -16,6 +16,8 @@ import { agentCapabilities } from './capabilities.ts';
 import { createSystemReader } from './system/reader.ts';
 import { kvmOptions } from './kvm/options.ts';
 import { DEFAULT_SPOOL_BYTES, logOptions } from './logs/options.ts';
+import type { LogsCapability } from './logs/index.ts';
+import { LOGS_CAPABILITY } from '../shared/protocol/logs.ts';
 import { terminalOptions } from './terminal/options.ts';
 import { DEFAULT_VIDEO_DEVICE, SCREEN_BACKENDS } from './kvm/screen/types.ts';
 import { InstallError, installService, installTargets, SERVICE_NAME } from './install-service.ts';
@@ -50,7 +52,8 @@ Options:
                        needs the agent to run as root)
   --terminal-idle-ms N how long a session nobody watches keeps running (default 600000: 10 minutes)
   --log-file PATH[=NAME]  follow this file's lines (repeatable; NAME is its source_name, default PATH)
-  --no-journal         do not follow the systemd journal (default: follow it when journalctl is here)
+  --no-journal         do not follow the systemd journal (default: follow it when journalctl is here;
+                       $PIRELAY_JOURNALCTL names another journalctl)
   --log-spool-bytes N  bound of the on-disk spool of lines not yet stored by the relay (default
                        ${DEFAULT_SPOOL_BYTES}); past it the oldest lines are dropped and counted
 
@@ -138,11 +141,12 @@ async function main(argv: string[]): Promise<number> {
       const ticker = setInterval(() => system.tick(), 1_000);
       const maxBackoff = values['max-backoff-ms'] ? Number(values['max-backoff-ms']) : undefined;
       if (maxBackoff !== undefined && !(maxBackoff >= 100)) throw new UsageError('--max-backoff-ms must be a number ≥ 100');
+      const modules = agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options });
       const connection = new AgentConnection({
         relay: config.relay,
         deviceId: config.device_id,
         privateJwk: config.private_key,
-        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options }),
+        modules,
         facts: () => system.facts(),
         log,
         maxBackoffMs: maxBackoff,
@@ -154,6 +158,8 @@ async function main(argv: string[]): Promise<number> {
           log.info('agent stopping', { signal });
           clearInterval(ticker);
           await connection.stop();
+          // The logs module ends its journalctl and closes its spool (what it read is spooled already).
+          await (modules.find((m) => m.name === LOGS_CAPABILITY) as LogsCapability | undefined)?.stop();
           resolve();
         };
         process.once('SIGINT', () => void stop('SIGINT'));

@@ -18,6 +18,8 @@ export interface LogOptions {
   /** The journal cursor, the spool and its counters live here. */
   stateDir: string;
   spoolBytes: number;
+  /** The journalctl to run instead of the one on PATH ($PIRELAY_JOURNALCTL; tests run a fake one). */
+  journalctl?: string;
 }
 
 export interface LogFlags {
@@ -27,7 +29,7 @@ export interface LogFlags {
 }
 
 /** The options the flags ask for, or why they are wrong (a usage error). */
-export function logOptions(flags: LogFlags, configPath: string): { ok: true; options: LogOptions } | { ok: false; message: string } {
+export function logOptions(flags: LogFlags, configPath: string, env: Record<string, string | undefined> = process.env): { ok: true; options: LogOptions } | { ok: false; message: string } {
   const files: LogFile[] = [];
   for (const spec of flags['log-file'] ?? []) {
     const eq = spec.indexOf('=');
@@ -39,5 +41,7 @@ export function logOptions(flags: LogFlags, configPath: string): { ok: true; opt
   }
   const spoolBytes = flags['log-spool-bytes'] === undefined ? DEFAULT_SPOOL_BYTES : Number(flags['log-spool-bytes']);
   if (!Number.isInteger(spoolBytes) || spoolBytes < 64 * 1024) return { ok: false, message: '--log-spool-bytes must be a whole number ≥ 65536' };
-  return { ok: true, options: { journal: flags['no-journal'] ? 'off' : 'auto', files, stateDir: join(dirname(resolve(configPath)), 'logs'), spoolBytes } };
+  const options: LogOptions = { journal: flags['no-journal'] ? 'off' : 'auto', files, stateDir: join(dirname(resolve(configPath)), 'logs'), spoolBytes };
+  if (env.PIRELAY_JOURNALCTL) options.journalctl = env.PIRELAY_JOURNALCTL;
+  return { ok: true, options };
 }
