@@ -105,16 +105,20 @@ export class LogStore {
       if (lo === null || hi === null) return { deleted: 0, more: false, rowsWritten: 0 };
       // Lines are deleted oldest first only, so the seqs kept are contiguous and hi - lo + 1 is their count.
       const byCount = hi - lo + 1 > limits.maxLines ? hi - limits.maxLines : lo - 1;
+      // Receive times grow with seq: when the oldest line is not too old, none is (one row read, not a step's).
+      const cutoff = now - limits.retentionMs;
+      const oldest = sql.exec<{ received: number }>('SELECT received FROM log_lines WHERE seq = ?', lo).one().received;
       const byAge =
-        sql.exec<{ seq: number }>('SELECT seq FROM log_lines WHERE seq BETWEEN ? AND ? AND received < ? ORDER BY seq DESC LIMIT 1', lo, lo + PRUNE_STEP - 1, now - limits.retentionMs).toArray()[0]
-          ?.seq ?? lo - 1;
+        oldest >= cutoff
+          ? lo - 1
+          : (sql.exec<{ seq: number }>('SELECT seq FROM log_lines WHERE seq BETWEEN ? AND ? AND received < ? ORDER BY seq DESC LIMIT 1', lo, lo + PRUNE_STEP - 1, cutoff).toArray()[0]?.seq ?? lo - 1);
       const cut = Math.min(Math.max(byCount, byAge), lo + PRUNE_STEP - 1);
       if (cut < lo) return { deleted: 0, more: false, rowsWritten: 0 };
       let written = sql.exec(`INSERT INTO log_fts (log_fts, rowid, message) SELECT 'delete', seq, message FROM log_lines WHERE seq <= ?`, cut).rowsWritten;
       written += sql.exec('DELETE FROM log_lines WHERE seq <= ?', cut).rowsWritten;
       const deleted = cut - lo + 1;
       const next = sql.exec<{ received: number }>('SELECT received FROM log_lines ORDER BY seq LIMIT 1').toArray()[0];
-      const more = cut < byCount || (next !== undefined && next.received < now - limits.retentionMs);
+      const more = cut < byCount || (next !== undefined && next.received < cutoff);
       return { deleted, more, rowsWritten: written };
     });
   }
@@ -124,19 +128,26 @@ export class LogStore {
     const where = this.where(q);
     if (!where) return { entries: [], total: 0 };
     const sql = this.storage.sql;
-    const total = sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM log_lines WHERE ${where.sql}`, ...where.args).one().n;
     const rows = sql.exec<Row>(`SELECT ${COLUMNS} FROM log_lines WHERE ${where.sql} ORDER BY ts DESC, seq DESC LIMIT ? OFFSET ?`, ...where.args, q.limit, q.offset).toArray();
-    return { entries: rows.map((r) => this.entry(r)), total };
+    return { entries: rows.map((r) => this.entry(r)), total: this.count(where) };
+  }
+
+  /** How many lines match: without a filter the seq range says it (the seqs kept are contiguous), which reads two rows, not every line. */
+  private count(where: { sql: string; args: (string | number)[] }): number {
+    const sql = this.storage.sql;
+    if (where.args.length === 0) {
+      const { lo, hi } = sql.exec<{ lo: number | null; hi: number | null }>('SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM log_lines').one();
+      return lo === null || hi === null ? 0 : hi - lo + 1;
+    }
+    return sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM log_lines WHERE ${where.sql}`, ...where.args).one().n;
   }
 
   /** The sort keys ([ts, seq]) of the first `offset + limit` matches, newest first, and their total: what a fleet-wide query merges. */
   keys(q: LogQuery): { keys: [number, number][]; total: number } {
     const where = this.where(q);
     if (!where) return { keys: [], total: 0 };
-    const sql = this.storage.sql;
-    const total = sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM log_lines WHERE ${where.sql}`, ...where.args).one().n;
-    const rows = sql.exec<{ ts: number; seq: number }>(`SELECT ts, seq FROM log_lines WHERE ${where.sql} ORDER BY ts DESC, seq DESC LIMIT ?`, ...where.args, q.offset + q.limit).raw();
-    return { keys: [...rows] as [number, number][], total };
+    const rows = this.storage.sql.exec<{ ts: number; seq: number }>(`SELECT ts, seq FROM log_lines WHERE ${where.sql} ORDER BY ts DESC, seq DESC LIMIT ?`, ...where.args, q.offset + q.limit).raw();
+    return { keys: [...rows] as [number, number][], total: this.count(where) };
   }
 
   /** The entries of these seqs (those still kept), in the order asked. */

@@ -9,7 +9,7 @@
 // would drop every watcher before its first ack could arrive. The Worker splits it into lines.
 // Nothing is published while no one watches (no `log` watcher socket): the watcher event table
 // would only write rows that nobody reads, since a stream resumes from the stored lines themselves.
-import type { LogPage, LogQuery } from '../../shared/api/logs.ts';
+import type { LogEntry, LogPage, LogQuery } from '../../shared/api/logs.ts';
 import { MAX_LOG_FIELDS, type LogBatch } from '../../shared/protocol/logs.ts';
 import type { AgentMessage } from '../../shared/protocol/messages.ts';
 import { numberVar } from '../../shared/env-vars.ts';
@@ -28,13 +28,15 @@ const TEAM_MS = 5_000;
 /** A retention step is followed by the next this soon when it left work; else the deadline checks again daily. */
 const PRUNE_AGAIN_MS = 1_000;
 const PRUNE_DAILY_MS = 24 * 60 * 60_000;
+/** JSON characters of entries one published event holds at most (see chunks). */
+const EVENT_BYTES = 256 * 1024;
 /** The latest time a Date can hold: a device's absurd clock is clamped to it rather than breaking every query. */
 const MAX_TIME = 8.64e15;
 
 export interface LogLiveEvent {
   agent_id: string;
   team_id: string | null;
-  entries: ReturnType<LogStore['store']>['entries'];
+  entries: LogEntry[];
 }
 
 export class LogsCapability implements HubCapability {
@@ -83,8 +85,11 @@ export class LogsCapability implements HubCapability {
     if ((await hub.when(LOG_RETENTION)) === null) await hub.at(LOG_RETENTION, now + PRUNE_DAILY_MS);
     if (store.prune(limits(hub.env), now).more) await hub.at(LOG_RETENTION, now + PRUNE_AGAIN_MS);
     if (!hub.state.getWebSockets(LOG_TOPIC).length) return;
-    const event: LogLiveEvent = { agent_id: hub.deviceId, team_id: await this.teamOf(hub), entries: result.entries };
-    hub.publish(LOG_TOPIC, { ...event });
+    const teamId = await this.teamOf(hub);
+    for (const entries of chunks(result.entries)) {
+      const event: LogLiveEvent = { agent_id: hub.deviceId, team_id: teamId, entries };
+      hub.publish(LOG_TOPIC, { ...event });
+    }
   }
 
   /** The device's team (null if it is gone from D1: its lines then reach instance admins only), read at most every TEAM_MS. */
@@ -106,6 +111,26 @@ export class LogsCapability implements HubCapability {
   private storeOf(hub: HubContext): LogStore {
     return (this.store ??= new LogStore(hub.state.storage, hub.deviceId));
   }
+}
+
+/**
+ * The entries in events of at most EVENT_BYTES of JSON: a batch the agent kept under 512 KiB grows
+ * by each entry's id, device and time, and a message the Worker receives may not pass 1 MiB.
+ */
+function* chunks(entries: LogEntry[]): Generator<LogEntry[]> {
+  let chunk: LogEntry[] = [];
+  let bytes = 0;
+  for (const e of entries) {
+    const size = JSON.stringify(e).length;
+    if (chunk.length && bytes + size > EVENT_BYTES) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(e);
+    bytes += size;
+  }
+  if (chunk.length) yield chunk;
 }
 
 function limits(env: Env): LogLimits {

@@ -78,7 +78,7 @@ export async function logStream(key: string, query = '', headers: Record<string,
         return e;
       })
       .filter((e) => e.event !== 'message');
-  const lines = () => events().filter((e) => e.event === 'log').map((e) => ({ id: e.id, ...(JSON.parse(e.data) as LogEntry) }));
+  const lines = () => events().filter((e) => e.event === 'log').map((e) => ({ ...(JSON.parse(e.data) as LogEntry), sse_id: e.id }));
   await waitFor(() => text.startsWith('retry:'), 'the stream to open');
   return { events, lines, text: () => text, ended: () => ended, cancel: () => reader.cancel() };
 }

@@ -29,9 +29,19 @@ describe('GET /api/v1/logs/stream', () => {
     const [got] = r.lines();
     expect(got).toMatchObject({ agent_id: dev.deviceId, level: 'error', source_name: 'kernel', message: 'USB disconnect, device number 5' });
     expect(got!.id).toMatch(new RegExp(`^${dev.deviceId}:\\d+$`));
+    expect(got!.sse_id).toBe(got!.id);
     // The stream and the search agree on what matched.
     const res = await api(`/api/v1/logs?agent_id=${dev.deviceId}&level=error,critical&source_name=kernel&q=${encodeURIComponent('"usb disconnect"')}`, { key: viewer.key });
     expect(((await res.json()) as { entries: { id: string }[] }).entries.map((e) => e.id)).toEqual([got!.id]);
+    await r.cancel();
+  });
+
+  it('delivers a batch published as several events (100 lines of 8 KiB, over EVENT_BYTES) whole and in order', async () => {
+    const dev = await logDevice(admin);
+    const r = await logStream(admin, `?agent_id=${dev.deviceId}`);
+    await dev.send(Array.from({ length: 100 }, (_, i) => line({ message: `${i} ${'x'.repeat(8000)}` })));
+    await waitFor(() => r.lines().length === 100, 'every line of the batch', 10_000);
+    expect(r.lines().map((l) => Number(l.message.split(' ')[0]))).toEqual(Array.from({ length: 100 }, (_, i) => i));
     await r.cancel();
   });
 
@@ -40,7 +50,7 @@ describe('GET /api/v1/logs/stream', () => {
     const first = await logStream(admin, `?agent_id=${dev.deviceId}`);
     await dev.send([line({ message: 'one' })]);
     await waitFor(() => first.lines().length === 1, 'line one');
-    const last = first.lines()[0]!.id!;
+    const last = first.lines()[0]!.sse_id!;
     await first.cancel();
     await dev.send([line({ message: 'two' }), line({ message: 'three' })]);
     const again = await logStream(admin, `?agent_id=${dev.deviceId}`, { 'last-event-id': last });
@@ -48,7 +58,7 @@ describe('GET /api/v1/logs/stream', () => {
     await dev.send([line({ message: 'four' })]);
     await waitFor(() => again.lines().length === 3, 'the live line');
     expect(again.lines().map((l) => l.message)).toEqual(['two', 'three', 'four']);
-    const ids = again.lines().map((l) => Number(l.id!.split(':')[1]));
+    const ids = again.lines().map((l) => Number(l.id.split(':')[1]));
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     // ?last_event_id= does the same; an id of no device of the stream is a 400 naming it.
     const byQuery = await logStream(admin, `?agent_id=${dev.deviceId}&last_event_id=${encodeURIComponent(last)}`);

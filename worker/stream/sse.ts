@@ -1,4 +1,5 @@
-// Turns a FleetHub watcher socket into a Server-Sent Events body. The Worker holds the socket,
+// Turns a hub's watcher socket (or several: a log stream follows one per device) into a
+// Server-Sent Events body; status events are rendered here, other topics by the route's `render`. The Worker holds the socket,
 // not the hub, so the hub can hibernate between events; the per-reader bound lives here too: the
 // body's queue counts the bytes the reader has not taken yet, and a reader whose backlog passes
 // the bound gets `event: dropped` and the end of the stream instead of more memory. The hub
