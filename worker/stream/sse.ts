@@ -1,9 +1,10 @@
 // Turns a hub's watcher socket (or several: a log stream follows one per device) into a
-// Server-Sent Events body; status events are rendered here, other topics by the route's `render`. The Worker holds the socket,
-// not the hub, so the hub can hibernate between events; the per-reader bound lives here too: the
-// body's queue counts the bytes the reader has not taken yet, and a reader whose backlog passes
-// the bound gets `event: dropped` and the end of the stream instead of more memory. The hub
-// never waits for a reader, so a slow one slows neither the hub nor the other readers.
+// Server-Sent Events body; status events are rendered here, other topics by the route's `render`.
+// The Worker holds the socket, not the hub, so the hub can hibernate between events; the
+// per-reader bound lives here too: the body's queue counts the bytes the reader has not taken
+// yet, and a reader whose backlog passes the bound gets `event: dropped` and the end of the
+// stream instead of more memory. The hub never waits for a reader, so a slow one slows neither
+// the hub nor the other readers.
 // The hub bounds its watcher sockets by acks (hub/watchers.ts): the bridge acknowledges each
 // event once it is in the body's queue (whose own bound is the one that matters for the reader),
 // in batches so a burst costs the hub a few messages, not one per event.
