@@ -245,6 +245,24 @@ describe('retention and write cost', () => {
     });
   });
 
+  it("the hub's log-retention deadline prunes what is past LOG_RETENTION_DAYS (7) and comes back daily; a stored batch sets it", async () => {
+    const id = await insertDevice();
+    await storeLines(id, [line({ message: 'ten days old' })], Date.now() - 10 * 86_400_000);
+    await storeLines(id, [line({ message: 'fresh' })]);
+    await runInDurableObject(hub(id), async (instance, state) => {
+      await state.storage.put('scheduler:deadlines', { 'log-retention': 0 });
+      await instance.alarm();
+      const due = (await state.storage.get<Record<string, number>>('scheduler:deadlines'))!['log-retention']!;
+      expect(due).toBeGreaterThan(Date.now() + 23 * 3_600_000);
+    });
+    expect(messages(await page(`/api/v1/devices/${id}/logs`))).toEqual(['fresh']);
+    const dev = await logDevice(admin);
+    await dev.send([line()]);
+    await runInDurableObject(hub(dev.deviceId), async (_i, state) => {
+      expect(Object.keys((await state.storage.get<Record<string, number>>('scheduler:deadlines'))!)).toContain('log-retention');
+    });
+  });
+
   it('a prune step deletes at most PRUNE_STEP lines and says more is due', async () => {
     const id = `retention-${token()}`;
     await runInDurableObject(hub(id), (_i, state) => {
