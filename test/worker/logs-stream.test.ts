@@ -60,13 +60,33 @@ describe('GET /api/v1/logs/stream', () => {
     expect(again.lines().map((l) => l.message)).toEqual(['two', 'three', 'four']);
     const ids = again.lines().map((l) => Number(l.id.split(':')[1]));
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
-    // ?last_event_id= does the same; an id of no device of the stream is a 400 naming it.
+    // ?last_event_id= does the same; a malformed id is a 400 naming it; one of a device the stream does not follow starts live after a gap.
     const byQuery = await logStream(admin, `?agent_id=${dev.deviceId}&last_event_id=${encodeURIComponent(last)}`);
     await waitFor(() => byQuery.lines().length === 3, 'the replay by query');
-    const bad = await api(`/api/v1/logs/stream?agent_id=${dev.deviceId}&last_event_id=elsewhere:3`, { key: admin });
+    const bad = await api(`/api/v1/logs/stream?agent_id=${dev.deviceId}&last_event_id=three`, { key: admin });
     expect(bad.status).toBe(400);
     expect(JSON.stringify(await bad.json())).toContain('last_event_id');
-    await Promise.all([again.cancel(), byQuery.cancel()]);
+    const elsewhere = await logStream(admin, `?agent_id=${dev.deviceId}`, { 'last-event-id': 'elsewhere:3' });
+    await waitFor(() => elsewhere.events().some((e) => e.event === 'gap'), 'the gap');
+    expect(elsewhere.lines()).toEqual([]);
+    await Promise.all([again.cancel(), byQuery.cancel(), elsewhere.cancel()]);
+  });
+
+  it('resumes a stream of every device: the named device after its seq, the others since that line arrived', async () => {
+    const a = await logDevice(admin);
+    const b = await logDevice(admin);
+    const word = `w${crypto.randomUUID().slice(0, 8)}`;
+    const first = await logStream(admin, `?q=${word}`);
+    await a.send([line({ message: `${word} a1` })]);
+    await waitFor(() => first.lines().length === 1, 'a1');
+    const last = first.lines()[0]!.sse_id!;
+    await first.cancel();
+    await a.send([line({ message: `${word} a2` })]);
+    await b.send([line({ message: `${word} b1` })]);
+    const again = await logStream(admin, `?q=${word}`, { 'last-event-id': last });
+    await waitFor(() => again.lines().length === 2, 'a2 and b1');
+    expect(again.lines().map((l) => l.message.split(' ')[1]).sort()).toEqual(['a2', 'b1']);
+    await again.cancel();
   });
 
   it("without agent_id: the caller's devices, not another team's; an instance admin sees both", async () => {

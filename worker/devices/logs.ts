@@ -98,18 +98,26 @@ export function liveFilter(q: LogQuery): (e: LogEntry) => boolean {
     (terms === null || matchesSearch(terms, e.message));
 }
 
-/** "<device>:<seq>", as Last-Event-ID carries it back. */
-export function readCursor(id: string | undefined, devices: readonly string[]): { device: string; seq: number } | null {
+/**
+ * "<device>:<seq>", as Last-Event-ID carries it back; a malformed one is a 400 naming
+ * last_event_id. One of a device the stream no longer follows (moved away, or no longer among
+ * the most recently seen) is no cursor (`gone`): the stream starts live after `event: gap`, rather
+ * than refuse, which would stop a browser's EventSource for good.
+ */
+export function readCursor(id: string | undefined, devices: readonly string[]): { device: string; seq: number } | 'gone' | null {
   if (id === undefined) return null;
   const m = /^([^:\s]{1,64}):(\d{1,15})$/.exec(id);
-  if (!m || !devices.includes(m[1]!)) {
+  if (!m) {
     throw validationError('Invalid request query', {
       target: 'query',
       issues: [{ path: 'last_event_id', message: 'last_event_id is the id ("<device>:<seq>") of a line this stream sent', code: 'custom' }],
     });
   }
-  return { device: m[1]!, seq: Number(m[2]) };
+  return devices.includes(m[1]!) ? { device: m[1]!, seq: Number(m[2]) } : 'gone';
 }
+
+/** What a resumed stream says before its lines when some may be missing. */
+export const gapEvent = (agentId: string | null) => `event: gap\ndata: ${JSON.stringify(agentId === null ? {} : { agent_id: agentId })}\n\n`;
 
 function sseLine(e: LogEntry): string {
   return `id: ${e.id}\nevent: log\ndata: ${JSON.stringify(e)}\n\n`;
@@ -125,15 +133,15 @@ export async function replay(env: Env, ids: readonly string[], cursor: { device:
     ids
       .filter((id) => id !== cursor.device)
       .map(async (id) => {
-        // The resumed line is gone (pruned): the other devices' time is unknown, so theirs start live.
-        if (since === null) return { id, entries: [] as LogEntry[], more: false, lost: false };
+        // The resumed line is gone (pruned): the other devices' time is unknown, so theirs start live, after a gap.
+        if (since === null) return { id, entries: [] as LogEntry[], more: false, lost: true };
         return { id, ...(await hubFor(env, id).logsAfter({ received: since } satisfies LogCursor, q, per)) };
       }),
   );
   const parts = [{ id: cursor.device, ...first }, ...others];
   let text = '';
   for (const p of parts) {
-    if (p.lost || p.more) text += `event: gap\ndata: ${JSON.stringify({ agent_id: p.id })}\n\n`;
+    if (p.lost || p.more) text += gapEvent(p.id);
     for (const e of p.entries) text += sseLine(e);
     const last = p.entries.at(-1);
     if (last) seen.set(p.id, Number(last.id.slice(last.id.lastIndexOf(':') + 1)));

@@ -12,7 +12,7 @@ import { principalOf } from '../auth/middleware.ts';
 import { authorizeDevice } from '../auth/scope.ts';
 import { DeviceIdParam, json, security } from '../devices/api-schemas.ts';
 import { hubFor } from '../devices/hub.ts';
-import { MAX_LOG_DEVICES, MAX_LOG_REPLAY, openLogWatchers, queryDevices, readCursor, readLogQuery, renderLive, replay, visibleLogDevices } from '../devices/logs.ts';
+import { gapEvent, MAX_LOG_DEVICES, MAX_LOG_REPLAY, openLogWatchers, queryDevices, readCursor, readLogQuery, renderLive, replay, visibleLogDevices } from '../devices/logs.ts';
 import { sseFromWatchers } from '../stream/sse.ts';
 import { freshCaller } from './stream.ts';
 import { numberVar } from '../../shared/env-vars.ts';
@@ -103,7 +103,8 @@ export function registerLogRoutes(app: App) {
         'Each line: `id: <device>:<seq>`, `event: log`, `data:` a LogEntry, for the lines that pass the filters (q as a word match: the same words, phrases and prefixes ' +
         `as the search). Without agent_id, the ${MAX_LOG_DEVICES} approved devices of the caller's teams seen most recently. ` +
         'A `: heartbeat` comment every 15 s. With Last-Event-ID (or ?last_event_id=) the stream first sends the stored lines that followed that line ' +
-        `(at most ${MAX_LOG_REPLAY}; \`event: gap\` with data {"agent_id"} when some are no longer kept or there were more), then live ones; a few lines may come twice ` +
+        `(at most ${MAX_LOG_REPLAY}; \`event: gap\` with data {"agent_id"} when some are no longer kept or there were more, with {} when the id names a device ` +
+        'the stream no longer follows), then live ones; a few lines may come twice ' +
         'after a resume (ids are unique). `event: dropped` when the reader fell too far behind (the stream then ends). ' +
         "The stream ends after `: access changed` when the caller's teams or credential change, and after `: credential expired`.",
       security,
@@ -128,7 +129,8 @@ export function registerLogRoutes(app: App) {
       const cursor = readCursor(c.req.header('last-event-id') ?? c.req.query('last_event_id'), ids);
       // Watchers first, the replay after: a batch stored in between is in both, and the live side skips it by seq.
       const sockets = await openLogWatchers(c, ids, agentId);
-      const { text, seen } = cursor ? await replay(c.env, ids, cursor, q) : { text: '', seen: new Map<string, number>() };
+      const { text, seen } =
+        cursor === 'gone' ? { text: gapEvent(null), seen: new Map<string, number>() } : cursor ? await replay(c.env, ids, cursor, q) : { text: '', seen: new Map<string, number>() };
       for (const ws of sockets) ws.accept();
       const body = sseFromWatchers(sockets, {
         heartbeatMs: numberVar(c.env.STREAM_HEARTBEAT_MS, 15_000, 10),
