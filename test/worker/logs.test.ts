@@ -269,7 +269,9 @@ describe('retention and write cost', () => {
       const store = new LogStore(state.storage, id);
       for (let s = 1; s <= 5; s++) store.store({ t: 'logs', boot: 'b', seq: s, lines: Array.from({ length: 500 }, () => line()) }, 0);
       const limits = { retentionMs: 86_400_000, maxLines: 100 };
-      expect(store.prune(limits, Date.now())).toMatchObject({ deleted: PRUNE_STEP, more: true });
+      const step = store.prune(limits, Date.now());
+      expect(step).toMatchObject({ deleted: PRUNE_STEP, more: true });
+      console.log(`hub SQLite rows written to prune ${PRUNE_STEP} log lines: ${step.rowsWritten}`);
       expect(store.prune(limits, Date.now())).toMatchObject({ deleted: PRUNE_STEP, more: true });
       expect(store.prune(limits, Date.now())).toMatchObject({ deleted: 500, more: false });
       // Seqs are never reused, even after every line went.
