@@ -18,7 +18,9 @@ import { AgentRpc, type HubCallResult } from './hub/rpc.ts';
 import { Scheduler } from './hub/scheduler.ts';
 import { WATCH_EXPIRY, Watchers, type WatcherCounters } from './hub/watchers.ts';
 import { readHubRequest, type TerminalTokenRecord } from './hub/contract.ts';
-import type { LogPage, LogQuery } from '../shared/api/logs.ts';
+import type { LogEntry, LogPage, LogQuery } from '../shared/api/logs.ts';
+import { LOG_RETENTION } from './capabilities/logs.ts';
+import type { LogCursor } from './capabilities/logs-store.ts';
 import { hubCapabilities } from './capabilities/index.ts';
 import type { Hello, HubCapability, HubContext, MessageHandler, StreamHandler } from './capabilities/types.ts';
 
@@ -81,6 +83,7 @@ export class DeviceHub extends DurableObject<Env> {
       heartbeat: (now) => this.checkHeartbeat(now),
       'last-seen': (now) => this.refreshLastSeen(now),
       [WATCH_EXPIRY]: (now) => this.watchers.expire(now),
+      [LOG_RETENTION]: (now) => this.caps.logs.prune(this.hub, now),
     });
     this.watchers = new Watchers(ctx, { name: 'DeviceHub', topics: this.capList.flatMap((c) => c.topics ?? []), replay: DEVICE_REPLAY, scheduler: this.scheduler });
     this.hub = {
@@ -94,6 +97,8 @@ export class DeviceHub extends DurableObject<Env> {
       send: (msg) => this.sendToAgent(msg),
       openStream: (ws, open, options) => this.agents.muxFor(ws).open(open, options),
       publish: (topic, data) => void this.watchers.publish(topic, data),
+      at: (name, when) => this.scheduler.at(name, when),
+      when: (name) => this.scheduler.when(name),
     };
   }
 
@@ -208,6 +213,21 @@ export class DeviceHub extends DurableObject<Env> {
   /** A page of this device's log lines (the Worker checked the query with LogQuerySchema). */
   async queryLogs(query: LogQuery): Promise<LogPage> {
     return this.caps.logs.query(this.hub, query);
+  }
+
+  /** A fleet-wide query's first pass: the sort keys ([ts, seq]) of the first offset + limit matches, and their total. */
+  async logKeys(query: LogQuery): Promise<{ keys: [number, number][]; total: number }> {
+    return this.caps.logs.keys(this.hub, query);
+  }
+
+  /** A fleet-wide query's second pass: the entries of these seqs, in that order. */
+  async logEntries(seqs: number[]): Promise<LogEntry[]> {
+    return this.caps.logs.entries(this.hub, seqs.slice(0, 1000));
+  }
+
+  /** What a live log stream resuming from `cursor` missed, oldest first (at most `limit`). */
+  async logsAfter(cursor: LogCursor, query: LogQuery, limit: number): Promise<{ entries: LogEntry[]; more: boolean; received: number | null; lost: boolean }> {
+    return this.caps.logs.after(this.hub, cursor, query, Math.min(limit, 1000));
   }
 
   /** The Worker changed this device's tunnels. */

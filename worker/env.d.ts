@@ -17,5 +17,9 @@ declare namespace Cloudflare {
     ALLOW_REGISTRATION?: string;
     /** The client address to assume when CF-Connecting-IP is absent or not trusted (set by the local relay on loopback). */
     LOCAL_CLIENT_IP?: string;
+    /** Days a device's log lines are kept in its hub (default 7). */
+    LOG_RETENTION_DAYS?: string;
+    /** Log lines a device's hub keeps at most, the oldest deleted first (default 500000). */
+    LOG_MAX_LINES?: string;
   }
 }

@@ -43,7 +43,7 @@ const RETRY_MS = 2_000;
  * long as the stream lasts. One query per stream opened, none per event. The credential is found
  * as for every route (requestCredential), with ?api_key= standing in for a missing Authorization.
  */
-const freshCaller: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const freshCaller: MiddlewareHandler<AppEnv> = async (c, next) => {
   const credential = requestCredential(c, c.req.query('api_key'));
   if (credential) c.set('principal', await principalFor(c.env, c.executionCtx, credential, Date.now(), { fresh: true }));
   await next();

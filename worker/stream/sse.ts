@@ -1,8 +1,10 @@
-// Turns a FleetHub watcher socket into a Server-Sent Events body. The Worker holds the socket,
-// not the hub, so the hub can hibernate between events; the per-reader bound lives here too: the
-// body's queue counts the bytes the reader has not taken yet, and a reader whose backlog passes
-// the bound gets `event: dropped` and the end of the stream instead of more memory. The hub
-// never waits for a reader, so a slow one slows neither the hub nor the other readers.
+// Turns a hub's watcher socket (or several: a log stream follows one per device) into a
+// Server-Sent Events body; status events are rendered here, other topics by the route's `render`.
+// The Worker holds the socket, not the hub, so the hub can hibernate between events; the
+// per-reader bound lives here too: the body's queue counts the bytes the reader has not taken
+// yet, and a reader whose backlog passes the bound gets `event: dropped` and the end of the
+// stream instead of more memory. The hub never waits for a reader, so a slow one slows neither
+// the hub nor the other readers.
 // The hub bounds its watcher sockets by acks (hub/watchers.ts): the bridge acknowledges each
 // event once it is in the body's queue (whose own bound is the one that matters for the reader),
 // in batches so a burst costs the hub a few messages, not one per event.
@@ -11,7 +13,8 @@
 // (ACCESS_CHANGED, said in a comment first), when the reconnect is filtered by what the caller may
 // see now. The stream ends when its credential expires (`: credential expired`): by its own timer,
 // so the end does not wait for the hub's alarm, or when the hub closes it for that first.
-import { StreamMessageSchema, type StreamAck, type StreamMessage } from '../../shared/api/stream.ts';
+import { z } from 'zod';
+import { EventIdSchema, StreamMessageSchema, type StreamAck, type StreamMessage } from '../../shared/api/stream.ts';
 import { StreamCloseCode } from '../../shared/codes.ts';
 
 export interface SseOptions {
@@ -21,6 +24,13 @@ export interface SseOptions {
   retryMs: number;
   /** When the stream's credential expires (ms): the stream ends then. Null if it does not. */
   expiresAt: number | null;
+  /** SSE text the reader gets first, after `retry:` (a resumed log stream's missed lines). */
+  prelude?: string;
+  /**
+   * The SSE text of a hub's event, for a stream whose events are not status events (the log
+   * stream splits a batch into lines and filters them); null sends the reader nothing.
+   */
+  render?: (event: WatcherEvent) => string | null;
 }
 
 const encoder = new TextEncoder();
@@ -45,25 +55,41 @@ function sseOf(m: StreamMessage): string | null {
   }
 }
 
+/** A watcher event as any hub topic sends it, for a bridge that renders its own (see SseOptions.render). */
+const AnyEventSchema = z.object({ t: z.literal('event'), id: EventIdSchema, event: z.string(), data: z.record(z.string(), z.unknown()) });
+export type WatcherEvent = z.infer<typeof AnyEventSchema>;
+
 export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<Uint8Array> {
+  return sseFromWatchers([ws], opts);
+}
+
+/**
+ * The bridge over several watcher sockets at once (a log stream of many devices), each acked on
+ * its own; the stream ends when any of them closes, so a reconnect is authorized and filtered
+ * anew, as with one.
+ */
+export function sseFromWatchers(sockets: readonly WebSocket[], opts: SseOptions): ReadableStream<Uint8Array> {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let open = true;
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   let expiry: ReturnType<typeof setTimeout> | undefined;
-  /** Events queued for the reader and not yet acknowledged to the hub. */
-  let unacked = 0;
+  /** Events queued for the reader and not yet acknowledged to the hub, by socket. */
+  const unacked = new Map<WebSocket, number>(sockets.map((ws) => [ws, 0]));
   let ackLater: ReturnType<typeof setTimeout> | undefined;
 
   const ack = () => {
     clearTimeout(ackLater);
     ackLater = undefined;
-    if (!open || unacked === 0) return;
-    const msg: StreamAck = { t: 'ack', n: unacked };
-    unacked = 0;
-    try {
-      ws.send(JSON.stringify(msg));
-    } catch {
-      // the hub socket is closing: its close event ends the stream
+    if (!open) return;
+    for (const [ws, n] of unacked) {
+      if (n === 0) continue;
+      const msg: StreamAck = { t: 'ack', n };
+      unacked.set(ws, 0);
+      try {
+        ws.send(JSON.stringify(msg));
+      } catch {
+        // the hub socket is closing: its close event ends the stream
+      }
     }
   };
   const end = () => {
@@ -72,10 +98,12 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
     clearInterval(heartbeat);
     clearTimeout(ackLater);
     clearTimeout(expiry);
-    try {
-      ws.close(1000, 'the reader went away');
-    } catch {
-      // already closed
+    for (const ws of sockets) {
+      try {
+        ws.close(1000, 'the reader went away');
+      } catch {
+        // already closed
+      }
     }
     try {
       controller.close();
@@ -83,6 +111,7 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
       // cancelled
     }
   };
+
   /** Queues text for the reader; false if the stream is over (or ends now, the reader being too far behind). */
   const push = (text: string): boolean => {
     if (!open) return false;
@@ -112,30 +141,37 @@ export function sseFromWatcher(ws: WebSocket, opts: SseOptions): ReadableStream<
       start(c) {
         controller = c;
         push(`retry: ${opts.retryMs}\n\n`);
-        ws.addEventListener('message', (e) => {
-          let parsed: unknown = null;
-          try {
-            parsed = typeof e.data === 'string' ? JSON.parse(e.data) : null;
-          } catch {
-            // logged below
-          }
-          const m = StreamMessageSchema.safeParse(parsed);
-          if (!m.success) return console.warn(`stream: the FleetHub sent an unreadable message: ${String(e.data).slice(0, 200)}`);
-          const text = sseOf(m.data);
-          const queued = text !== null && push(text);
-          if (m.data.t === 'dropped') return end();
-          if (m.data.t !== 'event' || !queued) return;
-          // The rest of a burst arrives before the timer fires: one ack for all of it.
-          if (++unacked >= ACK_BATCH) ack();
-          else ackLater ??= setTimeout(ack, 0);
-        });
-        // The hub went away (a restart, a deploy) or closed the socket: the client reconnects with Last-Event-ID.
-        ws.addEventListener('close', (e) => {
-          if (e.code === StreamCloseCode.ACCESS_CHANGED) push(': access changed\n\n');
-          else if (e.code === StreamCloseCode.CREDENTIAL_EXPIRED) push(CREDENTIAL_EXPIRED);
-          end();
-        });
-        ws.addEventListener('error', end);
+        if (opts.prelude) push(opts.prelude);
+        for (const ws of sockets) {
+          ws.addEventListener('message', (e) => {
+            let parsed: unknown = null;
+            try {
+              parsed = typeof e.data === 'string' ? JSON.parse(e.data) : null;
+            } catch {
+              // logged below
+            }
+            const own = opts.render && (parsed as { t?: unknown } | null)?.t === 'event' ? AnyEventSchema.safeParse(parsed) : null;
+            const m = own ?? StreamMessageSchema.safeParse(parsed);
+            if (!m.success) return console.warn(`stream: a hub sent an unreadable message: ${String(e.data).slice(0, 200)}`);
+            const text = own?.success ? opts.render!(own.data) : sseOf(m.data as StreamMessage);
+            // An event the reader is not sent (filtered out) is handled all the same, and acknowledged.
+            const queued = text === null ? open : push(text);
+            if (m.data.t === 'dropped') return end();
+            if (m.data.t !== 'event' || !queued) return;
+            // The rest of a burst arrives before the timer fires: one ack for all of it.
+            const n = (unacked.get(ws) ?? 0) + 1;
+            unacked.set(ws, n);
+            if (n >= ACK_BATCH) ack();
+            else ackLater ??= setTimeout(ack, 0);
+          });
+          // The hub went away (a restart, a deploy) or closed the socket: the client reconnects with Last-Event-ID.
+          ws.addEventListener('close', (e) => {
+            if (e.code === StreamCloseCode.ACCESS_CHANGED) push(': access changed\n\n');
+            else if (e.code === StreamCloseCode.CREDENTIAL_EXPIRED) push(CREDENTIAL_EXPIRED);
+            end();
+          });
+          ws.addEventListener('error', end);
+        }
         heartbeat = setInterval(() => push(': heartbeat\n\n'), opts.heartbeatMs);
         endAtExpiry();
       },
