@@ -201,7 +201,8 @@ export default function LogsTab({ device }: DeviceTabProps) {
   );
 
   const invalid = page.error?.code === 'VALIDATION_ERROR' ? page.error : undefined;
-  const data = page.data;
+  // The rows of the last view read stay while a new one loads, but not beside its error.
+  const data = page.error ? undefined : page.data;
   const filtered = Boolean(view.q || view.level || view.source || view.source_name || view.range);
   const live = Boolean(streamUrl);
 
