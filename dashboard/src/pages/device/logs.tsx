@@ -259,7 +259,7 @@ export default function LogsTab({ device }: DeviceTabProps) {
         )
       ) : (
         <>
-          <p class="muted logs-count" aria-live="polite">
+          <p class="muted logs-count" aria-live={live ? 'off' : 'polite'}>
             {data.entries.length === data.total
               ? `${count(data.total)}${filtered ? (data.total === 1 ? ' matches' : ' match') : ''}.`
               : `The newest ${data.entries.length.toLocaleString()} of ${count(data.total)}${filtered ? ' that match' : ''}.`}
