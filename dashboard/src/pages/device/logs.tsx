@@ -102,36 +102,38 @@ type Tail = 'connecting' | 'live' | 'reconnecting';
 
 /**
  * Follows the log stream at `url` while it is set. A dropped connection is the browser's to redial,
- * and it sends Last-Event-ID, so the relay resends what was missed. If the relay refused the stream
- * instead (EventSource then gives up), a new one is opened after a backoff, and `onResumed` reads
- * the newest page to fill what the gap cost.
+ * with Last-Event-ID, and the relay first resends the lines that followed it; if the relay refused
+ * the stream instead (EventSource then gives up), a new one is opened after a backoff, resuming
+ * with last_event_id. When the relay could not resend everything (`event: gap`: more than it
+ * replays, or lines no longer kept), `onGap` reads the newest page to fill what it could.
  */
-function useTail(url: string | undefined, onLines: (lines: LogEntry[]) => void, onResumed: () => void): Tail {
+function useTail(url: string | undefined, onLines: (lines: LogEntry[]) => void, onGap: () => void): Tail {
   const [state, setState] = useState<Tail>('connecting');
-  const handlers = useRef({ onLines, onResumed });
-  handlers.current = { onLines, onResumed };
+  const handlers = useRef({ onLines, onGap });
+  handlers.current = { onLines, onGap };
   useEffect(() => {
     if (!url) return;
     let source: EventSource | undefined;
     let redial: ReturnType<typeof setTimeout> | undefined;
     let flush: ReturnType<typeof setTimeout> | undefined;
     let attempt = 0;
-    let resumed = false;
+    let lastId = '';
     // Lines come in bursts (a batch from the device is up to 500): draw them ten times a second, not one by one.
     let pending: LogEntry[] = [];
     const open = () => {
-      const es = (source = new EventSource(url));
+      const es = (source = new EventSource(lastId ? `${url}&last_event_id=${encodeURIComponent(lastId)}` : url));
       es.onopen = () => {
         setState('live');
         attempt = 0;
-        if (resumed) handlers.current.onResumed();
       };
       es.addEventListener('log', (ev) => {
+        const m = ev as MessageEvent<string>;
         try {
-          pending.push(JSON.parse((ev as MessageEvent<string>).data) as LogEntry);
+          pending.push(JSON.parse(m.data) as LogEntry);
         } catch {
           return;
         }
+        if (m.lastEventId) lastId = m.lastEventId;
         flush ??= setTimeout(() => {
           flush = undefined;
           const lines = pending;
@@ -139,10 +141,10 @@ function useTail(url: string | undefined, onLines: (lines: LogEntry[]) => void, 
           handlers.current.onLines(lines);
         }, 100);
       });
+      es.addEventListener('gap', () => handlers.current.onGap());
       es.onerror = () => {
         setState('reconnecting');
         if (es.readyState !== EventSource.CLOSED) return;
-        resumed = true;
         // A refusal may be the session's end: asking who we are lets the app show "session expired".
         void get('/api/v1/auth/me').catch(() => {});
         redial = setTimeout(open, redialDelay(attempt++, 1000, 30_000));
@@ -187,8 +189,10 @@ export default function LogsTab({ device }: DeviceTabProps) {
   };
   // A range with an end has no new lines to show.
   const canTail = !view.to;
+  const invalid = page.error?.code === 'VALIDATION_ERROR' ? page.error : undefined;
+  // Filters the API refused would be refused by the stream too.
   const streamUrl =
-    view.live && canTail
+    view.live && canTail && !invalid
       ? `/api/v1/logs/stream${query({ agent_id: device.id, q: view.q, level: view.level, source: view.source, source_name: view.source_name })}`
       : undefined;
   const tail = useTail(
@@ -200,7 +204,6 @@ export default function LogsTab({ device }: DeviceTabProps) {
         .catch(() => {}),
   );
 
-  const invalid = page.error?.code === 'VALIDATION_ERROR' ? page.error : undefined;
   // The rows of the last view read stay while a new one loads, but not beside its error.
   const data = page.error ? undefined : page.data;
   const filtered = Boolean(view.q || view.level || view.source || view.source_name || view.range);
