@@ -2,7 +2,7 @@
 // agent following a real file (--log-file PATH=NAME, no journal): a line appended to the file shows
 // at the top of the Live view (marked live), a line over the size bound shows as truncated, a line
 // of HTML shows as text; a search for a word of a line finds it after a reload (the view is in the
-// URL), unticking its level hides it; a custom range that ends before it starts shows the API's own
+// URL), unticking its level hides it; "Load older" pages back by offset, each line once; a custom range that ends before it starts shows the API's own
 // message beside From; an offline device's stored lines stay readable. Every state visited is
 // scanned with axe-core (at 1280 light and 390 dark) and must load nothing from another host.
 import { randomBytes } from 'node:crypto';
@@ -121,6 +121,35 @@ describeBrowser('the Logs tab', () => {
     expect(phone.errors).toEqual([]);
     await phone.context.close();
 
+    expect(foreign).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('reads older lines by offset with the total shown, each line once even when new ones arrived meanwhile', async () => {
+    const paging = unique('pageword');
+    const stored = async () => (await d.api(`/api/v1/devices/${d.deviceId}/logs?q=${paging}&limit=1`)).body.total as number;
+    await appendFile(logFile, Array.from({ length: 120 }, (_, i) => `${paging} line ${i}\n`).join(''));
+    await waitFor('120 lines stored', async () => (await stored()) === 120, 30_000);
+
+    const { page, foreign, errors } = await openPage(d);
+    await signInAdmin(page, d);
+    await openLogs(page, d, `?q=${paging}`);
+    await page.getByText('The newest 100 of 120 lines that match.').waitFor({ timeout: 30_000 });
+    expect(await page.locator('table.log-table tbody tr').count()).toBe(100);
+    expect(await page.locator('table.log-table tbody tr').first().textContent()).toContain(`${paging} line 119`);
+
+    // Three more arrive while the page is not live: the offsets move by three.
+    await appendFile(logFile, [0, 1, 2].map((i) => `${paging} late ${i}\n`).join(''));
+    await waitFor('123 lines stored', async () => (await stored()) === 123, 30_000);
+    await page.getByRole('button', { name: 'Load older' }).click();
+    await page.getByText('123 lines match.').waitFor({ timeout: 30_000 });
+    const texts = await page.locator('table.log-table tbody tr .log-text').allTextContents();
+    expect(texts.length).toBe(123);
+    expect(new Set(texts).size).toBe(123);
+    expect(texts[0]).toContain(`${paging} late 2`);
+    expect(texts.at(-1)).toContain(`${paging} line 0`);
+    expect(await page.getByRole('button', { name: 'Load older' }).count()).toBe(0);
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await page.context().close();

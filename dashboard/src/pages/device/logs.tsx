@@ -175,9 +175,14 @@ export default function LogsTab({ device }: DeviceTabProps) {
 
   const older = useAction(async () => {
     const asked = key;
-    const r = await get<LogPage>(path + query({ ...filtersOf(view, Date.now()), limit: PAGE_SIZE, offset: page.data?.entries.length ?? 0 }));
+    const shown = page.data?.entries.length ?? 0;
+    const read = (limit: number, offset: number) => get<LogPage>(path + query({ ...filtersOf(view, Date.now()), limit, offset }));
+    let r = await read(PAGE_SIZE, shown);
+    // Lines arrived (or went) since the rows were read, so the offsets moved: a page by offset would
+    // repeat some and never reach the new ones. Read the rows and the next page again, as one.
+    if (r.total !== page.data?.total && shown + PAGE_SIZE <= MAX_ROWS) r = await read(shown + PAGE_SIZE, 0);
     if (current.current !== asked) return;
-    page.set((old) => (old ? { entries: merge(old.entries, r.entries), total: Math.max(r.total, old.total) } : r));
+    page.set((old) => (old ? { entries: merge(old.entries, r.entries), total: r.total } : r));
   });
 
   // The live tail: new lines go on top, the oldest go once MAX_ROWS are shown (Load older reads them again).
