@@ -2,9 +2,10 @@
 // agent following a real file (--log-file PATH=NAME, no journal): a line appended to the file shows
 // at the top of the Live view (marked live), a line over the size bound shows as truncated, a line
 // of HTML shows as text; a search for a word of a line finds it after a reload (the view is in the
-// URL), unticking its level hides it; "Load older" pages back by offset, each line once; a custom range that ends before it starts shows the API's own
-// message beside From; an offline device's stored lines stay readable. Every state visited is
-// scanned with axe-core (at 1280 light and 390 dark) and must load nothing from another host.
+// URL), unticking its level hides it; "Load older" pages back by offset, each line once; a custom
+// range that ends before it starts shows the API's own message beside From; an offline device's
+// stored lines stay readable. Every state visited is scanned with axe-core (at 1280 light and 390
+// dark) and must load nothing from another host.
 import { randomBytes } from 'node:crypto';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -72,6 +73,12 @@ describeBrowser('the Logs tab', () => {
 
     await screenshot(page, 'logs-live-1280-light');
     await expectAccessible(page, 'the Logs tab, live');
+
+    await page.getByRole('button', { name: 'Live', exact: true }).click();
+    await expect.poll(() => page.getByRole('button', { name: 'Live', exact: true }).getAttribute('aria-pressed')).toBe('false');
+    expect(await page.getByRole('status').filter({ hasText: 'Live: new lines appear at the top' }).count()).toBe(0);
+    expect(new URL(page.url()).searchParams.get('live')).toBeNull();
+    expect(await rowWith(page, word).count()).toBe(1);
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await page.context().close();
