@@ -167,20 +167,20 @@ export default function LogsTab({ device }: DeviceTabProps) {
   const go = (next: Partial<View>, replace = false) => route(urlOf(device.id, { ...view, ...next }), replace);
   // What selects the stored lines (the live switch aside): a new one is a new read.
   const key = urlOf(device.id, { ...view, live: false });
-  const path = devicePath(device.id, '/logs');
+  /** The API's URL of `limit` lines of this view from `offset` (0 = the newest). */
+  const pageUrl = (limit: number, offset = 0) => devicePath(device.id, '/logs') + query({ ...filtersOf(view, Date.now()), limit, offset: offset || undefined });
 
-  const page = useLoad((signal) => get<LogPage>(path + query({ ...filtersOf(view, Date.now()), limit: PAGE_SIZE }), { signal }), [key]);
+  const page = useLoad((signal) => get<LogPage>(pageUrl(PAGE_SIZE), { signal }), [key]);
   const current = useRef(key);
   current.current = key;
 
   const older = useAction(async () => {
     const asked = key;
     const shown = page.data?.entries.length ?? 0;
-    const read = (limit: number, offset: number) => get<LogPage>(path + query({ ...filtersOf(view, Date.now()), limit, offset }));
-    let r = await read(PAGE_SIZE, shown);
+    let r = await get<LogPage>(pageUrl(PAGE_SIZE, shown));
     // Lines arrived (or went) since the rows were read, so the offsets moved: a page by offset would
     // repeat some and never reach the new ones. Read the rows and the next page again, as one.
-    if (r.total !== page.data?.total && shown + PAGE_SIZE <= MAX_ROWS) r = await read(shown + PAGE_SIZE, 0);
+    if (r.total !== page.data?.total && shown + PAGE_SIZE <= MAX_ROWS) r = await get<LogPage>(pageUrl(shown + PAGE_SIZE));
     if (current.current !== asked) return;
     page.set((old) => (old ? { entries: merge(old.entries, r.entries), total: r.total } : r));
   });
@@ -204,7 +204,7 @@ export default function LogsTab({ device }: DeviceTabProps) {
     streamUrl,
     (lines) => page.set((old) => added(old, lines)),
     () =>
-      void get<LogPage>(path + query({ ...filtersOf(view, Date.now()), limit: PAGE_SIZE }))
+      void get<LogPage>(pageUrl(PAGE_SIZE))
         .then((r) => page.set((old) => added(old, r.entries)))
         .catch(() => {}),
   );
@@ -220,7 +220,7 @@ export default function LogsTab({ device }: DeviceTabProps) {
         <h2 id="logs-title">Logs</h2>
         <div class="actions">
           {live && (
-            <span class={`conn ${tail === 'live' ? 'conn-live' : 'conn-reconnecting'}`} role="status">
+            <span class={`conn conn-${tail}`} role="status">
               <span class="dot" aria-hidden="true" />
               {tail === 'live' ? 'Live: new lines appear at the top' : tail === 'connecting' ? 'Connecting to the live tail…' : 'Live tail interrupted, reconnecting…'}
             </span>
