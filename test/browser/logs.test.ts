@@ -11,7 +11,7 @@ import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { waitFor } from '../../scripts/dev-env.ts';
+import { waitFor, waitOnline } from '../../scripts/dev-env.ts';
 import { tempDir } from '../e2e/harness.ts';
 import { describeBrowser, expectAccessible, openPage, screenshot, signInAdmin, startDashboard, type Dashboard } from './harness.ts';
 
@@ -192,7 +192,7 @@ describeBrowser('the Logs tab', () => {
     await page.context().close();
   });
 
-  it("keeps an offline device's stored lines readable and says it is offline", async () => {
+  it("keeps an offline device's stored lines readable and says it is offline until it is back", async () => {
     const { page, foreign, errors } = await openPage(d);
     await signInAdmin(page, d);
     await d.env.stopAgent(d.deviceId);
@@ -202,6 +202,8 @@ describeBrowser('the Logs tab', () => {
     await rowWith(page, word).waitFor({ timeout: 30_000 });
     await expectAccessible(page, 'the Logs tab, device offline');
     d.env.startAgent(d.deviceId);
+    await waitOnline(d.env, 30_000);
+    await expect.poll(() => page.getByText(/This device is offline/).count(), { timeout: 30_000 }).toBe(0);
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await page.context().close();
