@@ -9,6 +9,7 @@ import { get, query, type ApiError } from '../api.ts';
 import { administers, can, isAdmin } from '../session.ts';
 import { Empty, LoadError, Loading, Page, relative } from '../ui/bits.tsx';
 import { Button, ErrorNote, SelectField, TextField } from '../ui/form.tsx';
+import { fromLocalInput, toLocalInput } from '../ui/local-time.ts';
 import { useAction, useLoad } from '../ui/use-load.ts';
 import type { AuditEntry, AuditPage } from '../../../shared/api/audit.ts';
 import type { Team } from '../../../shared/api/teams.ts';
@@ -29,20 +30,6 @@ function filtersOf(q: Record<string, string>): Filters {
 }
 
 const auditUrl = (f: Filters) => `/audit${query(f)}`;
-
-/** An ISO time as a datetime-local input shows it (local time, to the minute), and back. */
-function toLocalInput(iso: string | undefined): string {
-  if (!iso) return '';
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return '';
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-function fromLocalInput(v: string): string | undefined {
-  if (!v) return undefined;
-  const d = new Date(v);
-  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
-}
 
 export default function AuditPage() {
   const { query: q, route } = useLocation();
