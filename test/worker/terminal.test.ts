@@ -5,18 +5,20 @@
 // viewer that floods is closed 1013; a resume token re-attaches to the session once; a handover
 // and opening a terminal are audited; PiTunnel's /terminal gives a working link; sessions are
 // listed and closed through the API.
-import { env, runInDurableObject } from 'cloudflare:test';
+import { env, runInDurableObject, SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { api, userWithKey } from './helpers.ts';
+import { api, BASE, userWithKey } from './helpers.ts';
 import { expectError } from './auth-helpers.ts';
 import { eventually, insertDevice, waitFor } from './device-helpers.ts';
 import { browserSession, makeTeam, ORIGIN, userWithPermissions } from './kvm-helpers.ts';
-import { FLOOD_RECORD, openSocket, terminalDevice, tokenOf, viewer, type FakeTerminalAgent } from './terminal-helpers.ts';
+import { FLOOD_RECORD, openSocket, protocols, terminalDevice, tokenOf, viewer, type FakeTerminalAgent } from './terminal-helpers.ts';
 import { hubFor } from '../../worker/devices/hub.ts';
 import { TERMINAL_INPUT_LIMIT, TERMINAL_SUBPROTOCOL, TerminalCloseCode, TerminalLinkSchema, TerminalServerMessageSchema } from '../../shared/api/terminal.ts';
 import { TERMINAL_WINDOW } from '../../shared/protocol/terminal.ts';
 import type { DeviceHub } from '../../durable-objects/device-hub.ts';
 import { joinBytes } from '../../shared/bytes.ts';
+import { OutputWindow, RecordQueue } from '../../durable-objects/capabilities/terminal-bridge.ts';
+import { WsRecordDecoder, WsRecordKind } from '../../shared/protocol/ws-records.ts';
 
 let admin: { userId: string; username: string; key: string };
 let deviceId: string;
@@ -85,6 +87,9 @@ describe('a terminal link and its socket', () => {
     const other = await terminalDevice(admin.key);
     const opens = agent.opens.length;
     const used = tokenOf((await link()).terminal_url);
+    // A request that could never have been a terminal (no upgrade, a bad size) does not use the token up.
+    await expectError(await SELF.fetch(`${BASE}/api/v1/devices/${deviceId}/terminal/socket`, { headers: { 'sec-websocket-protocol': protocols(used) } }), 426, 'UPGRADE_REQUIRED');
+    await expectError(await openSocket(deviceId, used, {}, '?cols=wide'), 400, 'VALIDATION_ERROR');
     const v = await viewer(deviceId, used);
     await v.ready();
     await expectError(await openSocket(deviceId, used), 401, 'TERMINAL_TOKEN_INVALID');
@@ -216,11 +221,14 @@ describe('flow control and checked messages', () => {
     const { deviceId: deaf, agent: deafAgent } = await terminalDevice(admin.key);
     deafAgent.deaf = true;
     const v = await viewer(deaf, tokenOf((await link(admin.key, deaf)).terminal_url));
-    await v.ready();
+    const { viewer: id } = await v.ready();
+    const reset: { code: string | null } = { code: null };
+    for (const s of deafAgent.sessions.values()) s.viewers.get(id)?.stream.onReset((e) => (reset.code = e.code));
     const chunk = new Uint8Array(64 * 1024).fill(0x61);
     for (let sent = 0; sent < 2 * TERMINAL_INPUT_LIMIT + 4 * 1024 * 1024 && v.ws.readyState === WebSocket.OPEN; sent += chunk.byteLength) v.send(chunk);
     expect((await v.closed).code).toBe(TerminalCloseCode.INPUT_OVERFLOW);
     expect(v.messages.at(-1)).toMatchObject({ t: 'error', code: 'TOO_MUCH_INPUT' });
+    await waitFor(() => reset.code !== null, 'the stream to end');
   }, 30_000);
 });
 
@@ -236,7 +244,6 @@ describe('sessions that outlive their viewers', () => {
     expect(agent.opens.at(-1)).toMatchObject({ session: first.session });
     expect(second.resume).not.toBe(first.resume);
     await expectError(await openSocket(deviceId, first.resume), 401, 'TERMINAL_TOKEN_INVALID');
-    // Another device's hub does not know it.
     again.ws.close(1000);
   });
 
@@ -317,13 +324,20 @@ describe("PiTunnel's /terminal", () => {
   it('answers {"terminal_url"} whose token opens the terminal, and audits it', async () => {
     const res = await api('/terminal', { key: admin.key, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, json: undefined });
     await expectError(res, 400, 'VALIDATION_ERROR');
-    const ok = await api(`/terminal?device_id=${deviceId}`, { key: admin.key });
+    // As the seed has it: curl -u KEY: -d device_id=…
+    const ok = await SELF.fetch(`${BASE}/terminal`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${btoa(`${admin.key}:`)}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: `device_id=${deviceId}`,
+    });
     expect(ok.status).toBe(200);
     const body = (await ok.json()) as Record<string, unknown>;
     expect(Object.keys(body)).toEqual(['terminal_url']);
+    expect(String(body.terminal_url)).toMatch(new RegExp(`^http://relay\\.test/terminal/${deviceId}#`));
     const v = await viewer(deviceId, tokenOf(String(body.terminal_url)));
     await v.ready();
     v.ws.close(1000);
+    expect((await api(`/terminal?device_id=${deviceId}`, { key: admin.key })).status).toBe(200);
     const offline = await insertDevice({ status: 'approved' });
     await expectError(await api(`/terminal?device_id=${offline}`, { key: admin.key }), 503, 'DEVICE_OFFLINE');
     const reader = await userWithPermissions(['devices:read']);
@@ -332,5 +346,48 @@ describe("PiTunnel's /terminal", () => {
     const outsider = await userWithPermissions(['devices:read', 'terminal:open'], 'team-elsewhere', 'owner');
     await expectError(await api(`/terminal?device_id=${deviceId}`, { key: outsider.key }), 404, 'NOT_FOUND');
     expect((await auditRows('terminal.open')).length).toBeGreaterThan(0);
+  });
+});
+
+describe('the bridge\'s queue and window', () => {
+  it('merges adjacent keystrokes into one record, keeps controls apart and in order, and refuses past its bound', async () => {
+    const written: Uint8Array[] = [];
+    let release: (() => void) | null = null;
+    const q = new RecordQueue((r) => (written.push(r), new Promise<void>((ok) => (release = ok))), { bytes: 100, entries: 4 });
+    const b = (t: string) => new TextEncoder().encode(t);
+    expect(q.push(WsRecordKind.BINARY, b('a'))).toBe(true); // in flight
+    expect(q.push(WsRecordKind.BINARY, b('b'))).toBe(true);
+    expect(q.push(WsRecordKind.BINARY, b('c'))).toBe(true);
+    expect(q.push(WsRecordKind.TEXT, b('{"t":"take"}'))).toBe(true);
+    expect(q.push(WsRecordKind.BINARY, b('d'))).toBe(true);
+    const records = async () => {
+      for (let i = 0; i < 5 && release; i++) {
+        const r = release as () => void;
+        release = null;
+        r();
+        await new Promise((ok) => setTimeout(ok, 0));
+      }
+      return written.flatMap((w) => new WsRecordDecoder().push(w)).map((r) => (r.kind === 'binary' ? new TextDecoder().decode(r.data) : r.kind === 'text' ? r.text : ''));
+    };
+    expect(await records()).toEqual(['a', 'bc', '{"t":"take"}', 'd']);
+    expect(q.push(WsRecordKind.BINARY, new Uint8Array(101))).toBe(false);
+    expect(q.size).toBe(0);
+  });
+
+  it('opens again only once acks bring the unacknowledged output down to the window', async () => {
+    const w = new OutputWindow(10);
+    w.sent(11);
+    expect(w.open).toBe(false);
+    let woke = false;
+    const waiting = w.wait().then(() => (woke = true));
+    await new Promise((ok) => setTimeout(ok, 0));
+    expect(woke).toBe(false);
+    w.ack(1);
+    await waiting;
+    expect(w.open).toBe(true);
+    // Acking more than was sent is no credit.
+    w.ack(1000);
+    w.sent(11);
+    expect(w.open).toBe(false);
   });
 });
