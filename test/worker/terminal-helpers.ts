@@ -178,7 +178,7 @@ export interface TerminalViewerSocket {
   outputBytes(): number;
   closed: Promise<{ code: number; reason: string }>;
   send(msg: unknown): void;
-  /** The `attached` and `resume` messages, once both came. */
+  /** The `attached` and `resume` messages and the screen, once all came. */
   ready(): Promise<{ session: string; viewer: string; resume: string }>;
 }
 
@@ -217,7 +217,7 @@ export async function viewer(deviceId: string, token: string, query = ''): Promi
     closed,
     send: (m) => ws.send(typeof m === 'string' || m instanceof Uint8Array ? m : JSON.stringify(m)),
     ready: async () => {
-      await waitFor(() => messages.some((m) => m.t === 'resume'), 'attached and its resume token');
+      await waitFor(() => messages.some((m) => m.t === 'resume') && output.length > 0, 'attached, its resume token and the screen');
       const attached = messages.find((m) => m.t === 'attached') as { session: { id: string }; viewer: string };
       const resume = messages.find((m) => m.t === 'resume') as { token: string };
       return { session: attached.session.id, viewer: attached.viewer, resume: resume.token };
