@@ -36,6 +36,8 @@ export interface HubStatus {
 export interface HubCounters extends WatcherCounters {
   /** Frames from the agent the hub could not take, since this instance started. */
   badFrames: number;
+  /** Text records on terminal streams that were not control messages, dropped (since this instance started). */
+  terminalDropped: number;
 }
 
 /** A device is offline after this many heartbeat intervals of silence. */
@@ -210,6 +212,11 @@ export class DeviceHub extends DurableObject<Env> {
     return this.caps.terminal.redeemToken(this.hub, token);
   }
 
+  /** Puts a redeemed token back, unchanged, when its terminal could not open for the device's sake (offline, busy). */
+  async restoreTerminalToken(token: string, record: TerminalTokenRecord): Promise<void> {
+    return this.caps.terminal.restoreToken(this.hub, token, record);
+  }
+
   /** A page of this device's log lines (the Worker checked the query with LogQuerySchema). */
   async queryLogs(query: LogQuery): Promise<LogPage> {
     return this.caps.logs.query(this.hub, query);
@@ -248,7 +255,7 @@ export class DeviceHub extends DurableObject<Env> {
 
   /** What this hub refused or dropped (bad agent frames since this instance started; watcher counts ever), and its watchers now. */
   async counters(): Promise<HubCounters> {
-    return { badFrames: this.badFrames, ...this.watchers.counters() };
+    return { badFrames: this.badFrames, ...this.caps.terminal.counters(), ...this.watchers.counters() };
   }
 
   // ---- internals ----

@@ -15,6 +15,9 @@ import type { Context, MiddlewareHandler } from 'hono';
 import type { AppEnv } from './app-env.ts';
 import { clientIpOf } from './client-ip.ts';
 import { credentialIdOf } from './auth/principal.ts';
+import { AUDIT_INSERT, auditRow, cut } from '../shared/audit-log.ts';
+
+export { AUDIT_DETAILS_MAX_CHARS, AUDIT_STRING_MAX, detailsJson } from '../shared/audit-log.ts';
 
 export interface AuditInput {
   /** "<resource>.<verb>": team.create, member.remove, variable.update, login.failed … */
@@ -29,11 +32,6 @@ export interface AuditInput {
 
 /** Entries one request may record; more means a route loops over something it should summarise. */
 export const AUDIT_MAX_ENTRIES = 100;
-/** Longest string kept anywhere in an entry (ids, names, detail values); longer ones end in "…". */
-export const AUDIT_STRING_MAX = 256;
-/** Longest serialised details kept; larger ones become { truncated: true }. */
-export const AUDIT_DETAILS_MAX_CHARS = 4096;
-const ARRAY_MAX = 50;
 
 /** Queues an entry for the end of the request. */
 export function audit(c: Context<AppEnv>, entry: AuditInput): void {
@@ -46,35 +44,6 @@ export function audit(c: Context<AppEnv>, entry: AuditInput): void {
   c.set('audit', list);
 }
 
-const cut = (s: string) => (s.length > AUDIT_STRING_MAX ? `${s.slice(0, AUDIT_STRING_MAX - 1)}…` : s);
-const cutOrNull = (s: string | null | undefined) => (s == null ? null : cut(String(s)));
-
-/** The details as stored: long strings and arrays cut, the whole bounded; never throws. */
-export function detailsJson(details: Record<string, unknown> | undefined): string | null {
-  if (!details) return null;
-  let text: string;
-  try {
-    text = JSON.stringify(details, (_key, v: unknown) => {
-      if (typeof v === 'string') return cut(v);
-      if (typeof v === 'bigint') return v.toString();
-      if (Array.isArray(v) && v.length > ARRAY_MAX) return v.slice(0, ARRAY_MAX);
-      return v;
-    });
-  } catch {
-    // A cycle: the entry is still worth having without its details.
-    return JSON.stringify({ truncated: true });
-  }
-  return text.length > AUDIT_DETAILS_MAX_CHARS ? JSON.stringify({ truncated: true }) : text;
-}
-
-// at and ip are the request's; each row of ?3 is [actor_id, actor_name, credential,
-// credential_id, action, target_type, target_id, team_id, details]. Rows keep their order, so ids
-// follow the order the route recorded them in.
-const INSERT = `INSERT INTO audit_log (at, ip, actor_id, actor_name, credential, credential_id, action, target_type, target_id, team_id, details)
-SELECT ?1, ?2, json_extract(e.value, '$[0]'), json_extract(e.value, '$[1]'), json_extract(e.value, '$[2]'), json_extract(e.value, '$[3]'),
-  json_extract(e.value, '$[4]'), json_extract(e.value, '$[5]'), json_extract(e.value, '$[6]'), json_extract(e.value, '$[7]'), json_extract(e.value, '$[8]')
-FROM json_each(?3) AS e ORDER BY e.key`;
-
 /** Writes the request's entries, if any, in one statement, after the handler ran. */
 export const writeAudit: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
@@ -86,19 +55,19 @@ export const writeAudit: MiddlewareHandler<AppEnv> = async (c, next) => {
     const rows = entries.map((e) => {
       const byCaller = !e.actor && p;
       const actor = e.actor ?? (p ? { id: p.userId, name: p.username } : { id: null, name: '' });
-      return [
-        cutOrNull(actor.id),
-        cut(actor.name),
-        byCaller ? p.kind : 'none',
-        byCaller ? cutOrNull(credentialIdOf(p)) : null,
-        cut(e.action),
-        cut(e.targetType ?? ''),
-        cutOrNull(e.targetId),
-        cutOrNull(e.teamId),
-        detailsJson(e.details),
-      ];
+      return auditRow({
+        actorId: actor.id,
+        actorName: actor.name,
+        credential: byCaller ? p.kind : 'none',
+        credentialId: byCaller ? credentialIdOf(p) : null,
+        action: e.action,
+        targetType: e.targetType ?? '',
+        targetId: e.targetId ?? null,
+        teamId: e.teamId ?? null,
+        details: e.details,
+      });
     });
-    await c.env.DB.prepare(INSERT).bind(Date.now(), cut(clientIpOf(c.req.raw, c.env)), JSON.stringify(rows)).run();
+    await c.env.DB.prepare(AUDIT_INSERT).bind(Date.now(), cut(clientIpOf(c.req.raw, c.env)), JSON.stringify(rows)).run();
   } catch (err) {
     // The change itself is done and answered; a lost audit write must be loud, not a 500. Only
     // the action names and the error's message: entries and statements stay out of logs.

@@ -108,8 +108,8 @@ export class KvmCapability implements HubCapability {
   }
 }
 
-/** The ready agent, after a short wait for one that is saying hello or just left (a restart). */
-async function readyAgent(hub: HubContext): Promise<WebSocket | null> {
+/** The ready agent, after a short wait for one that is saying hello or just left (a restart). The terminal's attach waits the same way. */
+export async function readyAgent(hub: HubContext): Promise<WebSocket | null> {
   const ws = hub.readyAgent();
   if (ws) return ws;
   const goneAt = hub.agentGoneAt();
@@ -118,7 +118,7 @@ async function readyAgent(hub: HubContext): Promise<WebSocket | null> {
 }
 
 /** Opens a stream and waits for its ACCEPT under the RPC deadline; a late one is reset with TARGET_TIMEOUT. */
-async function openAndAccept(hub: HubContext, agent: WebSocket, open: StreamOpen, options?: { fin?: boolean }): Promise<{ stream: MuxStream; head: Accepted }> {
+export async function openAndAccept(hub: HubContext, agent: WebSocket, open: StreamOpen, options?: { fin?: boolean }): Promise<{ stream: MuxStream; head: Accepted }> {
   const stream = hub.openStream(agent, open, options);
   const ms = numberVar(hub.env.RPC_TIMEOUT_MS, DEFAULT_RPC_TIMEOUT_MS, 1);
   const timer = setTimeout(() => stream.reset(ResetCode.TARGET_TIMEOUT, `the device did not answer within ${ms / 1000} s`), ms);
@@ -167,7 +167,7 @@ async function deviceError(stream: MuxStream, head: Accepted, status: number): P
 const DEVICE_STATUSES = new Set([400, 409, 429, 502, 503, 504]);
 
 /** Up to `max` bytes of a stream's body, within a short wait; what a device sends past that is not read. */
-async function readSome(stream: MuxStream, max: number): Promise<Uint8Array> {
+export async function readSome(stream: MuxStream, max: number): Promise<Uint8Array> {
   const reader = stream.readable.getReader();
   const parts: Uint8Array[] = [];
   let size = 0;

@@ -127,10 +127,16 @@ export const WatchHeaderSchema = JsonHeader(WatchRequestSchema);
 export const ScreenRequestSchema = ScreenOpenSchema.omit({ kind: true }).strict();
 export type ScreenRequest = z.infer<typeof ScreenRequestSchema>;
 
+/** The credential a terminal link was made with (its kind and id, never itself): the socket lives as long as it does, and the audit log names it. */
+export const TerminalCredentialSchema = z.object({ kind: z.enum(['session', 'api_key']), id: z.string().min(1).max(64) }).strict();
+export type TerminalCredential = z.infer<typeof TerminalCredentialSchema>;
+
 /**
  * A terminal viewer, as the Worker vouches for it: the user (who redeemed a token for this device
  * and still holds terminal:open on its team), whether they hold terminal:share, the session to
- * attach to (none: start one) and the viewer's screen size. The hub makes the viewer's id.
+ * attach to (none: start one) and the viewer's screen size; for the audit entries and resume
+ * tokens the hub makes, the credential behind the token and the viewer's address. The hub makes
+ * the viewer's id.
  */
 export const TerminalRequestSchema = z
   .object({
@@ -139,6 +145,8 @@ export const TerminalRequestSchema = z
     may_share: z.boolean(),
     cols: TerminalOpenSchema.shape.cols,
     rows: TerminalOpenSchema.shape.rows,
+    credential: TerminalCredentialSchema,
+    ip: z.string().max(256),
   })
   .strict();
 export type TerminalRequest = z.infer<typeof TerminalRequestSchema>;
@@ -151,6 +159,8 @@ export const TerminalTokenRecordSchema = z
     session: TerminalOpenSchema.shape.session.nullable(),
     /** `link`: made by GET …/terminal or PiTunnel's /terminal; `resume`: made by the hub for a viewer to re-attach. */
     purpose: z.enum(['link', 'resume']),
+    /** The credential the link was made with: redeeming checks it is still valid, and its permissions now. */
+    credential: TerminalCredentialSchema,
     expires_at: z.number().int().nonnegative(),
   })
   .strict();

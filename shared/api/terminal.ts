@@ -18,6 +18,28 @@ export const TERMINAL_TOKEN_TTL_MS = 60_000;
 export const TERMINAL_SUBPROTOCOL = 'pirelay-terminal';
 export const TERMINAL_TOKEN_PROTOCOL_PREFIX = 'pirelay-token.';
 
+/**
+ * Input bytes (and control messages) a viewer may have waiting for a device that is slower than
+ * its typing (a paste); past it the socket is closed with TerminalCloseCode.INPUT_OVERFLOW.
+ */
+export const TERMINAL_INPUT_LIMIT = 1 << 20;
+
+/**
+ * How the relay closes a terminal socket, so the page can tell what to do next. A socket that
+ * ends any other way (1001, 1006: the network, a relay restart) is a drop: reconnect with the
+ * resume token.
+ */
+export const TerminalCloseCode = {
+  /** The session ended (after {t:"exit"}): its shell exited or it was closed. Do not reconnect. */
+  ENDED: 1000,
+  /** The relay failed, or the device broke the protocol (after {t:"error"}): reconnect. */
+  FAILED: 1011,
+  /** The viewer sent more than TERMINAL_INPUT_LIMIT the device had not taken yet: reconnect, and send less at once. */
+  INPUT_OVERFLOW: 1013,
+  /** The device's connection dropped (after {t:"error", code:"DEVICE_OFFLINE"}): the session lives on the device; reconnect with the resume token. */
+  DEVICE_OFFLINE: 4503,
+} as const;
+
 export const TerminalLinkQuerySchema = z.object({
   /** Attach to this session instead of starting a new one. */
   session: TerminalSessionIdSchema.optional(),

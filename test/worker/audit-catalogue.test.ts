@@ -1,6 +1,6 @@
 // The audit log end to end: one of every kind of change the issue lists (users, roles, teams,
 // memberships, invitations, variables, API keys, enrollment tokens, devices, tunnels, TinyPilot keys,
-// logins, failed logins, 2FA, KVM type jobs and live input) made through the API, after which every action name of the catalogue is
+// logins, failed logins, 2FA, KVM type jobs and live input, terminals opened, handed over and closed) made through the API, after which every action name of the catalogue is
 // in the log, each with who, when, from where and the team — and no secret made along the way
 // (passwords, keys, tokens, a variable's value, the TOTP secret, recovery codes, a typed text) is anywhere in it.
 import { env, SELF } from 'cloudflare:test';
@@ -9,8 +9,9 @@ import { randomId } from '../../worker/auth/crypto.ts';
 import { timeStep, totpCode } from '../../worker/auth/totp.ts';
 import { BASE, TEST_TEAM, api, userWithKey } from './helpers.ts';
 import { kvmDevice } from './kvm-helpers.ts';
+import { terminalDevice, tokenOf, viewer } from './terminal-helpers.ts';
 import { freshIp, login, userWithPassword } from './auth-helpers.ts';
-import { facts, keyPair } from './device-helpers.ts';
+import { eventually, facts, keyPair } from './device-helpers.ts';
 
 const CATALOGUE = [
   'login', 'login.failed', 'logout', 'password.change', 'password.reset',
@@ -22,6 +23,7 @@ const CATALOGUE = [
   'device.enroll', 'device.create', 'device.rename', 'device.approve', 'device.reject', 'device.revoke', 'device.delete', 'device.move', 'device.tags',
   'tunnel.create', 'tunnel.update', 'tunnel.delete',
   'kvm.type', 'kvm.input',
+  'terminal.open', 'terminal.handover', 'terminal.close',
   'tinypilot_key.create', 'tinypilot_key.revoke',
   'team.create', 'team.update', 'team.delete',
   'member.add', 'member.update', 'member.remove',
@@ -129,6 +131,19 @@ describe('the audit log', () => {
     input.webSocket!.accept();
     input.webSocket!.close(1000);
 
+    // A terminal: a link (its token is a secret), typing handed over on its socket (the hub records
+    // that), the session closed.
+    const term = await terminalDevice(admin.key);
+    const link = await ok('terminal.open', A(`/api/v1/devices/${term.deviceId}/terminal`));
+    secrets.push(tokenOf(link.terminal_url));
+    const tv = await viewer(term.deviceId, tokenOf(link.terminal_url));
+    const attached = await tv.ready();
+    secrets.push(attached.resume);
+    tv.send({ t: 'handover', to: attached.viewer });
+    await eventually(async () => !!(await env.DB.prepare("SELECT 1 FROM audit_log WHERE action = 'terminal.handover'").first()), 'the handover recorded');
+    tv.ws.close(1000);
+    await ok('terminal.close', A(`/api/v1/devices/${term.deviceId}/terminal/sessions/${attached.session}`, { method: 'DELETE' }));
+
     // A tunnel, changed natively and through tunnel-control, then deleted.
     const tunnelPassword = `tunnel-${randomId(6)}`;
     secrets.push(tunnelPassword);
@@ -186,5 +201,7 @@ describe('the audit log', () => {
       // Nor the part after a recognisable prefix (prk_, pre_, pri_ …).
       if (/^[a-z]{3}_/.test(s)) expect(dump.includes(s.slice(4)), `a secret's body (${s.slice(0, 4)}…) is in the audit log`).toBe(false);
     }
-  });
+    // A long scenario (two password hashes, a dozen devices and sockets): on a loaded machine it takes
+    // longer than the default 5 s.
+  }, 30_000);
 });

@@ -67,11 +67,12 @@ export interface FakeKvmAgent {
 export async function fakeKvmAgent(
   deviceId: string,
   privateKey: CryptoKey,
-  opts: { rpc?: (method: string, params: Record<string, unknown>) => RpcAnswer | undefined; onOpen?: (stream: MuxStream, open: StreamOpen) => void } = {},
+  opts: { rpc?: (method: string, params: Record<string, unknown>) => RpcAnswer | undefined; onOpen?: (stream: MuxStream, open: StreamOpen) => void; capabilities?: string[] } = {},
 ): Promise<FakeKvmAgent> {
   const calls: FakeKvmAgent['calls'] = [];
   const streams: FakeKvmAgent['streams'] = [];
   const { ws, mux } = await fakeTunnelAgent(deviceId, privateKey, {
+    capabilities: opts.capabilities,
     onOpen: (stream) => {
       const open = stream.open!;
       streams.push({ stream, open });

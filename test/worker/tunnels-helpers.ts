@@ -68,7 +68,7 @@ export const basicAuth = (user: string, password: string) => `Basic ${btoa(`${us
  * sends bulk DATA must not send CLOSE (or anything order-sensitive) right behind it, and must not
  * check the bytes' order.
  */
-export async function fakeTunnelAgent(deviceId: string, privateKey: CryptoKey, opts: { features?: string[]; onOpen?: (stream: MuxStream) => void } = {}) {
+export async function fakeTunnelAgent(deviceId: string, privateKey: CryptoKey, opts: { features?: string[]; capabilities?: string[]; onOpen?: (stream: MuxStream) => void } = {}) {
   const { features } = opts;
   const res = await connectRequest(await agentJwt(deviceId, privateKey));
   const ws = res.webSocket!;
@@ -92,7 +92,7 @@ export async function fakeTunnelAgent(deviceId: string, privateKey: CryptoKey, o
     binary.push(bytes);
     mux.receive(bytes);
   });
-  ws.send(JSON.stringify({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: '0.1.0-test', capabilities: ['tunnels'], ...(features ? { features } : {}) }));
+  ws.send(JSON.stringify({ t: 'hello', protocol: PROTOCOL_VERSION, agent_version: '0.1.0-test', capabilities: opts.capabilities ?? ['tunnels'], ...(features ? { features } : {}) }));
   // The hub counts only heartbeats as contact, and its test window is three heartbeats of 1 s
   // (HEARTBEAT_INTERVAL_MS in vitest.workers.config.ts): a long test must keep pinging.
   const heartbeat = setInterval(() => {

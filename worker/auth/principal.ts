@@ -1,7 +1,7 @@
 // Who is calling: resolves a request's credentials (session JWT, API key as Bearer, or API key
 // as the HTTP Basic user name as PiTunnel documents `curl -u KEY:`) to a Principal with its
 // effective permissions. One D1 query per request; nothing here trusts the client.
-import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
+import { and, eq, gt, isNull, or, sql, type SQL } from 'drizzle-orm';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { getDb } from '../db/index.ts';
 import { apiKeys, sessions, users } from '../../shared/db/schema.ts';
@@ -129,38 +129,61 @@ export interface ResolveOptions {
 /** Resolves a credential to a principal, or null when it is unknown, expired, revoked or disabled. */
 export async function resolvePrincipal(credential: string, opts: ResolveOptions): Promise<Principal | null> {
   if (credential.startsWith(API_KEY_PREFIX)) {
-    const hash = await sha256Hex(credential);
-    const row = await getDb(opts.db)
-      .select({ ...userColumns, keyId: apiKeys.id, keyPermissions: apiKeys.permissions, keyLastUsed: apiKeys.lastUsedAt, expiresAt: apiKeys.expiresAt })
-      .from(apiKeys)
-      .innerJoin(users, eq(users.id, apiKeys.userId))
-      .where(and(eq(apiKeys.keyHash, hash), isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, opts.now))))
-      .get();
-    if (!row || row.disabled) return null;
-    const owner = permissionsOf(row.rolePermissions);
-    const keyPerms = row.keyPermissions ?? null;
-    if (opts.touchApiKey && (!row.keyLastUsed || row.keyLastUsed < opts.now - 60_000)) opts.touchApiKey(row.keyId);
-    return {
-      kind: 'api_key',
-      userId: row.userId,
-      username: row.username,
-      roles: row.roles,
-      permissions: narrow(owner, keyPerms),
-      apiKeyId: row.keyId,
-      narrowed: keyPerms !== null,
-      expiresAt: row.expiresAt,
-      teams: teamsOf(row.memberships),
-      twoFactor: row.totpEnabledAt != null,
-    };
+    const found = await apiKeyPrincipal(opts.db, eq(apiKeys.keyHash, await sha256Hex(credential)), opts.now);
+    if (!found) return null;
+    if (opts.touchApiKey && (!found.lastUsed || found.lastUsed < opts.now - 60_000)) opts.touchApiKey(found.principal.apiKeyId!);
+    return found.principal;
   }
   if (credential.split('.').length !== 3) return null;
   const session = await verifySession(opts.secret, credential);
   if (!session) return null;
-  const row = await getDb(opts.db)
-    .select({ ...userColumns, expiresAt: sessions.expiresAt })
+  return sessionPrincipal(opts.db, and(eq(sessions.id, session.sessionId), eq(sessions.userId, session.userId))!, opts.now);
+}
+
+/**
+ * The principal behind a credential known only by its id (what a terminal token records of the
+ * credential its link was made with), read from D1 now: null once that API key or session is
+ * revoked or expired, or its user disabled; otherwise the user's permissions (narrowed as the key
+ * is) and teams as they are now.
+ */
+export async function principalByCredentialId(db: D1Database, credential: { kind: 'session' | 'api_key'; id: string }, now: number): Promise<Principal | null> {
+  if (credential.kind === 'session') return sessionPrincipal(db, eq(sessions.id, credential.id), now);
+  return (await apiKeyPrincipal(db, eq(apiKeys.id, credential.id), now))?.principal ?? null;
+}
+
+/** The principal of the live API key `which` finds, and when the key was last used. */
+async function apiKeyPrincipal(db: D1Database, which: SQL, now: number): Promise<{ principal: Principal; lastUsed: number | null } | null> {
+  const row = await getDb(db)
+    .select({ ...userColumns, keyId: apiKeys.id, keyPermissions: apiKeys.permissions, keyLastUsed: apiKeys.lastUsedAt, expiresAt: apiKeys.expiresAt })
+    .from(apiKeys)
+    .innerJoin(users, eq(users.id, apiKeys.userId))
+    .where(and(which, isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now))))
+    .get();
+  if (!row || row.disabled) return null;
+  const owner = permissionsOf(row.rolePermissions);
+  const keyPerms = row.keyPermissions ?? null;
+  const principal: Principal = {
+    kind: 'api_key',
+    userId: row.userId,
+    username: row.username,
+    roles: row.roles,
+    permissions: narrow(owner, keyPerms),
+    apiKeyId: row.keyId,
+    narrowed: keyPerms !== null,
+    expiresAt: row.expiresAt,
+    teams: teamsOf(row.memberships),
+    twoFactor: row.totpEnabledAt != null,
+  };
+  return { principal, lastUsed: row.keyLastUsed ?? null };
+}
+
+/** The principal of the live session `which` finds. */
+async function sessionPrincipal(db: D1Database, which: SQL, now: number): Promise<Principal | null> {
+  const row = await getDb(db)
+    .select({ ...userColumns, sessionId: sessions.id, expiresAt: sessions.expiresAt })
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
-    .where(and(eq(sessions.id, session.sessionId), eq(sessions.userId, session.userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, opts.now)))
+    .where(and(which, isNull(sessions.revokedAt), gt(sessions.expiresAt, now)))
     .get();
   if (!row || row.disabled) return null;
   return {
@@ -169,7 +192,7 @@ export async function resolvePrincipal(credential: string, opts: ResolveOptions)
     username: row.username,
     roles: row.roles,
     permissions: permissionsOf(row.rolePermissions),
-    sessionId: session.sessionId,
+    sessionId: row.sessionId,
     expiresAt: row.expiresAt,
     teams: teamsOf(row.memberships),
     twoFactor: row.totpEnabledAt != null,

@@ -21,9 +21,10 @@ export interface RawRoute {
   pattern?: string;
   /**
    * Who may call it: every permission listed ([] = any valid credential), or no user credential at
-   * all (public; a device's own JWT; the secret in the path, pathKey).
+   * all (public; a device's own JWT; the secret in the path, pathKey; a terminal token offered as a
+   * subprotocol, terminalToken: every user credential alone gets a 401).
    */
-  access: { permissions: readonly string[] } | { public: true } | { device: true } | { pathKey: true };
+  access: { permissions: readonly string[] } | { public: true } | { device: true } | { pathKey: true } | { terminalToken: true };
   /** The error shape of the compat layer it belongs to: ours ({error, code, details}) or the seed's. */
   errors: 'native' | 'tunnel-control' | 'pipetower' | 'tinypilot';
   /** Routes that take a device_id parameter. */
@@ -66,6 +67,10 @@ export const RAW_ROUTES: readonly RawRoute[] = [
   { methods: both, path: '/process_list', access: { permissions: ['devices:read'] }, errors: 'native', deviceParam: true },
   { methods: both, path: '/tunnels', access: { permissions: ['tunnels:read'] }, errors: 'native', deviceParam: true },
   { methods: both, path: '/screenshot', access: { permissions: ['screen:read'] }, errors: 'native', deviceParam: true },
+  { methods: both, path: '/terminal', access: { permissions: ['terminal:open'] }, errors: 'native', deviceParam: true },
+  // A WebSocket whose only credential is a terminal link's (or resume) token, offered as the
+  // subprotocol pirelay-token.<token> (worker/devices/terminal.ts); it re-checks the token's user.
+  { methods: ['GET'], path: '/api/v1/devices/{id}/terminal/socket', pattern: '/api/v1/devices/:id/terminal/socket', access: { terminalToken: true }, errors: 'native' },
   ...Object.entries(TUNNEL_CONTROL_CALLS).map(
     ([call, permission]): RawRoute => ({
       methods: both,

@@ -18,6 +18,10 @@
 // own desktop): PNG, as the seed's `> out.png` expects, with the Content-Type the device answered
 // and a Content-Length; 204 and no body when there is no video signal. It needs screen:read.
 //
+// /terminal answers `{"terminal_url": …}` as the seed shows: the same link as the native
+// GET /api/v1/devices/{id}/terminal (a new session; the token works once, for a minute), for an
+// online device only (503 DEVICE_OFFLINE otherwise). It needs terminal:open.
+//
 // Like the native API, every route sees only the caller's teams' devices (worker/auth/scope.ts):
 // another team's device is missing from /devices and a 404 everywhere else.
 import { z } from 'zod';
@@ -34,6 +38,7 @@ import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import type { DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
 import { callApprovedDevice } from '../devices/hub.ts';
 import { screenRequest } from '../devices/kvm.ts';
+import { terminalLink } from '../devices/terminal.ts';
 import { requireApprovedDevice } from '../devices/queries.ts';
 import { listDevices, type DeviceRow } from '../devices/queries.ts';
 import { formatTarget } from '../../shared/api/tunnels.ts';
@@ -183,6 +188,12 @@ export function registerPiTunnelRoutes(app: App) {
     await authorizeDevice(c, id);
     const res = await screenRequest(c.env, id, { mode: 'snapshot', format: 'png', quality: 80 }, c.req.raw.signal);
     return pitunnelScreenshot(c.env, id, res);
+  });
+
+  app.on(['GET', 'POST'], '/terminal', guardOf('/terminal'), limitBody, async (c) => {
+    const id = await deviceIdOf(c);
+    const teamId = await authorizeDevice(c, id);
+    return c.json({ terminal_url: (await terminalLink(c, id, teamId)).terminal_url });
   });
 
   app.on(['GET', 'POST'], '/tunnels', guardOf('/tunnels'), limitBody, async (c) => {
