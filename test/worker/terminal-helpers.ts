@@ -16,7 +16,7 @@ import { waitFor } from './device-helpers.ts';
 import { errorBody } from '../../shared/codes.ts';
 import type { MuxStream } from '../../shared/protocol/mux.ts';
 import { encodeWsRecord, WsRecordDecoder, WsRecordKind } from '../../shared/protocol/ws-records.ts';
-import { TERMINAL_CAPABILITY, TerminalOpenSchema, type TerminalAgentControl, type TerminalSession, type TerminalViewer } from '../../shared/protocol/terminal.ts';
+import { TerminalOpenSchema, type TerminalAgentControl, type TerminalSession, type TerminalViewer } from '../../shared/protocol/terminal.ts';
 import { TERMINAL_SUBPROTOCOL, TERMINAL_TOKEN_PROTOCOL_PREFIX } from '../../shared/api/terminal.ts';
 
 /** What every write of a flood is: one BINARY record of exactly 64 KiB with its header. */
@@ -93,7 +93,7 @@ export async function terminalDevice(adminKey: string) {
   };
 
   const d = await kvmDevice(adminKey, {
-    capabilities: ['tunnels', TERMINAL_CAPABILITY],
+    capabilities: ['tunnels', 'terminal_list', 'terminal_close'],
     rpc: (method, params) => {
       if (method === 'terminal_list') return { result: { sessions: [...agent.sessions.values()].map((s) => listed(s)) } };
       if (method !== 'terminal_close') return undefined;

@@ -22,7 +22,7 @@ import { callApprovedDevice, hubFor } from './hub.ts';
 import { requireApprovedDevice } from './queries.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import { TERMINAL_SUBPROTOCOL, TERMINAL_TOKEN_PROTOCOL_PREFIX, TERMINAL_TOKEN_TTL_MS, type TerminalLink } from '../../shared/api/terminal.ts';
-import { TERMINAL_CAPABILITY, TERMINAL_SIZE } from '../../shared/protocol/terminal.ts';
+import { TERMINAL_SIZE } from '../../shared/protocol/terminal.ts';
 import { INTERNAL, type TerminalRequest } from '../../durable-objects/hub/contract.ts';
 
 /** The page a terminal link opens: the dashboard's terminal view, the token in the fragment (never sent to a server). */
@@ -56,7 +56,8 @@ export async function terminalLink(c: Context<AppEnv>, deviceId: string, teamId:
     await requireApprovedDevice(c.env.DB, deviceId);
     throw new ApiError(503, 'DEVICE_OFFLINE', 'Device is offline', { device_id: deviceId });
   }
-  if (!status.capabilities.includes(TERMINAL_CAPABILITY)) {
+  // An agent's hello names a module by the RPC methods it serves (agent/capability.ts advertised()).
+  if (!status.capabilities.includes('terminal_list')) {
     throw new ApiError(503, 'TERMINAL_UNAVAILABLE', 'The device does not offer a terminal (its agent is older, or the terminal is off)', { device_id: deviceId });
   }
   if (session !== undefined) {
