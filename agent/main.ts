@@ -138,11 +138,12 @@ async function main(argv: string[]): Promise<number> {
       const ticker = setInterval(() => system.tick(), 1_000);
       const maxBackoff = values['max-backoff-ms'] ? Number(values['max-backoff-ms']) : undefined;
       if (maxBackoff !== undefined && !(maxBackoff >= 100)) throw new UsageError('--max-backoff-ms must be a number ≥ 100');
+      const stopping: (() => Promise<void>)[] = [];
       const connection = new AgentConnection({
         relay: config.relay,
         deviceId: config.device_id,
         privateJwk: config.private_key,
-        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options }),
+        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options, onStop: (f) => stopping.push(f) }),
         facts: () => system.facts(),
         log,
         maxBackoffMs: maxBackoff,
@@ -153,6 +154,8 @@ async function main(argv: string[]): Promise<number> {
         const stop = async (signal: string) => {
           log.info('agent stopping', { signal });
           clearInterval(ticker);
+          // Terminal sessions end with the agent (their process groups killed), not orphaned.
+          await Promise.all(stopping.map((f) => f().catch((e) => log.warn('a capability failed to stop', { error: String(e) }))));
           await connection.stop();
           resolve();
         };
