@@ -275,7 +275,8 @@ export class Viewer {
     record[0] = WsRecordKind.BINARY;
     new DataView(record.buffer).setUint32(1, n, false);
     let at = WS_RECORD_HEADER_BYTES;
-    while (this.head < end) {
+    // shift() empties the array when it takes the last item, so count rather than compare indices.
+    for (let k = end - this.head; k > 0; k--) {
       const data = (this.items[this.head] as Item & { t: 'bytes' }).data;
       record.set(data, at);
       at += data.byteLength;
