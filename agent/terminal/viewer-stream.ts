@@ -82,10 +82,7 @@ export class Viewer {
   listen(): void {
     this.read().then(
       () => this.gone(),
-      (e) => {
-        if (e instanceof WsRecordError) this.stream.reset(ResetCode.PROTOCOL_ERROR, e.message);
-        this.gone();
-      },
+      () => this.gone(),
     );
   }
 
@@ -288,7 +285,15 @@ export class Viewer {
   private async read(): Promise<void> {
     const decoder = new WsRecordDecoder(TERMINAL_MAX_RECORD);
     for await (const chunk of this.stream.readable) {
-      for (const record of decoder.push(chunk)) {
+      let records;
+      try {
+        records = decoder.push(chunk);
+      } catch (e) {
+        // Reset before leaving the loop: leaving it cancels the readable, which would reset CANCELLED.
+        this.stream.reset(ResetCode.PROTOCOL_ERROR, e instanceof WsRecordError ? e.message : String(e));
+        return;
+      }
+      for (const record of records) {
         if (this.ended) return;
         if (record.kind === 'binary') {
           if (record.data.byteLength) await this.host.input(this, record.data);
