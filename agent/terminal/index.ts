@@ -22,7 +22,11 @@ export function terminalCapability(deps: { log: Logger; options: TerminalOptions
   let loading: Promise<TerminalSessions> | null = null;
   const load = () =>
     (loading ??= import('./sessions.ts')
-      .then(({ TerminalSessions }) => (sessions = new TerminalSessions(deps)))
+      .then(({ TerminalSessions }) => {
+        sessions = new TerminalSessions(deps);
+        deps.onLoad?.(sessions);
+        return sessions;
+      })
       .catch((e) => {
         loading = null; // tried again by the next terminal
         throw e;

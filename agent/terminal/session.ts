@@ -146,6 +146,11 @@ export class Session implements ViewerHost {
     };
   }
 
+  /** Where the output waits, for the tests and the benchmark: the bounds flow control keeps. */
+  flow(): { paused: boolean; backlog: number; skipped: number; viewers: { id: string; queued: number; stalled: boolean }[] } {
+    return { paused: this.paused, backlog: this.screen.backlog, skipped: this.screen.skipped, viewers: [...this.viewers.values()].map((v) => ({ id: v.id, queued: v.queued, stalled: v.stalled })) };
+  }
+
   get viewerCount(): number {
     return this.viewers.size;
   }
@@ -194,7 +199,7 @@ export class Session implements ViewerHost {
       const who = this.typist ? `${this.typist.user.name} types` : 'nobody types now';
       return viewer.send({ t: 'error', code: 'READ_ONLY', message: `this viewer is read-only: ${who}; keystrokes are refused` });
     }
-    this.term.write(bytes);
+    this.writePty(bytes);
     this.inputPending += bytes.byteLength;
     if (this.inputPending > INPUT_HIGH) return new Promise<void>((resolve) => (this.drained = resolve));
   }
@@ -287,9 +292,14 @@ export class Session implements ViewerHost {
       const now = this.now();
       if (now - this.xoffAt >= XOFF_REPEAT_MS && !this.belowLow()) {
         this.xoffAt = now;
-        this.term.write(XOFF);
+        this.writePty(XOFF);
       }
     } else if (this.aboveHigh()) this.pause();
+  }
+
+  /** The PTY is closed once the session ended; a late write (an XON from the emulator catching up) is dropped. */
+  private writePty(bytes: Uint8Array): void {
+    if (!this.term.closed) this.term.write(bytes);
   }
 
   private aboveHigh(): boolean {
@@ -311,13 +321,13 @@ export class Session implements ViewerHost {
     if (!(this.term.inputFlags & IXON)) return; // raw mode: the stall and the emulator's cap bound it
     this.paused = true;
     this.xoffAt = now;
-    this.term.write(XOFF);
+    this.writePty(XOFF);
   }
 
   private resume(): void {
     this.paused = false;
     this.ixonCheckedAt = -Infinity;
-    this.term.write(XON);
+    this.writePty(XON);
   }
 
   private stallViewer(v: Viewer): void {
@@ -372,7 +382,7 @@ export class Session implements ViewerHost {
     }
     this.cols = size.cols;
     this.rows = size.rows;
-    this.term.resize(size.cols, size.rows);
+    if (!this.term.closed) this.term.resize(size.cols, size.rows);
     this.screen.resize(size.cols, size.rows);
     for (const v of this.viewers.values()) if (v !== except) v.send({ t: 'size', ...size });
   }

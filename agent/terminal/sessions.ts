@@ -17,6 +17,8 @@ export interface SessionsDeps {
   /** Who the agent is and what it may run (tests pass their own). */
   context?: () => ShellContext;
   killGraceMs?: number;
+  /** Called with the session manager once it is loaded (the tests and the benchmark read its state). */
+  onLoad?: (sessions: TerminalSessions) => void;
 }
 
 const encoder = new TextEncoder();
@@ -67,6 +69,11 @@ export class TerminalSessions {
     }
     stream.accept({ status: 200 });
     session.attach(stream, open.viewer, { cols: open.cols, rows: open.rows });
+  }
+
+  /** One session's flow-control state (Session.flow), for the tests and the benchmark. */
+  flow(id: string): ReturnType<Session['flow']> | null {
+    return this.sessions.get(id)?.flow() ?? null;
   }
 
   list(): TerminalSession[] {

@@ -7,6 +7,7 @@ import { SerializeAddon } from '@xterm/addon-serialize';
 import { Terminal } from '@xterm/headless';
 import { terminalCapability } from '../../../agent/terminal/index.ts';
 import type { TerminalOptions } from '../../../agent/terminal/options.ts';
+import type { TerminalSessions } from '../../../agent/terminal/sessions.ts';
 import type { Logger } from '../../../agent/log.ts';
 import { dispatchRpc } from '../../../agent/rpc.ts';
 import type { MuxStream } from '../../../shared/protocol/mux.ts';
@@ -32,7 +33,9 @@ export async function until<T>(fn: () => T | undefined | null | false, what: str
 }
 
 export function rig(options: Partial<TerminalOptions> = {}, extra: { killGraceMs?: number } = {}) {
-  const cap = terminalCapability({ log: quiet, options: { ...BASH, ...options }, ...extra });
+  let sessions: TerminalSessions | null = null;
+  const cap = terminalCapability({ log: quiet, options: { ...BASH, ...options }, ...extra, onLoad: (s) => (sessions = s) });
+  const flow = (id: string) => sessions!.flow(id)!;
   const link = loopback({ agent: { onOpen: (stream, open) => (open.kind === 'terminal' ? cap.streams!.terminal!(stream, open) : stream.reset('REFUSED')) } });
   let n = 0;
   const viewers: TestViewer[] = [];
@@ -50,7 +53,7 @@ export function rig(options: Partial<TerminalOptions> = {}, extra: { killGraceMs
     for (const v of viewers) v.stream.reset('CANCELLED');
     await cap.closeAll();
   };
-  return { cap, link, open, rpc, cleanup };
+  return { cap, link, open, rpc, cleanup, flow };
 }
 
 const decoder = new TextDecoder();
@@ -76,7 +79,7 @@ export class TestViewer {
     this.screen = new Terminal({ cols: spec.cols || 80, rows: spec.rows || 24, scrollback: 1000, allowProposedApi: true, logLevel: 'off' });
     this.screen.loadAddon(this.serializer as unknown as Parameters<Terminal['loadAddon']>[0]);
     this.ready = stream.accepted.then(async (head) => {
-      this.status = head.status;
+      this.status = head.status ?? 0;
       if (head.status !== 200) {
         const reader = stream.readable.getReader();
         for (;;) {

@@ -45,7 +45,7 @@ describe('terminal: a session ends its whole process session', () => {
     expect(exit).toEqual({ t: 'exit', code: null, signal: expect.any(String), reason: 'closed' });
     await until(() => v.ended === 'fin', 'the stream to end');
     for (const p of [shell, ...pids]) expect(alive(p)).toBe(false);
-    expect((await r.rpc('terminal_list', {})).result).toEqual({ sessions: [] });
+    expect(await r.rpc('terminal_list', {})).toEqual({ ok: true, result: { sessions: [] } });
   });
 
   test('terminal_close: kills the group and answers the session; an unknown one is SESSION_NOT_FOUND', async () => {
