@@ -16,6 +16,7 @@
 // The typist's input is bounded the same way: past INPUT_HIGH bytes not yet taken by the PTY the
 // viewer's stream is not read further (its mux window then holds the browser back).
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Subprocess } from 'bun';
 import { ResetCode } from '../../shared/codes.ts';
 import type { MuxStream } from '../../shared/protocol/mux.ts';
@@ -102,7 +103,8 @@ export class Session implements ViewerHost {
     ({ cols: this.cols, rows: this.rows } = clampSize(options.cols, options.rows));
     const { plan } = options;
     this.proc = Bun.spawn(plan.argv, {
-      cwd: plan.cwd,
+      // An account whose home is missing (nobody's /nonexistent) starts in / rather than not at all.
+      cwd: existsSync(plan.cwd) ? plan.cwd : '/',
       env: plan.env,
       terminal: {
         cols: this.cols,
