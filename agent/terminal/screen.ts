@@ -18,7 +18,7 @@ import { encodeWsRecord, WsRecordKind } from '../../shared/protocol/ws-records.t
 /** Lines of scrollback kept and replayed. */
 export const SCROLLBACK = 1000;
 /** Unparsed bytes past which output is no longer fed to the emulator (only reached with IXON off). */
-export const SCREEN_BACKLOG_CAP = 8 << 20;
+export const SCREEN_BACKLOG_CAP = 16 << 20;
 /** The backlog is measured at marks this far apart, not per chunk: one callback per 64 KiB, not per read. */
 const MARK_EVERY = 64 * 1024;
 /** A full reset, then the serialized state: the viewer's screen ends up exactly as ours. */
@@ -68,15 +68,18 @@ export class Screen {
     return this.term.rows;
   }
 
-  /** The PTY's output, in order. The chunk is kept by the emulator until parsed; it must not be reused. */
-  feed(chunk: Uint8Array): void {
+  /**
+   * The PTY's output, in order. The chunk is kept by the emulator until parsed; it must not be
+   * reused. `mark`: report its parsing (while the PTY is paused, every chunk counts toward XON).
+   */
+  feed(chunk: Uint8Array, mark = false): void {
     if (this.disposed) return;
     if (this.fed - this.parsed > SCREEN_BACKLOG_CAP) {
       this.skipped += chunk.byteLength;
       return;
     }
     this.fed += chunk.byteLength;
-    if (this.fed - this.marked < MARK_EVERY) return this.term.write(chunk);
+    if (!mark && this.fed - this.marked < MARK_EVERY) return this.term.write(chunk);
     const at = (this.marked = this.fed);
     this.term.write(chunk, () => {
       this.parsed = at;

@@ -27,9 +27,20 @@ import { Screen, type Snapshot } from './screen.ts';
 import type { ShellPlan } from './shell.ts';
 import { Viewer, type ViewerHost } from './viewer-stream.ts';
 
-export const HIGH_WATER = 1 << 20;
-export const LOW_WATER = 256 * 1024;
-export const STALL_BYTES = 4 << 20;
+/**
+ * The pause marks. The low one is ~15 ms of the emulator's parsing (it parses ~60 MB/s): far enough
+ * above empty that it still has work while the XON wakes the program and its output comes back, so
+ * a flood runs at the emulator's pace rather than stopping and starting.
+ */
+export const HIGH_WATER = 2 << 20;
+export const LOW_WATER = 1 << 20;
+/**
+ * Bun goes on reading the PTY for a burst after the XOFF is written (its write waits behind the
+ * reads: ~3.6 MB measured against `yes`), so the viewer's bound sits well above HIGH_WATER plus
+ * that burst. The chunks are shared by every viewer and the emulator, so this is per session
+ * more than per viewer.
+ */
+export const STALL_BYTES = 8 << 20;
 export const STALL_MS = 5000;
 export const INPUT_HIGH = 256 * 1024;
 /** c_iflag IXON on Linux: output stop/start with ^S/^Q. */
@@ -285,14 +296,16 @@ export class Session implements ViewerHost {
   // --- output and flow control ---
 
   private output(data: Uint8Array): void {
-    this.screen.feed(data);
+    this.screen.feed(data, this.paused);
     for (const v of this.viewers.values()) {
       v.output(data);
       if (v.queued > STALL_BYTES) this.stallViewer(v);
     }
     if (this.paused) {
+      // Output while paused: the tail Bun read before the XOFF took, or a ^C or ^Q restarted it.
       const now = this.now();
-      if (now - this.xoffAt >= XOFF_REPEAT_MS && !this.belowLow()) {
+      if (this.belowLow()) this.resume();
+      else if (now - this.xoffAt >= XOFF_REPEAT_MS) {
         this.xoffAt = now;
         this.writePty(XOFF);
       }

@@ -137,6 +137,8 @@ export class Viewer {
   /**
    * It fell too far behind: what is queued for it is dropped (what is being written cannot be),
    * and it stops holding the session back. Once the record in flight is taken, it gets a redraw.
+   * A redraw already at the head of its queue is kept (it may be half sent, and it guarantees the
+   * viewer progress even while a flood keeps overrunning the newer ones); control messages too.
    */
   stall(): void {
     if (this.stalled || this.ended || this.finishing) return;
@@ -144,7 +146,7 @@ export class Viewer {
     const kept: Item[] = [];
     for (let i = this.head; i < this.items.length; i++) {
       const item = this.items[i]!;
-      if (item.t === 'text') kept.push(item);
+      if (item.t === 'text' || (item.t === 'redraw' && i === this.head)) kept.push(item);
       else if (item.t === 'bytes') this.queued -= item.data.byteLength;
     }
     this.items = kept;
@@ -181,14 +183,10 @@ export class Viewer {
     queueMicrotask(() => void this.pump());
   }
 
+  /** The stream moves again after a stall: a redraw (behind what was kept), then live output. */
   private recover(): void {
     this.stalled = false;
-    const waiting = this.items.slice(this.head);
-    this.items = [];
-    this.head = 0;
     this.redraw();
-    // The redraw is pushed first, so control messages still waiting follow it; output follows them.
-    this.items.push(...waiting);
   }
 
   private async pump(): Promise<void> {
