@@ -23,9 +23,15 @@ export interface CapabilityDeps {
   terminal: TerminalOptions;
   /** What to follow and where to spool (agent/logs/options.ts); undefined: no logs module (tests that build a bare agent). */
   logs?: LogOptions;
+  /** Takes what must run when the agent stops (the terminal closes its sessions, the logs module its spool); `run` calls them. */
+  onStop?: (stop: () => Promise<void>) => void;
 }
 
-export function agentCapabilities({ log, system, simulate, kvm, terminal, logs }: CapabilityDeps): AgentCapability[] {
+export function agentCapabilities({ log, system, simulate, kvm, terminal, logs, onStop }: CapabilityDeps): AgentCapability[] {
+  const terminals = terminalCapability({ log, options: terminal });
+  onStop?.(terminals.closeAll);
+  const shipping = logs ? logsCapability({ log, options: logs }) : null;
+  if (shipping) onStop?.(() => shipping.stop());
   return [
     systemCapability(system),
     tunnelsCapability(log),
@@ -35,8 +41,8 @@ export function agentCapabilities({ log, system, simulate, kvm, terminal, logs }
       gadgets: () => import('./kvm/gadget.ts').then(({ openGadgets }) => openGadgets({ dir: kvm.hidDir })),
       screen: () => import('./kvm/screen/select.ts').then(({ openScreen }) => openScreen({ backend: kvm.screen, hidDir: kvm.hidDir, videoDevice: kvm.videoDevice })),
     }),
-    terminalCapability({ log, options: terminal }),
-    ...(logs ? [logsCapability({ log, options: logs })] : []),
+    terminals,
+    ...(shipping ? [shipping] : []),
     ...(simulate ? [{ name: 'simulated' }] : []),
   ];
 }

@@ -16,8 +16,6 @@ import { agentCapabilities } from './capabilities.ts';
 import { createSystemReader } from './system/reader.ts';
 import { kvmOptions } from './kvm/options.ts';
 import { DEFAULT_SPOOL_BYTES, logOptions } from './logs/options.ts';
-import type { LogsCapability } from './logs/index.ts';
-import { LOGS_CAPABILITY } from '../shared/protocol/logs.ts';
 import { terminalOptions } from './terminal/options.ts';
 import { DEFAULT_VIDEO_DEVICE, SCREEN_BACKENDS } from './kvm/screen/types.ts';
 import { InstallError, installService, installTargets, SERVICE_NAME } from './install-service.ts';
@@ -141,12 +139,12 @@ async function main(argv: string[]): Promise<number> {
       const ticker = setInterval(() => system.tick(), 1_000);
       const maxBackoff = values['max-backoff-ms'] ? Number(values['max-backoff-ms']) : undefined;
       if (maxBackoff !== undefined && !(maxBackoff >= 100)) throw new UsageError('--max-backoff-ms must be a number ≥ 100');
-      const modules = agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options });
+      const stopping: (() => Promise<void>)[] = [];
       const connection = new AgentConnection({
         relay: config.relay,
         deviceId: config.device_id,
         privateJwk: config.private_key,
-        modules,
+        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options, onStop: (f) => stopping.push(f) }),
         facts: () => system.facts(),
         log,
         maxBackoffMs: maxBackoff,
@@ -157,9 +155,10 @@ async function main(argv: string[]): Promise<number> {
         const stop = async (signal: string) => {
           log.info('agent stopping', { signal });
           clearInterval(ticker);
+          // Terminal sessions end with the agent (their processes killed), not orphaned; the logs
+          // module ends its journalctl and closes its spool (what it read is spooled already).
+          await Promise.all(stopping.map((f) => f().catch((e) => log.warn('a capability failed to stop', { error: String(e) }))));
           await connection.stop();
-          // The logs module ends its journalctl and closes its spool (what it read is spooled already).
-          await (modules.find((m) => m.name === LOGS_CAPABILITY) as LogsCapability | undefined)?.stop();
           resolve();
         };
         process.once('SIGINT', () => void stop('SIGINT'));

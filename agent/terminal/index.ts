@@ -9,18 +9,52 @@ import type { AgentCapability } from '../capability.ts';
 import type { Logger } from '../log.ts';
 import { RpcFailure } from '../rpc.ts';
 import type { TerminalOptions } from './options.ts';
+import type { SessionsDeps, TerminalSessions } from './sessions.ts';
 
-export function terminalCapability(_deps: { log: Logger; options: TerminalOptions }): AgentCapability {
+export interface TerminalCapability extends AgentCapability {
+  /** Closes every session (the agent is stopping): resolves once their processes are gone. */
+  closeAll(): Promise<void>;
+}
+
+export function terminalCapability(deps: { log: Logger; options: TerminalOptions } & Partial<SessionsDeps>): TerminalCapability {
+  const { log } = deps;
+  let sessions: TerminalSessions | null = null;
+  let loading: Promise<TerminalSessions> | null = null;
+  const load = () =>
+    (loading ??= import('./sessions.ts')
+      .then(({ TerminalSessions }) => {
+        sessions = new TerminalSessions(deps);
+        deps.onLoad?.(sessions);
+        return sessions;
+      })
+      .catch((e) => {
+        loading = null; // tried again by the next terminal
+        throw e;
+      }));
+  const notFound = (session: string) => new RpcFailure('SESSION_NOT_FOUND', `no terminal session ${session}`, { session });
+
   return {
     name: TERMINAL_CAPABILITY,
     rpc: {
-      terminal_list: () => ({ sessions: [] }),
-      terminal_close: ({ session }) => {
-        throw new RpcFailure('SESSION_NOT_FOUND', `no terminal session ${session}`);
+      terminal_list: () => ({ sessions: sessions?.list() ?? [] }),
+      terminal_close: async ({ session }) => {
+        if (!sessions) throw notFound(session);
+        return { session: await sessions.close(session) };
       },
     },
     streams: {
-      terminal: (stream) => stream.reset(ResetCode.REFUSED, 'terminal is not built yet'),
+      terminal: (stream, open) => {
+        load()
+          .then((s) => s.serve(stream, open))
+          .catch((e) => {
+            log.error('a terminal stream failed', { error: String(e) });
+            stream.reset(ResetCode.INTERNAL_ERROR, 'the terminal failed to start');
+          });
+      },
+    },
+    onGone: () => sessions?.gone(),
+    closeAll: async () => {
+      await sessions?.closeAll();
     },
   };
 }

@@ -1,0 +1,28 @@
+// Run in a fresh Bun process by idle.test.ts: builds the agent's capabilities exactly as `run`
+// does and prints whether the terminal's modules and the terminal emulator are loaded, idle, after
+// an RPC, and after the first terminal stream.
+import { agentCapabilities } from '../../../agent/capabilities.ts';
+import { registry } from '../../../agent/capability.ts';
+import { dispatchRpc } from '../../../agent/rpc.ts';
+import { createSystemReader } from '../../../agent/system/reader.ts';
+import { loopback } from '../streams/helpers.ts';
+
+const log = { debug() {}, info() {}, warn() {}, error() {} };
+const WATCHED = ['agent/terminal/sessions.ts', 'agent/terminal/session.ts', 'agent/terminal/screen.ts', '@xterm/headless', '@xterm/addon-serialize'];
+const loaded = () => WATCHED.filter((m) => Object.keys(require.cache).some((k) => k.includes(m)));
+
+const stops: (() => Promise<void>)[] = [];
+const caps = registry(agentCapabilities({ log, system: createSystemReader(), simulate: true, kvm: { hidDir: '/nonexistent', screen: 'none', videoDevice: '/dev/null' }, terminal: { idleMs: 600_000, command: ['/bin/sh'] }, onStop: (f) => stops.push(f) }));
+caps.hello(log, () => true);
+caps.gone(log);
+const idle = loaded();
+const list = await dispatchRpc(caps.rpc, 'terminal_list', {});
+const afterList = loaded();
+const link = loopback({ agent: { onOpen: (stream, open) => caps.stream(open)!(stream, open) } });
+const stream = link.hub.open({ kind: 'terminal', viewer: { id: 'probe-viewer', user_id: 'u', name: 'u', may_share: false }, cols: 80, rows: 24 });
+const accepted = await stream.accepted;
+const afterOpen = loaded();
+await Promise.all(stops.map((f) => f()));
+const afterStop = await dispatchRpc(caps.rpc, 'terminal_list', {});
+console.log(JSON.stringify({ idle, list, afterList, status: accepted.status, afterOpen, stops: stops.length, afterStop }));
+process.exit(0);
