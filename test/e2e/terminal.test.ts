@@ -48,15 +48,24 @@ const sessions = async () => {
 /** The status of a terminal socket's upgrade offered these subprotocols (101: accepted). */
 const socketStatus = (protocols: string[], device = deviceId) =>
   upgradeStatus(socketUrl(url, device).replace(/^ws/, 'http'), { 'sec-websocket-protocol': protocols.join(', ') });
-/** Starts `sleep <secs>` as a grandchild of the shell (a background job's child) and returns its pid, checked against /proc. */
-const grandchild = async (v: Viewer, secs: number) => {
+/**
+ * Starts `sleep <secs>` as a grandchild of the shell (a background job's child) and a `nohup`ed
+ * job (it ignores the hangup), and returns their pids, checked against /proc.
+ */
+const grandchildren = async (v: Viewer, secs: number) => {
   const from = v.received;
-  v.type(`sh -c 'sleep ${secs} & echo GRAND=$!; wait' &\r`);
-  const pid = Number(/GRAND=(\d+)/.exec(await v.output(/GRAND=\d+\r?\n/, from))![1]);
-  expect(gone(pid)).toBe(false);
-  // Its parent is the `sh -c`, whose parent is the session's shell.
-  expect(parentOf(parentOf(pid))).toBe(v.attached.session.pid);
-  return pid;
+  v.type(`sh -c 'sleep ${secs} & echo GRAND=$!; wait' & nohup sleep ${secs + 1} >/dev/null 2>&1 & echo NOHUP=$!\r`);
+  const out = await v.until('both pids', () => {
+    const s = v.bytes.subarray(from).toString();
+    return /GRAND=\d+\r?\n/.test(s) && /NOHUP=\d+\r?\n/.test(s) ? s : null;
+  });
+  const grand = Number(/GRAND=(\d+)/.exec(out)![1]);
+  const nohup = Number(/NOHUP=(\d+)/.exec(out)![1]);
+  expect(gone(grand)).toBe(false);
+  expect(gone(nohup)).toBe(false);
+  // The grandchild's parent is the `sh -c`, whose parent is the session's shell.
+  expect(parentOf(parentOf(grand))).toBe(v.attached.session.pid);
+  return [grand, nohup];
 };
 
 async function memberKey(role: 'operator' | 'viewer'): Promise<string> {
@@ -174,7 +183,8 @@ describe('re-attaching after the viewer dropped', () => {
     else v1.type(`${program} -u NONE -N -n -i NONE ${file}\r`);
     await v1.output(program.endsWith('htop') ? /PID/ : /line 20:/, from);
     if (!program.endsWith('htop')) v1.type(':set number\r25Gwwi INSERTED \x1b');
-    await v1.settle(program.endsWith('htop') ? 100 : 500);
+    // Vim takes its time to leave insert mode after Esc (timeoutlen): wait out more than that.
+    await v1.settle(program.endsWith('htop') ? 100 : 1_500);
     const before = await screenOf(v1.bytes, 100, 30);
     expect(before.alternate).toBe(true);
     if (!program.endsWith('htop')) expect(before.lines.join('\n')).toContain('INSERTED');
@@ -196,7 +206,7 @@ describe('re-attaching after the viewer dropped', () => {
       expect(after.alternate).toBe(true);
       expect(after.lines.slice(-1)).toEqual(before.lines.slice(-1));
     } else {
-      await v2.settle(500);
+      await v2.settle(1_500);
       const after = await screenOf(v2.bytes, 100, 30);
       expect(after.lines).toEqual(before.lines);
       expect(after.cursor).toEqual(before.cursor);
@@ -273,14 +283,14 @@ describe('two viewers, one typist', () => {
 });
 
 describe('closing kills the whole process group', () => {
-  it('closing a session through the API kills its shell and the grandchildren it started', async () => {
+  it('closing a session through the API kills its shell, the grandchildren it started and a nohup job', async () => {
     const v = await open();
     const session = v.attached.session.id as string;
     const shell = v.attached.session.pid as number;
-    const grand = await grandchild(v, 7771);
+    const [grand, nohup] = await grandchildren(v, 7771);
     const r = await http(`${url}/api/v1/devices/${deviceId}/terminal/sessions/${session}`, { key, method: 'DELETE' });
     expect(r.status).toBeLessThan(300);
-    await waitFor('the shell and its grandchild to die', async () => gone(shell) && gone(grand), 15_000);
+    await waitFor('the shell, its grandchild and its nohup job to die', async () => gone(shell) && gone(grand) && gone(nohup), 15_000);
     await v.until('the viewer to be told', () => v.controls.find((c) => c.t === 'exit' && c.reason === 'closed'));
     expect((await sessions()).map((s) => s.id)).not.toContain(session);
     // Closing it again: 404.
@@ -292,11 +302,11 @@ describe('closing kills the whole process group', () => {
     const v = await open();
     const session = v.attached.session.id as string;
     const shell = v.attached.session.pid as number;
-    const grand = await grandchild(v, 7772);
+    const [grand, nohup] = await grandchildren(v, 7773);
     const token = v.resumeToken!;
     const left = Date.now();
     await v.drop();
-    await waitFor('the idle window to close the session', async () => gone(shell) && gone(grand), IDLE_MS + 15_000, 100);
+    await waitFor('the idle window to close the session', async () => gone(shell) && gone(grand) && gone(nohup), IDLE_MS + 15_000, 100);
     // Not before the window ran out.
     expect(Date.now() - left).toBeGreaterThanOrEqual(IDLE_MS - 500);
     expect((await sessions()).map((s) => s.id)).not.toContain(session);
