@@ -64,7 +64,7 @@ async function demo(url: string, key: string, device: { id: string; name: string
   try {
     const from = v.received;
     v.type('echo hello\r');
-    await v.output('\r\nhello\r\n', from);
+    await v.output('\nhello\n', from);
     v.send({ t: 'close' });
     await v.control('exit');
   } finally {

@@ -156,10 +156,10 @@ export class Viewer {
     return this.until(`a ${t} message`, () => this.controls.slice(from).find((c) => c.t === t), timeoutMs);
   }
 
-  /** Waits until the output (decoded) after byte `from` matches. */
+  /** Waits until the output after byte `from`, as plainText, matches. */
   output(pattern: RegExp | string, from = 0, timeoutMs = 20_000): Promise<string> {
     return this.until(`output ${pattern}`, () => {
-      const s = this.bytes.subarray(from).toString('utf8');
+      const s = plainText(this.bytes.subarray(from));
       return (typeof pattern === 'string' ? s.includes(pattern) : pattern.test(s)) ? s : null;
     }, timeoutMs);
   }
@@ -183,6 +183,20 @@ export class Viewer {
     this.ws.close(1000);
     await done;
   }
+}
+
+/**
+ * Output as text to match against: escape sequences (a shell's bracketed-paste toggles, colours,
+ * cursor moves) removed and every line end (\r\n, a lone \r) made one \n.
+ */
+export function plainText(bytes: Uint8Array): string {
+  return Buffer.from(bytes)
+    .toString('utf8')
+    .replace(/\x1b\][^\x07\x1b]*(\x07|\x1b\\)/g, '')
+    .replace(/\x1b\[[0-?]*[ -\/]*[@-~]/g, '')
+    .replace(/\x1b[()#%][0-9A-Za-z@]/g, '')
+    .replace(/\x1b[=>cDEHMNOPZ78]/g, '')
+    .replace(/\r*\n|\r/g, '\n');
 }
 
 /** The visible screen of `cols`×`rows` after writing `bytes` to a headless xterm, one string a line, and the cursor. */

@@ -109,28 +109,28 @@ describe('a session through the relay', () => {
 
     let from = v.received;
     v.type('stty size\r');
-    await v.output(/\r\n24 80\r\n/, from);
+    await v.output(/\n24 80\n/, from);
 
     v.send({ t: 'resize', cols: 132, rows: 40 });
     await v.until('the size message', () => v.controls.find((c) => c.t === 'size' && c.cols === 132 && c.rows === 40));
     from = v.received;
     v.type('stty size\r');
-    await v.output(/\r\n40 132\r\n/, from);
+    await v.output(/\n40 132\n/, from);
 
     // Absurd sizes are clamped, not refused.
     v.send({ t: 'resize', cols: 60_000, rows: 0 });
     from = v.received;
     v.type('stty size\r');
-    await v.output(new RegExp(`\\r\\n${TERMINAL_SIZE.minRows} ${TERMINAL_SIZE.maxCols}\\r\\n`), from);
+    await v.output(new RegExp(`\\n${TERMINAL_SIZE.minRows} ${TERMINAL_SIZE.maxCols}\\n`), from);
     v.send({ t: 'resize', cols: 100, rows: 30 });
     from = v.received;
     v.type('stty size\r');
-    await v.output(/\r\n30 100\r\n/, from);
+    await v.output(/\n30 100\n/, from);
 
     // UTF-8: the shell prints from octal escapes, so only the real characters can match.
     from = v.received;
     v.type("printf '\\342\\234\\223 h\\303\\251llo \\360\\237\\230\\200 \\344\\270\\255\\346\\226\\207\\n'\r");
-    await v.output('✓ héllo 😀 中文\r\n', from);
+    await v.output('\n✓ héllo 😀 中文\n', from);
 
     // Every byte value, 2 MiB, through a raw PTY (no output processing), compared byte for byte.
     const data = Buffer.alloc(2 << 20);
@@ -162,7 +162,7 @@ describe('a session through the relay', () => {
     await new Promise((r) => setTimeout(r, 300));
     v.type('\x03');
     v.type('echo AFTER$((2+3))\r');
-    const out = await v.output('AFTER5\r\n', from);
+    const out = await v.output('\nAFTER5\n', from);
     expect(out).not.toContain('NOT2');
     from = v.controls.length;
     v.type('\x04');
@@ -220,8 +220,11 @@ describe('re-attaching after the viewer dropped', () => {
     // And it is the live session: leave the program, the shell answers.
     const back = v2.received;
     v2.type(program.endsWith('htop') ? 'q' : ':q!\r');
+    // Typed ahead, the program would swallow it: wait for the shell's screen (the alternate one left).
+    await v2.until('the program to end', () => v2.bytes.subarray(back).includes('\x1b[?1049l'));
+    await v2.settle(200);
     v2.type('echo BACK$((6*7))\r');
-    await v2.output('BACK42\r\n', back);
+    await v2.output('\nBACK42\n', back);
     const exit = v2.controls.length;
     v2.send({ t: 'close' });
     await v2.control('exit', exit);
@@ -243,8 +246,8 @@ describe('two viewers, one typist', () => {
     guest.type('echo RO$((1+1))\r');
     expect(await guest.control('error', errors)).toMatchObject({ code: 'READ_ONLY' });
     owner.type('echo ONE$((1+1))\r');
-    await owner.output('ONE2\r\n', o);
-    await guest.output('ONE2\r\n', g);
+    await owner.output('\nONE2\n', o);
+    await guest.output('\nONE2\n', g);
     expect(owner.bytes.subarray(o).toString()).not.toContain('RO2');
 
     const handedOver = owner.controls.length;
@@ -255,8 +258,8 @@ describe('two viewers, one typist', () => {
     o = owner.received;
     g = guest.received;
     guest.type('echo TWO$((2+2))\r');
-    await guest.output('TWO4\r\n', g);
-    await owner.output('TWO4\r\n', o);
+    await guest.output('\nTWO4\n', g);
+    await owner.output('\nTWO4\n', o);
     errors = owner.controls.length;
     owner.type('echo OWN$((3+3))\r');
     expect(await owner.control('error', errors)).toMatchObject({ code: 'READ_ONLY' });
@@ -267,7 +270,7 @@ describe('two viewers, one typist', () => {
     await owner.control('handed_over', took);
     o = owner.received;
     owner.type('echo BACK$((4+4))\r');
-    await owner.output('BACK8\r\n', o);
+    await owner.output('\nBACK8\n', o);
     expect(owner.bytes.toString()).not.toContain('OWN6');
 
     // The handover is in the audit log.
@@ -372,7 +375,7 @@ describe('tokens', () => {
     viewers.push(v);
     const from = v.received;
     v.type('echo hello\r');
-    await v.output('\r\nhello\r\n', from);
+    await v.output('\nhello\n', from);
     const exit = v.controls.length;
     v.send({ t: 'close' });
     await v.control('exit', exit);
