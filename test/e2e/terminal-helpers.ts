@@ -5,9 +5,12 @@
 // viewers see. Also what a test asks the device's /proc about its processes.
 import { readFileSync } from 'node:fs';
 import { WebSocket } from 'undici';
-import { Terminal } from '@xterm/headless';
+import { createRequire } from 'node:module';
 import { TERMINAL_SUBPROTOCOL, TERMINAL_TOKEN_PROTOCOL_PREFIX } from '../../shared/api/terminal.ts';
 import { http } from './harness.ts';
+
+// @xterm/headless is CommonJS whose named exports Node's ESM loader (tsx, the benchmark) cannot see.
+const { Terminal } = createRequire(import.meta.url)('@xterm/headless') as typeof import('@xterm/headless');
 
 export interface Link {
   terminal_url: string;
