@@ -65,7 +65,7 @@ const grandchildren = async (v: Viewer, secs: number) => {
   expect(gone(nohup)).toBe(false);
   // The grandchild's parent is the `sh -c`, whose parent is the session's shell.
   expect(parentOf(parentOf(grand))).toBe(v.attached.session.pid);
-  return [grand, nohup];
+  return [grand, nohup] as const;
 };
 
 async function memberKey(role: 'operator' | 'viewer'): Promise<string> {
