@@ -1,7 +1,9 @@
 // `npm start` as a user runs it, stopped the ways a user or a process manager stops it: SIGTERM
 // and SIGHUP to the npm process must take down everything it started (the relay's workerd and
 // the demo agent), not leave them serving with nobody to stop them. npm passes neither signal on
-// to the script itself, so this tests start.ts's own watch on the processes above it.
+// to the script itself, so this tests start.ts's own watch on the processes above it. Once, it
+// also tries the demo device as the README's "npm start" steps do: a keystroke, a terminal from
+// PiTunnel's /terminal, a line in its log file found by a search, Tyto's process API.
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
