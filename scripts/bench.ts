@@ -8,6 +8,8 @@ import { benchTunnels } from '../bench/tunnels.ts';
 import { benchStream } from '../bench/stream.ts';
 import { benchDashboard } from '../bench/dashboard.ts';
 import { benchKvm } from '../bench/kvm.ts';
+import { benchTerminal } from '../bench/terminal.ts';
+import { benchLogs } from '../bench/logs.ts';
 import { rss } from '../bench/proc.ts';
 import { freePort, tempDir } from '../test/e2e/harness.ts';
 
@@ -52,6 +54,9 @@ try {
 
   rows.push(...(await benchDashboard(env)));
   rows.push(...(await benchKvm(env, hidDir)));
+  rows.push(...(await benchTerminal(env)));
+  // The agent follows its demo log file (DevEnv.logFile), where the logs bench writes.
+  rows.push(...(await benchLogs(env)));
   if (!process.env.BENCH_SKIP_TUNNELS) rows.push(...(await benchTunnels(env, DURATION_MS)));
   // Last: it stops and starts the bench agent.
   rows.push(...(await benchStream(env)));

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRelay, type Relay, type RelayOptions } from './relay.ts';
@@ -28,6 +28,8 @@ export interface DevEnv {
   dir: string;
   /** Where demo device `deviceId` writes its HID reports: DIR/hidg0 (keyboard), DIR/hidg1 (mouse). */
   hidDir(deviceId: string): string;
+  /** The file demo device `deviceId` follows as its log (source_name "demo"): append a line, search for it. */
+  logFile(deviceId: string): string;
   startAgent(deviceId: string): ChildProcess;
   stopAgent(deviceId: string, signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
@@ -178,9 +180,14 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
   };
   // Each demo device is a keyboard and mouse into files of its own, never /dev/hidg*.
   const hidDir = (deviceId: string) => join(dir, 'hid', device(deviceId).name);
+  // … and follows a log file of its own, DIR/logs/NAME.log, made empty if it is not there.
+  const logFile = (deviceId: string) => join(dir, 'logs', `${device(deviceId).name}.log`);
   const startAgent = (deviceId: string) => {
     const dev = device(deviceId);
-    const child = runBun([AGENT_MAIN, 'run', '--simulate', '--hid-dir', hidDir(deviceId), '--config', join(dir, 'agents', `${dev.name}.json`), ...(opts.agentArgs ?? [])], {
+    mkdirSync(join(dir, 'logs'), { recursive: true, mode: 0o700 });
+    appendFileSync(logFile(deviceId), '');
+    const args = ['run', '--simulate', '--hid-dir', hidDir(deviceId), '--log-file', `${logFile(deviceId)}=demo`, '--config', join(dir, 'agents', `${dev.name}.json`)];
+    const child = runBun([AGENT_MAIN, ...args, ...(opts.agentArgs ?? [])], {
       logs: opts.agentLogs ?? 'ignore',
       prefix: `[agent ${dev.name}] `,
     });
@@ -203,6 +210,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
     agents,
     dir,
     hidDir,
+    logFile,
     startAgent,
     stopAgent,
     async stop() {

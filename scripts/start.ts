@@ -91,9 +91,12 @@ console.log(`
   API key       ${apiKey}
   devices       ${devices.map((d) => `${d.name} (${d.id})`).join(', ')}
   HID reports   ${devices.map((d) => `${env.hidDir(d.id)}/hidg0 (keyboard), hidg1 (mouse)`).join('; ')}
+  device log    ${devices.map((d) => `${env.logFile(d.id)} (source_name demo)`).join('; ')}
 
   try:  curl ${url}/devices -u ${apiKey}:
         curl ${url}/device_info -u ${apiKey}: -d device_id=${devices[0]?.id}
+        curl ${url}/terminal -u ${apiKey}: -d device_id=${devices[0]?.id}
+        echo "hello from the device" >> ${devices[0] ? env.logFile(devices[0].id) : ''}; curl "${url}/api/v1/logs?q=hello" -H "authorization: Bearer ${apiKey}"
 
   (also in ${env.dir}/dev.json; Ctrl-C stops the relay and the agent)
 `);

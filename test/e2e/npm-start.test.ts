@@ -1,12 +1,15 @@
 // `npm start` as a user runs it, stopped the ways a user or a process manager stops it: SIGTERM
 // and SIGHUP to the npm process must take down everything it started (the relay's workerd and
 // the demo agent), not leave them serving with nobody to stop them. npm passes neither signal on
-// to the script itself, so this tests start.ts's own watch on the processes above it.
+// to the script itself, so this tests start.ts's own watch on the processes above it. Once, it
+// also tries the demo device as the README's "npm start" steps do: a keystroke, a terminal from
+// PiTunnel's /terminal, a line in its log file found by a search, Tyto's process API.
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { ROOT, waitFor } from '../../scripts/dev-env.ts';
-import { freePort, tempDir } from './harness.ts';
+import { freePort, http, tempDir } from './harness.ts';
+import { socketUrl, Viewer } from './terminal-helpers.ts';
 
 const started: ChildProcess[] = [];
 /** Everything npm start ran, so a failing test leaves no relay or agent behind. */
@@ -50,6 +53,43 @@ const answers = (port: number) =>
     (r) => r.ok,
     () => false,
   );
+
+/**
+ * What the demo device offers beyond the KVM: a terminal from PiTunnel's /terminal that echoes,
+ * its log file (named in the start-up output) searchable, and Tyto's process API about its agent.
+ */
+async function demo(url: string, key: string, device: { id: string; name: string }, logFile: string, agentPid: number, output: string) {
+  const link = await http(`${url}/terminal`, { basicKey: key, body: new URLSearchParams({ device_id: device.id }) });
+  expect(link.status).toBe(200);
+  expect(link.body.terminal_url).toMatch(new RegExp(`^${url}/terminal/${device.id}#.+`));
+  const v = await Viewer.open(socketUrl(url, device.id), new URL(link.body.terminal_url).hash.slice(1));
+  try {
+    const from = v.received;
+    v.type('echo hello\r');
+    await v.output('\nhello\n', from);
+    v.send({ t: 'close' });
+    await v.control('exit');
+  } finally {
+    v.ws.close();
+  }
+
+  expect(output).toContain(logFile);
+  const word = `demo${Date.now().toString(36)}`;
+  appendFileSync(logFile, `hello from the device ${word}\n`);
+  const found = await waitFor('the demo log line to be searchable', async () => {
+    const r = await http(`${url}/api/v1/logs?agent_id=${device.id}&q=${word}`, { key });
+    return r.status === 200 && r.body.total === 1 ? r.body.entries[0] : null;
+  }, 30_000);
+  expect(found).toMatchObject({ agent_id: device.id, source: 'file', source_name: 'demo', message: `hello from the device ${word}` });
+
+  // The process the demo's agent is, through Tyto's API; and it refuses to signal itself.
+  const proc = await http(`${url}/api/v1/processes/${agentPid}?agent_id=${device.id}`, { key });
+  expect(proc.status).toBe(200);
+  expect(proc.body).toMatchObject({ pid: agentPid, cmdline: expect.stringContaining('agent/main.ts run') });
+  const self = await http(`${url}/api/v1/processes/${agentPid}/signal?agent_id=${device.id}`, { key, json: { signal: 15 } });
+  expect(self.status).toBe(403);
+  expect(self.body.code).toBe('PROCESS_PROTECTED');
+}
 
 describe('npm start', () => {
   // Ctrl-C signals the terminal's whole foreground process group; the others go to npm alone.
@@ -108,6 +148,8 @@ describe('npm start', () => {
         return r.status === 200;
       }, 30_000);
       expect(readFileSync(hidg0).toString('hex')).toMatch(/02000b0000000000(0000000000000000)$/);
+      // The demo's terminal, logs and processes, once (each start is the same demo).
+      if (signal === 'SIGTERM') await demo(`http://127.0.0.1:${port}`, dev.apiKey, dev.devices[0]!, `${dir}/logs/${dev.devices[0]!.name}.log`, agent[0]!.pid, output);
 
       if (group) process.kill(-npm.pid!, signal);
       else npm.kill(signal);
