@@ -15,10 +15,17 @@ describe('log options', () => {
           { path: '/var/log/app.log', name: 'app' },
           { path: resolve('rel.log'), name: 'rel.log' },
         ],
-        stateDir: '/etc/pirelay/logs',
+        stateDir: '/etc/pirelay/logs/agent',
         spoolBytes: DEFAULT_SPOOL_BYTES,
       },
     });
+  });
+
+  it('gives agents whose configs share a folder a state folder each (the demo devices do)', () => {
+    const a = logOptions({}, '/demo/agents/pi-1.json');
+    const b = logOptions({}, '/demo/agents/pi-2.json');
+    expect(a.ok && a.options.stateDir).toBe('/demo/agents/logs/pi-1');
+    expect(b.ok && b.options.stateDir).toBe('/demo/agents/logs/pi-2');
   });
 
   it('takes another journalctl from the environment', () => {
