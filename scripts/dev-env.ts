@@ -186,7 +186,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
     const dev = device(deviceId);
     mkdirSync(join(dir, 'logs'), { recursive: true, mode: 0o700 });
     appendFileSync(logFile(deviceId), '');
-    const args = ['run', '--simulate', '--hid-dir', hidDir(deviceId), '--log-file', `${logFile(deviceId)}=demo`, '--config', join(dir, 'agents', `${dev.name}.json`)];
+    const args = ['run', '--simulate', '--hid-dir', hidDir(deviceId), '--log-file', `${logFile(deviceId)}=demo`, '--no-journal', '--config', join(dir, 'agents', `${dev.name}.json`)];
     const child = runBun([AGENT_MAIN, ...args, ...(opts.agentArgs ?? [])], {
       logs: opts.agentLogs ?? 'ignore',
       prefix: `[agent ${dev.name}] `,

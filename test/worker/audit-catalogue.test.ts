@@ -1,6 +1,6 @@
 // The audit log end to end: one of every kind of change the issue lists (users, roles, teams,
 // memberships, invitations, variables, API keys, enrollment tokens, devices, tunnels, TinyPilot keys,
-// logins, failed logins, 2FA, KVM type jobs and live input, terminals opened, handed over and closed) made through the API, after which every action name of the catalogue is
+// logins, failed logins, 2FA, KVM type jobs and live input, terminals opened, handed over and closed, processes signalled and refused) made through the API, after which every action name of the catalogue is
 // in the log, each with who, when, from where and the team — and no secret made along the way
 // (passwords, keys, tokens, a variable's value, the TOTP secret, recovery codes, a typed text) is anywhere in it.
 import { env, SELF } from 'cloudflare:test';
@@ -24,6 +24,7 @@ const CATALOGUE = [
   'tunnel.create', 'tunnel.update', 'tunnel.delete',
   'kvm.type', 'kvm.input',
   'terminal.open', 'terminal.handover', 'terminal.close',
+  'process.signal', 'process.signal_refused',
   'tinypilot_key.create', 'tinypilot_key.revoke',
   'team.create', 'team.update', 'team.delete',
   'member.add', 'member.update', 'member.remove',
@@ -122,7 +123,16 @@ describe('the audit log', () => {
     secrets.push(added.enrollment_token);
 
     // KVM: a type job (recorded with its layout and length, never the text) and live input opened.
-    const kvm = await kvmDevice(admin.key, { onOpen: (s) => s.accept({}) });
+    // The same fake device answers process signals: one sent, one the agent refuses.
+    const kvm = await kvmDevice(admin.key, {
+      onOpen: (s) => s.accept({}),
+      rpc: (method, p) =>
+        method !== 'process_signal'
+          ? undefined
+          : p.pid === 1
+            ? { error: { code: 'PROCESS_PROTECTED', message: 'process 1 is init (pid 1): the agent will not signal it', details: { pid: 1, reason: 'init' } } }
+            : { result: { pid: p.pid, signal: p.signal, name: 'SIGTERM', process: 'sleep' } },
+    });
     const typed = `typed-secret-${randomId(6)}`;
     secrets.push(typed);
     await ok('kvm.type', A(`/api/v1/devices/${kvm.deviceId}/type`, { json: { text: typed, layout: 'en-US' } }), [202]);
@@ -130,6 +140,8 @@ describe('the audit log', () => {
     expect(input.status).toBe(101);
     input.webSocket!.accept();
     input.webSocket!.close(1000);
+    await ok('process.signal', A(`/api/v1/devices/${kvm.deviceId}/processes/4242/signal`, { json: { signal: 15 } }));
+    await ok('process.signal_refused', A(`/api/v1/devices/${kvm.deviceId}/processes/1/signal`, { json: { signal: 15 } }), [403]);
 
     // A terminal: a link (its token is a secret), typing handed over on its socket (the hub records
     // that), the session closed.

@@ -179,7 +179,8 @@ describe('flow control and checked messages', () => {
     const v = await viewer(deviceId, tokenOf((await link()).terminal_url));
     const { viewer: id } = await v.ready();
     const screen = v.outputBytes();
-    const total = 8 * 1024 * 1024;
+    // Far more than the window (1 MiB) plus the stream's credit, which auto-tunes up to 4 MiB.
+    const total = 16 * 1024 * 1024;
     const flood = agent.flood(id, total);
     await waitFor(() => v.outputBytes() - screen > TERMINAL_WINDOW - 2 * FLOOD_RECORD, 'a window of output', 10_000);
     // Let whatever is in flight land, until nothing moves.
