@@ -21,6 +21,12 @@ import type { FromScreenThread, ToScreenThread } from './screen-worker.ts';
 
 /** Unparsed bytes past which output is no longer fed to the emulator (only reached with IXON off). */
 export const SCREEN_BACKLOG_CAP = 16 << 20;
+/**
+ * The thread's code: beside this file, or in a compiled agent its entrypoint, which the
+ * executable keeps at its path from the build's root (`npm run build:agent` builds with
+ * `--root .` and agent/terminal/screen-worker.ts as a second entrypoint).
+ */
+const WORKER = Bun.main.startsWith('/$bunfs/') ? '/$bunfs/root/agent/terminal/screen-worker.ts' : new URL('./screen-worker.ts', import.meta.url).href;
 /** The output of one turn goes as one message, unless it passes this many bytes first. */
 const BATCH_BYTES = 1 << 20;
 
@@ -78,7 +84,7 @@ class ScreenThread {
     let worker: Worker;
     this.answered = false;
     try {
-      worker = new Worker(new URL('./screen-worker.ts', import.meta.url));
+      worker = new Worker(WORKER);
     } catch (e) {
       return this.fail(null, e instanceof Error ? e.message : String(e));
     }
