@@ -281,6 +281,8 @@ export class Session implements ViewerHost {
 
   private async finish(): Promise<void> {
     this.reason ??= 'exited';
+    // Our handle on the PTY's slave side would keep its end of file from coming.
+    this.stop?.close();
     // The last output may still be on its way; what the shell left behind goes with it.
     await Promise.race([this.eofSeen, Bun.sleep(EOF_WAIT_MS)]);
     await (this.ending ??= endSession(this.pid, this.options.killGraceMs));
@@ -295,7 +297,6 @@ export class Session implements ViewerHost {
     } catch {
       // closed already
     }
-    this.stop?.close();
     this.screen.dispose();
     this.options.log.info('terminal session ended', { session: this.id, reason: this.reason, code: this.proc.exitCode, signal: this.proc.signalCode });
     this.options.onEnd(this);
