@@ -10,16 +10,16 @@
 // The output of one turn of the event loop goes to the thread as one message (copied once into
 // one buffer, or the chunk itself handed over when it is the only one and no viewer holds it). The
 // bytes posted and not yet reported parsed are the backlog: the session pauses the PTY when it
-// passes the high-water mark. A program that turned flow control off (raw mode, IXON clear) cannot
-// be paused; past SCREEN_BACKLOG_CAP unparsed bytes its output is not fed to the emulator until it
-// catches up, so the kept screen may miss those bytes until the program next redraws (Ctrl-L, or
-// any full repaint) — viewers reading live still get every byte.
+// passes the high-water mark (session.ts). Should the program not be paused in time (no TCOOFF,
+// and IXON clear), past SCREEN_BACKLOG_CAP unparsed bytes its output is not fed to the emulator
+// until it catches up, so the kept screen may miss those bytes until the program next redraws
+// (Ctrl-L, or any full repaint) — viewers reading live still get every byte.
 import { TERMINAL_MAX_RECORD } from '../../shared/protocol/terminal.ts';
 import { encodeWsRecord, WsRecordKind } from '../../shared/protocol/ws-records.ts';
 import type { Logger } from '../log.ts';
 import type { FromScreenThread, ToScreenThread } from './screen-worker.ts';
 
-/** Unparsed bytes past which output is no longer fed to the emulator (only reached with IXON off). */
+/** Unparsed bytes past which output is no longer fed to the emulator (only reached when the program cannot be paused). */
 export const SCREEN_BACKLOG_CAP = 16 << 20;
 /**
  * The thread's code: beside this file, or in a compiled agent its entrypoint, which the

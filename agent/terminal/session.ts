@@ -5,17 +5,19 @@
 //
 // Flow control. Bun's Terminal reads the PTY as fast as it can and has no pause, so the session
 // pauses the program the way a terminal does: when the emulator's unparsed backlog or a viewer's
-// queue passes HIGH_WATER it stops the PTY's output — tcflow(TCOOFF) on its slave side
-// (tty-stop.ts), which takes effect before the call returns and whatever the program's modes; or,
-// where that is not available, an XOFF (^S) written to its input, which needs IXON and takes
-// effect only once the kernel processed it — so the program blocks in write(); it restarts it
-// once everything is below LOW_WATER. A viewer that makes no progress for STALL_MS stops holding
-// the session back: its queue is dropped and it is sent a redraw once its stream moves again, so
-// one stalled tab never freezes the session for the others. A viewer that reads, however slowly,
-// is never dropped for that: it holds the program paused. STALL_BYTES is only a memory bound, for
-// a program that cannot be paused (no TCOOFF, and IXON off). Memory per session is thus bounded by
-// STALL_BYTES of output (the viewers' queues share the chunks) plus the emulator's cap
-// (screen.ts), whatever the program writes; with the program paused, by HIGH_WATER plus a chunk.
+// queue passes HIGH_WATER it stops the PTY's output, so the program blocks in write(), and
+// restarts it once everything is below LOW_WATER. It stops it with tcflow(TCOOFF) on the PTY's
+// slave side (tty-stop.ts), which takes effect before the call returns whatever the program's
+// modes; where that is not available, with an XOFF (^S) written to its input, which needs IXON and
+// takes effect only once the kernel has processed it (up to ~200 ms on a busy machine). A viewer
+// that makes no progress for STALL_MS stops holding the session back: its queue is dropped and it
+// is sent a redraw once its stream moves again, so one stalled tab never freezes the session for
+// the others. A viewer that reads, however slowly, is not dropped: it holds the program paused.
+// STALL_BYTES is only a memory bound, for a program that cannot be paused in time (no TCOOFF, and
+// IXON off or a slow XOFF). Memory per session: the viewers' queues share the chunks, so the
+// output held is at most STALL_BYTES (32 MiB) plus a record per viewer, and the emulator's backlog
+// at most SCREEN_BACKLOG_CAP (16 MiB, screen.ts) — whatever the program writes; paused with TCOOFF,
+// both stay near HIGH_WATER (2 MiB) plus one PTY read (≤ 256 KiB measured).
 // The typist's input is bounded the same way: past INPUT_HIGH bytes not yet taken by the PTY the
 // viewer's stream is not read further (its mux window then holds the browser back).
 import { randomBytes } from 'node:crypto';
@@ -33,18 +35,18 @@ import { Viewer, type ViewerHost } from './viewer-stream.ts';
 
 /**
  * The pause marks. The low one is ~15 ms of the emulator's parsing (it parses ~60 MB/s): far enough
- * above empty that it still has work while the XON wakes the program and its output comes back, so
+ * above empty that it still has work while the restart wakes the program and its output comes back, so
  * a flood runs at the emulator's pace rather than stopping and starting.
  */
 export const HIGH_WATER = 2 << 20;
 export const LOW_WATER = 1 << 20;
 /**
  * A viewer's queue past this is dropped even though it reads: the bound on memory when the
- * program cannot be paused. Paused, a queue stays under HIGH_WATER plus what the PTY had already
- * given (one chunk with TCOOFF; a burst of a few MiB with XOFF under load). The chunks are shared
- * by every viewer and the emulator, so this is per session more than per viewer.
+ * program cannot be paused in time. Paused, a queue stays under HIGH_WATER plus what the PTY had
+ * already given (one read with TCOOFF; with XOFF on a busy machine up to ~16 MB was measured). The
+ * chunks are shared by every viewer, so this is per session more than per viewer.
  */
-export const STALL_BYTES = 64 << 20;
+export const STALL_BYTES = 32 << 20;
 export const STALL_MS = 5000;
 export const INPUT_HIGH = 256 * 1024;
 /** c_iflag IXON on Linux: output stop/start with ^S/^Q. */
