@@ -5,14 +5,19 @@
 //
 // Flow control. Bun's Terminal reads the PTY as fast as it can and has no pause, so the session
 // pauses the program the way a terminal does: when the emulator's unparsed backlog or a viewer's
-// queue passes HIGH_WATER it writes XOFF (^S) to the PTY's input — the line discipline then stops
-// the program's output, so the program blocks in write() — and XON (^Q) once everything is below
-// LOW_WATER. That needs IXON, which a cooked terminal has; a raw-mode program (IXON clear) cannot
-// be paused, and then the bounds below are all there is. A viewer that falls behind by more than
-// STALL_BYTES, or makes no progress for STALL_MS, stops holding the session back: its queue is
-// dropped and it is sent a redraw once its stream moves again, so one stalled tab never freezes the
-// session for the others. The emulator's backlog is capped too (screen.ts). Memory per session is
-// thus bounded by STALL_BYTES per viewer plus the emulator's cap, whatever the program writes.
+// queue passes HIGH_WATER it stops the PTY's output, so the program blocks in write(), and
+// restarts it once everything is below LOW_WATER. It stops it with tcflow(TCOOFF) on the PTY's
+// slave side (tty-stop.ts), which takes effect before the call returns whatever the program's
+// modes; where that is not available, with an XOFF (^S) written to its input, which needs IXON and
+// takes effect only once the kernel has processed it (up to ~200 ms on a busy machine). A viewer
+// that makes no progress for STALL_MS stops holding the session back: its queue is dropped and it
+// is sent a redraw once its stream moves again, so one stalled tab never freezes the session for
+// the others. A viewer that reads, however slowly, is not dropped: it holds the program paused.
+// STALL_BYTES is only a memory bound, for a program that cannot be paused in time (no TCOOFF, and
+// IXON off or a slow XOFF). Memory per session: the viewers' queues share the chunks, so the
+// output held is at most STALL_BYTES (32 MiB) plus a record per viewer, and the emulator's backlog
+// at most SCREEN_BACKLOG_CAP (16 MiB, screen.ts) — whatever the program writes; paused with TCOOFF,
+// both stay near HIGH_WATER (2 MiB) plus one PTY read (≤ 256 KiB measured).
 // The typist's input is bounded the same way: past INPUT_HIGH bytes not yet taken by the PTY the
 // viewer's stream is not read further (its mux window then holds the browser back).
 import { randomBytes } from 'node:crypto';
@@ -25,29 +30,30 @@ import type { Logger } from '../log.ts';
 import { endSession } from './group.ts';
 import { Screen, type Snapshot } from './screen.ts';
 import type { ShellPlan } from './shell.ts';
+import { openTtyStop, type TtyStop } from './tty-stop.ts';
 import { Viewer, type ViewerHost } from './viewer-stream.ts';
 
 /**
  * The pause marks. The low one is ~15 ms of the emulator's parsing (it parses ~60 MB/s): far enough
- * above empty that it still has work while the XON wakes the program and its output comes back, so
+ * above empty that it still has work while the restart wakes the program and its output comes back, so
  * a flood runs at the emulator's pace rather than stopping and starting.
  */
 export const HIGH_WATER = 2 << 20;
 export const LOW_WATER = 1 << 20;
 /**
- * Bun goes on reading the PTY for a burst after the XOFF is written (its write waits behind the
- * reads: ~3.6 MB measured against `yes`), so the viewer's bound sits well above HIGH_WATER plus
- * that burst. The chunks are shared by every viewer and the emulator, so this is per session
- * more than per viewer.
+ * A viewer's queue past this is dropped even though it reads: the bound on memory when the
+ * program cannot be paused in time. Paused, a queue stays under HIGH_WATER plus what the PTY had
+ * already given (one read with TCOOFF; with XOFF on a busy machine up to ~16 MB was measured). The
+ * chunks are shared by every viewer, so this is per session more than per viewer.
  */
-export const STALL_BYTES = 8 << 20;
+export const STALL_BYTES = 32 << 20;
 export const STALL_MS = 5000;
 export const INPUT_HIGH = 256 * 1024;
 /** c_iflag IXON on Linux: output stop/start with ^S/^Q. */
 export const IXON = 0o2000;
 const XOFF = new Uint8Array([0x13]);
 const XON = new Uint8Array([0x11]);
-/** How often an XOFF is repeated while paused and output still comes (a ^C or ^Q restarted it). */
+/** How often the stop is repeated while paused and output still comes (a ^C or ^Q restarted it). */
 const XOFF_REPEAT_MS = 20;
 /** How often IXON is looked up (a tcgetattr) while the PTY should be paused and cannot be. */
 const IXON_CHECK_MS = 100;
@@ -93,6 +99,8 @@ export class Session implements ViewerHost {
   private readonly checker: ReturnType<typeof setInterval>;
   private readonly proc: Subprocess;
   private readonly term: Bun.Terminal;
+  /** The PTY's output switch (null: XOFF/XON instead). */
+  private readonly stop: TtyStop | null;
   private readonly options: SessionOptions;
   private readonly now: () => number;
   private reason: ExitReason | null = null;
@@ -127,8 +135,9 @@ export class Session implements ViewerHost {
       },
     });
     this.term = this.proc.terminal!;
+    this.stop = openTtyStop(this.proc.pid);
     // After the spawn, which throws when the program cannot be started; no output comes before it.
-    this.screen = new Screen(this.cols, this.rows, () => this.progress());
+    this.screen = new Screen(this.cols, this.rows, () => this.progress(), options.log);
     this.pid = this.proc.pid;
     this.checker = setInterval(() => this.check(), 1000);
     this.checker.unref?.();
@@ -274,6 +283,8 @@ export class Session implements ViewerHost {
 
   private async finish(): Promise<void> {
     this.reason ??= 'exited';
+    // Our handle on the PTY's slave side would keep its end of file from coming.
+    this.stop?.close();
     // The last output may still be on its way; what the shell left behind goes with it.
     await Promise.race([this.eofSeen, Bun.sleep(EOF_WAIT_MS)]);
     await (this.ending ??= endSession(this.pid, this.options.killGraceMs));
@@ -296,7 +307,8 @@ export class Session implements ViewerHost {
   // --- output and flow control ---
 
   private output(data: Uint8Array): void {
-    this.screen.feed(data, this.paused);
+    // No viewer: the chunk is the emulator's alone, and is handed to its thread rather than copied.
+    this.screen.feed(data, { ack: this.paused, shared: this.viewers.size > 0 });
     for (const v of this.viewers.values()) {
       v.output(data);
       if (v.queued > STALL_BYTES) this.stallViewer(v);
@@ -307,7 +319,7 @@ export class Session implements ViewerHost {
       if (this.belowLow()) this.resume();
       else if (now - this.xoffAt >= XOFF_REPEAT_MS) {
         this.xoffAt = now;
-        this.writePty(XOFF);
+        this.stopOutput();
       }
     } else if (this.aboveHigh()) this.pause();
   }
@@ -331,18 +343,24 @@ export class Session implements ViewerHost {
 
   private pause(): void {
     const now = this.now();
-    if (now - this.ixonCheckedAt < IXON_CHECK_MS) return;
-    this.ixonCheckedAt = now;
-    if (!(this.term.inputFlags & IXON)) return; // raw mode: the stall and the emulator's cap bound it
+    if (!this.stop) {
+      if (now - this.ixonCheckedAt < IXON_CHECK_MS) return;
+      this.ixonCheckedAt = now;
+      if (!(this.term.inputFlags & IXON)) return; // raw mode: the stall and the emulator's cap bound it
+    }
     this.paused = true;
     this.xoffAt = now;
-    this.writePty(XOFF);
+    this.stopOutput();
+  }
+
+  private stopOutput(): void {
+    if (!this.stop?.set(true)) this.writePty(XOFF);
   }
 
   private resume(): void {
     this.paused = false;
     this.ixonCheckedAt = -Infinity;
-    this.writePty(XON);
+    if (!this.stop?.set(false)) this.writePty(XON);
   }
 
   private stallViewer(v: Viewer): void {

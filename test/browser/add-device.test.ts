@@ -70,7 +70,7 @@ describeBrowser('the Add a device page', () => {
     // The agent compiled for this machine, as `npm run build:agent` compiles it for a Pi (about a second, offline).
     const folder = join(scratch, 'downloads');
     await mkdir(folder);
-    const built = await bash(`'${BUN}' build --compile agent/main.ts --outfile '${join(folder, `pirelay-agent-linux-${ARCH}`)}'`, ROOT, process.env);
+    const built = await bash(`'${BUN}' build --compile --root . agent/main.ts agent/terminal/screen-worker.ts --outfile '${join(folder, `pirelay-agent-linux-${ARCH}`)}'`, ROOT, process.env);
     expect(built.code, built.stderr).toBe(0);
     downloads = createServer((req, res) => {
       downloaded.push(`${req.method} ${req.url}`);

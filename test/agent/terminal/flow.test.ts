@@ -1,12 +1,12 @@
-// A flood of output against a viewer that does not read must not grow the agent's memory: with
-// IXON (a cooked terminal) the session pauses the program with XOFF — its writes stop, which
-// /proc/<pid>/io shows — and once the viewer reads again Ctrl-C stops the flood. A viewer stalled
-// past STALL_MS (or STALL_BYTES) stops holding the session back: its queue is dropped and it is
-// redrawn when it reads again. With IXON off the program cannot be paused: the stalled viewer's
-// queue and the emulator's backlog stay under their bounds all the same.
+// A flood of output against a viewer that does not read must not grow the agent's memory: the
+// session pauses the program (tcflow TCOOFF on its PTY, else XOFF) — its writes stop, which
+// /proc/<pid>/io shows — and once the viewer reads again Ctrl-C stops the flood. A viewer with no
+// progress for STALL_MS (or past STALL_BYTES) stops holding the session back: its queue is dropped
+// and it is redrawn when it reads again. With IXON off (raw mode) the program is paused all the
+// same (TCOOFF needs no IXON), the stuck viewer is dropped, and the bounds hold.
 import { afterEach, describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
-import { LOW_WATER, STALL_BYTES } from '../../../agent/terminal/session.ts';
+import { HIGH_WATER, LOW_WATER, STALL_BYTES } from '../../../agent/terminal/session.ts';
 import { SCREEN_BACKLOG_CAP } from '../../../agent/terminal/screen.ts';
 import { TERMINAL_MAX_RECORD } from '../../../shared/protocol/terminal.ts';
 import { rig, sleep, until } from './helpers.ts';
@@ -20,10 +20,12 @@ afterEach(async () => {
 const written = (pid: number) => Number(/wchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
 /** The bound on a viewer's queue: the stall mark plus the chunk that crossed it. */
 const VIEWER_BOUND = STALL_BYTES + TERMINAL_MAX_RECORD;
+/** Where a paused program leaves a viewer's queue: the high-water mark plus what the PTY had already given. */
+const PAUSED_BOUND = HIGH_WATER + (2 << 20);
 
 describe('terminal: flow control', () => {
   test(
-    'a flood against a viewer that stopped reading: the program is paused (XOFF), memory stays bounded, Ctrl-C stops it once the viewer reads',
+    'a flood against a viewer that stopped reading: the program is paused, memory stays bounded, Ctrl-C stops it once the viewer reads',
     async () => {
       const r = (current = rig());
       const v = await r.open();
@@ -42,7 +44,7 @@ describe('terminal: flow control', () => {
       }, 'the viewer to hold the PTY paused');
       let w2 = 0;
       if (!r.flow(v.session).viewers[0]!.stalled) {
-        expect(r.flow(v.session).viewers[0]!.queued).toBeLessThan(VIEWER_BOUND);
+        expect(r.flow(v.session).viewers[0]!.queued).toBeLessThan(PAUSED_BOUND);
         // Paused means the program's writes stop (a little more may fit the tty's buffer first).
         await sleep(300);
         const w1 = written(pid);
@@ -79,7 +81,7 @@ describe('terminal: flow control', () => {
   );
 
   test(
-    'IXON off (the program cannot be paused): a viewer that does not read is dropped at its bound, the backlog is capped, and it is redrawn',
+    'IXON off (raw mode): the program is paused all the same, a viewer that does not read is dropped after STALL_MS, the bounds hold, and it is redrawn',
     async () => {
       const r = (current = rig());
       const reader = await r.open();
@@ -88,11 +90,21 @@ describe('terminal: flow control', () => {
       await stuck.waitControl('attached');
       await reader.run('stty -ixon');
       stuck.pause();
-      await reader.type('yes no-xoff-here\r');
-      await until(() => r.flow(reader.session).viewers.find((x) => x.id === stuck.spec.viewer.id)?.stalled, 'the stuck viewer to be dropped', 15_000);
+      await reader.type("sh -c 'echo FLOOD=$$; exec yes no-xoff-here'\r");
+      const pid = Number(/FLOOD=(\d+)/.exec(await reader.waitFor(/FLOOD=\d+/))![0].slice(6));
+      const stuckFlow = () => r.flow(reader.session).viewers.find((x) => x.id === stuck.spec.viewer.id)!;
+      // Paused for the stuck viewer though IXON is off: its writes stop (TCOOFF needs no IXON).
+      await until(() => r.flow(reader.session).paused || stuckFlow().stalled, 'the PTY to be paused');
+      if (!stuckFlow().stalled) {
+        expect(stuckFlow().queued).toBeLessThan(PAUSED_BOUND);
+        await sleep(300);
+        const w1 = written(pid);
+        await sleep(700);
+        if (!stuckFlow().stalled) expect(written(pid) - w1).toBeLessThan(64 * 1024);
+      }
+      await until(() => stuckFlow().stalled, 'the stuck viewer to be dropped', 15_000);
       for (let i = 0; i < 20; i++) {
         const f = r.flow(reader.session);
-        expect(f.paused).toBe(false);
         expect(f.backlog).toBeLessThanOrEqual(SCREEN_BACKLOG_CAP + (1 << 20));
         for (const x of f.viewers) expect(x.queued).toBeLessThan(VIEWER_BOUND);
         await sleep(50);

@@ -1,6 +1,7 @@
 // Run in a fresh Bun process by idle.test.ts: builds the agent's capabilities exactly as `run`
 // does and prints whether the terminal's modules and the terminal emulator are loaded, idle, after
-// an RPC, and after the first terminal stream.
+// an RPC, and after the first terminal stream; and whether the emulator's thread runs while the
+// session does, and not after.
 import { agentCapabilities } from '../../../agent/capabilities.ts';
 import { registry } from '../../../agent/capability.ts';
 import { dispatchRpc } from '../../../agent/rpc.ts';
@@ -22,7 +23,11 @@ const link = loopback({ agent: { onOpen: (stream, open) => caps.stream(open)!(st
 const stream = link.hub.open({ kind: 'terminal', viewer: { id: 'probe-viewer', user_id: 'u', name: 'u', may_share: false }, cols: 80, rows: 24 });
 const accepted = await stream.accepted;
 const afterOpen = loaded();
+// The emulator runs on its own thread: started with the first session, ended with the last.
+const { screenThreadRunning } = await import('../../../agent/terminal/screen.ts');
+const threadAfterOpen = screenThreadRunning();
 await Promise.all(stops.map((f) => f()));
+const threadAfterStop = screenThreadRunning();
 const afterStop = await dispatchRpc(caps.rpc, 'terminal_list', {});
-console.log(JSON.stringify({ idle, list, afterList, status: accepted.status, afterOpen, stops: stops.length, afterStop }));
+console.log(JSON.stringify({ idle, list, afterList, status: accepted.status, afterOpen, threadAfterOpen, threadAfterStop, stops: stops.length, afterStop }));
 process.exit(0);
