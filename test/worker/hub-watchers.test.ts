@@ -123,7 +123,9 @@ describe('a DeviceHub with an agent and watchers', () => {
   it('refuses a malformed watcher message with a reason, counts it, and takes a proper ack', async () => {
     const dev = await enrollDevice(admin, { autoApprove: true });
     const w = await watch(dev.deviceId);
+    // One at a time: this harness may hand a socket's messages to the hub out of order (README).
     w.ws.send('not json');
+    await waitFor(() => w.received.filter((m) => m.t === 'error').length === 1, 'the first refusal');
     w.ws.send(JSON.stringify({ t: 'ack', n: 5 }));
     await waitFor(() => w.received.filter((m) => m.t === 'error').length === 2, 'two refusals');
     expect(w.received.map((m) => m.reason)).toEqual(['not JSON', 'acknowledged 5 events with only 0 unacknowledged']);
