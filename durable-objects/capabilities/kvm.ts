@@ -7,22 +7,16 @@
 // of an image (or the MJPEG multipart, or a JSON error) and a Content-Length, and goes out with
 // headers that keep a browser from running anything in it, so a device cannot set a cookie or
 // serve a page on the relay's origin.
-import { errorBody, readErrorBody, ResetCode } from '../../shared/codes.ts';
-import { joinBytes } from '../../shared/bytes.ts';
-import { DEFAULT_RPC_TIMEOUT_MS } from '../../shared/constants.ts';
-import { numberVar } from '../../shared/env-vars.ts';
+import { ResetCode } from '../../shared/codes.ts';
 import { parseContentLength } from '../../shared/protocol/http-rules.ts';
-import { StreamResetError, type MuxStream } from '../../shared/protocol/mux.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
 import type { Accepted } from '../../shared/protocol/heads.ts';
 import type { StreamOpen } from '../../shared/protocol/messages.ts';
 import type { ScreenRequest } from '../hub/contract.ts';
+import { deviceError, json, openAndAccept, readyAgent, streamFailure } from './device-stream.ts';
 import { bridgeInput } from './kvm-input.ts';
 import type { HubCapability, HubContext } from './types.ts';
 
-/** How long a request waits for an agent that is saying hello or just went away (a restart). */
-const RECONNECT_WAIT_MS = 5_000;
-/** The most of a device's error body the hub reads (it re-renders it, never passes it on). */
-const MAX_ERROR_BODY = 16 * 1024;
 /** The image types a screenshot may have. */
 const SNAPSHOT_TYPES = new Set(['image/jpeg', 'image/png']);
 /** The live view's type, with a boundary of RFC 2046's characters (quoted or not). */
@@ -37,8 +31,13 @@ const SCREEN_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy': "default-src 'none'; sandbox",
 };
 
-const json = (status: number, code: string, message: string, details: Record<string, unknown> = {}) =>
-  Response.json(errorBody(code, message, details), { status, headers: { 'cache-control': 'no-store' } });
+/**
+ * The error statuses a device may give its screen answer. Not 401 or 403, which would tell a
+ * client (the dashboard) that its own credential failed; anything else is the device failing (502).
+ */
+const DEVICE_STATUSES = new Set([400, 409, 429, 502, 503, 504]);
+/** What a device without the kvm capability is told apart by: it refuses the stream kind. */
+const UNAVAILABLE = { code: 'KVM_UNAVAILABLE', message: 'The device does not offer KVM (its agent is older, or KVM is off)' };
 
 export class KvmCapability implements HubCapability {
   readonly name = 'kvm';
@@ -55,7 +54,7 @@ export class KvmCapability implements HubCapability {
     try {
       opened = await openAndAccept(hub, agent, open, { fin: true });
     } catch (e) {
-      return streamFailure(e);
+      return streamFailure(e, UNAVAILABLE);
     }
     const { stream, head } = opened;
     const status = head.status ?? 200;
@@ -64,7 +63,7 @@ export class KvmCapability implements HubCapability {
       stream.readable.cancel().catch(() => {});
       return new Response(null, { status: 204, headers: SCREEN_HEADERS });
     }
-    if (status !== 200) return deviceError(stream, head, status);
+    if (status !== 200) return deviceError(stream, head, status, DEVICE_STATUSES);
     // The Content-Type goes out rebuilt from what was checked, never as the device spelled it.
     const contentType = screen.mode === 'live' ? liveType(type) : snapshotType(type);
     if (!contentType) {
@@ -100,92 +99,12 @@ export class KvmCapability implements HubCapability {
     try {
       const opened = await openAndAccept(hub, agent, { kind: 'hid' });
       stream = opened.stream;
-      if ((opened.head.status ?? 200) >= 300) return deviceError(stream, opened.head, opened.head.status!);
+      if ((opened.head.status ?? 200) >= 300) return deviceError(stream, opened.head, opened.head.status!, DEVICE_STATUSES);
     } catch (e) {
-      return streamFailure(e);
+      return streamFailure(e, UNAVAILABLE);
     }
     return bridgeInput(stream);
   }
-}
-
-/** The ready agent, after a short wait for one that is saying hello or just left (a restart). The terminal's attach waits the same way. */
-export async function readyAgent(hub: HubContext): Promise<WebSocket | null> {
-  const ws = hub.readyAgent();
-  if (ws) return ws;
-  const goneAt = hub.agentGoneAt();
-  const reconnecting = hub.agent() !== null || (goneAt !== null && Date.now() - goneAt < RECONNECT_WAIT_MS);
-  return reconnecting ? hub.waitForAgent(RECONNECT_WAIT_MS) : null;
-}
-
-/** Opens a stream and waits for its ACCEPT under the RPC deadline; a late one is reset with TARGET_TIMEOUT. */
-export async function openAndAccept(hub: HubContext, agent: WebSocket, open: StreamOpen, options?: { fin?: boolean }): Promise<{ stream: MuxStream; head: Accepted }> {
-  const stream = hub.openStream(agent, open, options);
-  const ms = numberVar(hub.env.RPC_TIMEOUT_MS, DEFAULT_RPC_TIMEOUT_MS, 1);
-  const timer = setTimeout(() => stream.reset(ResetCode.TARGET_TIMEOUT, `the device did not answer within ${ms / 1000} s`), ms);
-  try {
-    return { stream, head: await stream.accepted };
-  } catch (e) {
-    stream.reset(e instanceof StreamResetError ? e.code : ResetCode.CANCELLED, 'no answer');
-    throw e;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A stream that failed before its ACCEPT: 504 for a slow device, 503 for one that went away or refused the kind, else 502. */
-function streamFailure(e: unknown): Response {
-  const err = e instanceof StreamResetError ? e : new StreamResetError(ResetCode.INTERNAL_ERROR, String(e));
-  if (err.code === ResetCode.TARGET_TIMEOUT) return json(504, 'DEVICE_TIMEOUT', 'Device did not answer in time');
-  if (err.code === ResetCode.SOCKET_CLOSED || err.code === ResetCode.STREAM_LIMIT) return json(503, 'DEVICE_OFFLINE', 'Device is offline');
-  // An agent without the kvm capability refuses the kind.
-  if (err.code === ResetCode.REFUSED) return json(503, 'KVM_UNAVAILABLE', 'The device does not offer KVM (its agent is older, or KVM is off)');
-  return json(502, err.code.slice(0, 64), `The device failed: ${err.message.slice(0, 500)}`);
-}
-
-/**
- * A device's error answer (503 NO_SCREEN, say), re-rendered: its code and message are kept, its
- * status if it is an error status, and nothing else it sent.
- */
-async function deviceError(stream: MuxStream, head: Accepted, status: number): Promise<Response> {
-  const body = head.complete ?? (await readSome(stream, MAX_ERROR_BODY));
-  stream.readable.cancel().catch(() => {});
-  let parsed: ReturnType<typeof readErrorBody> = null;
-  try {
-    parsed = readErrorBody(JSON.parse(new TextDecoder().decode(body)));
-  } catch {
-    // not JSON: the status alone speaks
-  }
-  const code = typeof parsed?.code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(parsed.code) ? parsed.code : 'DEVICE_ERROR';
-  const message = typeof parsed?.error === 'string' ? parsed.error.slice(0, 1024) : `The device answered ${status}`;
-  return json(DEVICE_STATUSES.has(status) ? status : 502, code, message);
-}
-
-/**
- * The error statuses a device may give its screen answer. Not 401 or 403, which would tell a
- * client (the dashboard) that its own credential failed; anything else is the device failing (502).
- */
-const DEVICE_STATUSES = new Set([400, 409, 429, 502, 503, 504]);
-
-/** Up to `max` bytes of a stream's body, within a short wait; what a device sends past that is not read. */
-export async function readSome(stream: MuxStream, max: number): Promise<Uint8Array> {
-  const reader = stream.readable.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  const timer = setTimeout(() => stream.reset(ResetCode.TARGET_TIMEOUT, 'error body too slow'), 2_000);
-  try {
-    while (size < max) {
-      const next = await reader.read();
-      if (next.done) break;
-      parts.push(next.value);
-      size += next.value.byteLength;
-    }
-  } catch {
-    // a reset: what came is what there is
-  } finally {
-    clearTimeout(timer);
-    reader.releaseLock();
-  }
-  return joinBytes(parts, size).subarray(0, max);
 }
 
 /** A screenshot's Content-Type: the media type alone, if it is one of ours. */

@@ -4,20 +4,17 @@
 // end to end), every text message checked (terminal-bridge.ts), and the single-use tokens that
 // open and resume a terminal kept in the hub's storage (terminal-tokens.ts), so a token can only
 // ever open this device's terminal. A handover of typing is audited here, where it happens.
-import { errorBody, readErrorBody, ResetCode } from '../../shared/codes.ts';
-import { StreamResetError, type MuxStream } from '../../shared/protocol/mux.ts';
+import type { MuxStream } from '../../shared/protocol/mux.ts';
 import type { Accepted } from '../../shared/protocol/heads.ts';
 import type { StreamOpen } from '../../shared/protocol/messages.ts';
 import { TERMINAL_IDLE_MS } from '../../shared/protocol/terminal.ts';
 import type { TerminalRequest, TerminalTokenRecord } from '../hub/contract.ts';
 import { writeDeviceAudit } from '../hub/audit.ts';
-import { openAndAccept, readSome, readyAgent } from './kvm.ts';
+import { deviceError, json, openAndAccept, readyAgent, streamFailure } from './device-stream.ts';
 import { bridgeTerminal } from './terminal-bridge.ts';
 import { TerminalTokens } from './terminal-tokens.ts';
 import type { HubCapability, HubContext } from './types.ts';
 
-/** The most of a device's error body the hub reads (it re-renders it, never passes it on). */
-const MAX_ERROR_BODY = 16 * 1024;
 /**
  * The statuses a device may refuse a terminal with: 404 SESSION_NOT_FOUND, 409 TERMINAL_LIMIT or
  * TOO_MANY_VIEWERS, 400 for an OPEN it could not take, 503 when it cannot start a shell. Not 401
@@ -25,7 +22,8 @@ const MAX_ERROR_BODY = 16 * 1024;
  */
 const DEVICE_STATUSES = new Set([400, 404, 409, 503]);
 
-const json = (status: number, code: string, message: string) => Response.json(errorBody(code, message), { status, headers: { 'cache-control': 'no-store' } });
+/** What a device without the terminal capability is told apart by: it refuses the stream kind. */
+const UNAVAILABLE = { code: 'TERMINAL_UNAVAILABLE', message: 'The device does not offer a terminal (its agent is older, or the terminal is off)' };
 
 function newViewerId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -53,10 +51,10 @@ export class TerminalCapability implements HubCapability {
     try {
       opened = await openAndAccept(hub, agent, open);
     } catch (e) {
-      return streamFailure(e);
+      return streamFailure(e, UNAVAILABLE);
     }
     const status = opened.head.status ?? 200;
-    if (status >= 300) return deviceError(opened.stream, opened.head, status);
+    if (status >= 300) return deviceError(opened.stream, opened.head, status, DEVICE_STATUSES);
 
     const tokens = this.tokens(hub);
     let resume: string | null = null;
@@ -111,28 +109,4 @@ export class TerminalCapability implements HubCapability {
   counters(): { terminalDropped: number } {
     return { terminalDropped: this.dropped };
   }
-}
-
-/** A stream that failed before its ACCEPT: 504 for a slow device, 503 for one that went away or has no terminal, else 502. */
-function streamFailure(e: unknown): Response {
-  const err = e instanceof StreamResetError ? e : new StreamResetError(ResetCode.INTERNAL_ERROR, String(e));
-  if (err.code === ResetCode.TARGET_TIMEOUT) return json(504, 'DEVICE_TIMEOUT', 'Device did not answer in time');
-  if (err.code === ResetCode.SOCKET_CLOSED || err.code === ResetCode.STREAM_LIMIT) return json(503, 'DEVICE_OFFLINE', 'Device is offline');
-  if (err.code === ResetCode.REFUSED) return json(503, 'TERMINAL_UNAVAILABLE', 'The device does not offer a terminal (its agent is older, or the terminal is off)');
-  return json(502, err.code.slice(0, 64), `The device failed: ${err.message.slice(0, 500)}`);
-}
-
-/** A device's refusal (404 SESSION_NOT_FOUND, 409 TERMINAL_LIMIT…), re-rendered: its code and message, and its status if it is one of ours. */
-async function deviceError(stream: MuxStream, head: Accepted, status: number): Promise<Response> {
-  const body = head.complete ?? (await readSome(stream, MAX_ERROR_BODY));
-  stream.readable.cancel().catch(() => {});
-  let parsed: ReturnType<typeof readErrorBody> = null;
-  try {
-    parsed = readErrorBody(JSON.parse(new TextDecoder().decode(body)));
-  } catch {
-    // not JSON: the status alone speaks
-  }
-  const code = typeof parsed?.code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(parsed.code) ? parsed.code : 'DEVICE_ERROR';
-  const message = typeof parsed?.error === 'string' ? parsed.error.slice(0, 1024) : `The device answered ${status}`;
-  return json(DEVICE_STATUSES.has(status) ? status : 502, code, message);
 }
