@@ -3,10 +3,10 @@
 // lines straight into a hub's store (for devices no agent runs for); and an SSE reader of
 // GET /api/v1/logs/stream.
 import { env, runInDurableObject } from 'cloudflare:test';
-import { expect } from 'vitest';
 import { api } from './helpers.ts';
 import { waitFor } from './device-helpers.ts';
 import { kvmDevice } from './kvm-helpers.ts';
+import { sseAt } from './stream-helpers.ts';
 import { LogStore } from '../../durable-objects/capabilities/logs-store.ts';
 import type { LogBatch, LogLine } from '../../shared/protocol/logs.ts';
 import type { LogEntry } from '../../shared/api/logs.ts';
@@ -42,43 +42,9 @@ export async function storeLines(deviceId: string, lines: LogLine[], now = Date.
   return runInDurableObject(hub(deviceId), (_i, state) => new LogStore(state.storage, deviceId).store({ t: 'logs', boot: `b-${crypto.randomUUID()}`, seq: 1, lines }, now));
 }
 
-export interface SseEvent {
-  id?: string;
-  event: string;
-  data: string;
-}
-
 /** Opens GET /api/v1/logs/stream{query} as an SSE reader and keeps everything it says. */
 export async function logStream(key: string, query = '', headers: Record<string, string> = {}) {
-  const res = await api(`/api/v1/logs/stream${query}`, { key, headers });
-  expect(res.status, await (res.status === 200 ? Promise.resolve('') : res.clone().text())).toBe(200);
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  let ended = false;
-  void (async () => {
-    for (;;) {
-      const r = await reader.read().catch(() => ({ done: true as const, value: undefined }));
-      if (r.done) break;
-      text += decoder.decode(r.value, { stream: true });
-    }
-    ended = true;
-  })();
-  const events = (): SseEvent[] =>
-    text
-      .split('\n\n')
-      .slice(0, -1)
-      .map((block) => {
-        const e: SseEvent = { event: 'message', data: '' };
-        for (const l of block.split('\n')) {
-          if (l.startsWith('id: ')) e.id = l.slice(4);
-          else if (l.startsWith('event: ')) e.event = l.slice(7);
-          else if (l.startsWith('data: ')) e.data = l.slice(6);
-        }
-        return e;
-      })
-      .filter((e) => e.event !== 'message');
-  const lines = () => events().filter((e) => e.event === 'log').map((e) => ({ ...(JSON.parse(e.data) as LogEntry), sse_id: e.id }));
-  await waitFor(() => text.startsWith('retry:'), 'the stream to open');
-  return { events, lines, text: () => text, ended: () => ended, cancel: () => reader.cancel() };
+  const r = await sseAt(`/api/v1/logs/stream${query}`, key, headers);
+  const lines = () => r.events().filter((e) => e.event === 'log').map((e) => ({ ...(JSON.parse(e.data) as LogEntry), sse_id: e.id }));
+  return { ...r, lines };
 }

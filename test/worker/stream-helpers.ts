@@ -18,10 +18,13 @@ export interface SseEvent {
   data: string;
 }
 
-/** Opens the stream as an SSE reader and keeps everything it says. */
-export async function sse(key: string, query = '', headers: Record<string, string> = {}) {
-  const res = await api(`/api/v1/stream${query}`, { key, headers });
-  expect(res.status).toBe(200);
+/**
+ * Opens an SSE route (`path` with its query) and keeps everything it says: the raw text, the
+ * named events parsed, whether it ended. Waits until the stream opened (its `retry:` line).
+ */
+export async function sseAt(path: string, key: string, headers: Record<string, string> = {}) {
+  const res = await api(path, { key, headers });
+  expect(res.status, await (res.status === 200 ? Promise.resolve('') : res.clone().text())).toBe(200);
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let text = '';
@@ -48,9 +51,15 @@ export async function sse(key: string, query = '', headers: Record<string, strin
         return e;
       })
       .filter((e) => e.event !== 'message');
-  const statuses = () => events().filter((e) => e.event === 'status').map((e) => JSON.parse(e.data) as { agent_id: string; team_id: string });
   await waitFor(() => text.startsWith('retry:'), 'the stream to open');
-  return { events, statuses, text: () => text, ended: () => ended, cancel: () => reader.cancel() };
+  return { events, text: () => text, ended: () => ended, cancel: () => reader.cancel() };
+}
+
+/** Opens the status stream as an SSE reader and keeps everything it says. */
+export async function sse(key: string, query = '', headers: Record<string, string> = {}) {
+  const r = await sseAt(`/api/v1/stream${query}`, key, headers);
+  const statuses = () => r.events().filter((e) => e.event === 'status').map((e) => JSON.parse(e.data) as { agent_id: string; team_id: string });
+  return { ...r, statuses };
 }
 export type SseReader = Awaited<ReturnType<typeof sse>>;
 
