@@ -5,6 +5,8 @@ import { kvmCapability } from './kvm/index.ts';
 import type { KvmOptions } from './kvm/options.ts';
 import type { Logger } from './log.ts';
 import { logsCapability } from './logs/index.ts';
+import { metricsCapability } from './metrics/index.ts';
+import type { MetricsOptions } from './metrics/options.ts';
 import type { LogOptions } from './logs/options.ts';
 import { systemCapability } from './system/index.ts';
 import type { SystemReader } from './system/reader.ts';
@@ -23,15 +25,19 @@ export interface CapabilityDeps {
   terminal: TerminalOptions;
   /** What to follow and where to spool (agent/logs/options.ts); undefined: no logs module (tests that build a bare agent). */
   logs?: LogOptions;
+  /** Where samples are read and the Docker socket (agent/metrics/options.ts); undefined: no metrics module (tests that build a bare agent). */
+  metrics?: MetricsOptions;
   /** Takes what must run when the agent stops (the terminal closes its sessions, the logs module its spool); `run` calls them. */
   onStop?: (stop: () => Promise<void>) => void;
 }
 
-export function agentCapabilities({ log, system, simulate, kvm, terminal, logs, onStop }: CapabilityDeps): AgentCapability[] {
+export function agentCapabilities({ log, system, simulate, kvm, terminal, logs, metrics, onStop }: CapabilityDeps): AgentCapability[] {
   const terminals = terminalCapability({ log, options: terminal });
   onStop?.(terminals.closeAll);
   const shipping = logs ? logsCapability({ log, options: logs }) : null;
   if (shipping) onStop?.(() => shipping.stop());
+  const sampling = metrics ? metricsCapability({ log, options: metrics }) : null;
+  if (sampling) onStop?.(() => sampling.stop());
   return [
     systemCapability(system),
     tunnelsCapability(log),
@@ -43,6 +49,7 @@ export function agentCapabilities({ log, system, simulate, kvm, terminal, logs, 
     }),
     terminals,
     ...(shipping ? [shipping] : []),
+    ...(sampling ? [sampling] : []),
     ...(simulate ? [{ name: 'simulated' }] : []),
   ];
 }

@@ -17,6 +17,7 @@ import { createSystemReader } from './system/reader.ts';
 import { kvmOptions } from './kvm/options.ts';
 import { DEFAULT_SPOOL_BYTES, logOptions } from './logs/options.ts';
 import { terminalOptions } from './terminal/options.ts';
+import { defaultMetricsOptions } from './metrics/options.ts';
 import { DEFAULT_VIDEO_DEVICE, SCREEN_BACKENDS } from './kvm/screen/types.ts';
 import { InstallError, installService, installTargets, SERVICE_NAME } from './install-service.ts';
 
@@ -144,7 +145,7 @@ async function main(argv: string[]): Promise<number> {
         relay: config.relay,
         deviceId: config.device_id,
         privateJwk: config.private_key,
-        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options, onStop: (f) => stopping.push(f) }),
+        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options, metrics: defaultMetricsOptions(values.root), onStop: (f) => stopping.push(f) }),
         facts: () => system.facts(),
         log,
         maxBackoffMs: maxBackoff,

@@ -20,6 +20,9 @@ import { WATCH_EXPIRY, Watchers, type WatcherCounters } from './hub/watchers.ts'
 import { readHubRequest, type TerminalTokenRecord } from './hub/contract.ts';
 import type { LogEntry, LogPage, LogQuery } from '../shared/api/logs.ts';
 import { LOG_RETENTION } from './capabilities/logs.ts';
+import { METRICS_ROLLUP, METRICS_TOPIC, type MetricsCounters, type MetricsExportPage } from './capabilities/metrics.ts';
+import { ALERT_NOTIFY, ALERT_OFFLINE } from './capabilities/alerts.ts';
+import type { HistoryQuery, HistoryResponse, MetricsSample, Resolution } from '../shared/api/metrics.ts';
 import type { LogCursor } from './capabilities/logs-store.ts';
 import { hubCapabilities } from './capabilities/index.ts';
 import type { Hello, HubCapability, HubContext, MessageHandler, StreamHandler } from './capabilities/types.ts';
@@ -33,7 +36,7 @@ export interface HubStatus {
   capabilities: string[];
 }
 
-export interface HubCounters extends WatcherCounters {
+export interface HubCounters extends WatcherCounters, MetricsCounters {
   /** Frames from the agent the hub could not take, since this instance started. */
   badFrames: number;
   /** Text records on terminal streams that were not control messages, dropped (since this instance started). */
@@ -86,6 +89,9 @@ export class DeviceHub extends DurableObject<Env> {
       'last-seen': (now) => this.refreshLastSeen(now),
       [WATCH_EXPIRY]: (now) => this.watchers.expire(now),
       [LOG_RETENTION]: (now) => this.caps.logs.prune(this.hub, now),
+      [METRICS_ROLLUP]: (now) => this.caps.metrics.rollup(this.hub, now),
+      [ALERT_NOTIFY]: (now) => this.caps.alerts.notify(this.hub, now),
+      [ALERT_OFFLINE]: (now) => this.caps.alerts.offline(this.hub, now),
     });
     this.watchers = new Watchers(ctx, { name: 'DeviceHub', topics: this.capList.flatMap((c) => c.topics ?? []), replay: DEVICE_REPLAY, scheduler: this.scheduler });
     this.hub = {
@@ -127,7 +133,7 @@ export class DeviceHub extends DurableObject<Env> {
         if (r.watch.agent_id != null && r.watch.agent_id !== this.deviceId) {
           return Response.json(errorBody('WRONG_DEVICE', 'this hub holds another device', { agent_id: r.watch.agent_id }), { status: 400 });
         }
-        return this.watchers.accept(r.watch);
+        return this.acceptWatcher(r.watch);
       case 'screen':
         return this.caps.kvm.screen(this.hub, request, r.screen);
       case 'hid':
@@ -159,10 +165,12 @@ export class DeviceHub extends DurableObject<Env> {
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     await this.onSocketGone(ws, `closed (${code}${reason ? `: ${reason}` : ''})`);
+    await this.onWatcherGone(ws);
   }
 
   async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     await this.onSocketGone(ws, `error: ${String(error)}`);
+    await this.onWatcherGone(ws);
   }
 
   /** The scheduler's deadlines: the heartbeat check, the last-seen refresh, watchers' credential expiry. */
@@ -237,6 +245,36 @@ export class DeviceHub extends DurableObject<Env> {
     return this.caps.logs.after(this.hub, cursor, query, Math.min(limit, 1000));
   }
 
+  /** This device's metrics history (the Worker checked the query and resolved its range). */
+  async metricsHistory(query: HistoryQuery & { from: number; to: number }): Promise<HistoryResponse> {
+    return this.caps.metrics.history(this.hub, query);
+  }
+
+  /** A page of an export, from `from` (inclusive) up to `to`, at most `limit` rows (the Worker streams the pages). */
+  async metricsExport(resolution: Resolution, from: number, to: number, limit: number): Promise<MetricsExportPage> {
+    return this.caps.metrics.exportPage(this.hub, resolution, from, to, Math.min(limit, 1000));
+  }
+
+  /** The latest stored sample, or null. */
+  async latestMetrics(): Promise<{ sample: MetricsSample; receivedAt: number } | null> {
+    return this.caps.metrics.latest(this.hub);
+  }
+
+  /** The relay's refresh interval changed: the agent hears it at once. */
+  async refreshChanged(seconds: number): Promise<void> {
+    await this.caps.metrics.refreshChanged(this.hub, seconds);
+  }
+
+  /** Alert rules that may reach this device changed in D1. */
+  async alertRulesChanged(): Promise<void> {
+    await this.caps.alerts.rulesChanged(this.hub);
+  }
+
+  /** One of this device's alerts was acknowledged through the API. */
+  async alertAcknowledged(alertId: string): Promise<void> {
+    await this.caps.alerts.acknowledged(this.hub, alertId);
+  }
+
   /** The Worker changed this device's tunnels. */
   async tunnelsChanged(): Promise<void> {
     await this.caps.tunnels.changed(this.hub);
@@ -255,10 +293,23 @@ export class DeviceHub extends DurableObject<Env> {
 
   /** What this hub refused or dropped (bad agent frames since this instance started; watcher counts ever), and its watchers now. */
   async counters(): Promise<HubCounters> {
-    return { badFrames: this.badFrames, ...this.caps.terminal.counters(), ...this.watchers.counters() };
+    return { badFrames: this.badFrames, ...this.caps.terminal.counters(), ...this.caps.metrics.counters(), ...this.watchers.counters() };
   }
 
   // ---- internals ----
+
+  /** A watcher of this device; one of `metrics` makes the agent sample live. */
+  private async acceptWatcher(watch: Parameters<Watchers['accept']>[0]): Promise<Response> {
+    const res = await this.watchers.accept(watch);
+    if (res.status === 101 && watch.topics.includes(METRICS_TOPIC)) await this.caps.metrics.watchersChanged(this.hub);
+    return res;
+  }
+
+  /** A watcher socket closed: the metrics capability may slow the agent down again. */
+  private async onWatcherGone(ws: WebSocket): Promise<void> {
+    if (this.agents.isAgent(ws)) return;
+    if (this.ctx.getTags(ws).includes(METRICS_TOPIC)) await this.caps.metrics.watchersChanged(this.hub);
+  }
 
   private async onAgentConnect(address: string): Promise<Response> {
     const now = Date.now();

@@ -9,6 +9,7 @@
 import { errorBody } from '../shared/codes.ts';
 import { DurableObject } from 'cloudflare:workers';
 import { STREAM_TOPICS, StatusEventSchema, type StatusEvent } from '../shared/api/stream.ts';
+import type { MetricsEvent } from '../shared/api/metrics.ts';
 import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../shared/protocol/envelope.ts';
 import { INTERNAL, WatchHeaderSchema, WatcherScopeSchema, type WatcherScope } from './hub/contract.ts';
 import { Scheduler } from './hub/scheduler.ts';
@@ -55,6 +56,22 @@ export class FleetHub extends DurableObject<Env> {
     }
     return this.watchers.publish('status', parsed.data);
   }
+
+  /**
+   * A device's sample (sent by its hub at the relay's refresh interval): kept as the device's
+   * latest and sent to the fleet's `metrics` watchers; null if it is not a metrics event.
+   */
+  async publishMetrics(_event: MetricsEvent): Promise<string | null> {
+    return null;
+  }
+
+  /** The latest sample of each device of `teams` (null: every team), for the fleet page's first paint. */
+  async latestMetrics(_teams: string[] | null): Promise<MetricsEvent[]> {
+    return [];
+  }
+
+  /** A device was deleted: forget its latest sample. */
+  async forgetDevice(_deviceId: string): Promise<void> {}
 
   /**
    * Someone's access shrank: closes the watchers `scope` names (hub/watchers.ts revoke); returns

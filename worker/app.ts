@@ -20,6 +20,8 @@ import { registerKvmRoutes } from './routes/kvm.ts';
 import { registerTerminalRoutes } from './routes/terminal.ts';
 import { registerProcessRoutes } from './routes/processes.ts';
 import { registerLogRoutes } from './routes/logs.ts';
+import { registerMetricsRoutes } from './routes/metrics.ts';
+import { registerAlertRoutes } from './routes/alerts.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAgentConnectRoute } from './routes/agent-connect.ts';
 import { registerPiTunnelRoutes } from './compat/pitunnel.ts';
@@ -74,6 +76,8 @@ export function createApp(deps: AppDeps): App {
   registerTerminalRoutes(app);
   registerProcessRoutes(app);
   registerLogRoutes(app);
+  registerMetricsRoutes(app);
+  registerAlertRoutes(app);
   registerAgentRoutes(app);
   registerAgentConnectRoute(app);
   registerPiTunnelRoutes(app);

@@ -21,6 +21,7 @@ export const PAGES: PageDef[] = [
   { path: '/', title: 'Fleet', nav: 'Fleet', needs: 'devices:read', load: () => import('./pages/fleet.tsx') },
   { path: '/add-device', title: 'Add a device', nav: 'Add a device', needs: 'devices:admin', load: () => import('./pages/add-device.tsx') },
   { path: '/device/:id/:tab?', title: 'Device', needs: 'devices:read', load: () => import('./pages/device.tsx') },
+  { path: '/alerts', title: 'Alerts', nav: 'Alerts', needs: 'alerts:read', load: () => import('./pages/alerts.tsx') },
   { path: '/teams', title: 'Teams', nav: 'Teams', load: () => import('./pages/teams.tsx') },
   { path: '/teams/:id', title: 'Team', load: () => import('./pages/team.tsx') },
   { path: '/users', title: 'Users and roles', nav: 'Users and roles', needs: 'users:read', load: () => import('./pages/users.tsx') },

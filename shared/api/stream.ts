@@ -4,6 +4,7 @@
 // hubs, the Worker, the dashboard and the CLI read the stream from one source.
 import { z } from 'zod';
 import { DeviceIdSchema } from './devices.ts';
+import { MetricsEventSchema } from './metrics.ts';
 
 /** Event ids are decimal counters, strictly increasing per stream; the client only echoes them back. */
 export const EventIdSchema = z.string().regex(/^\d{1,15}$/, 'an event id is the decimal id of an event this stream sent');
@@ -23,7 +24,8 @@ export const StatusEventSchema = z.object({
 });
 export type StatusEvent = z.infer<typeof StatusEventSchema>;
 
-export const STREAM_TOPICS = ['status'] as const;
+/** `status` (device online/offline) and `metrics` (a device's sample, shared/api/metrics.ts MetricsEventSchema). */
+export const STREAM_TOPICS = ['status', 'metrics'] as const;
 export type StreamTopic = (typeof STREAM_TOPICS)[number];
 
 /**
@@ -51,6 +53,7 @@ export type StreamAck = z.infer<typeof StreamAckSchema>;
  */
 export const StreamMessageSchema = z.discriminatedUnion('t', [
   z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('status'), data: StatusEventSchema }),
+  z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('metrics'), data: MetricsEventSchema }),
   z.object({ t: z.literal('gap'), id: EventIdSchema }),
   z.object({ t: z.literal('dropped'), reason: z.string() }),
   z.object({ t: z.literal('error'), code: z.string(), reason: z.string() }),

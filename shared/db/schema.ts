@@ -1,7 +1,8 @@
 // The D1 schema: the source of truth for every table and row type. Migrations under
 // migrations/ are generated from this file by drizzle-kit (`npm run db:generate`).
 import { sql } from 'drizzle-orm';
-import { sqliteTable, text, integer, index, uniqueIndex, primaryKey } from 'drizzle-orm/sqlite-core';
+import { sqliteTable, text, integer, real, index, uniqueIndex, primaryKey } from 'drizzle-orm/sqlite-core';
+import type { AlertCause, AlertLevel, AlertMetric, ChannelView, DeliveryEvent, DeliveryStatus, QuietHours } from '../api/alerts.ts';
 import type { DEVICE_STATUSES } from '../api/devices.ts';
 import type { TunnelAccessMode, TunnelKind } from '../api/tunnels.ts';
 import type { TeamRole } from '../api/teams.ts';
@@ -325,3 +326,90 @@ export const tinypilotTokens = sqliteTable('tinypilot_tokens', {
 }, (t) => [index('tinypilot_tokens_key_idx').on(t.keyId, t.createdAt)]);
 
 export type TinypilotKey = typeof tinypilotKeys.$inferSelect;
+
+/**
+ * Relay-wide settings, one row per key: `metrics.refresh_seconds` (Tyto's refresh interval,
+ * POST /api/v1/settings/refresh). Read by a device hub when its agent says hello.
+ */
+export const settings = sqliteTable('settings', {
+  key: text('key').primaryKey(),
+  /** JSON. */
+  value: text('value', { mode: 'json' }).$type<unknown>().notNull(),
+  updatedAt: ms('updated_at').notNull(),
+  updatedBy: text('updated_by').references(() => users.id, { onDelete: 'set null' }),
+});
+
+/**
+ * Alert rules (shared/api/alerts.ts): relay-wide (team and device null), a team's, or one
+ * device's. Every device hub evaluates the rules that reach its device. The channels are sealed
+ * (worker/auth/secret-box.ts, place `alert-rule:<id>`); `channel_views` is what the API shows of them.
+ */
+export const alertRules = sqliteTable('alert_rules', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  metric: text('metric').$type<AlertMetric>().notNull(),
+  target: text('target'),
+  warning: real('warning'),
+  critical: real('critical'),
+  level: text('level').$type<AlertLevel>(),
+  holdSeconds: integer('hold_seconds').notNull(),
+  recoverySeconds: integer('recovery_seconds').notNull(),
+  teamId: text('team_id').references(() => teams.id, { onDelete: 'cascade' }),
+  deviceId: text('device_id').references(() => devices.id, { onDelete: 'cascade' }),
+  enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+  /** JSON array of Channel, sealed; null when the rule notifies nobody. */
+  channelsSealed: text('channels_sealed'),
+  channelViews: text('channel_views', { mode: 'json' }).$type<ChannelView[]>().notNull(),
+  resendMinutes: integer('resend_minutes'),
+  resendCap: integer('resend_cap').notNull(),
+  quietHours: text('quiet_hours', { mode: 'json' }).$type<QuietHours>(),
+  createdBy: text('created_by').references(() => users.id, { onDelete: 'set null' }),
+  createdAt: ms('created_at').notNull(),
+  updatedAt: ms('updated_at'),
+}, (t) => [index('alert_rules_team_idx').on(t.teamId), index('alert_rules_device_idx').on(t.deviceId)]);
+
+/**
+ * Alerts raised by a device hub: one row per firing (escalation updates its level), resolved in
+ * place. The team is the device's when it fired, so a team's members read their alerts.
+ */
+export const alerts = sqliteTable('alerts', {
+  id: text('id').primaryKey(),
+  ruleId: text('rule_id').notNull().references(() => alertRules.id, { onDelete: 'cascade' }),
+  deviceId: text('device_id').notNull().references(() => devices.id, { onDelete: 'cascade' }),
+  teamId: text('team_id').notNull(),
+  metric: text('metric').$type<AlertMetric>().notNull(),
+  level: text('level').$type<AlertLevel>().notNull(),
+  value: real('value'),
+  threshold: real('threshold'),
+  message: text('message').notNull(),
+  cause: text('cause', { mode: 'json' }).$type<AlertCause>().notNull(),
+  state: text('state').$type<'firing' | 'resolved'>().notNull(),
+  createdAt: ms('created_at').notNull(),
+  resolvedAt: ms('resolved_at'),
+  acknowledgedAt: ms('acknowledged_at'),
+  acknowledgedBy: text('acknowledged_by').references(() => users.id, { onDelete: 'set null' }),
+}, (t) => [index('alerts_team_idx').on(t.teamId, t.createdAt), index('alerts_device_idx').on(t.deviceId, t.createdAt), index('alerts_state_idx').on(t.state, t.createdAt)]);
+
+/** Each notification sent or to be sent, and how it went (one row per delivery, updated per attempt). */
+export const alertDeliveries = sqliteTable('alert_deliveries', {
+  id: text('id').primaryKey(),
+  alertId: text('alert_id').references(() => alerts.id, { onDelete: 'cascade' }),
+  ruleId: text('rule_id').references(() => alertRules.id, { onDelete: 'cascade' }),
+  /** Null for a test notification sent from the API; else the alert's team. */
+  teamId: text('team_id'),
+  /** Which of the rule's channels (its index), and what it is. */
+  channelIndex: integer('channel_index').notNull(),
+  channel: text('channel', { mode: 'json' }).$type<ChannelView>().notNull(),
+  event: text('event').$type<DeliveryEvent>().notNull(),
+  status: text('status').$type<DeliveryStatus>().notNull(),
+  attempts: integer('attempts').notNull().default(0),
+  responseStatus: integer('response_status'),
+  error: text('error'),
+  createdAt: ms('created_at').notNull(),
+  updatedAt: ms('updated_at'),
+  nextAttemptAt: ms('next_attempt_at'),
+}, (t) => [index('alert_deliveries_alert_idx').on(t.alertId), index('alert_deliveries_rule_idx').on(t.ruleId, t.createdAt)]);
+
+export type AlertRuleRow = typeof alertRules.$inferSelect;
+export type AlertRow = typeof alerts.$inferSelect;
+export type DeliveryRow = typeof alertDeliveries.$inferSelect;

@@ -5,16 +5,17 @@ import { z } from 'zod';
 import { ByeSchema, HelloAckSchema, HelloSchema, PingSchema, PongSchema, RpcRequestSchema, RpcResponseSchema } from './envelope.ts';
 import { kvmRpc, kvmStreams } from './kvm.ts';
 import { logsAgentMessages, logsHubMessages } from './logs.ts';
+import { metricsAgentMessages, metricsHubMessages } from './metrics.ts';
 import { systemRpc } from './system.ts';
 import { terminalRpc, terminalStreams } from './terminal.ts';
 import { tunnelHubMessages, tunnelStreams } from './tunnels.ts';
 
 /** Messages an agent may send to the hub. */
-export const AgentMessageSchema = z.discriminatedUnion('t', [HelloSchema, PingSchema, PongSchema, RpcResponseSchema, ...logsAgentMessages]);
+export const AgentMessageSchema = z.discriminatedUnion('t', [HelloSchema, PingSchema, PongSchema, RpcResponseSchema, ...logsAgentMessages, ...metricsAgentMessages]);
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
 
 /** Messages the hub may send to an agent. */
-export const HubMessageSchema = z.discriminatedUnion('t', [HelloAckSchema, RpcRequestSchema, PingSchema, PongSchema, ByeSchema, ...tunnelHubMessages, ...logsHubMessages]);
+export const HubMessageSchema = z.discriminatedUnion('t', [HelloAckSchema, RpcRequestSchema, PingSchema, PongSchema, ByeSchema, ...tunnelHubMessages, ...logsHubMessages, ...metricsHubMessages]);
 export type HubMessage = z.infer<typeof HubMessageSchema>;
 
 /** Every RPC the hub may call on an agent: params are validated by the agent, results by the hub. */

@@ -28,6 +28,7 @@ interface TabDef {
 
 const TABS: TabDef[] = [
   { path: '', label: 'Overview', component: Overview },
+  { path: 'metrics', label: 'Metrics', needs: 'metrics:read', component: lazy(() => import('./device/metrics.tsx')) },
   { path: 'processes', label: 'Processes', component: lazy(() => import('./device/processes.tsx')) },
   { path: 'tunnels', label: 'Tunnels', needs: 'tunnels:read', component: lazy(() => import('./device/tunnels.tsx')) },
   { path: 'kvm', label: 'KVM', needs: 'screen:read', component: lazy(() => import('./device/kvm.tsx')) },
