@@ -51,6 +51,8 @@ export const MetricsSampleSchema = z.object({
     architecture: z.string().max(32),
   }),
   cpu: z.object({
+    /** Ours: the CPU's model name (/proc/cpuinfo), for Pipetower's CpuModel rows. */
+    model: z.string().max(256).optional(),
     cores: z.array(z.object({ id: z.number().int().nonnegative().max(4096), usage: Percent, frequency: z.number().nonnegative().max(1e5) })).max(SAMPLE_LIMITS.cores),
     totalUsage: Percent,
     loadAverage: z.object({ one: z.number().nonnegative().max(1e6), five: z.number().nonnegative().max(1e6), fifteen: z.number().nonnegative().max(1e6) }),
