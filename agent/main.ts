@@ -17,7 +17,7 @@ import { createSystemReader } from './system/reader.ts';
 import { kvmOptions } from './kvm/options.ts';
 import { DEFAULT_SPOOL_BYTES, logOptions } from './logs/options.ts';
 import { terminalOptions } from './terminal/options.ts';
-import { defaultMetricsOptions } from './metrics/options.ts';
+import { DEFAULT_DOCKER_SOCKET, metricsOptions } from './metrics/options.ts';
 import { DEFAULT_VIDEO_DEVICE, SCREEN_BACKENDS } from './kvm/screen/types.ts';
 import { InstallError, installService, installTargets, SERVICE_NAME } from './install-service.ts';
 
@@ -30,7 +30,8 @@ Usage:
                     [--hid-dir DIR] [--screen BACKEND] [--video-device PATH]
                     [--terminal-command CMD] [--terminal-user USER] [--terminal-idle-ms N]
                     [--log-file PATH[=NAME]]... [--no-journal] [--log-spool-bytes N]
-  pirelay-agent info | processes [--root DIR]
+                    [--docker-socket PATH]
+  pirelay-agent info | processes | metrics [--root DIR]
   pirelay-agent version | --version | -v
 
 Options:
@@ -55,6 +56,8 @@ Options:
                        $PIRELAY_JOURNALCTL names another journalctl)
   --log-spool-bytes N  bound of the on-disk spool of lines not yet stored by the relay (default
                        ${DEFAULT_SPOOL_BYTES}); past it the oldest lines are dropped and counted
+  --docker-socket PATH the Docker Engine API socket whose containers the metrics list (default: a
+                       unix:// $DOCKER_HOST, else ${DEFAULT_DOCKER_SOCKET}; absent: no containers)
 
 install-service copies this binary to /usr/local/bin/pirelay-agent, writes the systemd unit
 /etc/systemd/system/pirelay-agent.service (running \`run --config PATH\`), then runs
@@ -86,6 +89,7 @@ async function main(argv: string[]): Promise<number> {
       'log-file': { type: 'string', multiple: true },
       'no-journal': { type: 'boolean', default: false },
       'log-spool-bytes': { type: 'string' },
+      'docker-socket': { type: 'string' },
     },
     strict: true,
   });
@@ -135,6 +139,8 @@ async function main(argv: string[]): Promise<number> {
       if (!terminal.ok) throw new UsageError(terminal.message);
       const logs = logOptions(values, configPath);
       if (!logs.ok) throw new UsageError(logs.message);
+      const metrics = metricsOptions(values);
+      if (!metrics.ok) throw new UsageError(metrics.message);
       const config = await loadConfig(configPath);
       const system = createSystemReader({ root: values.root });
       const ticker = setInterval(() => system.tick(), 1_000);
@@ -145,7 +151,7 @@ async function main(argv: string[]): Promise<number> {
         relay: config.relay,
         deviceId: config.device_id,
         privateJwk: config.private_key,
-        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options, metrics: defaultMetricsOptions(values.root), onStop: (f) => stopping.push(f) }),
+        modules: agentCapabilities({ log, system, simulate: values.simulate, kvm: kvm.options, terminal: terminal.options, logs: logs.options, metrics: metrics.options, onStop: (f) => stopping.push(f) }),
         facts: () => system.facts(),
         log,
         maxBackoffMs: maxBackoff,
@@ -182,6 +188,18 @@ async function main(argv: string[]): Promise<number> {
     case 'processes':
       console.log(JSON.stringify(await createSystemReader({ root: values.root }).processList(), null, 2));
       return 0;
+    case 'metrics': {
+      // Two samples a second apart, so the rates (CPU, disk, network) are real; the second is printed.
+      const metrics = metricsOptions(values);
+      if (!metrics.ok) throw new UsageError(metrics.message);
+      const { MetricsSampler } = await import('./metrics/sampler.ts');
+      const sampler = new MetricsSampler(metrics.options);
+      await sampler.sample(1_000);
+      await Bun.sleep(1_000);
+      console.log(JSON.stringify(await sampler.sample(1_000), null, 2));
+      sampler.close();
+      return 0;
+    }
     case 'version':
     case '--version':
     case '-v':

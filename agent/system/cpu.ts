@@ -13,10 +13,18 @@ export interface CpuTimes {
 }
 
 /**
- * Parses the aggregate `cpu` line: user nice system idle iowait irq softirq steal guest guest_nice.
- * guest and guest_nice are already included in user and nice, so only the first eight count, and
- * iowait is idle time (the CPU could have run something else). Null if there is no usable line.
+ * Busy and idle jiffies of one `cpu…` line: user nice system idle iowait irq softirq steal guest
+ * guest_nice. guest and guest_nice are already included in user and nice, so only the first eight
+ * count, and iowait is idle time (the CPU could have run something else). Null if unusable.
  */
+function lineTimes(line: string): { total: number; idle: number } | null {
+  const values = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (values.length < 4 || values.some((v) => !Number.isFinite(v) || v < 0)) return null;
+  const total = values.reduce((sum, v) => sum + v, 0);
+  return { total, idle: (values[3] ?? 0) + (values[4] ?? 0) };
+}
+
+/** Parses the aggregate `cpu` line and counts the cpuN lines. Null if there is no usable line. */
 export function parseCpuTimes(text: string): CpuTimes | null {
   let times: CpuTimes | null = null;
   let cores = 0;
@@ -27,14 +35,37 @@ export function parseCpuTimes(text: string): CpuTimes | null {
       continue;
     }
     if (!line.startsWith('cpu ')) continue;
-    const values = line.trim().split(/\s+/).slice(1, 9).map(Number);
-    if (values.length < 4 || values.some((v) => !Number.isFinite(v) || v < 0)) return null;
-    const total = values.reduce((sum, v) => sum + v, 0);
-    times = { total, idle: (values[3] ?? 0) + (values[4] ?? 0), cores: 0 };
+    const t = lineTimes(line);
+    if (t === null) return null;
+    times = { ...t, cores: 0 };
   }
   if (times === null) return null;
   times.cores = Math.max(cores, 1);
   return times;
+}
+
+/** One core's cumulative jiffies (its cpuN line). */
+export interface CoreTimes {
+  id: number;
+  total: number;
+  idle: number;
+}
+
+/** The aggregate line and every cpuN line of /proc/stat, for per-core usage; unusable lines are left out. */
+export function parseCoreTimes(text: string): { all: { total: number; idle: number } | null; cores: CoreTimes[] } {
+  let all: { total: number; idle: number } | null = null;
+  const cores: CoreTimes[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('cpu')) continue;
+    if (line.startsWith('cpu ')) {
+      all = lineTimes(line);
+      continue;
+    }
+    const id = /^cpu(\d+)\s/.exec(line)?.[1];
+    const t = id === undefined ? null : lineTimes(line);
+    if (t) cores.push({ id: Number(id), ...t });
+  }
+  return { all, cores };
 }
 
 export async function readCpuTimes(root: string): Promise<CpuTimes | null> {
