@@ -2,7 +2,8 @@
 // samples (the system reader's column rules, agent/system/cpu.ts), each core's frequency, the
 // model and the load average. Frequency comes from cpufreq's scaling_cur_freq (kHz), one file per
 // core kept open; a machine without cpufreq (most VMs) has cpuinfo's "cpu MHz", which is a large
-// file to format, so it is read at most every CPUINFO_EVERY_MS; with neither, 0.
+// file to format, so it is read at most every CPUINFO_EVERY_MS; with neither, 0. The kernel
+// recomputes the load average every 5 s (LOAD_FREQ), so /proc/loadavg is read as often.
 import { parseColonFields } from '../system/proc.ts';
 import { parseCoreTimes, type CoreTimes } from '../system/cpu.ts';
 import { ProcFile, readOnce } from './proc-file.ts';
@@ -10,6 +11,7 @@ import type { MetricsSample } from '../../shared/api/metrics.ts';
 import { SAMPLE_LIMITS } from '../../shared/api/metrics.ts';
 
 export const CPUINFO_EVERY_MS = 10_000;
+export const LOADAVG_EVERY_MS = 5_000;
 
 type Cpu = MetricsSample['cpu'];
 
@@ -59,6 +61,8 @@ export class CpuReader {
   private readonly freqFiles = new Map<number, ProcFile>();
   private cpuinfoMhz = new Map<number, number>();
   private cpuinfoAt = Number.NEGATIVE_INFINITY;
+  private load: Cpu['loadAverage'] = { one: 0, five: 0, fifteen: 0 };
+  private loadAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly root: string,
@@ -70,7 +74,7 @@ export class CpuReader {
   }
 
   read(): Cpu {
-    const { all, cores } = parseCoreTimes(this.stat.read() ?? '');
+    const { all, cores } = parseCoreTimes(this.stat.read('\nintr ') ?? '');
     const out: Cpu['cores'] = [];
     for (const core of cores.slice(0, SAMPLE_LIMITS.cores)) {
       out.push({ id: core.id, usage: busyPercent(this.prevCores.get(core.id), core), frequency: this.frequency(core.id) });
@@ -78,7 +82,11 @@ export class CpuReader {
     }
     const totalUsage = all ? busyPercent(this.prevAll, all) : 0;
     if (all) this.prevAll = all;
-    return { ...(this.model ? { model: this.model } : {}), cores: out, totalUsage, loadAverage: parseLoadavg(this.loadavg.read()) };
+    if (this.now() - this.loadAt >= LOADAVG_EVERY_MS) {
+      this.loadAt = this.now();
+      this.load = parseLoadavg(this.loadavg.read());
+    }
+    return { ...(this.model ? { model: this.model } : {}), cores: out, totalUsage, loadAverage: this.load };
   }
 
   close(): void {

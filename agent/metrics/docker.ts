@@ -6,6 +6,7 @@
 // its inactive file cache, as `docker stats` computes it. No socket, an error or an answer that is
 // not a container list: `available: false`. The socket is the local root's, but its answer is
 // still checked and bounded before it becomes part of a sample.
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import type { MetricsSample, SampleContainer } from '../../shared/api/metrics.ts';
 import { SAMPLE_LIMITS } from '../../shared/api/metrics.ts';
@@ -62,6 +63,8 @@ export class DockerReader {
   /** One refresh: the list and every running container's usage; never throws. */
   async read(): Promise<Docker> {
     let list: z.infer<typeof ContainerListSchema>;
+    // Most machines have no Docker: one stat, not a failed connection, every refresh.
+    if (!existsSync(this.options.socket)) return this.absent();
     try {
       const res = await fetch('http://docker/containers/json?all=1', { unix: this.options.socket, signal: AbortSignal.timeout(DOCKER_TIMEOUT_MS) });
       if (!res.ok) throw new Error(`status ${res.status}`);
@@ -69,8 +72,7 @@ export class DockerReader {
       if (text.length > MAX_LIST_BYTES) throw new Error('container list too large');
       list = ContainerListSchema.parse(JSON.parse(text));
     } catch {
-      this.prev.clear();
-      return { available: false, containers: [] };
+      return this.absent();
     }
     const at = this.options.now();
     const next = new Map<string, { cpuNs: number; at: number }>();
@@ -95,5 +97,10 @@ export class DockerReader {
     }
     this.prev = next;
     return { available: true, containers };
+  }
+
+  private absent(): Docker {
+    this.prev.clear();
+    return { available: false, containers: [] };
   }
 }

@@ -3,7 +3,7 @@
 // walk of every interface, so refreshed every ADDRESSES_EVERY_MS, and only for the machine the
 // agent runs on: a snapshot root's interfaces are not this machine's), and the connection count:
 // TCP sockets in use from /proc/net/sockstat and sockstat6, a few lines the kernel keeps counted,
-// instead of /proc/net/tcp, which lists every socket.
+// instead of /proc/net/tcp, which lists every socket; read every SOCKSTAT_EVERY_MS.
 import { networkInterfaces } from 'node:os';
 import type { MetricsSample } from '../../shared/api/metrics.ts';
 import { SAMPLE_LIMITS } from '../../shared/api/metrics.ts';
@@ -11,6 +11,7 @@ import { rate } from './disks.ts';
 import { ProcFile } from './proc-file.ts';
 
 export const ADDRESSES_EVERY_MS = 30_000;
+export const SOCKSTAT_EVERY_MS = 5_000;
 
 type Network = MetricsSample['network'];
 export interface InterfaceCounters {
@@ -61,6 +62,8 @@ export class NetworkReader {
   private prevAt: number | null = null;
   private addresses: Addresses = new Map();
   private addressesAt = Number.NEGATIVE_INFINITY;
+  private connections = 0;
+  private connectionsAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly root: string,
@@ -92,7 +95,11 @@ export class NetworkReader {
     }
     this.prev = next;
     this.prevAt = at;
-    return { interfaces, connectionCount: parseTcpInuse(this.sockstat.read()) + parseTcpInuse(this.sockstat6.read()) };
+    if (at - this.connectionsAt >= SOCKSTAT_EVERY_MS) {
+      this.connectionsAt = at;
+      this.connections = parseTcpInuse(this.sockstat.read()) + parseTcpInuse(this.sockstat6.read());
+    }
+    return { interfaces, connectionCount: this.connections };
   }
 
   close(): void {

@@ -12,8 +12,8 @@ import { resolvePath } from '../system/proc.ts';
 /** Grows to the largest file read (a big machine's /proc/stat is tens of KiB) and stays. */
 let shared = Buffer.allocUnsafe(16 * 1024);
 
-/** Reads all of fd from offset 0 into the shared buffer; the text, or null. */
-function readAll(fd: number): string | null {
+/** Reads all of fd from offset 0 into the shared buffer; its length. Throws what read(2) throws. */
+export function readInto(fd: number): number {
   let length = 0;
   for (;;) {
     const n = readSync(fd, shared, length, shared.length - length, length);
@@ -25,8 +25,23 @@ function readAll(fd: number): string | null {
       shared = bigger;
     }
   }
-  // latin1: /proc text is ASCII, and names are passed on as the bytes the kernel has.
-  return shared.toString('latin1', 0, length);
+  return length;
+}
+
+/** The shared buffer as the last readInto left it (valid until the next read). */
+export function lastRead(): Buffer {
+  return shared;
+}
+
+/**
+ * latin1: /proc text is ASCII, and names are passed on as the bytes the kernel has. With `until`,
+ * only the text before its first occurrence (the parser needs no more: /proc/stat's cpu lines come
+ * before its long interrupt counters).
+ */
+function readAll(fd: number, until?: string): string {
+  const length = readInto(fd);
+  const end = until === undefined ? -1 : shared.indexOf(until, 0, 'latin1');
+  return shared.toString('latin1', 0, end >= 0 && end < length ? end : length);
 }
 
 export const RETRY_MS = 60_000;
@@ -40,11 +55,11 @@ export class ProcFile {
     this.path = resolvePath(root, path);
   }
 
-  read(): string | null {
+  read(until?: string): string | null {
     if (this.fd === null && performance.now() < this.retryAt) return null;
     try {
       this.fd ??= openSync(this.path, 'r');
-      return readAll(this.fd);
+      return readAll(this.fd, until);
     } catch {
       this.close();
       this.retryAt = performance.now() + RETRY_MS;
@@ -76,11 +91,4 @@ export function readOnce(root: string, path: string): string | null {
       } catch {}
     }
   }
-}
-
-/** A finite number from a kernel text field, or null. */
-export function numberOr(text: string | undefined, fallback: number | null = null): number | null {
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  return Number.isFinite(n) ? n : fallback;
 }

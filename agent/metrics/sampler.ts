@@ -5,8 +5,9 @@
 // buffer (proc-file.ts); the process sweep runs at most every SWEEP_EVERY_MS (processes.ts); the
 // slow sources are cached on their own periods (periodic.ts): mounts' statfs every 10 s, Docker
 // every 10 s, systemd every 30 s, nvidia-smi every 30 s, vcgencmd every 60 s, sensor and GPU
-// discovery every 60 s, interface addresses every 30 s, the hostname every 60 s. Every part fails
-// soft: a file that is missing reads as absent or zero, never as a failed sample.
+// discovery every 60 s, interface addresses every 30 s, the hostname and uptime every 60 s (uptime
+// carried forward on the monotonic clock), the load average and socket counts every 5 s. Every
+// part fails soft: a file that is missing reads as absent or zero, never as a failed sample.
 import { statfs as nodeStatfs } from 'node:fs/promises';
 import type { MetricsSample } from '../../shared/api/metrics.ts';
 import { createRunCommand, type RunCommand } from '../system/command.ts';
@@ -26,6 +27,7 @@ import { SensorReader } from './sensors.ts';
 import { SYSTEMD_EVERY_MS, SystemdReader } from './systemd.ts';
 
 export const HOSTNAME_EVERY_MS = 60_000;
+export const UPTIME_EVERY_MS = 60_000;
 
 export interface Watch {
   processes: readonly string[];
@@ -62,6 +64,8 @@ export class MetricsSampler {
   private readonly uptime: ProcFile;
   private readonly kernel: string;
   private readonly architecture: string;
+  private uptimeBase = 0;
+  private uptimeAt = Number.NEGATIVE_INFINITY;
   private hostname = '';
   private hostnameAt = Number.NEGATIVE_INFINITY;
   private watch: Watch = { processes: [], containers: [] };
@@ -139,6 +143,7 @@ export class MetricsSampler {
     this.cpu.close();
     this.disks.close();
     this.network.close();
+    this.processes.close();
     this.sensors.close();
     this.gpu.close();
     this.meminfo.close();
@@ -159,9 +164,15 @@ export class MetricsSampler {
     };
   }
 
+  /** Read every UPTIME_EVERY_MS and carried forward on the monotonic clock in between. */
   private readUptime(): number {
-    const n = Number(this.uptime.read()?.split(' ', 1)[0] ?? Number.NaN);
-    return Number.isFinite(n) && n >= 0 ? Math.min(n, 1e10) : 0;
+    const now = this.now();
+    if (now - this.uptimeAt >= UPTIME_EVERY_MS) {
+      const n = Number(this.uptime.read()?.split(' ', 1)[0] ?? Number.NaN);
+      this.uptimeBase = Number.isFinite(n) && n >= 0 ? Math.min(n, 1e10) : 0;
+      this.uptimeAt = now;
+    }
+    return this.uptimeBase > 0 ? Math.round((this.uptimeBase + (now - this.uptimeAt) / 1000) * 100) / 100 : 0;
   }
 
   private readHostname(): string {

@@ -2,7 +2,7 @@
 // kernel's own estimate of what can be handed out without swapping, so used_percent agrees with
 // psutil's virtual_memory().percent (PiTunnel's mem_used_percent) and with `free`'s available column.
 import type { DeviceInfo } from '../../shared/api/device-info.ts';
-import { parseColonFields, readText, round } from './proc.ts';
+import { readText, round } from './proc.ts';
 
 /** All values in bytes. */
 export interface Meminfo {
@@ -15,15 +15,17 @@ export interface Meminfo {
   swapFree: number;
 }
 
+/** The lines used, matched by one regular expression rather than a map of every line: the metrics sampler parses meminfo every second. */
+const MEMINFO_LINE = /^(MemTotal|MemFree|MemAvailable|Buffers|Cached|SwapTotal|SwapFree):[ \t]*(\d+)(?: kB)?[ \t]*$/gm;
+
 /** meminfo reports kB (really KiB); a missing or garbled field reads as 0. */
 export function parseMeminfo(text: string): Meminfo {
-  const fields = parseColonFields(text);
-  const kib = (key: string): number | null => {
-    const raw = fields.get(key);
-    if (raw === undefined) return null;
-    const n = Number(raw.replace(/\s*kB$/, ''));
-    return Number.isSafeInteger(n) && n >= 0 ? n * 1024 : null;
-  };
+  const fields = new Map<string, number>();
+  for (const [, key, value] of text.matchAll(MEMINFO_LINE)) {
+    const n = Number(value);
+    if (key && !fields.has(key) && Number.isSafeInteger(n)) fields.set(key, n * 1024);
+  }
+  const kib = (key: string): number | null => fields.get(key) ?? null;
   const total = kib('MemTotal') ?? 0;
   const free = kib('MemFree') ?? 0;
   const buffers = kib('Buffers') ?? 0;
