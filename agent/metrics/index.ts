@@ -24,6 +24,8 @@ import { MetricsSampler, type SamplerOptions, type Watch } from './sampler.ts';
 export const BACKLOG_WINDOW = 2;
 /** A chunk not acknowledged in this long frees its place in the window (it goes again on the next hello). */
 export const CHUNK_ACK_TIMEOUT_MS = 30_000;
+/** How long stop waits for a sample under way (its slow parts give up after 2 s). */
+const STOP_WAIT_MS = 3_000;
 
 /** What the capability needs of a sampler (MetricsSampler; a test's stand-in). */
 export interface Sampler {
@@ -166,7 +168,7 @@ export function metricsCapability(deps: MetricsDeps): MetricsCapability {
       stopped = true;
       if (timer) clearTimeout(timer);
       timer = null;
-      await current;
+      if (current) await Promise.race([current, Bun.sleep(STOP_WAIT_MS)]);
       sampler.close();
     },
   };
