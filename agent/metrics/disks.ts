@@ -6,13 +6,11 @@
 // device-mapper and md devices stacked on real disks, would count the same bytes twice), bytes =
 // sectors × 512 whatever the disk's sector size, as the kernel counts them, and rates since the
 // previous sample.
-import { readdirSync } from 'node:fs';
 import type { MetricsSample } from '../../shared/api/metrics.ts';
 import { SAMPLE_LIMITS } from '../../shared/api/metrics.ts';
 import { readDisks, type StatfsFn } from '../system/disks.ts';
-import { resolvePath } from '../system/proc.ts';
 import { Periodic } from './periodic.ts';
-import { ProcFile } from './proc-file.ts';
+import { listNames, ProcFile } from './proc-file.ts';
 
 export const MOUNTS_EVERY_MS = 10_000;
 /** How often the list of whole disks (/sys/block) is read again: disks are plugged rarely. */
@@ -106,12 +104,8 @@ export class DiskReader {
     if (STACKED_OR_VIRTUAL.test(name)) return false;
     if (this.now() - this.wholeAt >= BLOCK_LIST_EVERY_MS) {
       this.wholeAt = this.now();
-      try {
-        const names = readdirSync(resolvePath(this.root, '/sys/block'));
-        this.whole = names.length ? new Set(names) : null;
-      } catch {
-        this.whole = null;
-      }
+      const names = listNames(this.root, '/sys/block');
+      this.whole = names.length ? new Set(names) : null;
     }
     return this.whole ? this.whole.has(name) : WHOLE_DISK_NAME.test(name);
   }

@@ -5,14 +5,12 @@
 // sample. A Raspberry Pi: the firmware's GPU temperature through `vcgencmd measure_temp` (the
 // system reader's GpuTempReader, agent/system/thermal.ts) every VCGENCMD_EVERY_MS. None of them:
 // `available: false`.
-import { readdirSync } from 'node:fs';
 import type { MetricsSample } from '../../shared/api/metrics.ts';
 import { SAMPLE_LIMITS } from '../../shared/api/metrics.ts';
 import type { RunCommand } from '../system/command.ts';
-import { resolvePath } from '../system/proc.ts';
 import { GpuTempReader } from '../system/thermal.ts';
 import { Periodic } from './periodic.ts';
-import { ProcFile } from './proc-file.ts';
+import { listNames, ProcFile } from './proc-file.ts';
 import { celsius, DISCOVER_EVERY_MS } from './sensors.ts';
 
 export const NVIDIA_EVERY_MS = 30_000;
@@ -58,20 +56,13 @@ interface AmdCard {
   temp: ProcFile | null;
 }
 
-function list(root: string, dir: string): string[] {
-  try {
-    return readdirSync(resolvePath(root, dir));
-  } catch {
-    return [];
-  }
-}
 
 function discoverAmd(root: string): AmdCard[] {
   const cards: AmdCard[] = [];
-  for (const card of list(root, '/sys/class/drm').filter((n) => /^card\d+$/.test(n)).sort()) {
+  for (const card of listNames(root, '/sys/class/drm').filter((n) => /^card\d+$/.test(n)).sort()) {
     const dev = `/sys/class/drm/${card}/device`;
-    if (!list(root, dev).includes('gpu_busy_percent')) continue;
-    const hwmon = list(root, `${dev}/hwmon`).find((n) => /^hwmon\d+$/.test(n));
+    if (!listNames(root, dev).includes('gpu_busy_percent')) continue;
+    const hwmon = listNames(root, `${dev}/hwmon`).find((n) => /^hwmon\d+$/.test(n));
     cards.push({
       card,
       busy: new ProcFile(root, `${dev}/gpu_busy_percent`),

@@ -6,7 +6,7 @@
 // Nothing here throws: a missing or vanished file reads as null, and a ProcFile that failed is
 // tried again after RETRY_MS (a hwmon driver reloaded), not on every sample: a file this machine
 // does not have (cpufreq in a VM) then costs no syscall and no exception per sample.
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { resolvePath } from '../system/proc.ts';
 
 /** Grows to the largest file read (a big machine's /proc/stat is tens of KiB) and stays. */
@@ -90,5 +90,14 @@ export function readOnce(root: string, path: string): string | null {
         closeSync(fd);
       } catch {}
     }
+  }
+}
+
+/** A directory's names, [] if it cannot be listed. */
+export function listNames(root: string, dir: string): string[] {
+  try {
+    return readdirSync(resolvePath(root, dir));
+  } catch {
+    return [];
   }
 }

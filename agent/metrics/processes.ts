@@ -9,12 +9,12 @@
 // sweeps at once. Watched names match a process's comm (the kernel's 15-byte name) or the base
 // name of its argv0 (`exec -a name`, a name comm cuts short); argv0 is read once per process, and
 // only while something is watched.
-import { closeSync, openSync, readdirSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import type { MetricsSample, SampleProcess } from '../../shared/api/metrics.ts';
 import { parseStatus, USER_HZ } from '../system/proc-pid.ts';
 import { resolvePath } from '../system/proc.ts';
 import { UserNames } from '../system/users.ts';
-import { lastRead, readInto, readOnce } from './proc-file.ts';
+import { lastRead, listNames, readInto, readOnce } from './proc-file.ts';
 
 export const SWEEP_EVERY_MS = 10_000;
 /** Processes in each top list. */
@@ -206,10 +206,7 @@ export class ProcessReader {
     const at = this.now();
     const seconds = this.prevAt === null ? 0 : (at - this.prevAt) / 1000;
     const uptimeTicks = Number(readOnce(this.root, '/proc/uptime')?.split(' ', 1)[0] ?? 0) * USER_HZ;
-    let names: string[] = [];
-    try {
-      names = readdirSync(resolvePath(this.root, '/proc'));
-    } catch {}
+    const names = listNames(this.root, '/proc');
     const counts = new Map<string, number>(this.watch.map((n) => [n, 0]));
     const byCpu: Candidate[] = [];
     const byMemory: Candidate[] = [];

@@ -5,11 +5,9 @@
 // DISCOVER_EVERY_MS; a sample reads only each sensor's input, from a file kept open. A zone that a
 // hwmon chip already reports under the same name (a Pi's cpu_thermal is both) is left out, and a
 // reading outside what a sensor can mean (a disconnected probe's -273 or 1000 °C) is dropped.
-import { readdirSync } from 'node:fs';
 import type { MetricsSample } from '../../shared/api/metrics.ts';
 import { SAMPLE_LIMITS } from '../../shared/api/metrics.ts';
-import { resolvePath } from '../system/proc.ts';
-import { ProcFile, readOnce } from './proc-file.ts';
+import { listNames, ProcFile, readOnce } from './proc-file.ts';
 
 export const DISCOVER_EVERY_MS = 60_000;
 
@@ -30,13 +28,6 @@ export function celsius(text: string | null): number | undefined {
   return c >= -100 && c <= 250 ? c : undefined;
 }
 
-function list(root: string, dir: string): string[] {
-  try {
-    return readdirSync(resolvePath(root, dir));
-  } catch {
-    return [];
-  }
-}
 
 const line = (root: string, path: string) => readOnce(root, path)?.trim() || undefined;
 const byNumber = (prefix: string) => (a: string, b: string) => Number(a.slice(prefix.length)) - Number(b.slice(prefix.length));
@@ -46,11 +37,11 @@ const sameName = (s: string) => s.toLowerCase().replace(/-/g, '_');
 export function discoverSensors(root: string): Found[] {
   const found: Found[] = [];
   const chips = new Set<string>();
-  for (const hw of list(root, '/sys/class/hwmon').filter((n) => /^hwmon\d+$/.test(n)).sort(byNumber('hwmon'))) {
+  for (const hw of listNames(root, '/sys/class/hwmon').filter((n) => /^hwmon\d+$/.test(n)).sort(byNumber('hwmon'))) {
     const dir = `/sys/class/hwmon/${hw}`;
     const chip = line(root, `${dir}/name`) ?? hw;
     chips.add(sameName(chip));
-    const inputs = list(root, dir).filter((n) => /^temp\d+_input$/.test(n)).sort(byNumber('temp'));
+    const inputs = listNames(root, dir).filter((n) => /^temp\d+_input$/.test(n)).sort(byNumber('temp'));
     for (const input of inputs) {
       const k = input.slice(0, -'_input'.length);
       const label = line(root, `${dir}/${k}_label`);
@@ -60,12 +51,12 @@ export function discoverSensors(root: string): Found[] {
       found.push({ name: name.slice(0, 256), input: new ProcFile(root, `${dir}/${input}`), ...(high !== undefined ? { high } : {}), ...(critical !== undefined ? { critical } : {}) });
     }
   }
-  for (const zone of list(root, '/sys/class/thermal').filter((n) => /^thermal_zone\d+$/.test(n)).sort(byNumber('thermal_zone'))) {
+  for (const zone of listNames(root, '/sys/class/thermal').filter((n) => /^thermal_zone\d+$/.test(n)).sort(byNumber('thermal_zone'))) {
     const dir = `/sys/class/thermal/${zone}`;
     const type = line(root, `${dir}/type`) ?? zone;
     if (chips.has(sameName(type))) continue;
     const trips = new Map<string, number>();
-    for (const f of list(root, dir)) {
+    for (const f of listNames(root, dir)) {
       const m = /^trip_point_(\d+)_type$/.exec(f);
       const kind = m ? line(root, `${dir}/${f}`) : undefined;
       const temp = m ? celsius(readOnce(root, `${dir}/trip_point_${m[1]}_temp`)) : undefined;
