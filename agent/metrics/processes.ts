@@ -75,7 +75,7 @@ export function parseStatBytes(buf: Uint8Array, length: number): StatFields | nu
   }
   if (utime < 0 || stime < 0 || starttime < 0 || rss < 0 || flags < 0) return null;
   return {
-    comm: Buffer.from(buf.buffer, buf.byteOffset + open + 1, close - open - 1).toString('latin1'),
+    comm: Buffer.from(buf.buffer, buf.byteOffset + open + 1, close - open - 1).toString('utf8'),
     ticks: utime + stime,
     starttime,
     rssPages: rss,

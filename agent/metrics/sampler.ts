@@ -1,10 +1,10 @@
 // Takes one sample of the machine under `root` in Tyto's metrics structure (shared/api/metrics.ts).
 // Cheap by construction, since at the live interval it runs every second for as long as someone
-// watches: the per-sample files (/proc/stat, meminfo, loadavg, uptime, diskstats, net/dev,
-// sockstat, sensor inputs, cpufreq) are opened once and re-read with one pread into a shared
+// watches: the per-sample files (/proc/stat, meminfo, diskstats, net/dev, sensor inputs, cpufreq;
+// loadavg, sockstat and uptime less often, below) are opened once and re-read with one pread into a shared
 // buffer (proc-file.ts); the process sweep runs at most every SWEEP_EVERY_MS (processes.ts); the
 // slow sources are cached on their own periods (periodic.ts): mounts' statfs every 10 s, Docker
-// every 10 s, systemd every 30 s, nvidia-smi every 30 s, vcgencmd every 60 s, sensor and GPU
+// every 10 s, systemd every 60 s, nvidia-smi every 30 s, vcgencmd every 60 s, sensor and GPU
 // discovery every 60 s, interface addresses every 30 s, the hostname and uptime every 60 s (uptime
 // carried forward on the monotonic clock), the load average and socket counts every 5 s. Every
 // part fails soft: a file that is missing reads as absent or zero, never as a failed sample.

@@ -1,16 +1,16 @@
 // The sample's systemd part: every service unit with its active state and sub-state, from
 // `systemctl list-units --type=service --all --plain --no-legend` every SYSTEMD_EVERY_MS (a process
-// spawn and a D-Bus round trip to PID 1; services change state rarely). Only where systemctl is
-// installed and systemd is the running init (/run/systemd/system exists, sd_booted(3)'s test), so a
-// container or a sysvinit machine with a stray systemctl binary says `available: false` instead
-// of an error. At most SAMPLE_LIMITS.services units: failed ones first, then active, then the rest.
+// spawn and a D-Bus round trip to PID 1, tens of ms of CPU on a Pi; services change state rarely).
+// Only where systemctl is installed and systemd is the running init (/run/systemd/system exists,
+// sd_booted(3)'s test), so a container or a sysvinit machine with a stray systemctl binary says
+// `available: false` instead of an error. At most SAMPLE_LIMITS.services units: failed ones first, then active, then the rest.
 import { existsSync } from 'node:fs';
 import type { MetricsSample } from '../../shared/api/metrics.ts';
 import { SAMPLE_LIMITS } from '../../shared/api/metrics.ts';
 import type { RunCommand } from '../system/command.ts';
 import { resolvePath } from '../system/proc.ts';
 
-export const SYSTEMD_EVERY_MS = 30_000;
+export const SYSTEMD_EVERY_MS = 60_000;
 const LIST_UNITS = ['list-units', '--type=service', '--all', '--plain', '--no-legend', '--no-pager'];
 
 type Systemd = MetricsSample['systemd'];
