@@ -28,6 +28,25 @@ const ContainerListSchema = z.array(
   }),
 );
 
+/** The body as text, or an error as soon as it passes `max` bytes (it is never held whole). */
+async function boundedText(res: Response, max: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body?.getReader();
+  if (!reader) return '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw new Error('the container list is too large');
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** Where a container's cgroup files are: cgroup v2 (systemd or cgroupfs driver), then v1. */
 function cgroupUsage(root: string, id: string): { cpuNs: number; memory: number } | null {
   for (const dir of [`/sys/fs/cgroup/system.slice/docker-${id}.scope`, `/sys/fs/cgroup/docker/${id}`]) {
@@ -68,9 +87,7 @@ export class DockerReader {
     try {
       const res = await fetch('http://docker/containers/json?all=1', { unix: this.options.socket, signal: AbortSignal.timeout(DOCKER_TIMEOUT_MS) });
       if (!res.ok) throw new Error(`status ${res.status}`);
-      const text = await res.text();
-      if (text.length > MAX_LIST_BYTES) throw new Error('container list too large');
-      list = ContainerListSchema.parse(JSON.parse(text));
+      list = ContainerListSchema.parse(JSON.parse(await boundedText(res, MAX_LIST_BYTES)));
     } catch {
       return this.absent();
     }

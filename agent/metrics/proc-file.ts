@@ -12,13 +12,14 @@ import { resolvePath } from '../system/proc.ts';
 /** Grows to the largest file read (a big machine's /proc/stat is tens of KiB) and stays. */
 let shared = Buffer.allocUnsafe(16 * 1024);
 
-/** Reads all of fd from offset 0 into the shared buffer; its length. Throws what read(2) throws. */
-export function readInto(fd: number): number {
+/** Reads fd from offset 0 (at most `max` bytes) into the shared buffer; its length. Throws what read(2) throws. */
+export function readInto(fd: number, max = Number.POSITIVE_INFINITY): number {
   let length = 0;
   for (;;) {
-    const n = readSync(fd, shared, length, shared.length - length, length);
+    const n = readSync(fd, shared, length, Math.min(shared.length, max) - length, length);
     if (n === 0) break;
     length += n;
+    if (length >= max) break;
     if (length === shared.length) {
       const bigger = Buffer.allocUnsafe(shared.length * 2);
       shared.copy(bigger, 0, 0, length);
@@ -38,8 +39,8 @@ export function lastRead(): Buffer {
  * only the text before its first occurrence (the parser needs no more: /proc/stat's cpu lines come
  * before its long interrupt counters).
  */
-function readAll(fd: number, until?: string): string {
-  const length = readInto(fd);
+function readAll(fd: number, until?: string, max?: number): string {
+  const length = readInto(fd, max);
   const end = until === undefined ? -1 : shared.indexOf(until, 0, 'latin1');
   return shared.toString('latin1', 0, end >= 0 && end < length ? end : length);
 }
@@ -76,12 +77,16 @@ export class ProcFile {
   }
 }
 
-/** One read of a file that may vanish at any moment (a process's): open, read, close. */
-export function readOnce(root: string, path: string): string | null {
+/**
+ * One read of a file that may vanish at any moment (a process's): open, read, close. `max` bounds
+ * what is read of a file another user controls (a command line can be megabytes long; the shared
+ * buffer must not grow to it).
+ */
+export function readOnce(root: string, path: string, max?: number): string | null {
   let fd: number | null = null;
   try {
     fd = openSync(resolvePath(root, path), 'r');
-    return readAll(fd);
+    return readAll(fd, undefined, max);
   } catch {
     return null;
   } finally {

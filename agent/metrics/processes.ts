@@ -21,6 +21,8 @@ export const SWEEP_EVERY_MS = 10_000;
 export const TOP = 5;
 /** Stat files kept open at most; past this many processes the rest are opened per sweep. */
 export const MAX_OPEN_STATS = 512;
+/** What is read of a command line: argv0 is a path, at most PATH_MAX (4096) bytes. */
+const ARGV0_BYTES = 4096;
 /** PF_KTHREAD (include/linux/sched.h): a kernel thread, which has no argv0 to match. */
 const PF_KTHREAD = 0x00200000;
 
@@ -255,7 +257,7 @@ export class ProcessReader {
   private count(counts: Map<string, number>, pid: number, comm: string, starttime: number): void {
     let argv0 = this.argv0.get(pid);
     if (argv0 === undefined || argv0.starttime !== starttime) {
-      argv0 = { starttime, name: argv0Name(readOnce(this.root, `/proc/${pid}/cmdline`) ?? '') };
+      argv0 = { starttime, name: argv0Name(readOnce(this.root, `/proc/${pid}/cmdline`, ARGV0_BYTES) ?? '') };
       this.argv0.set(pid, argv0);
     }
     const byComm = counts.get(comm);

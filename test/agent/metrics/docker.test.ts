@@ -98,6 +98,24 @@ describe('docker', () => {
     }
   });
 
+  test('an answer that never ends is cut off past its bound, not read into memory whole', async () => {
+    let sent = 0;
+    answer = () =>
+      new Response(
+        new ReadableStream({
+          pull(controller) {
+            // '[' then a stream of spaces: valid JSON so far, and no end.
+            controller.enqueue(new TextEncoder().encode(sent === 0 ? '[' + ' '.repeat(65535) : ' '.repeat(65536)));
+            sent += 65536;
+            if (sent > 64 * 1024 * 1024) controller.close();
+          },
+        }),
+      );
+    const result = await new DockerReader({ root: makeRoot({}), socket, now: () => 0 }).read();
+    expect(result).toEqual({ available: false, containers: [] });
+    expect(sent).toBeLessThan(32 * 1024 * 1024);
+  });
+
   test('an Id that is not a container id is listed but never used as a path; long fields are cut', async () => {
     const root = makeRoot({ 'sys/fs/cgroup/docker/../../../secret/cpu.stat': 'usage_usec 1\n' });
     answer = () => Response.json([{ Id: '../../../secret', Names: ['/' + 'n'.repeat(1000)], State: 's'.repeat(500) }]);

@@ -7,6 +7,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { metricsCapability, type MetricsCapability } from '../../../agent/metrics/index.ts';
+import { lastRead } from '../../../agent/metrics/proc-file.ts';
 import { MetricsSampler } from '../../../agent/metrics/sampler.ts';
 import { FakeHub, quietLogger, waitFor } from './helpers.ts';
 
@@ -49,6 +50,22 @@ describe('watched processes', () => {
       expect((await sampler.sample(1000)).watched?.processes).toEqual({ [COMM]: 0, [ARGV0]: 0 });
     } finally {
       sampler.close();
+    }
+  });
+
+  test('a process with megabytes of arguments is matched by argv0 without reading them all', async () => {
+    // Each argument at most MAX_ARG_STRLEN (128 KiB): 16 of 100 KB.
+    const huge = spawn(['bash', '-c', `exec -a ${ARGV0} sleep 300 "$@"`, 'bash', ...Array.from({ length: 16 }, () => 'x'.repeat(100_000))]);
+    await waitFor(() => readFileSync(`/proc/${huge.pid}/cmdline`, 'latin1').startsWith(ARGV0), 5_000, 'the exec');
+    const sampler = new MetricsSampler({ root: '/', dockerSocket: '/nonexistent.sock', systemctl: null, nvidiaSmi: null });
+    try {
+      sampler.setWatch({ processes: [ARGV0], containers: [] });
+      expect((await sampler.sample(1000)).watched?.processes).toEqual({ [ARGV0]: 1 });
+      // The buffer every read shares stayed small.
+      expect(lastRead().length).toBeLessThan(256 * 1024);
+    } finally {
+      sampler.close();
+      huge.kill('SIGKILL');
     }
   });
 
