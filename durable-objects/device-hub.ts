@@ -165,14 +165,15 @@ export class DeviceHub extends DurableObject<Env> {
     }
   }
 
+  // A watcher's socket is told apart first: once an agent's socket is handled as gone, the runtime no longer lets its tags be read.
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    if (!this.agents.isAgent(ws)) return this.onWatcherGone(ws);
     await this.onSocketGone(ws, `closed (${code}${reason ? `: ${reason}` : ''})`);
-    await this.onWatcherGone(ws);
   }
 
   async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    if (!this.agents.isAgent(ws)) return this.onWatcherGone(ws);
     await this.onSocketGone(ws, `error: ${String(error)}`);
-    await this.onWatcherGone(ws);
   }
 
   /** The scheduler's deadlines: the heartbeat check, the last-seen refresh, watchers' credential expiry. */
@@ -314,7 +315,6 @@ export class DeviceHub extends DurableObject<Env> {
 
   /** A watcher socket closed: the metrics capability may slow the agent down again. */
   private async onWatcherGone(ws: WebSocket): Promise<void> {
-    if (this.agents.isAgent(ws)) return;
     if (this.ctx.getTags(ws).includes(METRICS_TOPIC)) await this.caps.metrics.watchersChanged(this.hub, ws);
   }
 

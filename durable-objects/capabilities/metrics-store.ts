@@ -87,6 +87,13 @@ export function addStats(stats: Stats, more: Stats): void {
 
 const bucketOf = (ts: number, r: Rollup) => Math.floor(ts / BUCKET_MS[r]) * BUCKET_MS[r];
 
+/** A bucket's stats as history shows them: avg (sum / count, to four decimals), min and max, in the series' unit. */
+function present(stats: Stats, keep: (name: string) => boolean): Record<string, SeriesStat> {
+  const out: Record<string, SeriesStat> = {};
+  for (const [k, [sum, count, min, max]] of Object.entries(stats)) if (keep(k)) out[k] = { avg: Math.round((sum * 100) / count) / 10_000, min: min / 100, max: max / 100 };
+  return out;
+}
+
 export class MetricsStore {
   /** Rows written by the last store/close/prune call (Cloudflare bills rows written; tests count them). */
   rowsWritten = 0;
@@ -218,7 +225,11 @@ export class MetricsStore {
     return times.length ? Math.min(...times) : null;
   }
 
-  /** Rows of `resolution` whose time is in [from, to], in time order, at most `limit`; a bucket counts if it starts in the range. */
+  /**
+   * Rows of `resolution` whose time is in [from, to], in time order, at most `limit`; a bucket
+   * counts if it starts in the range. Buckets still open (the current minute, hour…) come last,
+   * made from the finer levels as they stand, so a chart's newest bucket is there before it closes.
+   */
   rows(resolution: Resolution, from: number, to: number, limit: number, series?: ReadonlySet<string>): StoredRow[] {
     const sql = this.storage.sql;
     const keep = (name: string) => !series || series.has(name);
@@ -238,13 +249,36 @@ export class MetricsStore {
       to,
       limit,
     )) {
-      const stats: Record<string, SeriesStat> = {};
-      for (const [k, [sum, count, min, max]] of Object.entries(JSON.parse(row.stats) as Stats)) {
-        if (keep(k)) stats[k] = { avg: Math.round((sum * 100) / count) / 10_000, min: min / 100, max: max / 100 };
-      }
-      out.push({ timestamp: row.bucket, series: stats });
+      out.push({ timestamp: row.bucket, series: present(JSON.parse(row.stats) as Stats, keep) });
     }
+    const closed = this.closed()[resolution];
+    if (out.length >= limit || to < closed) return out;
+    const open = [...this.open(resolution)].filter(([b]) => b >= from && b <= to).sort(([a], [b]) => a - b);
+    for (const [b, stats] of open.slice(0, limit - out.length)) out.push({ timestamp: b, series: present(stats, keep) });
     return out;
+  }
+
+  /** The open buckets of `r` (at or after its watermark), from the closed buckets of the finer level not yet rolled up and that level's own open ones. */
+  private open(r: Rollup): Map<number, Stats> {
+    const sql = this.storage.sql;
+    const from = this.closed()[r];
+    const buckets = new Map<number, Stats>();
+    const into = (ts: number) => {
+      const b = bucketOf(ts, r);
+      let s = buckets.get(b);
+      if (!s) buckets.set(b, (s = {}));
+      return s;
+    };
+    const finer = FINER[r];
+    if (finer === 'raw') {
+      for (const row of sql.exec<{ ts: number; series: string }>('SELECT ts, series FROM metrics_raw WHERE ts >= ?', from)) addPoint(into(row.ts), JSON.parse(row.series) as Series);
+      return buckets;
+    }
+    for (const row of sql.exec<{ bucket: number; stats: string }>('SELECT bucket, stats FROM metrics_rollup WHERE resolution = ? AND bucket >= ?', finer, from)) {
+      addStats(into(row.bucket), JSON.parse(row.stats) as Stats);
+    }
+    for (const [b, stats] of this.open(finer)) addStats(into(b), stats);
+    return buckets;
   }
 
   /** A rollup bucket's stats as stored (quantized), or null. */

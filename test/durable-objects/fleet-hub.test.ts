@@ -126,7 +126,7 @@ describe('FleetHub', () => {
     for (const header of [
       'not json',
       '{}',
-      JSON.stringify({ ...valid, topics: ['metrics'] }),
+      JSON.stringify({ ...valid, topics: ['log'] }),
       JSON.stringify({ ...valid, after: 'x' }),
       // Who the watcher is may not be left out: a Worker that forgot would otherwise hand out every team's events.
       JSON.stringify({ topics: ['status'], agent_id: null, after: null }),
