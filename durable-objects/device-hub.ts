@@ -53,6 +53,8 @@ const JTI_PREFIX = 'jti:';
 const STORAGE_BATCH = 128;
 /** A device's own watchers resume from a shorter window than the fleet's (its events are few). */
 const DEVICE_REPLAY = { events: 256, ms: 60 * 60_000 };
+/** Its metrics (a sample a second while watched) have a window of their own: a few minutes of samples, and they never push status or log events out. */
+const DEVICE_METRICS_REPLAY = { events: 300, ms: 10 * 60_000 };
 
 export class DeviceHub extends DurableObject<Env> {
   private readonly deviceId: string;
@@ -93,7 +95,7 @@ export class DeviceHub extends DurableObject<Env> {
       [ALERT_NOTIFY]: (now) => this.caps.alerts.notify(this.hub, now),
       [ALERT_OFFLINE]: (now) => this.caps.alerts.offline(this.hub, now),
     });
-    this.watchers = new Watchers(ctx, { name: 'DeviceHub', topics: this.capList.flatMap((c) => c.topics ?? []), replay: DEVICE_REPLAY, scheduler: this.scheduler });
+    this.watchers = new Watchers(ctx, { name: 'DeviceHub', topics: this.capList.flatMap((c) => c.topics ?? []), replay: DEVICE_REPLAY, topicReplay: { [METRICS_TOPIC]: DEVICE_METRICS_REPLAY }, scheduler: this.scheduler });
     this.hub = {
       env,
       state: ctx,
@@ -148,7 +150,7 @@ export class DeviceHub extends DurableObject<Env> {
     if (!this.agents.isAgent(ws)) return this.watchers.onMessage(ws, message);
     if (typeof message !== 'string') return this.agents.muxFor(ws).receive(message);
     const msg = parseMessage(AgentMessageSchema, message);
-    if (!msg) return this.rejectFrame(`invalid control message: ${message.slice(0, 200)}`);
+    if (!msg) return this.onUnreadable(message);
     switch (msg.t) {
       case 'hello':
         return this.onHello(ws, msg);
@@ -163,14 +165,15 @@ export class DeviceHub extends DurableObject<Env> {
     }
   }
 
+  // A watcher's socket is told apart first: once an agent's socket is handled as gone, the runtime no longer lets its tags be read.
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    if (!this.agents.isAgent(ws)) return this.onWatcherGone(ws);
     await this.onSocketGone(ws, `closed (${code}${reason ? `: ${reason}` : ''})`);
-    await this.onWatcherGone(ws);
   }
 
   async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    if (!this.agents.isAgent(ws)) return this.onWatcherGone(ws);
     await this.onSocketGone(ws, `error: ${String(error)}`);
-    await this.onWatcherGone(ws);
   }
 
   /** The scheduler's deadlines: the heartbeat check, the last-seen refresh, watchers' credential expiry. */
@@ -265,6 +268,11 @@ export class DeviceHub extends DurableObject<Env> {
     await this.caps.metrics.refreshChanged(this.hub, seconds);
   }
 
+  /** The device moved to another team (the Worker's move route): its samples name the new team from the next one on. */
+  async deviceMoved(): Promise<void> {
+    this.caps.metrics.deviceMoved();
+  }
+
   /** Alert rules that may reach this device changed in D1. */
   async alertRulesChanged(): Promise<void> {
     await this.caps.alerts.rulesChanged(this.hub);
@@ -293,7 +301,7 @@ export class DeviceHub extends DurableObject<Env> {
 
   /** What this hub refused or dropped (bad agent frames since this instance started; watcher counts ever), and its watchers now. */
   async counters(): Promise<HubCounters> {
-    return { badFrames: this.badFrames, ...this.caps.terminal.counters(), ...this.caps.metrics.counters(), ...this.watchers.counters() };
+    return { badFrames: this.badFrames, ...this.caps.terminal.counters(), ...this.caps.metrics.counters(this.hub), ...this.watchers.counters() };
   }
 
   // ---- internals ----
@@ -307,8 +315,7 @@ export class DeviceHub extends DurableObject<Env> {
 
   /** A watcher socket closed: the metrics capability may slow the agent down again. */
   private async onWatcherGone(ws: WebSocket): Promise<void> {
-    if (this.agents.isAgent(ws)) return;
-    if (this.ctx.getTags(ws).includes(METRICS_TOPIC)) await this.caps.metrics.watchersChanged(this.hub);
+    if (this.ctx.getTags(ws).includes(METRICS_TOPIC)) await this.caps.metrics.watchersChanged(this.hub, ws);
   }
 
   private async onAgentConnect(address: string): Promise<Response> {
@@ -349,6 +356,19 @@ export class DeviceHub extends DurableObject<Env> {
     const handler = this.streamKinds.get(open.kind);
     if (handler) handler(this.hub, stream, open);
     else stream.reset(ResetCode.REFUSED, `the hub accepts no ${String(open.kind).slice(0, 64)} streams from agents`);
+  }
+
+  /** A control message that failed its schema: a sample is the metrics capability's to refuse (counted there); anything else is a bad frame. */
+  private async onUnreadable(message: string): Promise<void> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(message);
+    } catch {
+      return this.rejectFrame(`invalid control message: ${message.slice(0, 200)}`);
+    }
+    const t = (raw as { t?: unknown } | null)?.t;
+    if (t === 'metrics' || t === 'metrics_backlog') return this.caps.metrics.refuse(this.hub, raw);
+    this.rejectFrame(`invalid control message: ${message.slice(0, 200)}`);
   }
 
   private async onCapabilityMessage(msg: AgentMessage): Promise<void> {

@@ -5,11 +5,13 @@
 // teams gets one stream with one id sequence to resume from, so each watcher carries the teams it
 // may see and the hub filters per watcher. Only the Worker reaches its fetch, with a caller it has
 // already authenticated and authorized, and the watch request of hub/contract.ts in INTERNAL.watch.
-// Its one alarm (hub/scheduler.ts) has one deadline: the next watcher's credential expiry.
+// Its one alarm (hub/scheduler.ts) has one deadline: the next watcher's credential expiry. It also
+// keeps each device's latest metrics sample (publishMetrics, at the refresh interval), so the fleet
+// page paints every device at once and then follows `event: metrics`.
 import { errorBody } from '../shared/codes.ts';
 import { DurableObject } from 'cloudflare:workers';
 import { STREAM_TOPICS, StatusEventSchema, type StatusEvent } from '../shared/api/stream.ts';
-import type { MetricsEvent } from '../shared/api/metrics.ts';
+import { MetricsEventSchema, type MetricsEvent } from '../shared/api/metrics.ts';
 import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../shared/protocol/envelope.ts';
 import { INTERNAL, WatchHeaderSchema, WatcherScopeSchema, type WatcherScope } from './hub/contract.ts';
 import { Scheduler } from './hub/scheduler.ts';
@@ -21,6 +23,12 @@ export interface FleetStats extends WatcherCounters {
 
 /** What a resume may reach back to: a dashboard that was away longer re-reads the device list. */
 export const FLEET_REPLAY = { events: 1000, ms: 60 * 60_000 };
+/**
+ * The metrics topic's own window (hub/watchers.ts prunes each topic on its own): a thousand
+ * devices at the refresh interval publish hundreds of samples a minute, which must not push status
+ * events out of FLEET_REPLAY. A dashboard back after longer takes the latest samples (latestMetrics).
+ */
+export const FLEET_METRICS_REPLAY = { events: 2000, ms: 5 * 60_000 };
 
 export class FleetHub extends DurableObject<Env> {
   private readonly watchers: Watchers;
@@ -29,7 +37,9 @@ export class FleetHub extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.scheduler = new Scheduler(ctx.storage, { [WATCH_EXPIRY]: (now) => this.watchers.expire(now) });
-    this.watchers = new Watchers(ctx, { name: 'FleetHub', topics: STREAM_TOPICS, replay: FLEET_REPLAY, scheduler: this.scheduler });
+    this.watchers = new Watchers(ctx, { name: 'FleetHub', topics: STREAM_TOPICS, replay: FLEET_REPLAY, topicReplay: { metrics: FLEET_METRICS_REPLAY }, scheduler: this.scheduler });
+    // Each device's latest sample (one row a device, replaced by its next), for the fleet page's first paint.
+    ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS fleet_latest (agent_id TEXT PRIMARY KEY, team_id TEXT NOT NULL, data TEXT NOT NULL) WITHOUT ROWID');
     // A dashboard keeps its socket alive with the agents' ping without waking the hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
@@ -61,17 +71,38 @@ export class FleetHub extends DurableObject<Env> {
    * A device's sample (sent by its hub at the relay's refresh interval): kept as the device's
    * latest and sent to the fleet's `metrics` watchers; null if it is not a metrics event.
    */
-  async publishMetrics(_event: MetricsEvent): Promise<string | null> {
-    return null;
+  async publishMetrics(event: MetricsEvent): Promise<string | null> {
+    const parsed = MetricsEventSchema.safeParse(event);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      console.warn(`FleetHub: refused an event that is not a metrics event: ${issue?.path.join('.')}: ${issue?.message}`);
+      return null;
+    }
+    const e = parsed.data;
+    this.ctx.storage.sql.exec(
+      'INSERT INTO fleet_latest (agent_id, team_id, data) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET team_id = excluded.team_id, data = excluded.data',
+      e.agent_id,
+      e.team_id,
+      JSON.stringify(e),
+    );
+    return this.watchers.publish('metrics', e);
   }
 
   /** The latest sample of each device of `teams` (null: every team), for the fleet page's first paint. */
-  async latestMetrics(_teams: string[] | null): Promise<MetricsEvent[]> {
-    return [];
+  async latestMetrics(teams: string[] | null): Promise<MetricsEvent[]> {
+    // The teams go as one JSON array (SQLite's limit on bound parameters), as in watchers.ts.
+    const list = teams === null ? null : JSON.stringify(teams);
+    const rows = this.ctx.storage.sql.exec<{ data: string }>(
+      'SELECT data FROM fleet_latest WHERE ?1 IS NULL OR team_id IN (SELECT value FROM json_each(?1)) ORDER BY agent_id',
+      list,
+    );
+    return [...rows].map((r) => JSON.parse(r.data) as MetricsEvent);
   }
 
   /** A device was deleted: forget its latest sample. */
-  async forgetDevice(_deviceId: string): Promise<void> {}
+  async forgetDevice(deviceId: string): Promise<void> {
+    this.ctx.storage.sql.exec('DELETE FROM fleet_latest WHERE agent_id = ?', deviceId);
+  }
 
   /**
    * Someone's access shrank: closes the watchers `scope` names (hub/watchers.ts revoke); returns

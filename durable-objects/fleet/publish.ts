@@ -2,6 +2,7 @@
 // team's events go through it; watchers are filtered by team there). Tests name others to start
 // from a fresh hub.
 import type { StatusEvent } from '../../shared/api/stream.ts';
+import type { MetricsEvent } from '../../shared/api/metrics.ts';
 
 export function fleetHubFor(env: Env, name = 'fleet') {
   return env.FLEET_HUB.get(env.FLEET_HUB.idFromName(name));
@@ -19,5 +20,17 @@ export async function publishStatus(hub: FleetHubStub, event: StatusEvent): Prom
     await hub.publish(event);
   } catch (e) {
     console.warn(`could not publish ${event.agent_id} ${event.status} to the FleetHub: ${String(e)}`);
+  }
+}
+
+/**
+ * Sends a device's sample to the FleetHub (its hub does so at most once per refresh interval).
+ * Never throws, for the same reason as publishStatus; one stub per device hub keeps them in order.
+ */
+export async function publishMetrics(hub: FleetHubStub, event: MetricsEvent): Promise<void> {
+  try {
+    await hub.publishMetrics(event);
+  } catch (e) {
+    console.warn(`could not publish ${event.agent_id}'s metrics to the FleetHub: ${String(e)}`);
   }
 }

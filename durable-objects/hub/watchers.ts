@@ -5,8 +5,13 @@
 //
 // Every published event gets the next id (a counter in synchronous KV storage, outside the table,
 // so pruning never resets it) and a row in SQLite (one indexed range read answers a resume, one
-// DELETE prunes). The replay window keeps the last `replay.events` events and none older than
-// `replay.ms`; a watcher resuming from before it gets {"t":"gap"} and must re-read what it shows.
+// DELETE prunes). The replay window is per topic: each keeps its last `events` events and none
+// older than `ms` (`replay`, or the topic's own in `topicReplay`), so a busy topic (the fleet's
+// metrics, a thousand devices every few seconds) never pushes a quiet one's events (status) out of
+// reach. Each row carries its topic's own counter (`tseq`, the topic's newest plus one, read from
+// the (topic, tseq) index once), so a topic is pruned by count with one index range and by age
+// (at most once a second) only when its oldest row is old; the highest id pruned of each topic is kept (KV), and a watcher
+// resuming from before that in any topic it asks for gets {"t":"gap"} and must re-read what it shows.
 // Accepting, replaying and publishing are synchronous (accept awaits only the expiry deadline,
 // once the socket and its attachment are in place), so the runtime runs no other event between a
 // watcher's replay and its first live event: nothing is missed or doubled.
@@ -48,18 +53,29 @@ export const WATCH_EXPIRY = 'watch-expiry';
 const SEQ_KEY = 'watch:seq';
 const REFUSED_KEY = 'watch:refused';
 const DROPPED_KEY = 'watch:dropped';
+/** A topic's events older than its window's `ms` go at most this late (the age check runs this seldom). */
+const AGE_CHECK_MS = 1_000;
+/** `watch:pruned:<topic>`: the highest id of the topic pruned (a resume from before it is a gap). */
+const PRUNED_PREFIX = 'watch:pruned:';
 
 export interface WatchersOptions {
   /** The hub class, for logs. */
   name: string;
   /** Topics some part of the hub publishes to; a watcher may ask for these only. */
   topics: readonly string[];
-  /** The replay window: the last `events` events, none older than `ms`. */
-  replay: { events: number; ms: number };
+  /** The replay window of each topic: its last `events` events, none older than `ms`. */
+  replay: ReplayWindow;
+  /** Topics with a window of their own. */
+  topicReplay?: Readonly<Record<string, ReplayWindow>>;
   /** Live events a watcher may leave unacknowledged before it is dropped. */
   window?: number;
   /** The hub's scheduler, whose WATCH_EXPIRY deadline calls `expire`. */
   scheduler: Scheduler;
+}
+
+export interface ReplayWindow {
+  events: number;
+  ms: number;
 }
 
 export interface WatcherCounters {
@@ -90,6 +106,12 @@ interface Attachment {
 export class Watchers {
   private readonly topics: ReadonlySet<string>;
   private readonly window: number;
+  /** Rows the last publish wrote (KV puts counted as one each): the benchmark and the README's figures. */
+  rowsWritten = 0;
+  /** Each topic's newest tseq, once read. */
+  private readonly newest = new Map<string, number>();
+  /** When each topic's age was last checked. */
+  private readonly ageChecked = new Map<string, number>();
   /** Attachments of sockets seen since the last wake-up: a fan-out need not deserialize each again. */
   private readonly attachments = new WeakMap<WebSocket, Attachment>();
 
@@ -103,6 +125,15 @@ export class Watchers {
     sql.exec('CREATE TABLE IF NOT EXISTS watch_events (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, topic TEXT NOT NULL, agent_id TEXT, team_id TEXT, data TEXT NOT NULL)');
     // A hub from before teams kept no team per event: its rows (an hour's at most) replay to instance admins only.
     if (!sql.exec("SELECT 1 FROM pragma_table_info('watch_events') WHERE name = 'team_id'").toArray().length) sql.exec('ALTER TABLE watch_events ADD COLUMN team_id TEXT');
+    // A hub from before per-topic windows: its rows' ids serve as their topic counter (increasing per topic, as tseq must be).
+    if (!sql.exec("SELECT 1 FROM pragma_table_info('watch_events') WHERE name = 'tseq'").toArray().length) {
+      sql.exec('ALTER TABLE watch_events ADD COLUMN tseq INTEGER');
+      sql.exec('UPDATE watch_events SET tseq = id');
+      const oldest = sql.exec<{ id: number | null }>('SELECT MIN(id) AS id FROM watch_events').one().id ?? this.lastId() + 1;
+      // What the one window pruned before is gone for every topic.
+      for (const t of opts.topics) if (oldest > 1) ctx.storage.kv.put(PRUNED_PREFIX + t, oldest - 1);
+    }
+    sql.exec('CREATE INDEX IF NOT EXISTS watch_events_topic ON watch_events (topic, tseq)');
   }
 
   /**
@@ -149,9 +180,7 @@ export class Watchers {
     const json = JSON.stringify(data);
     const agentId = typeof data.agent_id === 'string' ? data.agent_id : null;
     const teamId = typeof data.team_id === 'string' ? data.team_id : null;
-    const sql = this.ctx.storage.sql;
-    sql.exec('INSERT INTO watch_events (id, at, topic, agent_id, team_id, data) VALUES (?, ?, ?, ?, ?, ?)', id, now, topic, agentId, teamId, json);
-    sql.exec('DELETE FROM watch_events WHERE id <= ? OR at < ?', id - this.opts.replay.events, now - this.opts.replay.ms);
+    this.store(id, now, topic, agentId, teamId, json);
     const message = eventMessage(id, topic, json);
     for (const ws of this.ctx.getWebSockets(topic)) {
       const att = this.attachmentOf(ws);
@@ -164,6 +193,37 @@ export class Watchers {
       this.deliver(ws, att, message);
     }
     return String(id);
+  }
+
+  /** Stores one event and prunes its topic to the topic's window. */
+  private store(id: number, now: number, topic: string, agentId: string | null, teamId: string | null, json: string): void {
+    const sql = this.ctx.storage.sql;
+    const window = this.opts.topicReplay?.[topic] ?? this.opts.replay;
+    // Only this instance writes the table: the topic's newest tseq is read from its index once, then kept.
+    const tseq = (this.newest.get(topic) ?? sql.exec<{ tseq: number }>('SELECT tseq FROM watch_events WHERE topic = ? ORDER BY tseq DESC LIMIT 1', topic).toArray()[0]?.tseq ?? 0) + 1;
+    this.newest.set(topic, tseq);
+    // The id counter's KV row, then the event's row and index entry.
+    this.rowsWritten = 1 + sql.exec('INSERT INTO watch_events (id, at, topic, agent_id, team_id, data, tseq) VALUES (?, ?, ?, ?, ?, ?, ?)', id, now, topic, agentId, teamId, json, tseq).rowsWritten;
+    let pruned = 0;
+    if (tseq > window.events) {
+      const cur = sql.exec<{ id: number }>('DELETE FROM watch_events WHERE topic = ? AND tseq <= ? RETURNING id', topic, tseq - window.events);
+      for (const r of cur) pruned = Math.max(pruned, r.id);
+      this.rowsWritten += cur.rowsWritten;
+    }
+    // By age, at most once every AGE_CHECK_MS a topic: one index probe for its oldest row, and the scan only when that one is old.
+    if (now >= (this.ageChecked.get(topic) ?? 0) + AGE_CHECK_MS) {
+      this.ageChecked.set(topic, now);
+      const oldest = sql.exec<{ at: number }>('SELECT at FROM watch_events WHERE topic = ? ORDER BY tseq LIMIT 1', topic).toArray()[0];
+      if (oldest && oldest.at < now - window.ms) {
+        const cur = sql.exec<{ id: number }>('DELETE FROM watch_events WHERE topic = ? AND at < ? RETURNING id', topic, now - window.ms);
+        for (const r of cur) pruned = Math.max(pruned, r.id);
+        this.rowsWritten += cur.rowsWritten;
+      }
+    }
+    if (pruned) {
+      this.ctx.storage.kv.put(PRUNED_PREFIX + topic, pruned);
+      this.rowsWritten++;
+    }
   }
 
   /** A watcher's message: an ack, or refused (counted, with the reason sent back). */
@@ -233,9 +293,10 @@ export class Watchers {
   private missed(from: number, topics: readonly string[], att: Attachment): string[] | null {
     const last = this.lastId();
     if (from === last) return [];
-    const oldest = this.ctx.storage.sql.exec<{ id: number | null }>('SELECT MIN(id) AS id FROM watch_events').one().id;
     // An id from the future is one this hub never gave (its storage was reset): as lost as a pruned one.
-    if (from > last || oldest === null || from < oldest - 1) return null;
+    if (from > last) return null;
+    const kv = this.ctx.storage.kv;
+    if (topics.some((t) => (kv.get<number>(PRUNED_PREFIX + t) ?? 0) > from)) return null;
     const marks = topics.map(() => '?').join(', ');
     // The teams go as one JSON array: a list of placeholders would run into SQLite's limit on bound parameters.
     const teams = att.teams === null ? null : JSON.stringify(att.teams);

@@ -52,8 +52,11 @@ export type StreamAck = z.infer<typeof StreamAckSchema>;
  * (the message is ignored and counted; the socket stays open).
  */
 export const StreamMessageSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('status'), data: StatusEventSchema }),
-  z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('metrics'), data: MetricsEventSchema }),
+  // Two events share t = 'event' (zod refuses a discriminator value twice): they are a union of their own, told apart by `event`.
+  z.discriminatedUnion('event', [
+    z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('status'), data: StatusEventSchema }),
+    z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('metrics'), data: MetricsEventSchema }),
+  ]),
   z.object({ t: z.literal('gap'), id: EventIdSchema }),
   z.object({ t: z.literal('dropped'), reason: z.string() }),
   z.object({ t: z.literal('error'), code: z.string(), reason: z.string() }),

@@ -7,6 +7,7 @@ import type { AppEnv } from '../app-env.ts';
 import type { DeviceStatus } from '../../shared/db/schema.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { hubFor } from './hub.ts';
+import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
 import { forgetTunnels } from '../tunnels/name-cache.ts';
 import { forgetDeviceTeam, scopedTeam } from '../auth/scope.ts';
 import { audit } from '../audit.ts';
@@ -74,4 +75,5 @@ export async function removeDevice(c: Context<AppEnv>, id: string): Promise<void
   forgetTunnels();
   audit(c, { action: 'device.delete', targetType: 'device', targetId: id, teamId });
   await disconnect(c.env, id, 'device removed');
+  c.executionCtx.waitUntil(fleetHubFor(c.env).forgetDevice(id).catch((e) => console.warn(`could not make the FleetHub forget ${id}: ${String(e)}`)));
 }
