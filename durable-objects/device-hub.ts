@@ -265,6 +265,9 @@ export class DeviceHub extends DurableObject<Env> {
     await this.caps.metrics.refreshChanged(this.hub, seconds);
   }
 
+  /** The device moved to another team (the Worker's move route): its samples must name the new team at once. Stub: the hub-metrics part fills it in. */
+  async deviceMoved(): Promise<void> {}
+
   /** Alert rules that may reach this device changed in D1. */
   async alertRulesChanged(): Promise<void> {
     await this.caps.alerts.rulesChanged(this.hub);
