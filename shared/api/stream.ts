@@ -63,8 +63,11 @@ export type StreamAck = z.infer<typeof StreamAckSchema>;
  * (the message is ignored and counted; the socket stays open).
  */
 export const StreamMessageSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('status'), data: StatusEventSchema }),
-  z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('metrics'), data: MetricsEventSchema }),
+  // Two kinds of event under one `t`: a union of its own, discriminated by `event` (zod refuses one `t` twice).
+  z.discriminatedUnion('event', [
+    z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('status'), data: StatusEventSchema }),
+    z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('metrics'), data: MetricsEventSchema }),
+  ]),
   z.object({ t: z.literal('gap'), id: EventIdSchema }),
   z.object({ t: z.literal('dropped'), reason: z.string() }),
   z.object({ t: z.literal('error'), code: z.string(), reason: z.string() }),
