@@ -65,6 +65,15 @@ export type PipetowerServer = z.infer<typeof PipetowerServerSchema>;
 export const PipetowerVariableSchema = z.strictObject({ secret: z.boolean(), name: z.string(), value: z.string() });
 export type PipetowerVariable = z.infer<typeof PipetowerVariableSchema>;
 
+/** One of a server's metrics: a measurement (`type`, e.g. DiskUsage) and one number or text of it (`metric`, e.g. "/|total"), the value always a string. */
+export const PipetowerMetricSchema = z.strictObject({
+  type: z.enum(['CpuModel', 'HostInfo', 'DiskUsage', 'CpuUsage', 'LoadAverage', 'MemoryUsage']),
+  metric: z.string(),
+  value: z.string(),
+  timestamp: PipetowerDateSchema,
+});
+export type PipetowerMetric = z.infer<typeof PipetowerMetricSchema>;
+
 /** Laravel's paginator meta: `from` and `to` are null on an empty page. */
 export const PipetowerMetaSchema = z.strictObject({
   current_page: z.number().int().min(1),

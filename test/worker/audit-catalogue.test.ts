@@ -30,6 +30,7 @@ const CATALOGUE = [
   'member.add', 'member.update', 'member.remove',
   'invitation.create', 'invitation.revoke', 'invitation.accept',
   'variable.create', 'variable.update', 'variable.delete', 'variables.reseal',
+  'settings.refresh',
 ];
 
 /** Every secret the scenario handles; none may appear in the audit log. */
@@ -178,6 +179,8 @@ describe('the audit log', () => {
     await ok('variable.update', A(`/api/v1/teams/${TEST_TEAM}/variables/DB_PASSWORD`, { method: 'PUT', json: { value: value2 } }));
     await ok('variable.delete', A(`/api/v1/teams/${TEST_TEAM}/variables/DB_PASSWORD`, { method: 'DELETE' }));
     await ok('variables.reseal', A('/api/v1/admin/reseal', { method: 'POST' }));
+
+    await ok('settings.refresh', A('/api/v1/settings/refresh', { json: { interval: 10 } }));
 
     // The ends of things.
     await ok('device.move', A(`/api/v1/devices/${one}/move`, { method: 'POST', json: { team_id: team.id } }));

@@ -97,4 +97,5 @@ export const RAW_ROUTES: readonly RawRoute[] = [
   pipetower('/api/servers', ['devices:read']),
   pipetower('/api/servers/{id}', ['devices:read']),
   pipetower('/api/servers/{id}/vars', ['variables:read']),
+  pipetower('/api/servers/{id}/metrics', ['metrics:read']),
 ];

@@ -74,3 +74,10 @@ export async function listPage<Row, T>(db: D1Database, req: PageRequest, query: 
   const data = (rows!.results as Row[]).map(present);
   return { data, meta: pageMeta(req, total, data.length) };
 }
+
+/** A page of a list already in memory (a server's metrics: a few dozen rows built from its latest sample). */
+export function arrayPage<T>(req: PageRequest, items: readonly T[]): Paginated<T> {
+  const offset = Math.min((req.page - 1) * req.limit, items.length);
+  const data = items.slice(offset, offset + req.limit);
+  return { data, meta: pageMeta(req, items.length, data.length) };
+}

@@ -32,12 +32,15 @@ import {
   pipetowerDate,
   type PipetowerAccount,
   type PipetowerMember,
+  type PipetowerMetric,
   type PipetowerServer,
   type PipetowerTeam,
   type PipetowerVariable,
 } from '../../shared/api/pipetower.ts';
 import { renderPipetowerError, pipetowerNotFound } from './pipetower-errors.ts';
-import { listPage, pageRequest, type PageQuery } from './pipetower-page.ts';
+import { arrayPage, listPage, pageRequest, type PageQuery } from './pipetower-page.ts';
+import { hubFor } from '../devices/hub.ts';
+import type { MetricsSample } from '../../shared/api/metrics.ts';
 
 interface UserRow {
   id: string;
@@ -162,6 +165,76 @@ function assertServerVisible<R extends { team_id: string }>(c: Context<AppEnv>, 
   assertInTeam(principalOf(c), row.team_id, 'member', hidden);
 }
 
+/** What a server's metrics are made of besides its latest sample: the device's row. */
+interface MetricsServerRow {
+  team_id: string;
+  hostname: string;
+  os: string;
+  os_version: string;
+  architecture: string;
+  last_seen: number | null;
+  registered_at: number;
+}
+
+/** hostnamectl's names of the architectures, which Pipetower shows (x86-64, not uname's x86_64). */
+const ARCHITECTURES: Record<string, string> = { x86_64: 'x86-64', amd64: 'x86-64', aarch64: 'arm64', i686: 'x86', i386: 'x86' };
+
+/** `digits` decimals at most, without trailing zeros ("89.2", "62.28", "1"). */
+const decimal = (v: number, digits: number) => String(Number(v.toFixed(digits)));
+const kib = (bytes: number) => String(Math.floor(bytes / 1024));
+
+/**
+ * A server's metrics as Pipetower lists them (its seed's types, names and units): CpuModel and
+ * HostInfo, then DiskUsage of each mount and their sum (KiB; a device mounted twice counts once in
+ * the sum), CpuUsage (%), LoadAverage, MemoryUsage (KiB, used = total − available as the seed's
+ * numbers show). From the latest sample, at its time; without one, only the HostInfo the device
+ * row holds, at the time the device was last seen.
+ */
+export function pipetowerMetrics(row: MetricsServerRow, sample: MetricsSample | null): PipetowerMetric[] {
+  const out: PipetowerMetric[] = [];
+  const at = pipetowerDate(sample ? Date.parse(sample.timestamp) : (row.last_seen ?? row.registered_at));
+  const put = (type: PipetowerMetric['type'], metric: string, value: string) => out.push({ type, metric, value, timestamp: at });
+  const os = row.os_version || row.os;
+  const arch = sample?.system.architecture || row.architecture;
+  if (sample?.cpu.model !== undefined) put('CpuModel', 'name', sample.cpu.model);
+  if (sample && sample.cpu.cores.length) put('CpuModel', 'cpus', String(sample.cpu.cores.length));
+  put('HostInfo', 'hostname', sample?.system.hostname || row.hostname);
+  if (os) put('HostInfo', 'operating_system', os);
+  if (sample?.system.kernel) put('HostInfo', 'kernel', `${row.os || 'Linux'} ${sample.system.kernel}`);
+  if (arch) put('HostInfo', 'architecture', ARCHITECTURES[arch] ?? arch);
+  if (!sample) return out;
+  const counted = new Set<string>();
+  let total = 0;
+  let used = 0;
+  for (const m of sample.disk.mounts) {
+    put('DiskUsage', `${m.mountpoint}|total`, kib(m.total));
+    put('DiskUsage', `${m.mountpoint}|used`, kib(m.used));
+    put('DiskUsage', `${m.mountpoint}|available`, kib(m.free));
+    if (counted.has(m.device)) continue;
+    counted.add(m.device);
+    total += m.total;
+    used += m.used;
+  }
+  if (sample.disk.mounts.length) {
+    put('DiskUsage', 'sum|total', kib(total));
+    put('DiskUsage', 'sum|used', kib(used));
+    put('DiskUsage', 'sum|used_percent', decimal(total ? (100 * used) / total : 0, 2));
+  }
+  put('CpuUsage', 'idle', decimal(100 - sample.cpu.totalUsage, 1));
+  put('CpuUsage', 'load', decimal(sample.cpu.totalUsage, 1));
+  const load = sample.cpu.loadAverage;
+  put('LoadAverage', 'average_1', decimal(load.one, 2));
+  put('LoadAverage', 'average_5', decimal(load.five, 2));
+  put('LoadAverage', 'average_15', decimal(load.fifteen, 2));
+  const mem = sample.memory;
+  const memUsed = Math.max(0, mem.total - mem.available);
+  put('MemoryUsage', 'mem_total', kib(mem.total));
+  put('MemoryUsage', 'mem_available', kib(mem.available));
+  put('MemoryUsage', 'mem_used', kib(memUsed));
+  put('MemoryUsage', 'mem_used_percent', decimal(mem.total ? (100 * memUsed) / mem.total : 0, 2));
+  return out;
+}
+
 /** The team ids a list may show, as a JSON array for json_each, or null for every team. */
 const visibleJson = (c: Context<AppEnv>) => {
   const teams = visibleTeams(principalOf(c));
@@ -271,6 +344,17 @@ export function registerPipetowerRoutes(app: App) {
     assertServerVisible(c, id, server);
     const req = pageRequest(c);
     return c.json(await listPage(c.env.DB, req, variablesOf(c.env.DB, 'device_id', id), presentVariable));
+  });
+
+  api.get('/servers/:id/metrics', guardOf('/api/servers/{id}/metrics'), async (c) => {
+    const id = c.req.param('id');
+    const row = await c.env.DB.prepare("SELECT team_id, hostname, os, os_version, architecture, last_seen, registered_at FROM devices WHERE id = ?1 AND status = 'approved'")
+      .bind(id)
+      .first<MetricsServerRow>();
+    assertServerVisible(c, id, row);
+    const req = pageRequest(c);
+    const latest = await hubFor(c.env, id).latestMetrics();
+    return c.json(arrayPage(req, pipetowerMetrics(row, latest?.sample ?? null)));
   });
 
   // Every other path under /api/ is Pipetower's (its later routes, a typo): its 404, whoever asks.

@@ -22,6 +22,12 @@
 // GET /api/v1/devices/{id}/terminal (a new session; the token works once, for a minute), for an
 // online device only (503 DEVICE_OFFLINE otherwise). It needs terminal:open.
 //
+// /device_info answers from a fresh sample when the device's hub has one (taken less than two
+// refresh intervals ago: the metrics capability's latest), so a script polling it costs the
+// device nothing more; otherwise from the device_info RPC as before (which needs it online).
+// From a sample: disk_usage is the root mount's [total, used, free, used %], cpu_temp the CPU's
+// sensor (else the hottest), gpu_temp the first GPU's or a sensor named so, else null.
+//
 // Like the native API, every route sees only the caller's teams' devices (worker/auth/scope.ts):
 // another team's device is missing from /devices and a 404 everywhere else.
 import { z } from 'zod';
@@ -36,10 +42,12 @@ import { authorizeDevice, visibleTeams } from '../auth/scope.ts';
 import { ApiError, notFound, validationError } from '../errors.ts';
 import { DeviceIdSchema } from '../../shared/api/devices.ts';
 import type { DeviceInfo, ProcessList } from '../../shared/api/device-info.ts';
-import { callApprovedDevice } from '../devices/hub.ts';
+import { callApprovedDevice, hubFor } from '../devices/hub.ts';
+import { refreshSeconds } from '../devices/metrics.ts';
+import type { MetricsSample } from '../../shared/api/metrics.ts';
 import { screenRequest } from '../devices/kvm.ts';
 import { terminalLink } from '../devices/terminal.ts';
-import { requireApprovedDevice } from '../devices/queries.ts';
+import { findDevice, requireApprovedDevice } from '../devices/queries.ts';
 import { listDevices, type DeviceRow } from '../devices/queries.ts';
 import { formatTarget } from '../../shared/api/tunnels.ts';
 import type { Tunnel } from '../../shared/db/schema.ts';
@@ -87,6 +95,32 @@ export function pitunnelDeviceInfo(info: DeviceInfo) {
     gpu_temp: info.gpu_temp,
     mac_address: pitunnelMac(info.mac_address),
     hostname: info.hostname,
+  };
+}
+
+/** A sample younger than this many refresh intervals answers /device_info. */
+const FRESH_INTERVALS = 2;
+
+const round = (v: number, digits: number) => Number(v.toFixed(digits));
+
+/** /device_info from a sample (see the module comment); `mac` is the device row's. */
+export function pitunnelInfoOfSample(s: MetricsSample, mac: string) {
+  const root = s.disk.mounts.find((m) => m.mountpoint === '/') ?? s.disk.mounts[0];
+  const sensors = s.temperature.sensors;
+  const cpuSensor = sensors.find((t) => /cpu|core|package|soc|k10temp|coretemp/i.test(t.name));
+  const hottest = sensors.length ? Math.max(...sensors.map((t) => t.value)) : null;
+  const gpu = s.gpu.gpus.find((g) => g.temperature !== undefined)?.temperature ?? sensors.find((t) => /gpu/i.test(t.name))?.value ?? null;
+  const m = s.memory;
+  return {
+    disk_usage: root ? [root.total, root.used, root.free, root.used + root.free ? round((100 * root.used) / (root.used + root.free), 1) : 0] : [0, 0, 0, 0],
+    cpu_usage: round(s.cpu.totalUsage, 1),
+    mem_used_percent: m.total ? round((100 * (m.total - m.available)) / m.total, 1) : 0,
+    mem_total: m.total,
+    mem_available: m.available,
+    cpu_temp: cpuSensor?.value ?? hottest,
+    gpu_temp: gpu,
+    mac_address: pitunnelMac(mac),
+    hostname: s.system.hostname,
   };
 }
 
@@ -174,6 +208,10 @@ export function registerPiTunnelRoutes(app: App) {
   app.on(['GET', 'POST'], '/device_info', guardOf('/device_info'), limitBody, async (c) => {
     const id = await deviceIdOf(c);
     await authorizeDevice(c, id);
+    const [latest, seconds, device] = await Promise.all([hubFor(c.env, id).latestMetrics(), refreshSeconds(c.env.DB), findDevice(c.env.DB, id)]);
+    if (latest && device?.status === 'approved' && Date.now() - latest.receivedAt <= FRESH_INTERVALS * seconds * 1000) {
+      return c.json({ device_info: pitunnelInfoOfSample(latest.sample, device.mac) });
+    }
     return c.json({ device_info: pitunnelDeviceInfo(await callApprovedDevice(c.env, id, 'device_info', {})) });
   });
 

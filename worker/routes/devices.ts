@@ -13,7 +13,7 @@ import * as S from '../devices/api-schemas.ts';
 import { getDevice, listDevices, moveDevice, renameDevice, setDeviceTags } from '../devices/queries.ts';
 import { APPROVE, REJECT, REVOKE, applyStatus, removeDevice } from '../devices/lifecycle.ts';
 import { presentDevice } from '../devices/present.ts';
-import { callApprovedDevice } from '../devices/hub.ts';
+import { callApprovedDevice, hubFor } from '../devices/hub.ts';
 import { forgetTunnels } from '../tunnels/name-cache.ts';
 import { revokeWatchers } from '../stream/revoke.ts';
 
@@ -132,6 +132,13 @@ export function registerDeviceRoutes(app: App) {
       const row = await moveDevice(c.env.DB, id, to, Date.now());
       forgetDeviceTeam(id);
       forgetTunnels(); // the ingress's cached tunnel rows carry the device's team
+      // The hub names the device's team in each sample it publishes: it reads the new one now, not
+      // within the minute it re-reads it anyway (which is also the fallback if this call fails).
+      try {
+        await hubFor(c.env, id).deviceMoved();
+      } catch (e) {
+        console.error(`device.move: the hub of ${id} was not told (it re-reads its team within a minute)`, e);
+      }
       // Streams of the old team are filtered by the team each event names, so only those that
       // asked for this one device (agent_id=) must stop.
       await revokeWatchers(c.env, { deviceId: id });

@@ -1,5 +1,7 @@
-// Turns a hub's watcher socket (or several: a log stream follows one per device) into a
-// Server-Sent Events body; status events are rendered here, other topics by the route's `render`.
+// Turns a hub's watcher socket (or several: a log stream follows one per device, a device's
+// metrics stream the FleetHub's and the device hub's) into a Server-Sent Events body; status and
+// metrics events are rendered here, others by the route's `render` (which also renders the events
+// of a stream whose ids the route composes, `idOf`).
 // The Worker holds the socket, not the hub, so the hub can hibernate between events; the
 // per-reader bound lives here too: the body's queue counts the bytes the reader has not taken
 // yet, and a reader whose backlog passes the bound gets `event: dropped` and the end of the
@@ -30,7 +32,13 @@ export interface SseOptions {
    * The SSE text of a hub's event, for a stream whose events are not status events (the log
    * stream splits a batch into lines and filters them); null sends the reader nothing.
    */
-  render?: (event: WatcherEvent) => string | null;
+  render?: (event: WatcherEvent, socket: number) => string | null;
+  /**
+   * For a stream merging several hubs' sequences (GET /api/v1/stream with agent_id): the id the
+   * reader is given for socket `socket`'s event or gap id (hubs number their events each on its
+   * own, so the route folds them into one composite id it can split again on resume).
+   */
+  idOf?: (socket: number, id: string) => string;
 }
 
 const encoder = new TextEncoder();
@@ -41,13 +49,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const CREDENTIAL_EXPIRED = ': credential expired\n\n';
 
 /** One SSE message for one stream message; null for what readers are not sent. */
-function sseOf(m: StreamMessage): string | null {
+function sseOf(m: StreamMessage, id: (id: string) => string): string | null {
   switch (m.t) {
     case 'event':
-      return `id: ${m.id}\nevent: ${m.event}\ndata: ${JSON.stringify(m.data)}\n\n`;
+      return `id: ${id(m.id)}\nevent: ${m.event}\ndata: ${JSON.stringify(m.data)}\n\n`;
     case 'gap':
       // Carries the id to resume from, so a reconnect after the gap does not report it again.
-      return `id: ${m.id}\nevent: gap\ndata: {}\n\n`;
+      return `id: ${id(m.id)}\nevent: gap\ndata: {}\n\n`;
     case 'dropped':
       return `event: dropped\ndata: ${JSON.stringify({ reason: m.reason })}\n\n`;
     case 'error':
@@ -142,7 +150,8 @@ export function sseFromWatchers(sockets: readonly WebSocket[], opts: SseOptions)
         controller = c;
         push(`retry: ${opts.retryMs}\n\n`);
         if (opts.prelude) push(opts.prelude);
-        for (const ws of sockets) {
+        for (const [index, ws] of sockets.entries()) {
+          const idOf = opts.idOf ? (id: string) => opts.idOf!(index, id) : (id: string) => id;
           ws.addEventListener('message', (e) => {
             let parsed: unknown = null;
             try {
@@ -153,7 +162,7 @@ export function sseFromWatchers(sockets: readonly WebSocket[], opts: SseOptions)
             const own = opts.render && (parsed as { t?: unknown } | null)?.t === 'event' ? AnyEventSchema.safeParse(parsed) : null;
             const m = own ?? StreamMessageSchema.safeParse(parsed);
             if (!m.success) return console.warn(`stream: a hub sent an unreadable message: ${String(e.data).slice(0, 200)}`);
-            const text = own?.success ? opts.render!(own.data) : sseOf(m.data as StreamMessage);
+            const text = own?.success ? opts.render!(own.data, index) : sseOf(m.data as StreamMessage, idOf);
             // An event the reader is not sent (filtered out) is handled all the same, and acknowledged.
             const queued = text === null ? open : push(text);
             if (m.data.t === 'dropped') return end();
