@@ -265,9 +265,10 @@ export class DeviceHub extends DurableObject<Env> {
     await this.caps.metrics.refreshChanged(this.hub, seconds);
   }
 
-  /** Alert rules that may reach this device changed in D1. */
+  /** Alert rules that may reach this device changed in D1 (the processes and containers the agent watches may have too). */
   async alertRulesChanged(): Promise<void> {
     await this.caps.alerts.rulesChanged(this.hub);
+    await this.caps.metrics.watchersChanged(this.hub);
   }
 
   /** One of this device's alerts was acknowledged through the API. */
