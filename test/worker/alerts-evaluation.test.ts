@@ -254,7 +254,7 @@ describe('offline rules', () => {
     await withBench(dev, async (b) => {
       b.online.value = false;
       b.goneAt.value = at(0);
-      await b.cap.onGone!(b.ctx, 'closed');
+      await b.cap.onGone(b.ctx);
       expect(b.deadlines.get(ALERT_OFFLINE)).toBe(at(120));
       await b.cap.offline(b.ctx, at(60));
       expect(b.notified).toEqual([]);
@@ -265,7 +265,7 @@ describe('offline rules', () => {
       await b.cap.offline(b.ctx, at(130));
       expect(b.notified).toHaveLength(1);
       b.online.value = true;
-      await b.cap.onHello!(b.ctx, hello);
+      await b.cap.onHello(b.ctx, hello);
       expect(b.notified.map((n) => n.event)).toEqual(['fired', 'resolved']);
     });
   });
@@ -276,15 +276,15 @@ describe('offline rules', () => {
     await withBench(dev, async (b) => {
       b.online.value = false;
       b.goneAt.value = at(0);
-      await b.cap.onGone!(b.ctx, 'closed');
+      await b.cap.onGone(b.ctx);
       b.online.value = true;
-      await b.cap.onHello!(b.ctx, hello);
+      await b.cap.onHello(b.ctx, hello);
       await b.cap.offline(b.ctx, at(120));
       expect(b.notified).toEqual([]);
       // Gone again later: the hold starts from the new departure.
       b.online.value = false;
       b.goneAt.value = at(500);
-      await b.cap.onGone!(b.ctx, 'closed');
+      await b.cap.onGone(b.ctx);
       await b.cap.offline(b.ctx, at(560));
       expect(b.notified).toEqual([]);
       await b.cap.offline(b.ctx, at(620));
