@@ -49,12 +49,20 @@ export class AlertsCapability implements HubCapability {
   private queue: Promise<unknown> = Promise.resolve();
   private store: AlertState | null = null;
 
+  // The agent's coming and going is rare and decides offline alerts: both read the rules afresh.
+
   onHello(hub: HubContext, _hello: Hello): Promise<void> {
-    return this.serial(() => this.back(hub, Date.now()));
+    return this.serial(() => {
+      this.rules = null;
+      return this.back(hub, Date.now());
+    });
   }
 
   onGone(hub: HubContext): Promise<void> {
-    return this.serial(() => this.gone(hub, hub.agentGoneAt() ?? Date.now()));
+    return this.serial(() => {
+      this.rules = null;
+      return this.gone(hub, hub.agentGoneAt() ?? Date.now());
+    });
   }
 
   /** A sample was stored: evaluate the threshold, process and container rules on it. */
