@@ -6,7 +6,7 @@
 // alert 404, a viewer 403) and one alert.
 import { env, runInDurableObject } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { api, TEST_TEAM, userWithKey } from './helpers.ts';
+import { api, joinTeam, TEST_TEAM, userWithKey } from './helpers.ts';
 import { eventually, insertDevice } from './device-helpers.ts';
 import { hub, insertRule } from './alerts-helpers.ts';
 import { AlertRuleSchema, AlertSchema, TytoAlertsSchema } from '../../shared/api/alerts.ts';
@@ -100,8 +100,17 @@ describe('alert rules', () => {
   it("a device's rule belongs to the device's team", async () => {
     const r = await body(api('/api/v1/alert-rules', { key: operator.key, json: { name: 'nginx up', metric: 'process', target: 'nginx', device_id: device } }), 201);
     expect(r).toMatchObject({ device_id: device, team_id: TEST_TEAM, level: null, hold_seconds: 300 });
-    const e = await body(api('/api/v1/alert-rules', { key: operator.key, json: { name: 'x', metric: 'offline', device_id: device, team_id: OTHER } }), 422);
+    // Naming another team with it: one the caller is in is a mismatch, one they are not in is a 404.
+    await env.DB.prepare("INSERT OR IGNORE INTO teams (id, name, require_2fa, created_at, updated_at) VALUES ('second-team', 'Second', 0, 0, 0)").run();
+    const inTwo = await userWithKey(['operator']);
+    await joinTeam(inTwo.userId, ['operator'], 'second-team');
+    const e = await body(api('/api/v1/alert-rules', { key: inTwo.key, json: { name: 'x', metric: 'offline', device_id: device, team_id: 'second-team' } }), 422);
     expect(e.code).toBe('RULE_SCOPE_MISMATCH');
+    await body(api('/api/v1/alert-rules', { key: operator.key, json: { name: 'x', metric: 'offline', device_id: device, team_id: OTHER } }), 404);
+    // Moves: off the device to its team, and onto the device again.
+    expect(await body(api(`/api/v1/alert-rules/${r.id}`, { key: operator.key, method: 'PATCH', json: { device_id: null } }), 200)).toMatchObject({ device_id: null, team_id: TEST_TEAM });
+    expect(await body(api(`/api/v1/alert-rules/${r.id}`, { key: operator.key, method: 'PATCH', json: { device_id: device } }), 200)).toMatchObject({ device_id: device, team_id: TEST_TEAM });
+    await body(api(`/api/v1/alert-rules/${r.id}`, { key: operator.key, method: 'PATCH', json: { team_id: OTHER } }), 404);
   });
 
   it('a team operator cannot make a relay-wide rule, nor move a rule to relay-wide', async () => {

@@ -72,6 +72,9 @@ async function authorizeScope(c: Context<AppEnv>, teamId: string | null | undefi
   if (deviceId) {
     const team = await authorizeDevice(c, deviceId, 'member');
     if (teamId && teamId !== team) {
+      // Another team named with the device: a team the caller cannot act in is a 404 like anywhere else.
+      authorizeTeam(c, teamId, 'member');
+      await assertTeamExists(c.env, teamId);
       throw new ApiError(422, 'RULE_SCOPE_MISMATCH', "A device's rule belongs to the device's team: leave team_id out or give the device's", { device_id: deviceId, team_id: teamId });
     }
     return { teamId: team, deviceId };
@@ -214,7 +217,8 @@ export function registerAlertRoutes(app: App) {
       summary: 'Change an alert rule',
       description:
         'Any of the fields; what is left out is kept, and the rule as merged is checked as a new one would be. `null` clears target, warning, critical, level, resend_minutes, quiet_hours, and recovery_seconds (back to the hold). ' +
-        'Naming team_id or device_id moves the rule: device_id → that device, else team_id → that team, both null → relay-wide (instance admins only). channels, when given, replace the old ones.',
+        'Naming team_id or device_id moves the rule (what is left out is kept): a device_id makes it that device\'s (in the device\'s team), device_id null makes a device\'s rule its team\'s, team_id null on a team\'s rule makes it relay-wide (instance admins only). ' +
+        'The rule must be yours to change where it is and where it goes. channels, when given, replace the old ones.',
       security,
       ...write,
       request: { params: IdParam, body: { required: true, content: { 'application/json': { schema: AlertRulePatch } } } },
@@ -231,8 +235,11 @@ export function registerAlertRoutes(app: App) {
       const checked = S.AlertRuleInputSchema.safeParse(merged);
       if (!checked.success) throw invalidRequest('json', checked.error);
       const next = checked.data;
+      // A move names device_id, team_id or both; what it leaves out is kept, except that a rule moved onto a device takes the device's team.
       const moved = patch.team_id !== undefined || patch.device_id !== undefined;
-      const scope = moved ? await authorizeScope(c, patch.device_id ? undefined : patch.team_id, patch.device_id) : { teamId: old.teamId, deviceId: old.deviceId };
+      const deviceId = patch.device_id !== undefined ? patch.device_id : old.deviceId;
+      const teamId = patch.team_id !== undefined ? patch.team_id : deviceId ? undefined : old.teamId;
+      const scope = moved ? await authorizeScope(c, teamId, deviceId) : { teamId: old.teamId, deviceId: old.deviceId };
       const set: Partial<AlertRuleRow> = {
         name: next.name,
         metric: next.metric,
