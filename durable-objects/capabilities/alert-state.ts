@@ -63,11 +63,11 @@ export class AlertState {
     this.storage.sql.exec('DELETE FROM alert_points WHERE rule_id = ?', ruleId);
   }
 
-  /** Adds a rule's value at `at`, dropping its points older than `at - keepMs`. */
+  /** Adds a rule's value at `at`, dropping its points older than `at - keepMs` (and any after `at`: the device's clock went back). */
   addPoint(ruleId: string, at: number, value: number, keepMs: number): void {
     const sql = this.storage.sql;
+    sql.exec('DELETE FROM alert_points WHERE rule_id = ? AND (at < ? OR at > ?)', ruleId, at - keepMs, at);
     sql.exec('INSERT OR REPLACE INTO alert_points (rule_id, at, value) VALUES (?, ?, ?)', ruleId, at, value);
-    sql.exec('DELETE FROM alert_points WHERE rule_id = ? AND at < ?', ruleId, at - keepMs);
   }
 
   /** The average of a rule's points from `from` on (inclusive). */

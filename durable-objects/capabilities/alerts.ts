@@ -15,7 +15,7 @@
 // side by side would both see "not firing" and fire twice.
 import { eq } from 'drizzle-orm';
 import type { MetricsSample, Series } from '../../shared/api/metrics.ts';
-import type { AlertLevel } from '../../shared/api/alerts.ts';
+import type { AlertLevel, ThresholdMetric } from '../../shared/api/alerts.ts';
 import { alertRules, alerts, type AlertRow, type AlertRuleRow } from '../../shared/db/schema.ts';
 import { getDb } from '../../worker/db/index.ts';
 import { alertOf, causeOf, isThresholdRule, messageOf, rulesReaching, seriesOfRule } from './alert-rules.ts';
@@ -159,7 +159,7 @@ export class AlertsCapability implements HubCapability {
     }
   }
 
-  private async threshold(hub: HubContext, rule: AlertRuleRow & { metric: 'cpu' | 'memory' | 'disk' | 'temperature' | 'load' }, sample: MetricsSample, series: Series, at: number, rules: Rules): Promise<void> {
+  private async threshold(hub: HubContext, rule: AlertRuleRow & { metric: ThresholdMetric }, sample: MetricsSample, series: Series, at: number, rules: Rules): Promise<void> {
     const value = series[seriesOfRule(rule)];
     if (value === undefined) return; // the device does not measure it (no sensor, no such mount)
     const store = this.state(hub);
@@ -167,7 +167,8 @@ export class AlertsCapability implements HubCapability {
     const recoveryMs = rule.recoverySeconds * 1000;
     store.addPoint(rule.id, at, value, Math.max(holdMs, recoveryMs));
     const before = store.get(rule.id);
-    const s: RuleState = { ...before, since: before.since ?? at };
+    // A clock that went back (addPoint dropped the points after this one) starts the window again.
+    const s: RuleState = { ...before, since: before.since === null || before.since > at ? at : before.since };
     const covered = (ms: number) => at - s.since! >= ms;
     const levelOf = (avg: number): AlertLevel | null => (rule.critical !== null && avg >= rule.critical ? 'critical' : rule.warning !== null && avg >= rule.warning ? 'warning' : null);
     if (!s.alertId) {

@@ -52,6 +52,18 @@ describe('threshold rules', () => {
     });
   });
 
+  it("a device clock that goes back starts the window again, without the points of the 'future'", async () => {
+    const dev = await device();
+    await insertRule({ metric: 'cpu', warning: 90, hold: 60, deviceId: dev });
+    await withBench(dev, async (b) => {
+      for (let s = 100; s <= 155; s += 5) await b.feed(at(s), { cpu: 10 });
+      for (let s = 0; s < 60; s += 5) await b.feed(at(s), { cpu: 95 });
+      expect(b.notified).toEqual([]);
+      await b.feed(at(60), { cpu: 95 });
+      expect(b.notified.map((n) => [n.event, n.alert.value])).toEqual([['fired', 95]]);
+    });
+  });
+
   it('hold 0 fires on the sample itself', async () => {
     const dev = await device();
     await insertRule({ metric: 'memory', critical: 80, hold: 0, deviceId: dev });
