@@ -1,9 +1,16 @@
-// The alerts capability's memory, in the hub's own SQLite so it outlives hibernation and restarts:
+// The alerts capability's memory, in the hub's own storage so it outlives hibernation and restarts:
 // per rule, the alert it keeps firing (and at which threshold it resolves), since when a presence
 // condition holds (pending) or has stopped holding (recovering), and a short ring of the rule's
 // series values, enough for the longer of its hold and recovery windows, from which the averages
-// are taken. A sample costs a threshold rule one INSERT and one bounded DELETE; the state row is
-// written only when something changes.
+// are taken.
+//
+// Cost: the whole of it is one value of the hub's synchronous KV storage, read once per instance
+// and written once per evaluation that changed it (flush) — one row written per sample however
+// many rules there are, where a row per point per rule would multiply the device's storage writes
+// by its rule count. The ring is bounded: a rule keeps at most MAX_BUCKETS buckets of [start,
+// sum, count], each bucket max(1 s, window / MAX_BUCKETS) wide, so a one-day hold at a 1 s
+// interval is 360 buckets of 240 samples rather than 86,400 points; an average is then exact to
+// a bucket's width at the window's far edge.
 import type { AlertLevel } from '../../shared/api/alerts.ts';
 
 export interface RuleState {
@@ -21,62 +28,103 @@ export interface RuleState {
   since: number | null;
 }
 
-type Row = { rule_id: string; alert_id: string | null; level: AlertLevel | null; threshold: number | null; pending_since: number | null; recovering_since: number | null; since: number | null };
+/** Buckets a rule's ring holds at most. */
+export const MAX_BUCKETS = 360;
+const KEY = 'alerts:state';
 
-const fromRow = (r: Row): RuleState => ({ ruleId: r.rule_id, alertId: r.alert_id, level: r.level, threshold: r.threshold, pendingSince: r.pending_since, recoveringSince: r.recovering_since, since: r.since });
+/** [start ms, sum, count] */
+type Bucket = [number, number, number];
+/** Per rule: its state, and its ring of buckets `width` ms wide. */
+type Stored = Record<string, { state: Omit<RuleState, 'ruleId'>; ring: Bucket[]; width: number }>;
 
 export const emptyState = (ruleId: string): RuleState => ({ ruleId, alertId: null, level: null, threshold: null, pendingSince: null, recoveringSince: null, since: null });
 
+/** The bucket width of a rule whose longest window is `windowMs`. */
+export const bucketMs = (windowMs: number) => Math.max(1000, Math.ceil(windowMs / MAX_BUCKETS / 1000) * 1000);
+
 export class AlertState {
-  constructor(private readonly storage: DurableObjectStorage) {
-    const sql = storage.sql;
-    sql.exec(`CREATE TABLE IF NOT EXISTS alert_rule_state (
-      rule_id TEXT PRIMARY KEY, alert_id TEXT, level TEXT, threshold REAL, pending_since INTEGER, recovering_since INTEGER, since INTEGER)`);
-    sql.exec('CREATE TABLE IF NOT EXISTS alert_points (rule_id TEXT NOT NULL, at INTEGER NOT NULL, value REAL NOT NULL, PRIMARY KEY (rule_id, at)) WITHOUT ROWID');
+  private data: Stored | null = null;
+  private dirty = false;
+
+  constructor(private readonly storage: DurableObjectStorage) {}
+
+  private all_(): Stored {
+    return (this.data ??= this.storage.kv.get<Stored>(KEY) ?? {});
+  }
+
+  private entry(ruleId: string) {
+    const d = this.all_();
+    return Object.hasOwn(d, ruleId) ? d[ruleId]! : null;
   }
 
   get(ruleId: string): RuleState {
-    const row = this.storage.sql.exec<Row>('SELECT * FROM alert_rule_state WHERE rule_id = ?', ruleId).toArray()[0];
-    return row ? fromRow(row) : emptyState(ruleId);
+    const e = this.entry(ruleId);
+    return e ? { ruleId, ...e.state } : emptyState(ruleId);
   }
 
   all(): RuleState[] {
-    return this.storage.sql.exec<Row>('SELECT * FROM alert_rule_state').toArray().map(fromRow);
+    return Object.entries(this.all_()).map(([ruleId, e]) => ({ ruleId, ...e.state }));
   }
 
   put(s: RuleState): void {
-    this.storage.sql.exec(
-      'INSERT OR REPLACE INTO alert_rule_state (rule_id, alert_id, level, threshold, pending_since, recovering_since, since) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      s.ruleId,
-      s.alertId,
-      s.level,
-      s.threshold,
-      s.pendingSince,
-      s.recoveringSince,
-      s.since,
-    );
+    const { ruleId, ...state } = s;
+    const e = this.entry(ruleId);
+    if (e) e.state = state;
+    else this.all_()[ruleId] = { state, ring: [], width: 1000 };
+    this.dirty = true;
   }
 
-  /** Forgets a rule: its state and its points. */
+  /** Forgets a rule: its state and its ring. */
   forget(ruleId: string): void {
-    this.storage.sql.exec('DELETE FROM alert_rule_state WHERE rule_id = ?', ruleId);
-    this.storage.sql.exec('DELETE FROM alert_points WHERE rule_id = ?', ruleId);
+    if (!this.entry(ruleId)) return;
+    delete this.all_()[ruleId];
+    this.dirty = true;
   }
 
-  /** Adds a rule's value at `at`, dropping its points older than `at - keepMs` (and any after `at`: the device's clock went back). */
+  /** Adds a rule's value at `at` to its ring, which keeps `keepMs` back from `at` (and nothing after it: a device clock that went back). */
   addPoint(ruleId: string, at: number, value: number, keepMs: number): void {
-    const sql = this.storage.sql;
-    sql.exec('DELETE FROM alert_points WHERE rule_id = ? AND (at < ? OR at > ?)', ruleId, at - keepMs, at);
-    sql.exec('INSERT OR REPLACE INTO alert_points (rule_id, at, value) VALUES (?, ?, ?)', ruleId, at, value);
+    if (!this.entry(ruleId)) this.put(emptyState(ruleId));
+    const e = this.entry(ruleId)!;
+    const width = bucketMs(keepMs);
+    const start = Math.floor(at / width) * width;
+    const ring = e.ring.filter((b) => b[0] >= start - keepMs - width && b[0] <= start);
+    const last = ring.at(-1);
+    if (last && last[0] === start) {
+      last[1] += value;
+      last[2] += 1;
+    } else ring.push([start, value, 1]);
+    e.ring = ring;
+    e.width = width;
+    this.dirty = true;
   }
 
-  /** The average of a rule's points from `from` on (inclusive). */
+  /** The average of a rule's values from `from` on (in the buckets that end after it). */
   average(ruleId: string, from: number): number | null {
-    return this.storage.sql.exec<{ avg: number | null }>('SELECT AVG(value) AS avg FROM alert_points WHERE rule_id = ? AND at >= ?', ruleId, from).one().avg;
+    const e = this.entry(ruleId);
+    if (!e) return null;
+    let sum = 0;
+    let count = 0;
+    for (const b of e.ring) {
+      if (b[0] + e.width <= from) continue;
+      sum += b[1];
+      count += b[2];
+    }
+    return count ? sum / count : null;
   }
 
-  /** Drops every rule's points (the series had a gap: the agent was away). */
+  /** Empties every rule's ring (the series had a gap: the agent was away). */
   dropPoints(): void {
-    this.storage.sql.exec('DELETE FROM alert_points');
+    for (const e of Object.values(this.all_())) {
+      if (!e.ring.length) continue;
+      e.ring = [];
+      this.dirty = true;
+    }
+  }
+
+  /** Writes what changed since the last flush, as one value. */
+  flush(): void {
+    if (!this.dirty || !this.data) return;
+    this.storage.kv.put(KEY, this.data);
+    this.dirty = false;
   }
 }

@@ -3,7 +3,7 @@
 // agent's coming and going (offline rules). A threshold rule fires when the metric's average over
 // its hold reaches a threshold and resolves when the average over its recovery hold is back under
 // it, so it fires once and resolves once; the state of each rule lives in this hub's SQLite so it
-// survives hibernation (alert-state.ts). A window only counts samples taken since the rule's last
+// survives hibernation (alert-state.ts: one storage row written per sample). A window only counts samples taken since the rule's last
 // change of state: once an alert fires, its recovery average is of samples after it fired, and
 // once it resolves, a new alert needs a whole hold of samples after that. Without this a series
 // hovering at the threshold would resolve and fire again on alternate samples, since the
@@ -126,8 +126,9 @@ export class AlertsCapability implements HubCapability {
 
   // ---- internals ----
 
+  /** Runs `fn` after the evaluations before it, then writes the rule state it changed (once, however many rules it touched). */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn);
+    const run = this.queue.then(fn).finally(() => this.store?.flush());
     this.queue = run.catch(() => undefined);
     return run;
   }

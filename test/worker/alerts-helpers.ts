@@ -99,21 +99,37 @@ export interface Bench {
   goneAt: { value: number | null };
   /** Feeds a sample taken at `at`. */
   feed(at: number, o?: SampleOver): Promise<void>;
+  /** Writes of the alert state to the hub's storage so far. */
+  writes: { value: number };
+  /** The same hub with a new capability instance (as after hibernation or a restart): memory gone, storage kept. */
+  restart(): AlertsCapability;
 }
 
 export async function withBench<T>(deviceId: string, fn: (b: Bench) => Promise<T>): Promise<T> {
   return runInDurableObject(hub(deviceId), async (_instance, state) => {
+    // Storage writes of the alerts' own state are counted (what a sample costs the hub).
+    const kv = state.storage.kv;
+    const counted = {
+      get: <V>(key: string) => kv.get<V>(key),
+      put: <V>(key: string, value: V) => {
+        writes.value++;
+        kv.put(key, value);
+      },
+    };
+    const writes = { value: 0 };
+    const countingState = { storage: { kv: counted } } as unknown as DurableObjectState;
     const cap = new AlertsCapability();
     const notified: Notified[] = [];
-    cap.deliveries.enqueue = async (_hub, n) => {
+    const record: AlertsCapability['deliveries']['enqueue'] = async (_hub, n) => {
       notified.push({ event: n.event, alert: n.alert, deviceName: n.deviceName });
     };
+    cap.deliveries.enqueue = record;
     const deadlines = new Map<string, number>();
     const online = { value: true };
     const goneAt = { value: null as number | null };
     const ctx: HubContext = {
       env,
-      state,
+      state: countingState,
       deviceId,
       readyAgent: () => null,
       agent: () => (online.value ? ({} as WebSocket) : null),
@@ -127,11 +143,25 @@ export async function withBench<T>(deviceId: string, fn: (b: Bench) => Promise<T
       at: async (name, when) => void deadlines.set(name, when),
       when: async (name) => deadlines.get(name) ?? null,
     };
-    const feed = async (at: number, o: SampleOver = {}) => {
-      const s = sample({ ...o, at });
-      await cap.onSample(ctx, s, seriesOf(s), at);
+    const bench: Bench = {
+      cap,
+      ctx,
+      notified,
+      deadlines,
+      online,
+      goneAt,
+      writes,
+      feed: async (at: number, o: SampleOver = {}) => {
+        const s = sample({ ...o, at });
+        await bench.cap.onSample(ctx, s, seriesOf(s), at);
+      },
+      restart: () => {
+        bench.cap = new AlertsCapability();
+        bench.cap.deliveries.enqueue = record;
+        return bench.cap;
+      },
     };
-    return fn({ cap, ctx, notified, deadlines, online, goneAt, feed });
+    return fn(bench);
   });
 }
 
