@@ -273,9 +273,10 @@ export class DeviceHub extends DurableObject<Env> {
     this.caps.metrics.deviceMoved();
   }
 
-  /** Alert rules that may reach this device changed in D1. */
+  /** Alert rules that may reach this device changed in D1 (the processes and containers the agent watches may have too). */
   async alertRulesChanged(): Promise<void> {
     await this.caps.alerts.rulesChanged(this.hub);
+    await this.caps.metrics.watchersChanged(this.hub);
   }
 
   /** One of this device's alerts was acknowledged through the API. */

@@ -68,27 +68,36 @@ export type QuietHours = z.infer<typeof QuietHoursSchema>;
 export const MAX_CHANNELS = 5;
 export const MAX_HOLD_SECONDS = 86_400;
 
+/** A rule's fields, without defaults (AlertRulePatchSchema leaves out what it keeps). */
+const ruleFields = {
+  name: z.string().trim().min(1).max(100),
+  metric: z.enum(ALERT_METRICS),
+  /** A mount point for disk, a process name for process, a container name for container; else absent. */
+  target: z.string().min(1).max(256).optional(),
+  warning: z.number().finite().min(0).max(1e6).optional(),
+  critical: z.number().finite().min(0).max(1e6).optional(),
+  /** The level of an offline, process or container rule. */
+  level: AlertLevelSchema.optional(),
+  hold_seconds: z.number().int().min(0).max(MAX_HOLD_SECONDS),
+  recovery_seconds: z.number().int().min(0).max(MAX_HOLD_SECONDS).optional(),
+  team_id: z.string().min(1).max(64).nullable().optional(),
+  device_id: DeviceIdSchema.nullable().optional(),
+  enabled: z.boolean(),
+  channels: z.array(ChannelSchema).max(MAX_CHANNELS),
+  /** While the alert fires unacknowledged, notify again this often; absent: once. */
+  resend_minutes: z.number().int().min(1).max(10_080).optional(),
+  /** At most this many notifications per alert (the first included). */
+  resend_cap: z.number().int().min(1).max(100),
+  quiet_hours: QuietHoursSchema.nullable().optional(),
+};
+
 export const AlertRuleInputSchema = z
   .object({
-    name: z.string().trim().min(1).max(100),
-    metric: z.enum(ALERT_METRICS),
-    /** A mount point for disk, a process name for process, a container name for container; else absent. */
-    target: z.string().min(1).max(256).optional(),
-    warning: z.number().finite().min(0).max(1e6).optional(),
-    critical: z.number().finite().min(0).max(1e6).optional(),
-    /** The level of an offline, process or container rule. */
-    level: AlertLevelSchema.optional(),
-    hold_seconds: z.number().int().min(0).max(MAX_HOLD_SECONDS).default(300),
-    recovery_seconds: z.number().int().min(0).max(MAX_HOLD_SECONDS).optional(),
-    team_id: z.string().min(1).max(64).nullable().optional(),
-    device_id: DeviceIdSchema.nullable().optional(),
-    enabled: z.boolean().default(true),
-    channels: z.array(ChannelSchema).max(MAX_CHANNELS).default([]),
-    /** While the alert fires unacknowledged, notify again this often; absent: once. */
-    resend_minutes: z.number().int().min(1).max(10_080).optional(),
-    /** At most this many notifications per alert (the first included). */
-    resend_cap: z.number().int().min(1).max(100).default(5),
-    quiet_hours: QuietHoursSchema.nullable().optional(),
+    ...ruleFields,
+    hold_seconds: ruleFields.hold_seconds.default(300),
+    enabled: ruleFields.enabled.default(true),
+    channels: ruleFields.channels.default([]),
+    resend_cap: ruleFields.resend_cap.default(5),
   })
   .strict()
   .superRefine((r, ctx) => {
@@ -101,6 +110,25 @@ export const AlertRuleInputSchema = z
     if (r.metric === 'disk' && r.target !== undefined && !r.target.startsWith('/')) ctx.addIssue({ code: 'custom', path: ['target'], message: 'a disk rule targets a mount point such as /home' });
   });
 export type AlertRuleInput = z.infer<typeof AlertRuleInputSchema>;
+
+/**
+ * PATCH /api/v1/alert-rules/{id}: any of the fields; what is left out is kept. The merged rule
+ * is checked again with AlertRuleInputSchema (its cross-field checks); `null` clears
+ * recovery_seconds (back to the hold), resend_minutes, quiet_hours, target and the thresholds.
+ */
+export const AlertRulePatchSchema = z
+  .object({
+    ...ruleFields,
+    target: ruleFields.target.nullable(),
+    warning: ruleFields.warning.nullable(),
+    critical: ruleFields.critical.nullable(),
+    level: ruleFields.level.nullable(),
+    recovery_seconds: ruleFields.recovery_seconds.nullable(),
+    resend_minutes: ruleFields.resend_minutes.nullable(),
+  })
+  .partial()
+  .strict();
+export type AlertRulePatch = z.infer<typeof AlertRulePatchSchema>;
 
 export const AlertRuleSchema = z.object({
   id: z.string(),

@@ -1,6 +1,6 @@
 // The audit log end to end: one of every kind of change the issue lists (users, roles, teams,
 // memberships, invitations, variables, API keys, enrollment tokens, devices, tunnels, TinyPilot keys,
-// logins, failed logins, 2FA, KVM type jobs and live input, terminals opened, handed over and closed, processes signalled and refused) made through the API, after which every action name of the catalogue is
+// logins, failed logins, 2FA, KVM type jobs and live input, terminals opened, handed over and closed, processes signalled and refused, alert rules and acknowledged alerts) made through the API, after which every action name of the catalogue is
 // in the log, each with who, when, from where and the team — and no secret made along the way
 // (passwords, keys, tokens, a variable's value, the TOTP secret, recovery codes, a typed text) is anywhere in it.
 import { env, SELF } from 'cloudflare:test';
@@ -31,6 +31,7 @@ const CATALOGUE = [
   'invitation.create', 'invitation.revoke', 'invitation.accept',
   'variable.create', 'variable.update', 'variable.delete', 'variables.reseal',
   'settings.refresh',
+  'alert_rule.create', 'alert_rule.update', 'alert_rule.delete', 'alert.acknowledge',
 ];
 
 /** Every secret the scenario handles; none may appear in the audit log. */
@@ -181,6 +182,17 @@ describe('the audit log', () => {
     await ok('variables.reseal', A('/api/v1/admin/reseal', { method: 'POST' }));
 
     await ok('settings.refresh', A('/api/v1/settings/refresh', { json: { interval: 10 } }));
+    // An alert rule (its webhook URL is a secret), changed and deleted; an alert of the device acknowledged.
+    const hookSecret = `hook-${randomId(8)}`;
+    secrets.push(hookSecret);
+    const rule = await ok('alert_rule.create', A('/api/v1/alert-rules', { json: { name: 'cpu', metric: 'cpu', warning: 90, team_id: TEST_TEAM, channels: [{ type: 'webhook', url: `https://hooks.example.com/${hookSecret}` }] } }));
+    await ok('alert_rule.update', A(`/api/v1/alert-rules/${rule.id}`, { method: 'PATCH', json: { warning: 80 } }));
+    const alertId = crypto.randomUUID();
+    await env.DB.prepare(`INSERT INTO alerts (id, rule_id, device_id, team_id, metric, level, message, cause, state, created_at) VALUES (?1, ?2, ?3, ?4, 'cpu', 'warning', 'CPU', '{}', 'firing', ?5)`)
+      .bind(alertId, rule.id, one, TEST_TEAM, Date.now())
+      .run();
+    await ok('alert.acknowledge', A(`/api/v1/alerts/${alertId}/acknowledge`, { method: 'POST' }));
+    await ok('alert_rule.delete', A(`/api/v1/alert-rules/${rule.id}`, { method: 'DELETE' }));
 
     // The ends of things.
     await ok('device.move', A(`/api/v1/devices/${one}/move`, { method: 'POST', json: { team_id: team.id } }));
