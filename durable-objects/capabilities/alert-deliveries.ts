@@ -257,8 +257,9 @@ export class AlertDeliveries {
       )
       .one().at;
     if (next === null) return;
+    // A deadline at or before now is the one being handled (the scheduler clears it first; a caller outside it may not have).
     const current = await hub.when(ALERT_NOTIFY);
-    if (current === null || current > next || current < now) await hub.at(ALERT_NOTIFY, Math.max(next, now));
+    if (current === null || current > next || current <= now) await hub.at(ALERT_NOTIFY, Math.max(next, now));
   }
 }
 
