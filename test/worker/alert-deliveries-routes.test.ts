@@ -133,3 +133,20 @@ describe('POST /api/v1/alert-rules/{id}/test', () => {
     expect(await sealChannels(env, 'r1', [])).toEqual({ sealed: null, views: [] });
   });
 });
+
+describe('key rotation', () => {
+  it("moves a rule's sealed channels to the new key (POST /api/v1/admin/reseal's batch), after which they open with it alone", async () => {
+    const { resealBatch } = await import('../../worker/variables/reseal.ts');
+    const { openChannels } = await import('../../worker/alerts/channels.ts');
+    const { sealedKeyId, currentKeyId } = await import('../../shared/secret-box.ts');
+    const id = await rule(TEST_TEAM);
+    const A = env.VARIABLES_KEY!;
+    const B = 'ee'.repeat(32);
+    const result = await resealBatch({ DB: env.DB, VARIABLES_KEY: B, VARIABLES_KEY_PREVIOUS: A });
+    expect(result.failed).toBe(0);
+    expect(result.remaining).toBe(0);
+    const sealed = (await env.DB.prepare('SELECT channels_sealed FROM alert_rules WHERE id = ?').bind(id).first<string>('channels_sealed'))!;
+    expect(sealedKeyId(sealed)).toBe(await currentKeyId({ VARIABLES_KEY: B }));
+    expect(await openChannels({ ...env, VARIABLES_KEY: B, VARIABLES_KEY_PREVIOUS: undefined }, id, sealed)).toEqual([NOWHERE]);
+  });
+});
