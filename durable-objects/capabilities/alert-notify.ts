@@ -55,6 +55,8 @@ interface Parts {
   summary: string;
   /** The cause: one line per top process or container. */
   cause: string[];
+  /** What the cause lines are: "Top processes", "Top containers" or both. */
+  causeLabel: string;
   level: AlertLevel | null;
 }
 
@@ -63,7 +65,7 @@ function partsOf(n: AlertNotification): Parts {
   const device = n.device?.name ?? a?.agent_id ?? 'a device';
   const rule = n.rule?.name ?? 'an alert rule';
   if (n.event === 'test' || !a) {
-    return { title: `Test: ${rule}`, summary: `A test notification from pirelay for the rule "${rule}"${n.device ? ` on ${device}` : ''}. This channel works.`, cause: [], level: null };
+    return { title: `Test: ${rule}`, summary: `A test notification from pirelay for the rule "${rule}"${n.device ? ` on ${device}` : ''}. This channel works.`, cause: [], causeLabel: '', level: null };
   }
   const unit = UNITS[a.type] ?? '';
   const what =
@@ -81,13 +83,15 @@ function partsOf(n: AlertNotification): Parts {
     ...(a.cause.processes ?? []).map((p) => `${p.name} (pid ${p.pid}): ${num(p.cpu)} % CPU, ${mib(p.memory)}`),
     ...(a.cause.containers ?? []).map((c) => `${c.name} (${c.status}): ${num(c.cpu)} % CPU, ${mib(c.memory)}`),
   ];
-  return { title: `${label}: ${rule} on ${device}`, summary, cause, level: n.event === 'resolved' ? null : a.level };
+  const kinds = [a.cause.processes?.length ? 'processes' : null, a.cause.containers?.length ? 'containers' : null].filter(Boolean);
+  const causeLabel = `Top ${kinds.join(' and ')} when it fired`;
+  return { title: `${label}: ${rule} on ${device}`, summary, cause, causeLabel, level: n.event === 'resolved' ? null : a.level };
 }
 
 /** The plain text of a notification: title, summary and the cause's top processes, one per line. */
 export function notificationText(n: Omit<AlertNotification, 'text'>): string {
   const p = partsOf({ ...n, text: '' });
-  const cause = p.cause.length ? [`Top ${n.alert?.cause.containers?.length ? 'processes and containers' : 'processes'} when it fired:`, ...p.cause.map((c) => `- ${c}`)] : [];
+  const cause = p.cause.length ? [`${p.causeLabel}:`, ...p.cause.map((c) => `- ${c}`)] : [];
   return [p.title, p.summary, ...cause].join('\n');
 }
 
@@ -139,7 +143,7 @@ export function channelRequest(channel: Channel, n: AlertNotification): ChannelR
       return jsonPost(channel.url, n, channel.headers);
     case 'slack': {
       // Slack: a section's text is at most 3,000 characters; `text` is the fallback for notifications.
-      const cause = p.cause.length ? `\n*Top processes:*\n${p.cause.map((c) => `• ${slackEscape(c)}`).join('\n')}` : '';
+      const cause = p.cause.length ? `\n*${p.causeLabel}:*\n${p.cause.map((c) => `• ${slackEscape(c)}`).join('\n')}` : '';
       const body = clamp(`*${slackEscape(p.title)}*\n${slackEscape(p.summary)}${cause}`, 3000);
       return jsonPost(channel.url, {
         text: clamp(slackEscape(`${p.title}: ${p.summary}`), 3000),
@@ -150,15 +154,16 @@ export function channelRequest(channel: Channel, n: AlertNotification): ChannelR
       });
     }
     case 'discord': {
-      // Discord: content ≤ 2,000; an embed's title ≤ 256, description ≤ 4,096, a field's value ≤ 1,024, 6,000 in all.
+      // Discord: content ≤ 2,000; an embed's title ≤ 256, description ≤ 4,096, a field's value ≤ 1,024, 6,000 in all
+      // (so the description stops at 3,000: title, description and three fields stay under 6,000).
       const fields = [
         ...(n.device ? [{ name: 'Device', value: clamp(n.device.name, 1024), inline: true }] : []),
         ...(n.alert ? [{ name: 'Level', value: n.event === 'resolved' ? 'resolved' : n.alert.level, inline: true }] : []),
-        ...(p.cause.length ? [{ name: 'Top processes', value: clamp(p.cause.join('\n'), 1024), inline: false }] : []),
+        ...(p.cause.length ? [{ name: p.causeLabel, value: clamp(p.cause.join('\n'), 1024), inline: false }] : []),
       ];
       return jsonPost(channel.url, {
         content: clamp(p.title, 2000),
-        embeds: [{ title: clamp(p.title, 256), description: clamp(p.summary, 4096), color: DISCORD_COLORS[tone(n, p)], fields, timestamp: n.sent_at }],
+        embeds: [{ title: clamp(p.title, 256), description: clamp(p.summary, 3000), color: DISCORD_COLORS[tone(n, p)], fields, timestamp: n.sent_at }],
         // A device named "@everyone" must not ping anyone.
         allowed_mentions: { parse: [] },
       });
@@ -178,7 +183,7 @@ export function channelRequest(channel: Channel, n: AlertNotification): ChannelR
     }
     case 'telegram': {
       // Telegram counts the text's 1–4,096 characters after parsing the HTML, so the clamp is on the plain parts.
-      const cause = p.cause.length ? `\n<b>Top processes:</b>\n${p.cause.map((c) => `• ${htmlEscape(clamp(c, 300))}`).join('\n')}` : '';
+      const cause = p.cause.length ? `\n<b>${p.causeLabel}:</b>\n${p.cause.map((c) => `• ${htmlEscape(clamp(c, 300))}`).join('\n')}` : '';
       const text = `<b>${htmlEscape(clamp(p.title, 300))}</b>\n${htmlEscape(clamp(p.summary, 2000))}${cause}`;
       const base = (channel.api_url ?? TELEGRAM_API).replace(/\/+$/, '');
       return jsonPost(`${base}/bot${channel.bot_token}/sendMessage`, { chat_id: channel.chat_id, text, parse_mode: 'HTML', disable_web_page_preview: true });
