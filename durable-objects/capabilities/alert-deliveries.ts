@@ -109,6 +109,9 @@ function parseQuiet(text: string | null): QuietHours | null {
 }
 
 export class AlertDeliveries {
+  /** The run in progress per hub: a second run waits for it, so no delivery is attempted twice at once. */
+  private readonly running = new WeakMap<DurableObjectStorage, Promise<void>>();
+
   constructor(private readonly send: Sender = sendOnce) {}
 
   /** An alert fired, escalated or resolved: a delivery per channel of its rule, unless the cap is reached. */
@@ -136,6 +139,18 @@ export class AlertDeliveries {
 
   /** Deadline ALERT_NOTIFY: resends what is due, attempts what is due, and sets the next deadline. */
   async run(hub: HubContext, now = Date.now()): Promise<void> {
+    const storage = hub.state.storage;
+    const next = (this.running.get(storage) ?? Promise.resolve()).then(() => this.runOnce(hub, now));
+    const settled = next.catch(() => {});
+    this.running.set(storage, settled);
+    try {
+      await next;
+    } finally {
+      if (this.running.get(storage) === settled) this.running.delete(storage);
+    }
+  }
+
+  private async runOnce(hub: HubContext, now: number): Promise<void> {
     const db = sql(hub);
     await this.resend(hub, now);
     const due = db.exec<Queued & Record<string, SqlStorageValue>>('SELECT * FROM alert_queue WHERE due <= ? ORDER BY due LIMIT ?', now, RUN_BATCH).toArray();

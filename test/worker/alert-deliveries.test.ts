@@ -19,9 +19,11 @@ import { insertDevice } from './device-helpers.ts';
 
 const SECRET_PATH = '/services/T000/B000/sekritWebhookPath';
 const NTFY_TOKEN = 'tk_verysecrettoken42';
+const SLACK_URL = `https://hooks.slack.example${SECRET_PATH}`;
+const NTFY_URL = 'https://ntfy.example/pirelay-topic-secret';
 const CHANNELS: Channel[] = [
-  { type: 'slack', url: `https://hooks.slack.example${SECRET_PATH}` },
-  { type: 'ntfy', url: 'https://ntfy.example/pirelay-topic-secret', token: NTFY_TOKEN },
+  { type: 'slack', url: SLACK_URL },
+  { type: 'ntfy', url: NTFY_URL, token: NTFY_TOKEN },
 ];
 
 /** A sender that answers each request with the next of `script` (the last one repeats) and records it. */
@@ -97,7 +99,7 @@ describe('delivery with retries', () => {
       expect(rows.map((r) => [r.status, r.attempts, r.next_attempt_at, r.event, r.team_id])).toEqual([['pending', 0, t0, 'fired', TEST_TEAM], ['pending', 0, t0, 'fired', TEST_TEAM]]);
       expect(rows.map((r) => JSON.parse(r.channel))).toEqual([{ type: 'slack', host: 'hooks.slack.example' }, { type: 'ntfy', host: 'ntfy.example' }]);
       await d.run(hub, t0);
-      expect(calls.map((c) => c.req.url)).toEqual([CHANNELS[0]!.url, (CHANNELS[1] as { url: string }).url]);
+      expect(calls.map((c) => c.req.url)).toEqual([SLACK_URL, NTFY_URL]);
       expect(calls.every((c) => c.timeoutMs === 10_000)).toBe(true);
       expect(calls[1]!.req.init.headers.authorization).toBe(`Bearer ${NTFY_TOKEN}`);
       expect((await rowsOf(a.id)).map((r) => [r.status, r.attempts, r.response_status, r.next_attempt_at])).toEqual([['delivered', 1, 200, null], ['delivered', 1, 200, null]]);
@@ -178,6 +180,27 @@ describe('delivery with retries', () => {
     });
     expect(calls).toHaveLength(1);
     expect((await rowsOf(a.id)).map((r) => [r.status, r.attempts, r.response_status, r.error])).toEqual([['given_up', 1, 404, GONE.error]]);
+  });
+});
+
+describe('runs that overlap', () => {
+  it('two runs at once attempt each delivery once', async () => {
+    const s = await setup({}, CHANNELS);
+    const a = await s.alert();
+    const calls: string[] = [];
+    const slow: Sender = async (req) => {
+      calls.push(req.url);
+      await new Promise((r) => setTimeout(r, 50));
+      return OK;
+    };
+    const t0 = Date.parse('2026-12-01T12:00:00Z');
+    await inHub(s.deviceId, async (hub) => {
+      const d = new AlertDeliveries(slow);
+      await d.enqueue(hub, { event: 'fired', alert: a, rule: s.rule, deviceName: 'pi' }, t0);
+      await Promise.all([d.run(hub, t0), d.run(hub, t0)]);
+    });
+    expect(calls.sort()).toEqual([NTFY_URL, SLACK_URL].sort());
+    expect((await rowsOf(a.id)).map((r) => [r.status, r.attempts])).toEqual([['delivered', 1], ['delivered', 1]]);
   });
 });
 
