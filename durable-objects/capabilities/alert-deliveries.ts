@@ -8,14 +8,12 @@
 // attempt (or per suppression); nothing else.
 import { DELIVERY_ATTEMPTS, type Alert, type AlertNotification, type ChannelView, type DeliveryEvent, type DeliveryStatus, type QuietHours } from '../../shared/api/alerts.ts';
 import type { AlertRuleRow } from '../../shared/db/schema.ts';
-import { allowsPrivateTargets, attempt as sendOnce, channelRequest, notification, openRuleChannels, type AttemptResult, type ChannelRequest } from './alert-notify.ts';
+import { ATTEMPT_TIMEOUT_MS, allowsPrivateTargets, attempt as sendOnce, channelRequest, notification, openRuleChannels, type AttemptResult, type ChannelRequest } from './alert-notify.ts';
 import { ALERT_NOTIFY } from './alerts.ts';
 import type { HubContext } from './types.ts';
 
 /** Waits before the 2nd, 3rd, 4th and 5th attempt. */
 export const BACKOFF_MS = [10_000, 30_000, 90_000, 270_000] as const;
-/** How long one attempt may take: a target that hangs must not hold the hub. */
-export const ATTEMPT_TIMEOUT_MS = 10_000;
 /** Queue entries attempted per run (in parallel); the rest wait for the next run, due at once. */
 const RUN_BATCH = 20;
 

@@ -10,8 +10,7 @@
 // notification is escaped for each format, so a device or rule named "@everyone" or "<!channel>"
 // pings nobody.
 import { ChannelSchema, type Alert, type AlertLevel, type AlertNotification, type Channel, type ChannelView, type DeliveryEvent } from '../../shared/api/alerts.ts';
-import { open, type SecretKeys } from '../../shared/secret-box.ts';
-import { alertRulePlace } from '../../shared/secret-box.ts';
+import { alertRulePlace, open, type SecretKeys } from '../../shared/secret-box.ts';
 
 export interface ChannelRequest {
   url: string;
@@ -19,6 +18,8 @@ export interface ChannelRequest {
 }
 
 export const TELEGRAM_API = 'https://api.telegram.org';
+/** How long one attempt may take: a target that hangs must not hold the hub (or a test request) for long. */
+export const ATTEMPT_TIMEOUT_MS = 10_000;
 const USER_AGENT = 'pirelay-alerts';
 /** Bytes of a target's answer read for the error text; the rest is dropped unread. */
 const ANSWER_BYTES = 2048;
@@ -326,7 +327,7 @@ async function answerText(res: Response): Promise<string> {
  * moved is misconfigured, and following one could lead the relay anywhere). At most
  * ANSWER_BYTES of the answer are read, all within `timeoutMs`.
  */
-export async function attempt(req: ChannelRequest, timeoutMs = 10_000, opts: { allowPrivate?: boolean } = {}): Promise<AttemptResult> {
+export async function attempt(req: ChannelRequest, timeoutMs = ATTEMPT_TIMEOUT_MS, opts: { allowPrivate?: boolean } = {}): Promise<AttemptResult> {
   const secrets = secretsOf(req);
   let host: string;
   try {

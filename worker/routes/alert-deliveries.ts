@@ -21,8 +21,7 @@ import { iso } from '../db/index.ts';
 import { assertTargets, openChannels } from '../alerts/channels.ts';
 import { DeliverySchema, type ChannelView, type Delivery, type DeliveryEvent, type DeliveryStatus } from '../../shared/api/alerts.ts';
 import { ChannelTestResultSchema, ChannelTestSchema, DeliveryListQuerySchema, DeliveryPageSchema, RuleTestResultSchema } from '../../shared/api/alert-deliveries.ts';
-import { allowsPrivateTargets, attempt, channelRequest, channelView, notification } from '../../durable-objects/capabilities/alert-notify.ts';
-import { ATTEMPT_TIMEOUT_MS } from '../../durable-objects/capabilities/alert-deliveries.ts';
+import { ATTEMPT_TIMEOUT_MS, allowsPrivateTargets, attempt, channelRequest, channelView, notification } from '../../durable-objects/capabilities/alert-notify.ts';
 
 const tags = ['alerts'];
 const Delivery = DeliverySchema.openapi('AlertDelivery');
