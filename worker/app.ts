@@ -22,6 +22,7 @@ import { registerProcessRoutes } from './routes/processes.ts';
 import { registerLogRoutes } from './routes/logs.ts';
 import { registerMetricsRoutes } from './routes/metrics.ts';
 import { registerAlertRoutes } from './routes/alerts.ts';
+import { registerAlertDeliveryRoutes } from './routes/alert-deliveries.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAgentConnectRoute } from './routes/agent-connect.ts';
 import { registerPiTunnelRoutes } from './compat/pitunnel.ts';
@@ -78,6 +79,7 @@ export function createApp(deps: AppDeps): App {
   registerLogRoutes(app);
   registerMetricsRoutes(app);
   registerAlertRoutes(app);
+  registerAlertDeliveryRoutes(app);
   registerAgentRoutes(app);
   registerAgentConnectRoute(app);
   registerPiTunnelRoutes(app);

@@ -21,5 +21,7 @@ declare namespace Cloudflare {
     LOG_RETENTION_DAYS?: string;
     /** Log lines a device's hub keeps at most, the oldest deleted first (default 500000). */
     LOG_MAX_LINES?: string;
+    /** "true" lets alert notifications go to local and private addresses (a local relay's demo and tests); Cloudflare cannot reach them anyway. */
+    ALERT_ALLOW_PRIVATE_TARGETS?: string;
   }
 }

@@ -1,117 +1,31 @@
-// Secrets the relay must read back (variable secrets, TOTP secrets) are sealed with AES-256-GCM
-// under VARIABLES_KEY, a Worker secret, never stored in the clear. A sealed value names the key
-// that sealed it (the first 8 hex of the key's SHA-256), so a rotation can run while both keys
-// are set: VARIABLES_KEY is the new one, VARIABLES_KEY_PREVIOUS the old one still opened, and
-// `reseal` moves a value to the new key. Each value is bound to its place (the additional data,
-// e.g. "variable:<id>"), so a sealed value copied onto another row does not open there.
+// The Worker's secret box: the places of the values it seals (variable secrets, TOTP secrets,
+// alert rules' channels) over the AES-256-GCM core in shared/secret-box.ts (shared so the device
+// hubs can open a rule's channels), with the core's failures as the API's 503 SECRETS_UNAVAILABLE.
 import { ApiError } from '../errors.ts';
-import { base64url, hex } from './crypto.ts';
+import * as box from '../../shared/secret-box.ts';
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-interface Key {
-  id: string;
-  key: CryptoKey;
-}
+export type { SecretKeys } from '../../shared/secret-box.ts';
+export { alertRulePlace, keyBytes, sealedKeyId } from '../../shared/secret-box.ts';
 
 /** The place of a variable's secret value. */
 export const variablePlace = (variableId: string) => `variable:${variableId}`;
 /** The place of a user's TOTP secret. */
 export const totpPlace = (userId: string) => `totp:${userId}`;
 
-/** Imported keys by their text, per isolate (importKey and the digest cost a little each). */
-const imported = new Map<string, Promise<Key>>();
-
-/** A key is 32 bytes, given as 64 hex characters or as base64/base64url. */
-export function keyBytes(text: string): Uint8Array<ArrayBuffer> | null {
-  const t = text.trim();
-  if (/^[0-9a-fA-F]{64}$/.test(t)) return Uint8Array.from(t.match(/../g)!.map((b) => parseInt(b, 16)));
+async function mapped<T>(p: Promise<T>): Promise<T> {
   try {
-    const bin = atob(t.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(t.length / 4) * 4, '='));
-    if (bin.length !== 32) return null;
-    return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
-  } catch {
-    return null;
+    return await p;
+  } catch (e) {
+    if (e instanceof box.SecretBoxError) throw new ApiError(503, 'SECRETS_UNAVAILABLE', e.message);
+    throw e;
   }
-}
-
-function importKey(text: string): Promise<Key> {
-  let key = imported.get(text);
-  if (!key) {
-    const raw = keyBytes(text);
-    if (!raw) return Promise.reject(misconfigured('VARIABLES_KEY must be 32 bytes, as 64 hex characters or base64'));
-    key = (async () => ({
-      id: hex(await crypto.subtle.digest('SHA-256', raw)).slice(0, 8),
-      key: await crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['encrypt', 'decrypt']),
-    }))();
-    imported.set(text, key);
-  }
-  return key;
-}
-
-function misconfigured(message: string): ApiError {
-  return new ApiError(503, 'SECRETS_UNAVAILABLE', message);
-}
-
-export interface SecretKeys {
-  VARIABLES_KEY?: string;
-  VARIABLES_KEY_PREVIOUS?: string;
-}
-
-async function currentKey(env: SecretKeys): Promise<Key> {
-  if (!env.VARIABLES_KEY) throw misconfigured('VARIABLES_KEY is not set on this relay, so it cannot keep secrets');
-  return importKey(env.VARIABLES_KEY);
-}
-
-async function keyById(env: SecretKeys, id: string): Promise<Key | null> {
-  for (const text of [env.VARIABLES_KEY, env.VARIABLES_KEY_PREVIOUS]) {
-    if (!text) continue;
-    const k = await importKey(text);
-    if (k.id === id) return k;
-  }
-  return null;
-}
-
-function unb64(s: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(s.length / 4) * 4, '='));
-  return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
 }
 
 /** Seals `plaintext` for the place named by `aad`: "<key id>.<iv>.<ciphertext and tag>". */
-export async function seal(env: SecretKeys, plaintext: string, aad: string): Promise<string> {
-  const k = await currentKey(env);
-  const iv = crypto.getRandomValues(new Uint8Array(12));
-  const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(aad) }, k.key, encoder.encode(plaintext));
-  return `${k.id}.${base64url(iv)}.${base64url(new Uint8Array(ct))}`;
-}
-
+export const seal = (env: box.SecretKeys, plaintext: string, aad: string) => mapped(box.seal(env, plaintext, aad));
 /** Opens a sealed value; throws SECRETS_UNAVAILABLE when its key is not configured or it does not open. */
-export async function open(env: SecretKeys, sealed: string, aad: string): Promise<string> {
-  const [id, iv, ct] = sealed.split('.');
-  if (!id || !iv || !ct) throw misconfigured('a sealed value is malformed');
-  const k = await keyById(env, id);
-  if (!k) throw misconfigured(`the key that sealed this value (${id}) is neither VARIABLES_KEY nor VARIABLES_KEY_PREVIOUS`);
-  try {
-    const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: unb64(iv), additionalData: encoder.encode(aad) }, k.key, unb64(ct));
-    return decoder.decode(pt);
-  } catch {
-    throw misconfigured('a sealed value did not open (wrong key or place)');
-  }
-}
-
-/** The id of the key a sealed value names. */
-export function sealedKeyId(sealed: string): string {
-  return sealed.split('.', 1)[0]!;
-}
-
+export const open = (env: box.SecretKeys, sealed: string, aad: string) => mapped(box.open(env, sealed, aad));
 /** The id of VARIABLES_KEY, to find values still sealed under another key. */
-export async function currentKeyId(env: SecretKeys): Promise<string> {
-  return (await currentKey(env)).id;
-}
-
+export const currentKeyId = (env: box.SecretKeys) => mapped(box.currentKeyId(env));
 /** The value sealed again under VARIABLES_KEY, or null when it already is. */
-export async function reseal(env: SecretKeys, sealed: string, aad: string): Promise<string | null> {
-  if (sealedKeyId(sealed) === (await currentKeyId(env))) return null;
-  return seal(env, await open(env, sealed, aad), aad);
-}
+export const reseal = (env: box.SecretKeys, sealed: string, aad: string) => mapped(box.reseal(env, sealed, aad));
