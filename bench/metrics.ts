@@ -146,39 +146,46 @@ export async function benchMetrics(env: DevEnv): Promise<Row[]> {
       '≤ 2,000',
     ]);
 
-    // At 1 s: one watcher held open; its deliveries are the baseline of the counts below.
-    const [one] = await openWatchers(env, 1);
-    try {
-      await waitFor('the first live sample', async () => one!.messages.some((m) => m.event === 'metrics'), 30_000);
-      const t1 = Date.now();
-      const seen = one!.messages.filter((m) => m.event === 'metrics').length;
-      const live = await costOver(pid, WINDOW_MS);
-      const samples = one!.messages.filter((m) => m.event === 'metrics').length - seen;
-      rows.push([
-        `agent at a 1 s interval (one metrics watcher), over ${fmt((Date.now() - t1) / 1000, 0)} s`,
-        `CPU ${fmt(live.cpu, 2)} % of a core; RSS ${fmt(live.rss.total)} MiB (${fmt(live.rss.anon)} anon, ${fmt(live.rss.file)} file), max ${fmt(live.maxRss)}; ${samples} samples`,
-        '≤ 0.3 %, ≤ 40 MiB',
-      ]);
-      for (const n of [1, 100, 1000]) {
-        const readers = n === 1 ? [one!] : await openWatchers(env, n - 1);
-        try {
-          const all = n === 1 ? readers : [one!, ...readers];
-          const { delays, samples: distinct } = await deliveries(all, DELIVERY_MS);
-          const dropped = all.filter((r) => r.ended).length;
-          rows.push([
-            `metrics sample to ${n} SSE watcher${n > 1 ? 's' : ''} of one device at 1 sample/s${n === 1 ? ' (baseline)' : ''} (${delays.length} deliveries of ${distinct.size} samples)`,
-            delays.length ? `p50 ${fmt(percentile(delays, 50), 0)} ms, p99 ${fmt(percentile(delays, 99), 0)} ms, max ${fmt(delays.at(-1)!, 0)} ms${dropped ? `; ${dropped} DROPPED` : ''}` : 'NO SAMPLES ARRIVED',
-            n === 1000 ? 'p99 ≤ 250 ms' : '—',
-          ]);
-        } finally {
-          if (n > 1) for (const r of readers) r.close();
-        }
-      }
-    } finally {
-      one!.close();
-    }
+    // At 1 s: one watcher held open; its deliveries are the baseline of the counts below. Numbers
+    // are reported, never asserted: a part that fails says so in its row, and the rest still runs.
+    rows.push(...(await live(env, pid).catch((e): Row[] => [['agent at a 1 s interval; metrics watchers', `FAILED: ${e instanceof Error ? e.message : String(e)}`, '—']])));
   } finally {
     await d1.remove();
+  }
+  return rows;
+}
+
+async function live(env: DevEnv, pid: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  const [one] = await openWatchers(env, 1);
+  try {
+    await waitFor('the first live sample', async () => one!.messages.some((m) => m.event === 'metrics'), 30_000);
+    const t1 = Date.now();
+    const seen = one!.messages.filter((m) => m.event === 'metrics').length;
+    const cost = await costOver(pid, WINDOW_MS);
+    const samples = one!.messages.filter((m) => m.event === 'metrics').length - seen;
+    rows.push([
+      `agent at a 1 s interval (one metrics watcher), over ${fmt((Date.now() - t1) / 1000, 0)} s`,
+      `CPU ${fmt(cost.cpu, 2)} % of a core; RSS ${fmt(cost.rss.total)} MiB (${fmt(cost.rss.anon)} anon, ${fmt(cost.rss.file)} file), max ${fmt(cost.maxRss)}; ${samples} samples`,
+      '≤ 0.3 %, ≤ 40 MiB',
+    ]);
+    for (const n of [1, 100, 1000]) {
+      const readers = n === 1 ? [one!] : await openWatchers(env, n - 1);
+      try {
+        const all = n === 1 ? readers : [one!, ...readers];
+        const { delays, samples: distinct } = await deliveries(all, DELIVERY_MS);
+        const dropped = all.filter((r) => r.ended).length;
+        rows.push([
+          `metrics sample to ${n} SSE watcher${n > 1 ? 's' : ''} of one device at 1 sample/s${n === 1 ? ' (baseline)' : ''} (${delays.length} deliveries of ${distinct.size} samples)`,
+          delays.length ? `p50 ${fmt(percentile(delays, 50), 0)} ms, p99 ${fmt(percentile(delays, 99), 0)} ms, max ${fmt(delays.at(-1)!, 0)} ms${dropped ? `; ${dropped} DROPPED` : ''}` : 'NO SAMPLES ARRIVED',
+          n === 1000 ? 'p99 ≤ 250 ms' : '—',
+        ]);
+      } finally {
+        if (n > 1) for (const r of readers) r.close();
+      }
+    }
+  } finally {
+    one!.close();
   }
   return rows;
 }
