@@ -6,12 +6,11 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { ENROLL_PATH } from '../shared/constants.ts';
 import { readErrorBody } from '../shared/codes.ts';
-import { EnrollResponseSchema, type EnrollRequest } from '../shared/api/enroll.ts';
+import type { EnrollRequest } from '../shared/api/enroll.ts';
 import { AGENT_VERSION } from '../shared/version.ts';
 import { defaultConfigPath, loadConfig, saveConfig } from './config.ts';
 import { AgentConnection } from './connection.ts';
-import { newKeyPair } from './identity.ts';
-import { createLogger } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
 import { agentCapabilities } from './capabilities.ts';
 import { createSystemReader } from './system/reader.ts';
 import { kvmOptions } from './kvm/options.ts';
@@ -19,7 +18,7 @@ import { DEFAULT_SPOOL_BYTES, logOptions } from './logs/options.ts';
 import { terminalOptions } from './terminal/options.ts';
 import { DEFAULT_DOCKER_SOCKET, metricsOptions } from './metrics/options.ts';
 import { DEFAULT_VIDEO_DEVICE, SCREEN_BACKENDS } from './kvm/screen/types.ts';
-import { InstallError, installService, installTargets, SERVICE_NAME } from './install-service.ts';
+import { createTrimmer } from './trim.ts';
 
 const USAGE = `pirelay-agent ${AGENT_VERSION}
 
@@ -67,6 +66,36 @@ PIRELAY_BIN_DIR, PIRELAY_UNIT_DIR, PIRELAY_SYSTEMCTL (default: systemctl on PATH
 
 class UsageError extends Error {}
 
+/** The first trim (agent/trim.ts), once start-up, hello and the first samples are behind the agent. */
+const TRIM_FIRST_MS = 20_000;
+/** Then this often, which releases what a passing burst (a terminal, a KVM session) touched. */
+const TRIM_EVERY_MS = 10 * 60_000;
+
+/** Trims the executable's pages on a schedule; PIRELAY_AGENT_TRIM=off leaves them (to compare). */
+function startTrimming(log: Logger): { stop(): void } {
+  if (process.env.PIRELAY_AGENT_TRIM === 'off') return { stop() {} };
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let stopped = false;
+  void createTrimmer().then(
+    (trimmer) => {
+      const step = (first: boolean) => {
+        if (stopped) return;
+        const bytes = trimmer.trim();
+        if (first) log.debug('trimmed the executable pages start-up touched', { mappings_mib: Math.round(bytes / 1_048_576) });
+        timer = setTimeout(() => step(false), TRIM_EVERY_MS);
+      };
+      if (!stopped) timer = setTimeout(() => step(true), TRIM_FIRST_MS);
+    },
+    (e) => log.warn('trimming is off', { error: String(e) }),
+  );
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const { values } = parseArgs({
@@ -103,6 +132,8 @@ async function main(argv: string[]): Promise<number> {
       if (!values.force && (await Bun.file(configPath).exists())) {
         throw new UsageError(`${configPath} already exists; pass --force to enroll again`);
       }
+      // Only enrolling needs these: `run` never loads them.
+      const [{ EnrollResponseSchema }, { newKeyPair }] = await Promise.all([import('../shared/api/enroll.ts'), import('./identity.ts')]);
       const system = createSystemReader({ root: values.root });
       const facts = await system.facts();
       const { privateJwk, publicJwk } = await newKeyPair();
@@ -158,10 +189,12 @@ async function main(argv: string[]): Promise<number> {
       });
       log.info('agent starting', { device_id: config.device_id, relay: config.relay, simulate: values.simulate, version: AGENT_VERSION, hid: kvm.options.hidDir ?? 'gadgets', screen: kvm.options.screen });
       connection.start();
+      const trimming = startTrimming(log);
       await new Promise<void>((resolve) => {
         const stop = async (signal: string) => {
           log.info('agent stopping', { signal });
           clearInterval(ticker);
+          trimming.stop();
           // Terminal sessions end with the agent (their processes killed), not orphaned; the logs
           // module ends its journalctl and closes its spool (what it read is spooled already).
           await Promise.all(stopping.map((f) => f().catch((e) => log.warn('a capability failed to stop', { error: String(e) }))));
@@ -174,6 +207,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'install-service': {
+      const { InstallError, installService, installTargets, SERVICE_NAME } = await import('./install-service.ts');
       // From source, the running executable is Bun itself, which is not what the unit should run.
       if (!Bun.main.startsWith('/$bunfs/')) {
         throw new InstallError('install-service installs the compiled agent (the pirelay-agent file you downloaded, or one from `npm run build:agent`); run it from that file, not from source');

@@ -10,6 +10,7 @@ import { benchDashboard } from '../bench/dashboard.ts';
 import { benchKvm } from '../bench/kvm.ts';
 import { benchTerminal } from '../bench/terminal.ts';
 import { benchLogs } from '../bench/logs.ts';
+import { benchMetrics, benchSoak } from '../bench/metrics.ts';
 import { rss } from '../bench/proc.ts';
 import { freePort, tempDir } from '../test/e2e/harness.ts';
 
@@ -52,6 +53,10 @@ try {
   const r = rss(agentPid);
   rows.push(['agent idle RSS', `${fmt(r.total)} MiB (${fmt(r.anon)} MiB anonymous, ${fmt(r.file)} MiB pages of the Bun executable)`, '≤ 32 MiB']);
 
+  // Before anything else loads the agent: its idle and 1 s cost, metrics watchers, D1 writes.
+  rows.push(...(await benchMetrics(env)));
+  // BENCH_SOAK_MINUTES=60 adds the soak (also `npm run bench:soak`, alone).
+  if (process.env.BENCH_SOAK_MINUTES) rows.push(...(await benchSoak(env, Number(process.env.BENCH_SOAK_MINUTES))));
   rows.push(...(await benchDashboard(env)));
   rows.push(...(await benchKvm(env, hidDir)));
   rows.push(...(await benchTerminal(env)));

@@ -81,7 +81,11 @@ async function call(url: string, path: string, init: { method?: string; key?: st
 export function runBun(args: string[], opts: { logs?: 'inherit' | 'ignore' | 'pipe'; prefix?: string } = {}): ChildProcess {
   // PIRELAY_BUN_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the agents.
   const flags = process.env.PIRELAY_BUN_FLAGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(BUN, [...flags, ...args], { cwd: ROOT, stdio: ['ignore', opts.logs === 'ignore' ? 'ignore' : 'pipe', opts.logs === 'ignore' ? 'ignore' : 'pipe'] });
+  return spawnLogged(BUN, [...flags, ...args], opts);
+}
+
+function spawnLogged(command: string, args: string[], opts: { logs?: 'inherit' | 'ignore' | 'pipe'; prefix?: string }): ChildProcess {
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', opts.logs === 'ignore' ? 'ignore' : 'pipe', opts.logs === 'ignore' ? 'ignore' : 'pipe'] });
   if (opts.logs === 'inherit') {
     const prefix = opts.prefix ?? '';
     for (const s of [child.stdout, child.stderr]) s?.on('data', (d: Buffer) => process.stderr.write(d.toString().replace(/^(?=.)/gm, prefix)));
@@ -187,10 +191,12 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
     mkdirSync(join(dir, 'logs'), { recursive: true, mode: 0o700 });
     appendFileSync(logFile(deviceId), '');
     const args = ['run', '--simulate', '--hid-dir', hidDir(deviceId), '--log-file', `${logFile(deviceId)}=demo`, '--no-journal', '--config', join(dir, 'agents', `${dev.name}.json`)];
-    const child = runBun([AGENT_MAIN, ...args, ...(opts.agentArgs ?? [])], {
-      logs: opts.agentLogs ?? 'ignore',
-      prefix: `[agent ${dev.name}] `,
-    });
+    // PIRELAY_AGENT_BIN runs a compiled agent (`npm run build:agent`) instead of the source, so
+    // the benchmark can measure what a device runs.
+    const logging = { logs: opts.agentLogs ?? 'ignore', prefix: `[agent ${dev.name}] ` } as const;
+    const child = process.env.PIRELAY_AGENT_BIN
+      ? spawnLogged(resolve(process.env.PIRELAY_AGENT_BIN), [...args, ...(opts.agentArgs ?? [])], logging)
+      : runBun([AGENT_MAIN, ...args, ...(opts.agentArgs ?? [])], logging);
     agents.set(deviceId, child);
     return child;
   };
