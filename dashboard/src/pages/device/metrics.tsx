@@ -157,10 +157,10 @@ export default function MetricsTab({ device }: DeviceTabProps) {
       const ask = (resolution: string) =>
         get<HistoryResponse>('/api/v1/history' + query({ agent_id: device.id, from: new Date(from).toISOString(), to: new Date(to).toISOString(), resolution }), { signal });
       try {
-        return { answer: await ask(zoom.resolution), from, to };
+        return { answer: await ask(zoom.resolution), from, to, zoom: zoom.id };
       } catch (e) {
         // More raw points than an answer holds (a device that sampled fast all hour): the minute rollup.
-        if ((e as { status?: number }).status === 400 && zoom.fallback) return { answer: await ask(zoom.fallback), from, to };
+        if ((e as { status?: number }).status === 400 && zoom.fallback) return { answer: await ask(zoom.fallback), from, to, zoom: zoom.id };
         throw e;
       }
     },
@@ -176,9 +176,11 @@ export default function MetricsTab({ device }: DeviceTabProps) {
     setLive((old) => withPoint(old, { t, series: seriesOf(e) }));
     setLatest((old) => (!old || Date.parse(old.timestamp) <= t ? e : old));
   }, []);
-  const liveState = useMetricsSocket(device.id, !refused, onSample, () => void history.reload());
+  // Live samples once history has answered: a caller it refuses (403, 404) opens no socket.
+  const liveState = useMetricsSocket(device.id, history.data !== undefined, onSample, () => void history.reload());
 
-  const loaded = history.data;
+  // Another zoom's answer is not this one's, even for the moment the new one is on its way.
+  const loaded = history.data?.zoom === zoom.id ? history.data : undefined;
   const now = zoom.live ? Math.max(Date.now(), live[live.length - 1]?.t ?? 0) : (loaded?.to ?? Date.now());
   const fromMs = zoom.live ? now - zoom.ms : (loaded?.from ?? now - zoom.ms);
   const table: ChartTable | undefined = loaded && tableOf(loaded.answer, zoom.live ? live : [], fromMs);
@@ -187,7 +189,7 @@ export default function MetricsTab({ device }: DeviceTabProps) {
   const resolution = loaded?.answer.resolution;
 
   return (
-    <section class="metrics" aria-labelledby="metrics-title">
+    <section class="metrics" aria-labelledby="metrics-title" data-resolution={resolution}>
       <div class="section-head">
         <h2 id="metrics-title">Metrics</h2>
         <ZoomButtons zoom={zoom} onZoom={(z) => route(path + query({ ...q, range: z.id === ZOOMS[0]!.id ? '' : z.id }), true)} />
@@ -207,7 +209,7 @@ export default function MetricsTab({ device }: DeviceTabProps) {
       )}
       {!refused && (
         <p class="muted metrics-live" role="status">
-          {LIVE_TEXT[liveState]}
+          {online ? LIVE_TEXT[liveState] : 'No live samples while the device is offline.'}
           {latest && (
             <>
               {' '}
@@ -217,7 +219,7 @@ export default function MetricsTab({ device }: DeviceTabProps) {
           {zoom.live ? '' : ` · live samples are added on the ${ZOOMS[0]!.label} view`}
         </p>
       )}
-      {history.error ? (
+      {history.error && !history.loading ? (
         <LoadError error={history.error} retry={refused ? undefined : () => void history.reload()} />
       ) : !table ? (
         <Loading what="metrics" />
