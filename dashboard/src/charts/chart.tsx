@@ -99,7 +99,8 @@ export function Chart({ id, title, unit, lines, table, range, yMax, description,
       const bands: uPlot.Band[] = [];
       lines.forEach((l, i) => {
         const stroke = colour(i);
-        series.push({ label: l.label, stroke, width: l.minor ? 1 : 2, points: { show: false }, spanGaps: false });
+        // uPlot's own rule for points: shown where they are few enough to see (a device's first samples, a lone sample between gaps).
+        series.push({ label: l.label, stroke, width: l.minor ? 1 : 2, points: { fill: stroke }, spanGaps: false });
         if (banded && banding(l)) {
           const at = series.length;
           // The band's edges draw nothing themselves; the fill between them is the range of the bucket.
