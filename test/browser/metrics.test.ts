@@ -5,8 +5,9 @@
 // the zoom buttons ask history for the resolution of their range (1 h raw, 24 h 1m, 7 d 5m,
 // 30 d 1h) and keep it in the URL; the charts follow their container when the window narrows (no
 // sideways scroll at 360 px); an offline device's history stays readable and live samples resume
-// when it is back; someone without metrics:read has no Metrics tab and reads no history. Every
-// state visited is scanned with axe-core and loads nothing from another host.
+// when it is back; the overview's live info follows the fleet stream's samples; someone without
+// metrics:read has no Metrics tab and reads no history. Every state visited is scanned with
+// axe-core and loads nothing from another host.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Page, Request } from 'playwright-core';
 import { waitOnline } from '../../scripts/dev-env.ts';
@@ -186,6 +187,25 @@ describeBrowser('the Metrics tab', () => {
     await waitOnline(d.env);
     await expect.poll(() => page.getByText('This device is offline').count(), WAIT).toBe(0);
     await expect.poll(() => pointsOn(page, 'cpu'), WAIT).toBeGreaterThan(offline);
+    expect(foreign).toEqual([]);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('keeps the overview\'s live info current from the fleet stream\'s samples, without reading it again', async () => {
+    const { page, context, foreign, errors } = await openPage(d);
+    const reads: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === `/api/v1/devices/${d.deviceId}/info`) reads.push(r.url());
+    });
+    await signInAdmin(page, d, `/device/${d.deviceId}`);
+    const readAt = page.getByRole('region', { name: 'Live info' }).locator('p.muted time').last();
+    await readAt.waitFor(WAIT);
+    const first = await readAt.getAttribute('datetime');
+    await expect.poll(() => readAt.getAttribute('datetime'), WAIT).not.toBe(first);
+    expect(Date.parse((await readAt.getAttribute('datetime'))!)).toBeGreaterThan(Date.parse(first!));
+    expect(reads, 'the sample came by the stream').toHaveLength(1);
+    expect(await page.getByRole('region', { name: 'CPU' }).textContent()).toMatch(/\d+\.\d %/);
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await context.close();
