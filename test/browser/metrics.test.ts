@@ -5,12 +5,15 @@
 // the zoom buttons ask history for the resolution of their range (1 h raw, 24 h 1m, 7 d 5m,
 // 30 d 1h) and keep it in the URL; the charts follow their container when the window narrows (no
 // sideways scroll at 360 px); an offline device's history stays readable and live samples resume
-// when it is back; the overview's live info follows the fleet stream's samples; someone without
+// when it is back; a device that never sent a sample says so, with no empty chart; the
+// overview's live info follows the fleet stream's samples; someone without
 // metrics:read has no Metrics tab and reads no history. Every state visited is scanned with
 // axe-core and loads nothing from another host.
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Page, Request } from 'playwright-core';
 import { waitOnline } from '../../scripts/dev-env.ts';
+import { agentCli, tempDir } from '../e2e/harness.ts';
 import { createUser, describeBrowser, expectAccessible, openPage, screenshot, signIn, signInAdmin, startDashboard, type Dashboard } from './harness.ts';
 
 /** expect.poll waits 1 s by default; the page is given as long as Playwright's own waits give it. */
@@ -187,6 +190,28 @@ describeBrowser('the Metrics tab', () => {
     await waitOnline(d.env);
     await expect.poll(() => page.getByText('This device is offline').count(), WAIT).toBe(0);
     await expect.poll(() => pointsOn(page, 'cpu'), WAIT).toBeGreaterThan(offline);
+    expect(foreign).toEqual([]);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('says so when a device has sent no sample yet, with no empty chart', async () => {
+    const teams = (await d.api('/api/v1/teams')).body.teams as { id: string; name: string }[];
+    const team_id = teams.find((t) => t.name === 'Default')!.id;
+    const token = await d.api('/api/v1/enrollment-tokens', { json: { name: 'quiet', auto_approve: true, max_uses: 1, team_id } });
+    expect(token.status, JSON.stringify(token.body)).toBe(201);
+    const enrolled = await agentCli(['enroll', '--relay', d.origin, '--token', token.body.token, '--name', 'quiet-pi', '--config', join(await tempDir('metrics-quiet'), 'agent.json')]);
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    const { device_id: id } = JSON.parse(enrolled.stdout.trim().split('\n').pop()!);
+    const { page, context, foreign, errors } = await openPage(d, { width: 390, height: 844, colorScheme: 'dark' });
+    await signInAdmin(page, d, `/device/${id}/metrics`);
+    await page.getByText('No samples in the last 1 hour.').waitFor(WAIT);
+    await page.getByText(/This device is offline/).waitFor();
+    expect(await page.locator('figure[data-chart]').count()).toBe(0);
+    await page.getByRole('button', { name: '30 days', exact: true }).click();
+    await page.getByText('No samples in the last 30 days.').waitFor(WAIT);
+    expect(await page.locator('figure[data-chart]').count()).toBe(0);
+    await expectAccessible(page, 'the Metrics tab of a device with no samples');
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await context.close();
