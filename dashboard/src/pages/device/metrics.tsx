@@ -31,6 +31,12 @@ interface ChartDef {
 
 /** Cores are drawn as lines of their own in the legend up to this many; beyond, as thin lines under the total. */
 const NAMED_CORES = 4;
+/**
+ * At most this many lines per chart (a sample holds at most SAMPLE_LIMITS' 512 cores and 64 mounts;
+ * history could name more, from a device's backlog): a device cannot make the page draw thousands.
+ */
+const MAX_CORES = 512;
+const MAX_MOUNTS = 64;
 
 const CHARTS: ChartDef[] = [
   {
@@ -44,7 +50,8 @@ const CHARTS: ChartDef[] = [
       const cores = keys
         .filter((k) => /^cpu\.\d+$/.test(k))
         .map((k) => Number(k.slice(4)))
-        .sort((a, b) => a - b);
+        .sort((a, b) => a - b)
+        .slice(0, MAX_CORES);
       const many = cores.length > NAMED_CORES;
       return [
         ...(keys.includes('cpu') ? [{ key: 'cpu', label: 'Total' }] : []),
@@ -70,7 +77,10 @@ const CHARTS: ChartDef[] = [
     yMax: 100,
     description: 'per mount',
     lines: (keys) => {
-      const mounts = keys.filter((k) => k.startsWith('disk:')).sort();
+      const mounts = keys
+        .filter((k) => k.startsWith('disk:'))
+        .sort()
+        .slice(0, MAX_MOUNTS);
       if (mounts.length) return mounts.map((k) => ({ key: k, label: k.slice(5) }));
       return keys.includes('disk') ? [{ key: 'disk', label: 'Fullest mount' }] : [];
     },
