@@ -119,7 +119,8 @@ export function Chart({ id, title, unit, lines, table, range, yMax, description,
           cursor: { drag: { x: false, y: false }, points: { show: false } },
           scales: {
             x: { time: true, range: () => rangeRef.current },
-            y: { range: (_u, _min, max) => [0, yMax ?? (max > 0 ? max * 1.1 : 1)] },
+            // From 0 (below it only for what can be: a sensor in the cold), to 100 % or a little over the highest value.
+            y: { range: (_u, min, max) => [Math.min(0, min), yMax ?? (max > 0 ? max * 1.1 : 1)] },
           },
           axes: [
             { ...axis, space: 60 },
