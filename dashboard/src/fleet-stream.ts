@@ -2,8 +2,11 @@
 // WebSocket form (README, "Live events"), authenticated by the session cookie. It resumes from
 // the last event it handled after a drop, acknowledges in batches so the relay never holds a
 // stalled tab's backlog, and tells pages to re-read what they show when it could not resume
-// (a gap, or a reconnect after events may have been missed).
+// (a gap, or a reconnect after events may have been missed). It carries both of the stream's
+// topics: `status` (a device online or offline) and `metrics` (each device's sample, at the relay's
+// refresh interval, for the fleet page's live figures).
 import { signal } from '@preact/signals';
+import type { MetricsEvent } from '../../shared/api/metrics.ts';
 import type { StatusEvent } from '../../shared/api/stream.ts';
 import { get, redialDelay, socketUrl } from './api.ts';
 
@@ -12,6 +15,7 @@ export const streamConnection = signal<StreamConnection>('closed');
 
 export interface StreamEvents {
   status: StatusEvent;
+  metrics: MetricsEvent;
 }
 type Listener = { [K in keyof StreamEvents]: (data: StreamEvents[K]) => void };
 

@@ -2,7 +2,9 @@
 // stream (no request for the device list in between, no reload), devices enrolled with the agent
 // CLI against a token that does not auto-approve waiting for approval, approving one (it moves
 // into the list and comes online) and rejecting another after confirming, a viewer who sees no
-// approve or reject buttons, what someone in no team is told, and the filters living in the URL.
+// approve or reject buttons, what someone in no team is told, each device's CPU, memory and
+// temperature updating live from the same stream (one read of the latest samples for the first
+// paint, then no request per device and no polling), and the filters living in the URL.
 import type { ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -209,6 +211,48 @@ describeBrowser('the fleet page', () => {
     expect((await d.api(`/api/v1/devices/${enrolled.get('stray-pi')}`)).body.status).toBe('rejected');
     expect((await d.api(`/api/v1/devices/${enrolled.get('lab-pi')}`)).body.status).toBe('approved');
     await expectAccessible(page, 'fleet after approving and rejecting');
+    expect(foreign).toEqual([]);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('shows each device\'s CPU, memory and temperature live from the stream: one read for the first paint, then no request per device and no polling', async () => {
+    const { page, context, foreign, errors } = await openPage(d);
+    const requests: string[] = [];
+    const sockets: string[] = [];
+    page.on('request', (r) => {
+      const u = new URL(r.url());
+      if (u.pathname.startsWith('/api/')) requests.push(`${r.method()} ${u.pathname}${u.search}`);
+    });
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await signInAdmin(page, d);
+    await expect.poll(() => listed(page), WAIT).toEqual(['demo-pi', 'lab-pi']);
+    await expect.poll(() => statusOf(page, 'lab-pi'), WAIT).toBe('online');
+    const figure = (name: string, column: 'CPU' | 'Memory' | 'Temp.') => rowOf(page, name).locator(`td[data-label="${column}"]`);
+    const pointsOf = async (name: string) => Number((await figure(name, 'CPU').locator('.fleet-figure').getAttribute('data-points')) ?? 0);
+    for (const name of ['demo-pi', 'lab-pi']) {
+      await expect.poll(() => figure(name, 'CPU').textContent(), WAIT).toMatch(/^\d+(\.\d)? %$/);
+      await expect.poll(() => figure(name, 'Memory').textContent(), WAIT).toMatch(/^\d+(\.\d)? %$/);
+    }
+    // A temperature where the device has a sensor, a dash where it has none.
+    const latest = await d.api('/api/v1/metrics/latest');
+    expect(latest.status, JSON.stringify(latest.body)).toBe(200);
+    const sensors = latest.body.metrics.find((m: { agent_id: string }) => m.agent_id === d.deviceId).temperature.sensors.length;
+    expect(await figure('demo-pi', 'Temp.').textContent()).toMatch(sensors ? /^\d+\.\d °C$/ : /^—$/);
+
+    const seeded = requests.filter((r) => r.includes('/metrics') || r.includes('/history'));
+    expect(seeded, 'the first paint reads every device\'s latest sample at once').toEqual(['GET /api/v1/metrics/latest']);
+    const counted = requests.length;
+    // Two more samples per device (the relay's refresh interval) arrive on the page as they come…
+    const start = { demo: await pointsOf('demo-pi'), lab: await pointsOf('lab-pi') };
+    await expect.poll(() => pointsOf('demo-pi'), { timeout: 60_000 }).toBeGreaterThanOrEqual(start.demo + 2);
+    await expect.poll(() => pointsOf('lab-pi'), { timeout: 60_000 }).toBeGreaterThanOrEqual(start.lab + 2);
+    expect(await figure('demo-pi', 'CPU').locator('svg.sparkline polyline').count()).toBe(1);
+    // …over the one fleet socket, with no request to the API in between.
+    expect(requests.slice(counted), 'no polling, no request per device').toEqual([]);
+    expect(sockets.map((s) => new URL(s).pathname + new URL(s).search)).toEqual(['/api/v1/stream']);
+    await expectAccessible(page, 'fleet with live figures');
+    await screenshot(page, 'fleet-figures-1280-light');
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await context.close();

@@ -19,7 +19,7 @@ const PAGES_MODULE = '../../dashboard/src/pages.ts';
 const { PAGES } = (await import(/* @vite-ignore */ PAGES_MODULE)) as { PAGES: { path: string; title: string }[] };
 
 /** The device page's tabs, swept as /device/<id>/<tab>: add each tab here as the device page gains it. */
-const DEVICE_TABS: string[] = ['processes', 'tunnels', 'kvm', 'terminal', 'logs', 'settings'];
+const DEVICE_TABS: string[] = ['metrics', 'processes', 'tunnels', 'kvm', 'terminal', 'logs', 'settings'];
 
 interface Ids {
   deviceId: string;

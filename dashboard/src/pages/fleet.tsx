@@ -2,6 +2,8 @@
 // row turns online or offline in place when its status event arrives, without asking the API
 // again — with filters kept in the URL (?team=&status=&q=) so a filtered view can be linked and
 // survives a reload; and, for those who may approve them, the devices waiting for approval.
+// With metrics:read, each online device's CPU, memory and temperature show live beside a
+// sparkline of its recent samples (charts/fleet-metrics.ts: from the same stream, no polling).
 // One GET /api/v1/devices carries every status: approved devices are the fleet, pending ones
 // wait above it, rejected and revoked ones are not shown.
 import { useEffect, useMemo, useRef } from 'preact/hooks';
@@ -9,6 +11,9 @@ import { useLocation } from 'preact-iso';
 import type { Device, DeviceTag } from '../../../shared/api/devices.ts';
 import type { Team } from '../../../shared/api/teams.ts';
 import { get, post, query } from '../api.ts';
+import { followFleetMetrics, pointsOf, type FleetPoint } from '../charts/fleet-metrics.ts';
+import { formatCelsius, formatPercent } from '../charts/format.ts';
+import { Sparkline } from '../charts/sparkline.tsx';
 import { onStreamEvent, onStreamResync } from '../fleet-stream.ts';
 import { administers, can, isAdmin } from '../session.ts';
 import { Empty, LoadError, Loading, Page, StatusBadge, Time } from '../ui/bits.tsx';
@@ -54,6 +59,28 @@ const focusSoon = (...ids: string[]) =>
       if (el) return el.focus();
     }
   }, 0);
+
+type Figure = 'cpu' | 'memory' | 'temperature';
+const FIGURES: { id: Figure; header: string; format: (v: number) => string; max?: number }[] = [
+  { id: 'cpu', header: 'CPU', format: formatPercent, max: 100 },
+  { id: 'memory', header: 'Memory', format: formatPercent, max: 100 },
+  { id: 'temperature', header: 'Temp.', format: formatCelsius },
+];
+
+const valuesOf = (points: FleetPoint[], figure: Figure) => points.map((p) => p[figure]).filter((v): v is number => v !== undefined);
+
+/** A device's latest figure and its sparkline; redrawn when that device's sample comes (its signal is read here). */
+function LiveFigure({ device, figure }: { device: Device; figure: (typeof FIGURES)[number] }) {
+  const values = valuesOf(pointsOf(device.id).value, figure.id);
+  const last = values[values.length - 1];
+  if (!device.online || last === undefined) return <span class="muted">—</span>;
+  return (
+    <span class="fleet-figure" data-points={values.length}>
+      <span class="fleet-figure-value">{figure.format(last)}</span>
+      <Sparkline values={values} max={figure.max} />
+    </span>
+  );
+}
 
 /** Approve at once; reject after a confirmation. Names in the labels, since every row has both. */
 function PendingActions({ device, onChanged }: { device: Device; onChanged: (d: Device) => void }) {
@@ -102,6 +129,7 @@ export default function FleetPage() {
     [],
   );
 
+  const figures = can('metrics:read');
   // Stream handlers read the newest load through a ref (they are subscribed once).
   const live = useRef(devices);
   live.current = devices;
@@ -121,12 +149,21 @@ export default function FleetPage() {
         ),
       );
     });
-    const offResync = onStreamResync(() => void live.current.reload());
+    const offResync = onStreamResync(() => {
+      void live.current.reload();
+      if (figures) void followFleetMetrics();
+    });
     return () => {
       offStatus();
       offResync();
     };
   }, []);
+  useEffect(() => {
+    if (!figures) return;
+    const c = new AbortController();
+    void followFleetMetrics(c.signal);
+    return () => c.abort();
+  }, [figures]);
 
   const { path, query: q, route } = useLocation();
   const filters: Filters = {
@@ -185,6 +222,19 @@ export default function FleetPage() {
         ),
       },
       { id: 'status', header: 'Status', value: (d) => (d.online ? 0 : 1), cell: (d) => <StatusBadge status={d.online ? 'online' : 'offline'} /> },
+      // Sorted by the figure when the table is drawn (peek: the page is not redrawn for each sample; the cells are).
+      ...(figures
+        ? FIGURES.map(
+            (f): Column<Device> => ({
+              id: f.id,
+              header: f.header,
+              descFirst: true,
+              class: 'fleet-figure-cell',
+              value: (d) => (d.online ? (valuesOf(pointsOf(d.id).peek(), f.id).pop() ?? -1) : -1),
+              cell: (d) => <LiveFigure device={d} figure={f} />,
+            }),
+          )
+        : []),
       { id: 'hardware', header: 'Hardware', value: (d) => d.hardware, cell: (d) => dash(d.hardware) },
       {
         id: 'os',

@@ -1,12 +1,16 @@
 // The device's overview: the facts the relay keeps (from enrollment and the agent's last hello)
 // and, while it is online, PiTunnel's device info read live from the device (GET …/info: CPU,
 // memory, disks, temperatures). Read once when the tab opens or the device comes online, and on
-// Refresh — never polled. Offline, it says the facts are from when the device was last seen and
-// what to check.
+// Refresh — never polled; meanwhile its CPU, load, memory and uptime follow the device's samples
+// on the fleet stream (`event: metrics`, at the relay's refresh interval). Offline, it says the
+// facts are from when the device was last seen and what to check.
 import { Fragment, type ComponentChildren } from 'preact';
+import { useEffect } from 'preact/hooks';
 import type { DeviceInfo } from '../../../../shared/api/device-info.ts';
 import type { Device } from '../../../../shared/api/devices.ts';
+import type { MetricsEvent } from '../../../../shared/api/metrics.ts';
 import { get } from '../../api.ts';
+import { onStreamEvent } from '../../fleet-stream.ts';
 import { LoadError, Loading, Time } from '../../ui/bits.tsx';
 import { formatBytes } from '../../../../shared/bytes.ts';
 import { Button } from '../../ui/form.tsx';
@@ -144,11 +148,32 @@ function NotLive({ device }: { device: Device }) {
   );
 }
 
+/** The info with the figures a sample carries too, as the sample has them. */
+function withSample(info: DeviceInfo, e: MetricsEvent): DeviceInfo {
+  const m = e.memory;
+  const l = e.cpu.loadAverage;
+  return {
+    ...info,
+    uptime: e.system.uptime,
+    cpu: { ...info.cpu, usage_percent: e.cpu.totalUsage, load_average: [l.one, l.five, l.fifteen] },
+    memory: m.total > 0 ? { total: m.total, available: m.available, used: m.used, used_percent: (100 * m.used) / m.total, swap_total: m.swapTotal, swap_used: m.swapUsed } : info.memory,
+  };
+}
+
 export default function Overview({ device }: DeviceTabProps) {
   const live = device.status === 'approved' && device.online;
   const info = useLoad(
     (signal) => (live ? get<DeviceInfo>(devicePath(device.id, '/info'), { signal }).then((i) => ({ info: i, readAt: new Date().toISOString() })) : Promise.resolve(undefined)),
     [device.id, live],
+  );
+  useEffect(
+    () =>
+      onStreamEvent('metrics', (e) => {
+        if (e.agent_id !== device.id) return;
+        info.set((old) => old && (Date.parse(e.timestamp) > Date.parse(old.readAt) ? { info: withSample(old.info, e), readAt: e.timestamp } : old));
+      }),
+    // info.set is new on each render but only calls the load's state setter, which is not: once per device.
+    [device.id],
   );
   const facts: [string, ComponentChildren][] = [
     ['Hostname', device.hostname || '—'],
