@@ -13,7 +13,7 @@ import { useLocation } from 'preact-iso';
 import { get, query } from '../api.ts';
 import { onStreamEvent, onStreamResync } from '../fleet-stream.ts';
 import { can } from '../session.ts';
-import { Page } from '../ui/bits.tsx';
+import { Loading, Page } from '../ui/bits.tsx';
 import { useLoad } from '../ui/use-load.ts';
 import type { Alert, AlertRule } from '../../../shared/api/alerts.ts';
 import type { Device } from '../../../shared/api/devices.ts';
@@ -155,6 +155,7 @@ export default function AlertsPage() {
         />
       )}
 
+      {mayWrite && !(teams.data && devices.data) && <Loading what="the rule form" />}
       {mayWrite && teams.data && devices.data && (
         // A fresh form after each save or cancel: what was typed (channel URLs and tokens among it) leaves the page.
         <RuleForm
