@@ -122,6 +122,10 @@ describeBrowser('the Alerts page', () => {
     await form.getByLabel('Critical at (%)').fill('50');
     await form.getByRole('button', { name: 'Add a channel' }).click();
     await form.getByLabel('Channel 1 URL').fill(url);
+    // A channel can be tried before it is saved: the real server gets it, the page says how it went.
+    await form.getByRole('button', { name: 'Send a test to channel 1' }).click();
+    await expect.poll(() => form.locator('.test-outcome').textContent(), { timeout: 30_000 }).toContain('Delivered · HTTP 200');
+    expect(target.received.some((r) => r.path === `/hook/${secret}`)).toBe(true);
     await form.getByRole('button', { name: 'Add rule' }).click();
     const critical = form.getByLabel('Critical at (%)');
     await expect.poll(() => critical.getAttribute('aria-invalid')).toBe('true');
@@ -323,9 +327,9 @@ describeBrowser('the Alerts page', () => {
   it('holds at 360 px with rules, alerts and the form, light and dark', async () => {
     for (const colorScheme of ['light', 'dark'] as const) {
       const { page, context, foreign, errors } = await openPage(d, { width: 360, height: 800, colorScheme });
-      await signInAdmin(page, d, '/alerts?state=all');
+      await signInAdmin(page, d, '/alerts');
       await rulesTable(page).waitFor();
-      await page.getByRole('table', { name: 'Firing and resolved alerts' }).waitFor();
+      await page.getByRole('table', { name: 'Firing alerts' }).waitFor();
       const form = page.getByRole('form', { name: 'Add a rule' });
       await form.getByRole('button', { name: 'Add a channel' }).click();
       await form.getByLabel('Channel 1 type').selectOption('telegram');

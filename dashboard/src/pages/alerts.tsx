@@ -17,6 +17,7 @@ import { Loading, Page } from '../ui/bits.tsx';
 import { useLoad } from '../ui/use-load.ts';
 import type { Alert, AlertRule } from '../../../shared/api/alerts.ts';
 import type { Device } from '../../../shared/api/devices.ts';
+import type { User } from '../../../shared/api/auth.ts';
 import type { Team } from '../../../shared/api/teams.ts';
 import { ActiveAlerts, alertFiltersOf, type AlertFilters } from './alerts/active.tsx';
 import { RuleDeliveries } from './alerts/deliveries.tsx';
@@ -47,10 +48,11 @@ export default function AlertsPage() {
   };
   const setFilters = (f: Partial<AlertFilters>) => setQuery({ ...f, ...(f.state ? { state: f.state === 'firing' ? '' : f.state } : {}) });
 
-  const alertsQuery = query({ state: filters.state === 'all' ? undefined : filters.state, level: filters.level, agent_id: filters.device });
+  const alertsQuery = query({ state: filters.state, level: filters.level, agent_id: filters.device });
   const alerts = useLoad((signal) => get<{ alerts: Alert[] }>(`/api/v1/alerts${alertsQuery}`, { signal }).then((r) => r.alerts), [alertsQuery]);
   const rules = useLoad((signal) => get<{ rules: AlertRule[] }>('/api/v1/alert-rules', { signal }).then((r) => r.rules), []);
   const teams = useLoad((signal) => (can('teams:read') ? orEmpty(get<{ teams: Team[] }>('/api/v1/teams', { signal }).then((r) => r.teams)) : Promise.resolve([])), []);
+  const users = useLoad((signal) => (can('users:read') ? orEmpty(get<{ users: User[] }>('/api/v1/users', { signal }).then((r) => r.users)) : Promise.resolve([])), []);
   const devices = useLoad((signal) => (can('devices:read') ? orEmpty(get<{ devices: Device[] }>('/api/v1/devices', { signal }).then((r) => r.devices)) : Promise.resolve([])), []);
 
   const [editing, setEditing] = useState<{ rule: AlertRule | null; n: number }>({ rule: null, n: 0 });
@@ -114,6 +116,7 @@ export default function AlertsPage() {
         setFilters={setFilters}
         rules={rules.data ?? []}
         devices={devices.data ?? []}
+        users={users.data ?? []}
         headingRef={alertsHeading}
         onChanged={alerts.reload}
       />

@@ -12,27 +12,30 @@ import { SortableTable, type Column } from '../../ui/table.tsx';
 import { useAction, type Loaded } from '../../ui/use-load.ts';
 import type { Alert, AlertRule } from '../../../../shared/api/alerts.ts';
 import type { Device } from '../../../../shared/api/devices.ts';
+import type { User } from '../../../../shared/api/auth.ts';
 import { containerLine, isThreshold, metricLabel, processLine, valueOf } from './format.ts';
 
 export interface AlertFilters {
-  state: 'firing' | 'resolved' | 'all';
+  state: 'firing' | 'resolved';
   level: '' | 'warning' | 'critical';
   device: string;
 }
 
 export function alertFiltersOf(q: Record<string, string>): AlertFilters {
   return {
-    state: q.state === 'resolved' || q.state === 'all' ? q.state : 'firing',
+    state: q.state === 'resolved' ? 'resolved' : 'firing',
     level: q.level === 'warning' || q.level === 'critical' ? q.level : '',
     device: q.device ?? '',
   };
 }
 
 const LEVEL_RANK = { critical: 0, warning: 1 } as const;
-const byUrgency = (a: Alert, b: Alert) => (a.state === b.state ? 0 : a.state === 'firing' ? -1 : 1) || LEVEL_RANK[a.level] - LEVEL_RANK[b.level] || b.created_at.localeCompare(a.created_at);
+const byUrgency = (a: Alert, b: Alert) => LEVEL_RANK[a.level] - LEVEL_RANK[b.level] || b.created_at.localeCompare(a.created_at);
 
-export function ActiveAlerts({ alerts, filters, setFilters, rules, devices, headingRef, onChanged }: {
+export function ActiveAlerts({ alerts, filters, setFilters, rules, devices, users, headingRef, onChanged }: {
   alerts: Loaded<Alert[]>;
+  /** Who acknowledged, by name; without users:read, "another user". */
+  users: User[];
   filters: AlertFilters;
   setFilters: (f: Partial<AlertFilters>) => void;
   rules: AlertRule[];
@@ -43,7 +46,7 @@ export function ActiveAlerts({ alerts, filters, setFilters, rules, devices, head
   const mayAck = can('alerts:acknowledge');
   const deviceName = (id: string) => devices.find((d) => d.id === id)?.name ?? id;
   const ruleName = (id: string) => rules.find((r) => r.id === id)?.name;
-  const title = filters.state === 'firing' ? 'Firing alerts' : filters.state === 'resolved' ? 'Resolved alerts' : 'All alerts';
+  const title = filters.state === 'firing' ? 'Firing alerts' : 'Resolved alerts';
 
   const columns: Column<Alert>[] = [
     { id: 'level', header: 'Level', value: (a) => LEVEL_RANK[a.level], cell: (a) => <span class={`badge badge-${a.level}`}><span class="dot" aria-hidden="true" />{a.level}</span> },
@@ -106,7 +109,7 @@ export function ActiveAlerts({ alerts, filters, setFilters, rules, devices, head
       cell: (a) =>
         a.acknowledged ? (
           <span>
-            {a.acknowledged_by === me.value?.id || a.acknowledged_by === me.value?.username ? 'by you' : a.acknowledged_by ? `by ${a.acknowledged_by}` : 'yes'}{' '}
+            {a.acknowledged_by === me.value?.id ? 'by you' : `by ${users.find((u) => u.id === a.acknowledged_by)?.username ?? 'another user'}`}{' '}
             {a.acknowledged_at && <Time iso={a.acknowledged_at} />}
           </span>
         ) : mayAck && a.state === 'firing' ? (
@@ -130,7 +133,6 @@ export function ActiveAlerts({ alerts, filters, setFilters, rules, devices, head
           options={[
             { value: 'firing', label: 'Firing' },
             { value: 'resolved', label: 'Resolved' },
-            { value: 'all', label: 'Firing and resolved' },
           ]}
           onValue={(v) => setFilters({ state: v as AlertFilters['state'] })}
         />

@@ -12,6 +12,14 @@ import { Button, ErrorNote, SelectField } from '../../ui/form.tsx';
 import { SortableTable, type Column } from '../../ui/table.tsx';
 import { useAction, useLoad } from '../../ui/use-load.ts';
 import type { AlertRule, Delivery, DeliveryStatus } from '../../../../shared/api/alerts.ts';
+
+/** One page of GET /api/v1/alert-deliveries (shared/api/alert-deliveries.ts DeliveryPageSchema): newest first, `total` matching. */
+interface DeliveryPage {
+  deliveries: Delivery[];
+  total: number;
+  limit: number;
+  offset: number;
+}
 import { DELIVERY_STATUS } from './format.ts';
 
 const statusLabel = (s: DeliveryStatus) => DELIVERY_STATUS[s] ?? s;
@@ -49,7 +57,13 @@ export function RuleDeliveries({ rule, status, setStatus, headingRef, onClose }:
   onClose: () => void;
 }) {
   const path = `/api/v1/alert-deliveries${query({ rule_id: rule.id, status })}`;
-  const list = useLoad((signal) => get<{ deliveries: Delivery[] }>(path, { signal }).then((r) => r.deliveries), [path]);
+  const list = useLoad((signal) => get<DeliveryPage>(path, { signal }), [path]);
+  // Older pages are appended (the API pages by offset, newest first); a filter change starts over.
+  const older = useAction(async () => {
+    const have = list.data?.deliveries.length ?? 0;
+    const r = await get<DeliveryPage>(`/api/v1/alert-deliveries${query({ rule_id: rule.id, status, offset: have })}`);
+    list.set((old) => (old && old.deliveries.length === have ? { ...r, deliveries: [...old.deliveries, ...r.deliveries] } : old));
+  });
   // The last test's outcome, as the relay answered it (the list below also gains its records).
   const [tested, setTested] = useState<Delivery[] | null>(null);
   const test = useAction(async () => {
@@ -125,14 +139,27 @@ export function RuleDeliveries({ rule, status, setStatus, headingRef, onClose }:
         <LoadError error={list.error} retry={list.reload} />
       ) : !list.data ? (
         <Loading what="deliveries" />
-      ) : list.data.length === 0 ? (
+      ) : list.data.deliveries.length === 0 ? (
         <Empty title={status ? 'No deliveries with this status.' : 'Nothing sent yet.'} />
       ) : (
-        <SortableTable rows={list.data} columns={columns} rowKey={(d) => d.id} caption={`Notifications of ${rule.name}`} class="cards deliveries-table" />
+        <>
+          <SortableTable rows={list.data.deliveries} columns={columns} rowKey={(d) => d.id} caption={`Notifications of ${rule.name}`} class="cards deliveries-table" />
+          <p class="muted">
+            {list.data.deliveries.length} of {list.data.total}, newest first.
+          </p>
+          {list.data.deliveries.length < list.data.total && (
+            <Button busy={older.busy} busyLabel="Loading…" onClick={() => void older.run()}>
+              Load older deliveries
+            </Button>
+          )}
+          <ErrorNote error={older.error} />
+        </>
       )}
-      <button type="button" onClick={onClose}>
-        Close
-      </button>
+      <div class="actions">
+        <button type="button" onClick={onClose}>
+          Close
+        </button>
+      </div>
     </section>
   );
 }

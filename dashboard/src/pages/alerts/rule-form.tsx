@@ -314,6 +314,27 @@ export function RuleForm({ editing, teams, devices, headingRef, onSaved, onCance
   );
 }
 
+/** The outcome of POST /api/v1/alerts/test-channel (shared/api/alert-deliveries.ts ChannelTestResultSchema). */
+interface ChannelTestResult {
+  delivered: boolean;
+  response_status: number | null;
+  error: string | null;
+}
+
+/**
+ * A channel tried before it is saved (POST /api/v1/alerts/test-channel: sent once, recorded
+ * nowhere). The outcome belongs to what was tried: editing the channel clears it.
+ */
+function useChannelTest(c: ChannelDraft) {
+  const [tried, setTried] = useState<{ of: string; result: ChannelTestResult } | null>(null);
+  const body = JSON.stringify(channelBody(c));
+  const action = useAction(async () => {
+    setTried(null);
+    setTried({ of: body, result: await post<ChannelTestResult>('/api/v1/alerts/test-channel', { channel: channelBody(c) }) });
+  });
+  return { ...action, outcome: tried?.of === body ? tried.result : null };
+}
+
 /** One channel's fields, those of its type only; the API's message beside each. */
 function ChannelEditor({ index, channel: c, err, onChange, onRemove }: {
   index: number;
@@ -329,6 +350,7 @@ function ChannelEditor({ index, channel: c, err, onChange, onRemove }: {
   const set = (f: Partial<ChannelDraft>) => onChange({ ...c, ...f });
   const n = index + 1;
   const headersError = at('headers');
+  const test = useChannelTest(c);
   return (
     <fieldset class="channel" aria-labelledby={legendId}>
       <legend id={legendId}>Channel {n}</legend>
@@ -386,9 +408,24 @@ function ChannelEditor({ index, channel: c, err, onChange, onRemove }: {
           )}
         </div>
       )}
-      <button type="button" onClick={onRemove}>
-        Remove channel {n}
-      </button>
+      <div class="actions">
+        <Button busy={test.busy} busyLabel="Sending…" onClick={() => void test.run()}>
+          Send a test to channel {n}
+        </Button>
+        <button type="button" onClick={onRemove}>
+          Remove channel {n}
+        </button>
+      </div>
+      <div role="status" class="test-outcome">
+        {test.outcome && (
+          <p>
+            {test.outcome.delivered ? 'Delivered' : 'Not delivered'}
+            {test.outcome.response_status !== null && <> · HTTP {test.outcome.response_status}</>}
+            {test.outcome.error && <> · {test.outcome.error}</>}
+          </p>
+        )}
+      </div>
+      <ErrorNote error={test.error} />
     </fieldset>
   );
 }
