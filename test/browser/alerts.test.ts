@@ -72,7 +72,8 @@ describeBrowser('the Alerts page', () => {
   let target: Awaited<ReturnType<typeof webhookTarget>>;
 
   const rulesTable = (page: Page) => page.getByRole('table', { name: 'Alert rules' });
-  const ruleRow = (page: Page, name: string) => rulesTable(page).getByRole('row').filter({ has: page.getByRole('cell', { name, exact: true }) });
+  // By the text of its name cell (a cell's accessible name also holds its card label under 600 px).
+  const ruleRow = (page: Page, name: string) => rulesTable(page).getByRole('row').filter({ has: page.getByText(name, { exact: true }) });
 
   /** The firing alert of a rule, once the relay has raised it. */
   const firingAlertOf = async (ruleId: string) => {
@@ -163,7 +164,7 @@ describeBrowser('the Alerts page', () => {
     await edit.getByLabel('Name').fill(`${name}-b`);
     await edit.getByLabel('Warning at (%)').fill('');
     await edit.getByLabel('Critical at (%)').fill('97');
-    await edit.getByLabel('Hold (seconds)').fill('120');
+    await edit.getByLabel('Hold (seconds)', { exact: true }).fill('120');
     await expectAccessible(page, 'editing a rule');
     await edit.getByRole('button', { name: 'Save rule' }).click();
     const renamed = ruleRow(page, `${name}-b`);
