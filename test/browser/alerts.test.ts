@@ -282,7 +282,7 @@ describeBrowser('the Alerts page', () => {
     const resolved = page.getByRole('table', { name: 'Resolved alerts' }).getByRole('row').filter({ hasText: `Rule ${name}` });
     await resolved.waitFor();
     expect(await resolved.textContent()).toContain('resolved');
-    expect(await resolved.getByRole('button', { name: /Acknowledge/ }).count()).toBe(0);
+    expect(await resolved.getByRole('button', { name: /^Acknowledge(?!d)/ }).count()).toBe(0);
     // A reload keeps the view.
     await page.reload();
     await page.getByRole('table', { name: 'Resolved alerts' }).getByRole('row').filter({ hasText: `Rule ${name}` }).waitFor();
@@ -312,7 +312,7 @@ describeBrowser('the Alerts page', () => {
     await row.getByRole('button', { name: `Notifications of ${name}` }).click();
     await page.getByRole('region', { name: `Notifications of ${name}` }).waitFor();
     const main = page.locator('main');
-    for (const label of [/^Acknowledge/, /^Edit/, /^Disable/, /^Enable/, /^Delete/, /^Add rule/, /^Add a channel/, /^Send test notification/])
+    for (const label of [/^Acknowledge(?!d)/, /^Edit/, /^Disable/, /^Enable/, /^Delete/, /^Add rule/, /^Add a channel/, /^Send test notification/])
       expect(await main.getByRole('button', { name: label }).count(), String(label)).toBe(0);
     expect(await page.getByRole('form', { name: 'Add a rule' }).count()).toBe(0);
     expect(await noHorizontalScroll(page)).toBe(true);

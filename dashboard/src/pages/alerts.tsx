@@ -49,7 +49,8 @@ export default function AlertsPage() {
   const setFilters = (f: Partial<AlertFilters>) => setQuery({ ...f, ...(f.state ? { state: f.state === 'firing' ? '' : f.state } : {}) });
 
   const alertsQuery = query({ state: filters.state, level: filters.level, agent_id: filters.device });
-  const alerts = useLoad((signal) => get<{ alerts: Alert[] }>(`/api/v1/alerts${alertsQuery}`, { signal }).then((r) => r.alerts), [alertsQuery]);
+  // Each answer names the filters it was read with: after a filter change the old list is not shown under the new heading.
+  const alerts = useLoad((signal) => get<{ alerts: Alert[] }>(`/api/v1/alerts${alertsQuery}`, { signal }).then((r) => ({ of: alertsQuery, alerts: r.alerts })), [alertsQuery]);
   const rules = useLoad((signal) => get<{ rules: AlertRule[] }>('/api/v1/alert-rules', { signal }).then((r) => r.rules), []);
   const teams = useLoad((signal) => (can('teams:read') ? orEmpty(get<{ teams: Team[] }>('/api/v1/teams', { signal }).then((r) => r.teams)) : Promise.resolve([])), []);
   const users = useLoad((signal) => (can('users:read') ? orEmpty(get<{ users: User[] }>('/api/v1/users', { signal }).then((r) => r.users)) : Promise.resolve([])), []);
@@ -112,6 +113,7 @@ export default function AlertsPage() {
     <Page title="Alerts">
       <ActiveAlerts
         alerts={alerts}
+        current={alerts.data?.of === alertsQuery ? alerts.data.alerts : undefined}
         filters={filters}
         setFilters={setFilters}
         rules={rules.data ?? []}

@@ -32,8 +32,10 @@ export function alertFiltersOf(q: Record<string, string>): AlertFilters {
 const LEVEL_RANK = { critical: 0, warning: 1 } as const;
 const byUrgency = (a: Alert, b: Alert) => LEVEL_RANK[a.level] - LEVEL_RANK[b.level] || b.created_at.localeCompare(a.created_at);
 
-export function ActiveAlerts({ alerts, filters, setFilters, rules, devices, users, headingRef, onChanged }: {
-  alerts: Loaded<Alert[]>;
+export function ActiveAlerts({ alerts, current, filters, setFilters, rules, devices, users, headingRef, onChanged }: {
+  alerts: Loaded<{ of: string; alerts: Alert[] }>;
+  /** The alerts read with the filters shown; undefined while they load. */
+  current: Alert[] | undefined;
   /** Who acknowledged, by name; without users:read, "another user". */
   users: User[];
   filters: AlertFilters;
@@ -120,7 +122,7 @@ export function ActiveAlerts({ alerts, filters, setFilters, rules, devices, user
     },
   ];
 
-  const rows = alerts.data ? [...alerts.data].sort(byUrgency) : [];
+  const rows = current ? [...current].sort(byUrgency) : [];
   return (
     <section aria-labelledby="alerts-title">
       <h2 id="alerts-title" ref={headingRef} tabIndex={-1}>
@@ -155,7 +157,7 @@ export function ActiveAlerts({ alerts, filters, setFilters, rules, devices, user
       </div>
       {alerts.error ? (
         <LoadError error={alerts.error} retry={alerts.reload} />
-      ) : !alerts.data ? (
+      ) : !current ? (
         <Loading what="alerts" />
       ) : rows.length === 0 ? (
         <Empty title={filters.state === 'firing' ? 'Nothing is firing.' : 'No alerts match.'}>
