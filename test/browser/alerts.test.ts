@@ -173,6 +173,21 @@ describeBrowser('the Alerts page', () => {
     const changed = (await d.api(`/api/v1/alert-rules/${rule.id}`)).body;
     expect(changed).toMatchObject({ name: `${name}-b`, warning: null, critical: 97, hold_seconds: 120, channels: [{ type: 'webhook' }] });
 
+    // Replacing the channels means entering them again; the new URL, too, is gone once saved.
+    const secret2 = randomBytes(16).toString('hex');
+    await renamed.getByRole('button', { name: `Edit ${name}-b` }).click();
+    const again = page.getByRole('form', { name: `Edit rule ${name}-b` });
+    await again.getByLabel('Replace the channels').check();
+    await again.getByRole('button', { name: 'Add a channel' }).click();
+    await again.getByLabel('Channel 1 type').selectOption('ntfy');
+    await again.getByLabel('Channel 1 topic URL').fill(`http://127.0.0.1:${target.port}/topic-${secret2}`);
+    await again.getByLabel('Channel 1 access token').fill(`tk_${secret2}`);
+    await again.getByRole('button', { name: 'Save rule' }).click();
+    await page.getByRole('status').filter({ hasText: `Saved rule ${name}-b.` }).waitFor();
+    await expect.poll(() => renamed.textContent()).toContain(`ntfy · 127.0.0.1:${target.port}`);
+    expect((await d.api(`/api/v1/alert-rules/${rule.id}`)).body.channels).toEqual([{ type: 'ntfy', host: `127.0.0.1:${target.port}` }]);
+    expect(await pageText(page)).not.toContain(secret2);
+
     // Disable, and enable again.
     await renamed.getByRole('button', { name: `Disable ${name}-b` }).click();
     await expect.poll(() => renamed.textContent()).toContain('disabled');
@@ -189,7 +204,7 @@ describeBrowser('the Alerts page', () => {
     await expect.poll(() => ruleRow(page, `${name}-b`).count()).toBe(0);
     expect((await d.api(`/api/v1/alert-rules/${rule.id}`)).status).toBe(404);
 
-    expect((await bodies()).filter((b) => b.includes(secret))).toEqual([]);
+    expect((await bodies()).filter((b) => b.includes(secret) || b.includes(secret2))).toEqual([]);
     expect(await pageText(page)).not.toContain(secret);
     expect(foreign).toEqual([]);
     expect(unexpected(errors)).toEqual([]);
@@ -325,7 +340,9 @@ describeBrowser('the Alerts page', () => {
     await context.close();
   });
 
-  it('holds at 360 px with rules, alerts and the form, light and dark', async () => {
+  it('holds at 360 px with rules, alerts and the form, light and dark; a rule name is text, never markup', async () => {
+    const hostile = '<img src=x onerror="window.__pwned=1">';
+    expect((await d.api('/api/v1/alert-rules', { json: { name: hostile, metric: 'load', warning: 50, device_id: d.deviceId } })).status).toBe(201);
     for (const colorScheme of ['light', 'dark'] as const) {
       const { page, context, foreign, errors } = await openPage(d, { width: 360, height: 800, colorScheme });
       await signInAdmin(page, d, '/alerts');
@@ -335,6 +352,9 @@ describeBrowser('the Alerts page', () => {
       await form.getByRole('button', { name: 'Add a channel' }).click();
       await form.getByLabel('Channel 1 type').selectOption('telegram');
       await form.getByLabel('Quiet hours').check();
+      await ruleRow(page, hostile).waitFor();
+      expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+      expect(await page.locator('main img').count()).toBe(0);
       expect(await noHorizontalScroll(page)).toBe(true);
       await expectAccessible(page, `Alerts at 360 px ${colorScheme}`);
       await screenshot(page, `alerts-360-${colorScheme}`);
