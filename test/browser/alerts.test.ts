@@ -289,6 +289,11 @@ describeBrowser('the Alerts page', () => {
     const acked = (await d.api(`/api/v1/alerts/${fired.id}`)).body;
     expect(acked).toMatchObject({ acknowledged: true, state: 'firing' });
 
+    // The alert's rule opens its notifications in this view.
+    await row.getByRole('link', { name, exact: true }).click();
+    await page.getByRole('region', { name: `Notifications of ${name}` }).waitFor();
+    expect(new URL(page.url()).searchParams.get('rule')).toBe(made.body.id);
+
     // Disabling the rule resolves its alert; the resolved view (in the address) lists it.
     expect((await d.api(`/api/v1/alert-rules/${made.body.id}`, { method: 'PATCH', json: { enabled: false } })).status).toBe(200);
     await expect.poll(async () => (await d.api(`/api/v1/alerts/${fired.id}`)).body.state, { timeout: 30_000 }).toBe('resolved');

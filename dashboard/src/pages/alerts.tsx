@@ -42,10 +42,9 @@ export default function AlertsPage() {
   const filters = alertFiltersOf(q);
   const shownRule = q.rule ?? '';
   const deliveryStatus = q.delivery_status ?? '';
-  const setQuery = (change: Record<string, string>) => {
-    const next = { state: filters.state === 'firing' ? '' : filters.state, level: filters.level, device: filters.device, rule: shownRule, delivery_status: deliveryStatus, ...change };
-    route(path + query(next), true);
-  };
+  const urlWith = (change: Record<string, string>) =>
+    path + query({ state: filters.state === 'firing' ? '' : filters.state, level: filters.level, device: filters.device, rule: shownRule, delivery_status: deliveryStatus, ...change });
+  const setQuery = (change: Record<string, string>) => route(urlWith(change), true);
   const setFilters = (f: Partial<AlertFilters>) => setQuery({ ...f, ...(f.state ? { state: f.state === 'firing' ? '' : f.state } : {}) });
 
   const alertsQuery = query({ state: filters.state, level: filters.level, agent_id: filters.device });
@@ -117,6 +116,7 @@ export default function AlertsPage() {
         filters={filters}
         setFilters={setFilters}
         rules={rules.data ?? []}
+        ruleHref={(id) => urlWith({ rule: id, delivery_status: '' })}
         devices={devices.data ?? []}
         users={users.data ?? []}
         headingRef={alertsHeading}

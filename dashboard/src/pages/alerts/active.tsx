@@ -32,7 +32,7 @@ export function alertFiltersOf(q: Record<string, string>): AlertFilters {
 const LEVEL_RANK = { critical: 0, warning: 1 } as const;
 const byUrgency = (a: Alert, b: Alert) => LEVEL_RANK[a.level] - LEVEL_RANK[b.level] || b.created_at.localeCompare(a.created_at);
 
-export function ActiveAlerts({ alerts, current, filters, setFilters, rules, devices, users, headingRef, onChanged }: {
+export function ActiveAlerts({ alerts, current, filters, setFilters, rules, ruleHref, devices, users, headingRef, onChanged }: {
   alerts: Loaded<{ of: string; alerts: Alert[] }>;
   /** The alerts read with the filters shown; undefined while they load. */
   current: Alert[] | undefined;
@@ -41,6 +41,8 @@ export function ActiveAlerts({ alerts, current, filters, setFilters, rules, devi
   filters: AlertFilters;
   setFilters: (f: Partial<AlertFilters>) => void;
   rules: AlertRule[];
+  /** Where a rule's notifications open (this view, with the rule's panel). */
+  ruleHref: (id: string) => string;
   devices: Device[];
   headingRef: RefObject<HTMLHeadingElement | null>;
   onChanged: () => Promise<void>;
@@ -60,7 +62,13 @@ export function ActiveAlerts({ alerts, current, filters, setFilters, rules, devi
         <div class="alert-what">
           <span>{a.message || metricLabel(a.type)}</span>
           <span class="muted">
-            {ruleName(a.rule_id) ? <>Rule {ruleName(a.rule_id)}</> : <>{metricLabel(a.type)}</>}
+            {ruleName(a.rule_id) ? (
+              <>
+                Rule <a href={ruleHref(a.rule_id)}>{ruleName(a.rule_id)}</a>
+              </>
+            ) : (
+              <>{metricLabel(a.type)}</>
+            )}
           </span>
         </div>
       ),

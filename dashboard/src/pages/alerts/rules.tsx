@@ -109,7 +109,7 @@ export function RulesList({ rules, teams, devices, headingRef, onEdit, onShow, o
                   headingRef.current?.focus();
                 }}
               >
-                <p>The rule stops watching at once, and its firing alerts resolve. Its delivery records go with it.</p>
+                <p>The rule stops watching at once; its alerts, firing or resolved, and their delivery records are deleted with it. To keep them, disable the rule instead.</p>
               </ConfirmButton>
             </>
           )}
