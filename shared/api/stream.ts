@@ -6,8 +6,19 @@ import { z } from 'zod';
 import { DeviceIdSchema } from './devices.ts';
 import { MetricsEventSchema } from './metrics.ts';
 
-/** Event ids are decimal counters, strictly increasing per stream; the client only echoes them back. */
+/** Event ids are decimal counters, strictly increasing per hub; the client only echoes them back. */
 export const EventIdSchema = z.string().regex(/^\d{1,15}$/, 'an event id is the decimal id of an event this stream sent');
+
+/**
+ * What a client may resume GET /api/v1/stream from: an event id, or the composite id of a stream
+ * that merges two hubs' sequences (`agent_id=` with `metrics`: the FleetHub's status events and
+ * the device hub's metrics events), "<status id>:<metrics id>", either side empty until that feed
+ * sent its first event. A plain decimal id, which every stream sent before metrics, stands for the
+ * status side. The hubs themselves only ever see EventIdSchema ids.
+ */
+export const StreamResumeIdSchema = z
+  .string()
+  .regex(/^(?:\d{1,15}|\d{0,15}:\d{0,15})$/, 'an event id is the id ("<n>", or "<status n>:<metrics n>") of an event this stream sent');
 
 /**
  * Tyto's `event: status`: a device went online (its agent said hello) or offline (its socket went
@@ -52,7 +63,7 @@ export type StreamAck = z.infer<typeof StreamAckSchema>;
  * (the message is ignored and counted; the socket stays open).
  */
 export const StreamMessageSchema = z.discriminatedUnion('t', [
-  // Two events share t = 'event' (zod refuses a discriminator value twice): they are a union of their own, told apart by `event`.
+  // Two kinds of event under one `t`: a union of its own, discriminated by `event` (zod refuses one `t` twice).
   z.discriminatedUnion('event', [
     z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('status'), data: StatusEventSchema }),
     z.object({ t: z.literal('event'), id: EventIdSchema, event: z.literal('metrics'), data: MetricsEventSchema }),
