@@ -116,7 +116,8 @@ export function metricsCapability(deps: MetricsDeps): MetricsCapability {
 
   function tick() {
     timer = null;
-    if (current) return schedule();
+    // A sample still under way (a slow source's first answer) schedules the next when it ends.
+    if (current) return;
     current = take().finally(() => {
       current = null;
       schedule();
