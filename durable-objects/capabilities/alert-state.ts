@@ -48,12 +48,13 @@ export class AlertState {
 
   constructor(private readonly storage: DurableObjectStorage) {}
 
-  private all_(): Stored {
+  /** The stored value, read once per instance. */
+  private loaded(): Stored {
     return (this.data ??= this.storage.kv.get<Stored>(KEY) ?? {});
   }
 
   private entry(ruleId: string) {
-    const d = this.all_();
+    const d = this.loaded();
     return Object.hasOwn(d, ruleId) ? d[ruleId]! : null;
   }
 
@@ -63,21 +64,21 @@ export class AlertState {
   }
 
   all(): RuleState[] {
-    return Object.entries(this.all_()).map(([ruleId, e]) => ({ ruleId, ...e.state }));
+    return Object.entries(this.loaded()).map(([ruleId, e]) => ({ ruleId, ...e.state }));
   }
 
   put(s: RuleState): void {
     const { ruleId, ...state } = s;
     const e = this.entry(ruleId);
     if (e) e.state = state;
-    else this.all_()[ruleId] = { state, ring: [], width: 1000 };
+    else this.loaded()[ruleId] = { state, ring: [], width: 1000 };
     this.dirty = true;
   }
 
   /** Forgets a rule: its state and its ring. */
   forget(ruleId: string): void {
     if (!this.entry(ruleId)) return;
-    delete this.all_()[ruleId];
+    delete this.loaded()[ruleId];
     this.dirty = true;
   }
 
@@ -114,7 +115,7 @@ export class AlertState {
 
   /** Empties every rule's ring (the series had a gap: the agent was away). */
   dropPoints(): void {
-    for (const e of Object.values(this.all_())) {
+    for (const e of Object.values(this.loaded())) {
       if (!e.ring.length) continue;
       e.ring = [];
       this.dirty = true;
