@@ -42,8 +42,10 @@ let defaultTeam: string;
 let agent: ChildProcess | null = null;
 const readers: SseReader[] = [];
 
+/** Status events only (events=status): these tests count and compare them; `event: metrics` has tests of its own. */
+const statusOnly = (query: string) => `${query}${query.startsWith('?') ? '&' : '?'}events=status`;
 const stream = async (query = '', headers: Record<string, string> = {}) => {
-  const r = await openSse(`${url}/api/v1/stream${query}`, { authorization: `Bearer ${key}`, ...headers });
+  const r = await openSse(`${url}/api/v1/stream${statusOnly(query)}`, { authorization: `Bearer ${key}`, ...headers });
   readers.push(r);
   return r;
 };
@@ -269,7 +271,7 @@ describe('GET /api/v1/stream', () => {
   });
 
   it('the WebSocket form (?api_key=) carries the same events, and refuses what a client sends', async () => {
-    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/stream?api_key=${encodeURIComponent(key)}&agent_id=${second}`);
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/stream?api_key=${encodeURIComponent(key)}&events=status&agent_id=${second}`);
     const got: any[] = [];
     ws.addEventListener('message', (e) => got.push(JSON.parse(String(e.data))));
     await new Promise((resolve, reject) => {
@@ -296,7 +298,7 @@ describe('GET /api/v1/stream', () => {
 
   it('drops a WebSocket-form client that never acks once it holds a window of events, while one that acks keeps receiving', async () => {
     const open = async () => {
-      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/stream?api_key=${encodeURIComponent(key)}&agent_id=${first}`);
+      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/stream?api_key=${encodeURIComponent(key)}&events=status&agent_id=${first}`);
       const got: any[] = [];
       ws.addEventListener('message', (e) => got.push(JSON.parse(String(e.data))));
       await new Promise((resolve, reject) => {
@@ -361,7 +363,7 @@ describe('GET /api/v1/stream', () => {
       thirdAgent = null;
     };
     const bobReader = async (query = '', headers: Record<string, string> = {}) => {
-      const r = await openSse(`${url}/api/v1/stream${query}`, { authorization: `Bearer ${bob.key}`, ...headers });
+      const r = await openSse(`${url}/api/v1/stream${statusOnly(query)}`, { authorization: `Bearer ${bob.key}`, ...headers });
       readers.push(r);
       return r;
     };

@@ -5,6 +5,7 @@
 // side; the fleet-wide stream's samples filtered by team; heartbeats on the merged stream; the
 // WebSocket form on the device hub; a watcher that never acks and one that never reads delaying
 // no one else; metrics:read.
+import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { api, userWithKey, TEST_TEAM } from './helpers.ts';
 import { expectError, withEnv } from './auth-helpers.ts';
@@ -12,6 +13,7 @@ import { waitFor } from './device-helpers.ts';
 import { makeTeam, userWithPermissions } from './kvm-helpers.ts';
 import { metricsDevice, sample } from './metrics-routes-helpers.ts';
 import { publish, settle, socket, sse, type SseReader } from './stream-helpers.ts';
+import { revokeWatchers } from '../../worker/stream/revoke.ts';
 import { STREAM_WINDOW } from '../../shared/api/stream.ts';
 import { StreamCloseCode } from '../../shared/codes.ts';
 import type { MetricsEvent } from '../../shared/api/metrics.ts';
@@ -147,6 +149,15 @@ describe('one device: status from the FleetHub, samples from its own hub', () =>
     while ((text.match(/: heartbeat\n\n/g) ?? []).length < 2) text += decoder.decode((await reader.read()).value, { stream: true });
     expect(text.startsWith('retry: ')).toBe(true);
     await reader.cancel();
+  });
+
+  it("ends after ': access changed' when the device's watchers are revoked (a move), though its samples come from the device hub", async () => {
+    const r = await sse(viewer, `?agent_id=${dev.deviceId}&events=metrics`);
+    await dev.send(sample({ cpu: 41 }));
+    await waitFor(() => cpus(r).includes(41), 'a sample');
+    expect(await revokeWatchers(env, { deviceId: dev.deviceId })).toBeGreaterThanOrEqual(1);
+    await waitFor(() => r.ended(), 'the stream to end');
+    expect(r.text()).toContain(': access changed\n\n');
   });
 
   it("is a 404 for another team's device, before any upgrade", async () => {
