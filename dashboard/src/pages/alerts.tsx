@@ -172,6 +172,8 @@ export default function AlertsPage() {
           onSaved={async (r) => {
             setEditing((e) => ({ rule: null, n: e.n + 1 }));
             await changed(`Saved rule ${r.name}.`);
+            // The form that had focus is a fresh one now: carry on from the rules, where the change shows.
+            rulesHeading.current?.focus();
           }}
           onCancel={() => {
             setEditing((e) => ({ rule: null, n: e.n + 1 }));

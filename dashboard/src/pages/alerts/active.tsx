@@ -123,7 +123,15 @@ export function ActiveAlerts({ alerts, current, filters, setFilters, rules, rule
             {a.acknowledged_at && <Time iso={a.acknowledged_at} />}
           </span>
         ) : mayAck && a.state === 'firing' ? (
-          <Acknowledge alert={a} device={deviceName(a.agent_id)} onDone={onChanged} />
+          <Acknowledge
+            alert={a}
+            device={deviceName(a.agent_id)}
+            onDone={async () => {
+              await onChanged();
+              // The button is gone with the acknowledgement: carry on from the list.
+              headingRef.current?.focus();
+            }}
+          />
         ) : (
           <span class="muted">not yet</span>
         ),

@@ -2,9 +2,10 @@
 // event it told of, the channel (type and host: the API never shows more of one), its status,
 // attempts, the target's response status and the error of the last attempt — and "Send test
 // notification" (POST /api/v1/alert-rules/{id}/test, alerts:write), which sends one to each of the
-// rule's channels and shows each outcome as the relay recorded it.
+// rule's channels and shows each outcome as the relay recorded it. While a delivery waits for a
+// retry, the list is read again after its next attempt is due.
 import type { RefObject } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { get, post, query } from '../../api.ts';
 import { can } from '../../session.ts';
 import { Empty, LoadError, Loading, Time } from '../../ui/bits.tsx';
@@ -21,6 +22,10 @@ interface DeliveryPage {
   offset: number;
 }
 import { DELIVERY_STATUS } from './format.ts';
+
+const RETRY_REREAD_MIN_MS = 30_000;
+/** After a retry's time, how long until its outcome is likely recorded. */
+const RETRY_SLACK_MS = 3_000;
 
 const statusLabel = (s: DeliveryStatus) => DELIVERY_STATUS[s] ?? s;
 
@@ -64,6 +69,15 @@ export function RuleDeliveries({ rule, status, setStatus, headingRef, onClose }:
     const r = await get<DeliveryPage>(`/api/v1/alert-deliveries${query({ rule_id: rule.id, status, offset: have })}`);
     list.set((old) => (old && old.deliveries.length === have ? { ...r, deliveries: [...old.deliveries, ...r.deliveries] } : old));
   });
+  // A pending delivery is tried again at its next_attempt_at: read the list again a little after the
+  // earliest one (not sooner than 30 s from now, so a run of retries is never a fast poll).
+  const nextAttempt = Math.min(...(list.data?.deliveries ?? []).filter((d) => d.status === 'pending' && d.next_attempt_at).map((d) => Date.parse(d.next_attempt_at!)));
+  useEffect(() => {
+    if (!Number.isFinite(nextAttempt)) return;
+    const t = setTimeout(() => void list.reload(), Math.max(RETRY_REREAD_MIN_MS, nextAttempt - Date.now() + RETRY_SLACK_MS));
+    return () => clearTimeout(t);
+  }, [nextAttempt, list.reload]);
+
   // The last test's outcome, as the relay answered it (the list below also gains its records).
   const [tested, setTested] = useState<Delivery[] | null>(null);
   const test = useAction(async () => {

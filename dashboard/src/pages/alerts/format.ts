@@ -1,22 +1,24 @@
 // How the Alerts page words a rule, an alert and a delivery: metric names with their units (as
-// Tyto's: percent, °C, the load average has none), a rule's condition in one line, its scope, and
+// Tyto's: percent, °C, the load average has none), a rule’s condition in one line, and
 // the API's error for a field given by the start of its path (a channel's headers are named one by
 // one: channels.0.headers.X-Token). Plain values only: the page loads no zod (shared/api/alerts.ts
-// is imported for its types alone, so its lists are restated here and checked against its types).
+// is imported for its types alone, so its lists are restated here as Records over its types).
 import type { ApiError } from '../../api.ts';
 import type { AlertLevel, AlertMetric, AlertRule, ChannelType, DeliveryStatus, ThresholdMetric } from '../../../../shared/api/alerts.ts';
 import type { SampleContainer, SampleProcess } from '../../../../shared/api/metrics.ts';
 
-export const METRICS: { value: AlertMetric; label: string }[] = [
-  { value: 'cpu', label: 'CPU usage' },
-  { value: 'memory', label: 'Memory used' },
-  { value: 'disk', label: 'Disk used' },
-  { value: 'temperature', label: 'Temperature' },
-  { value: 'load', label: 'Load average (1 minute)' },
-  { value: 'offline', label: 'Device offline' },
-  { value: 'process', label: 'Process not running' },
-  { value: 'container', label: 'Container not running' },
-];
+/** Every metric, in the picker's order (a Record, so a metric added to shared/api/alerts.ts fails the type check until it has a label). */
+const METRIC_LABEL: Record<AlertMetric, string> = {
+  cpu: 'CPU usage',
+  memory: 'Memory used',
+  disk: 'Disk used',
+  temperature: 'Temperature',
+  load: 'Load average (1 minute)',
+  offline: 'Device offline',
+  process: 'Process not running',
+  container: 'Container not running',
+};
+export const METRICS = (Object.keys(METRIC_LABEL) as AlertMetric[]).map((value) => ({ value, label: METRIC_LABEL[value] }));
 
 const THRESHOLD: Record<ThresholdMetric, true> = { cpu: true, memory: true, disk: true, temperature: true, load: true };
 export const isThreshold = (m: AlertMetric): m is ThresholdMetric => m in THRESHOLD;
@@ -36,18 +38,20 @@ export const LEVELS: { value: AlertLevel; label: string }[] = [
   { value: 'critical', label: 'Critical' },
 ];
 
-export const CHANNELS: { value: ChannelType; label: string }[] = [
-  { value: 'webhook', label: 'Webhook (JSON)' },
-  { value: 'slack', label: 'Slack-compatible webhook' },
-  { value: 'discord', label: 'Discord webhook' },
-  { value: 'ntfy', label: 'ntfy topic' },
-  { value: 'telegram', label: 'Telegram bot' },
-];
+const CHANNEL_LABEL: Record<ChannelType, string> = {
+  webhook: 'Webhook (JSON)',
+  slack: 'Slack-compatible webhook',
+  discord: 'Discord webhook',
+  ntfy: 'ntfy topic',
+  telegram: 'Telegram bot',
+};
+export const CHANNELS = (Object.keys(CHANNEL_LABEL) as ChannelType[]).map((value) => ({ value, label: CHANNEL_LABEL[value] }));
+/** MAX_CHANNELS of shared/api/alerts.ts. */
 export const MAX_CHANNELS = 5;
 
 export const DELIVERY_STATUS: Record<DeliveryStatus, string> = { pending: 'pending', delivered: 'delivered', given_up: 'given up', suppressed: 'suppressed' };
 
-export const metricLabel = (m: AlertMetric) => METRICS.find((x) => x.value === m)?.label ?? m;
+export const metricLabel = (m: AlertMetric) => METRIC_LABEL[m] ?? m;
 
 /** A metric's value with its unit, to the precision a person reads. */
 export function valueOf(m: AlertMetric, v: number | null): string {

@@ -77,7 +77,8 @@ export function RuleForm({ editing, teams, devices, headingRef, onSaved, onCance
   const [critical, setCritical] = useState(text(editing?.critical));
   const [level, setLevel] = useState<AlertLevel>(editing?.level ?? 'warning');
   const [hold, setHold] = useState(text(editing?.hold_seconds ?? 300));
-  const [recovery, setRecovery] = useState(editing ? text(editing.recovery_seconds) : '');
+  // A recovery hold equal to the hold is shown as empty ("as long as the hold"), so changing the hold carries it along.
+  const [recovery, setRecovery] = useState(editing && editing.recovery_seconds !== editing.hold_seconds ? text(editing.recovery_seconds) : '');
   const [scope, setScope] = useState(editing ? scopeKey(editing) : isAdmin.value ? 'all' : teams[0] ? `team:${teams[0].id}` : '');
   const [enabled, setEnabled] = useState(editing?.enabled ?? true);
   const [replaceChannels, setReplaceChannels] = useState(!editing);
