@@ -8,7 +8,7 @@
 // new team; watchers of another team getting nothing.
 import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TEAM, userWithKey } from './helpers.ts';
+import { api, TEST_TEAM, userWithKey } from './helpers.ts';
 import { eventually, waitFor } from './device-helpers.ts';
 import { makeTeam } from './kvm-helpers.ts';
 import { hub, inStore, metricsDevice, rawTimes, sample, watchMetrics } from './metrics-helpers.ts';
@@ -189,6 +189,9 @@ describe('teams and the FleetHub', () => {
     await eventually(async () => !!(await latestOf([TEST_TEAM])), 'the latest in the FleetHub');
     expect(await latestOf([TEST_TEAM])).toMatchObject({ agent_id: dev.deviceId, team_id: TEST_TEAM, cpu: { totalUsage: 10 } });
     expect(await latestOf(['another-team'])).toBeUndefined();
+    // Deleted (DELETE /api/v1/devices/:id): the FleetHub forgets its latest sample.
+    expect((await api(`/api/v1/devices/${dev.deviceId}`, { key: admin, method: 'DELETE' })).status).toBe(204);
+    await eventually(async () => !(await latestOf(null)), 'the FleetHub to forget the device');
   });
 
   it("names a moved device's new team from its next sample (deviceMoved), and a watcher of another team never gets the device's samples", async () => {
