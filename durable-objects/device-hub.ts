@@ -20,7 +20,7 @@ import { WATCH_EXPIRY, Watchers, type WatcherCounters } from './hub/watchers.ts'
 import { readHubRequest, type TerminalTokenRecord } from './hub/contract.ts';
 import type { LogEntry, LogPage, LogQuery } from '../shared/api/logs.ts';
 import { LOG_RETENTION } from './capabilities/logs.ts';
-import { METRICS_ROLLUP, METRICS_TOPIC, type MetricsCounters, type MetricsExportPage } from './capabilities/metrics.ts';
+import { METRICS_REPLAY, METRICS_ROLLUP, METRICS_TOPIC, type MetricsCounters, type MetricsExportPage } from './capabilities/metrics.ts';
 import { ALERT_NOTIFY, ALERT_OFFLINE } from './capabilities/alerts.ts';
 import type { HistoryQuery, HistoryResponse, MetricsSample, Resolution } from '../shared/api/metrics.ts';
 import type { LogCursor } from './capabilities/logs-store.ts';
@@ -53,8 +53,6 @@ const JTI_PREFIX = 'jti:';
 const STORAGE_BATCH = 128;
 /** A device's own watchers resume from a shorter window than the fleet's (its events are few). */
 const DEVICE_REPLAY = { events: 256, ms: 60 * 60_000 };
-/** Its metrics (a sample a second while watched) have a window of their own: a few minutes of samples, and they never push status or log events out. */
-const DEVICE_METRICS_REPLAY = { events: 300, ms: 10 * 60_000 };
 
 export class DeviceHub extends DurableObject<Env> {
   private readonly deviceId: string;
@@ -95,7 +93,7 @@ export class DeviceHub extends DurableObject<Env> {
       [ALERT_NOTIFY]: (now) => this.caps.alerts.notify(this.hub, now),
       [ALERT_OFFLINE]: (now) => this.caps.alerts.offline(this.hub, now),
     });
-    this.watchers = new Watchers(ctx, { name: 'DeviceHub', topics: this.capList.flatMap((c) => c.topics ?? []), replay: DEVICE_REPLAY, topicReplay: { [METRICS_TOPIC]: DEVICE_METRICS_REPLAY }, scheduler: this.scheduler });
+    this.watchers = new Watchers(ctx, { name: 'DeviceHub', topics: this.capList.flatMap((c) => c.topics ?? []), replay: DEVICE_REPLAY, topicReplay: { [METRICS_TOPIC]: METRICS_REPLAY }, scheduler: this.scheduler });
     this.hub = {
       env,
       state: ctx,
@@ -107,6 +105,7 @@ export class DeviceHub extends DurableObject<Env> {
       send: (msg) => this.sendToAgent(msg),
       openStream: (ws, open, options) => this.agents.muxFor(ws).open(open, options),
       publish: (topic, data) => void this.watchers.publish(topic, data),
+      skip: (topic) => this.watchers.skip(topic),
       at: (name, when) => this.scheduler.at(name, when),
       when: (name) => this.scheduler.when(name),
     };

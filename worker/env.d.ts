@@ -23,5 +23,13 @@ declare namespace Cloudflare {
     LOG_MAX_LINES?: string;
     /** "true" lets alert notifications go to local and private addresses (a local relay's demo and tests); Cloudflare cannot reach them anyway. */
     ALERT_ALLOW_PRIVATE_TARGETS?: string;
+    /** How long a device's hub keeps raw metrics points, by when it received them (ms; default 1 hour). */
+    METRICS_RETENTION_RAW_MS?: string;
+    /** How long a device's hub keeps 1m rollups (ms; default 7 days). */
+    METRICS_RETENTION_1M_MS?: string;
+    /** How long a device's hub keeps 5m rollups (ms; default 30 days). */
+    METRICS_RETENTION_5M_MS?: string;
+    /** How long a device's hub keeps 1h rollups (ms; default 365 days); also the oldest timestamp a sample may carry. */
+    METRICS_RETENTION_1H_MS?: string;
   }
 }

@@ -42,9 +42,9 @@ export interface StoredRow {
 
 /** The retention of each resolution: DEFAULT_RETENTION_MS, or METRICS_RETENTION_<RAW|1M|5M|1H>_MS. */
 export function retentionOf(env: Env): Retention {
-  const vars = env as unknown as Record<string, string | undefined>;
+  const vars = { raw: env.METRICS_RETENTION_RAW_MS, '1m': env.METRICS_RETENTION_1M_MS, '5m': env.METRICS_RETENTION_5M_MS, '1h': env.METRICS_RETENTION_1H_MS };
   const out = {} as Retention;
-  for (const r of RESOLUTIONS) out[r] = numberVar(vars[`METRICS_RETENTION_${r.toUpperCase()}_MS`], DEFAULT_RETENTION_MS[r], 1);
+  for (const r of RESOLUTIONS) out[r] = numberVar(vars[r], DEFAULT_RETENTION_MS[r], 1);
   return out;
 }
 

@@ -7,7 +7,9 @@
 // (`metrics_config`): the relay's refresh interval, or LIVE_INTERVAL_MS while this hub has
 // `metrics` watchers (someone watches the device live).
 //
-// Nothing after the ack waits in the agent's path: the publications go out in order on promise
+// Samples reach this hub's watchers while someone watches and for METRICS_REPLAY.ms after (so a
+// reconnect resumes), and are skipped after that (a resume gets a gap): no watcher rows are
+// written for a device nobody watches. Nothing after the ack waits in the agent's path: the publications go out in order on promise
 // chains of their own (as status.ts does), each in waitUntil. The device's team (which watchers
 // may see a sample) and the refresh interval are read from D1 on hello and at most once a minute
 // after (deviceMoved() forgets the team at once); no D1 write per sample.
@@ -24,6 +26,13 @@ export const METRICS_TOPIC = 'metrics';
 /** The scheduler deadline of the rollup and retention pass. */
 export const METRICS_ROLLUP = 'metrics-rollup';
 
+/**
+ * The replay window of this hub's metrics topic (a few minutes of samples; it never pushes status
+ * or log events out). Samples are published while someone watches and for this long after the
+ * last watcher left, so a reconnect resumes; after that they are skipped (a resume is told of the
+ * gap): a device nobody watches writes no watcher rows.
+ */
+export const METRICS_REPLAY = { events: 300, ms: 10 * 60_000 };
 /** How far ahead of the hub's clock a sample's timestamp may be. */
 export const MAX_FUTURE_MS = 5 * 60_000;
 /** How long the device's team and the refresh interval are trusted once read from D1. */
@@ -72,6 +81,8 @@ export class MetricsCapability implements HubCapability {
   private fleet: FleetHubStub | null = null;
   private fleetPending = false;
   private fleetAt = 0;
+  /** When this hub last had a metrics watcher (this instance's memory: after a restart, samples are skipped until one comes). */
+  private watchedAt = 0;
 
   /** Each stored sample goes to the alerts capability. */
   constructor(private readonly alerts: AlertsCapability) {}
@@ -257,7 +268,9 @@ export class MetricsCapability implements HubCapability {
       .then(async () => {
         const { team, refreshSeconds } = await this.deviceOf(hub);
         const event = { ...sample, agent_id: hub.deviceId, team_id: team };
-        hub.publish(METRICS_TOPIC, event);
+        if (hub.state.getWebSockets(METRICS_TOPIC).length) this.watchedAt = Date.now();
+        if (Date.now() - this.watchedAt <= METRICS_REPLAY.ms) hub.publish(METRICS_TOPIC, event);
+        else hub.skip(METRICS_TOPIC);
         // A device gone from D1 has no team: its samples reach this hub's instance admins only, and no fleet.
         if (team === null || this.fleetPending || now - this.fleetAt < refreshSeconds * 1000 - FLEET_SLACK_MS) return;
         this.fleetAt = now;
@@ -279,6 +292,7 @@ export class MetricsCapability implements HubCapability {
       .then(async () => {
         const { refreshSeconds } = await this.deviceOf(hub);
         const live = hub.state.getWebSockets(METRICS_TOPIC).some((ws) => ws !== gone && ws.readyState === WebSocket.OPEN);
+        if (live || gone) this.watchedAt = Date.now();
         const watch = await this.alerts.watched(hub);
         const config: MetricsConfig = { t: 'metrics_config', interval_ms: live ? LIVE_INTERVAL_MS : refreshSeconds * 1000, watch };
         const json = JSON.stringify(config);

@@ -30,6 +30,8 @@ export interface HubContext {
   openStream(ws: WebSocket, open: StreamOpen, options?: { fin?: boolean }): MuxStream;
   /** Publishes an event (`event: <topic>`) to the hub's watchers of `topic`, at once (see hub/watchers.ts). */
   publish(topic: string, data: Readonly<Record<string, unknown>>): void;
+  /** An event of `topic` that is not published (nobody watches it): a watcher resuming from before now gets a gap for the topic (hub/watchers.ts). */
+  skip(topic: string): void;
   /** Sets (or moves) one of the hub's named deadlines (hub/scheduler.ts); DeviceHub maps each name to its capability's handler. */
   at(name: string, when: number): Promise<void>;
   /** When the named deadline is due, if it is set. */

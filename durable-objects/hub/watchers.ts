@@ -10,8 +10,11 @@
 // metrics, a thousand devices every few seconds) never pushes a quiet one's events (status) out of
 // reach. Each row carries its topic's own counter (`tseq`, the topic's newest plus one, read from
 // the (topic, tseq) index once), so a topic is pruned by count with one index range and by age
-// (at most once a second) only when its oldest row is old; the highest id pruned of each topic is kept (KV), and a watcher
-// resuming from before that in any topic it asks for gets {"t":"gap"} and must re-read what it shows.
+// (at most once a second) only when its oldest row is old; the highest id pruned of each topic is
+// kept (KV), and a watcher resuming from before that in any topic it asks for gets {"t":"gap"} and
+// must re-read what it shows. A hub may also skip an event nobody watches (skip(): a DeviceHub's
+// metrics samples once no one has watched the device for a replay window), which marks the topic
+// pruned the same way, so a resume across skipped events is a gap, never a silent loss.
 // Accepting, replaying and publishing are synchronous (accept awaits only the expiry deadline,
 // once the socket and its attachment are in place), so the runtime runs no other event between a
 // watcher's replay and its first live event: nothing is missed or doubled.
@@ -108,6 +111,8 @@ export class Watchers {
   private readonly window: number;
   /** Rows the last publish wrote (KV puts counted as one each): the benchmark and the README's figures. */
   rowsWritten = 0;
+  /** Per topic, the id its last skip mark took (this instance's memory: a lost mark only costs another). */
+  private readonly skipMark = new Map<string, number>();
   /** Each topic's newest tseq, once read. */
   private readonly newest = new Map<string, number>();
   /** When each topic's age was last checked. */
@@ -145,6 +150,8 @@ export class Watchers {
     const unknown = request.topics.find((t) => !this.topics.has(t));
     if (unknown) return Response.json(errorBody('UNKNOWN_TOPIC', `no topic ${unknown}`, { topics: [...this.topics] }), { status: 400 });
     const topics = [...new Set(request.topics)];
+    // This watcher may leave holding the current id (a gap says it): a skip after that must mark again.
+    this.skipMark.clear();
     const pair = new WebSocketPair();
     const ws = pair[1];
     this.ctx.acceptWebSocket(ws, [WATCH_TAG, ...topics]);
@@ -226,6 +233,23 @@ export class Watchers {
     }
   }
 
+  /**
+   * An event of `topic` that is not stored (nobody watches the topic, so no row is written for it):
+   * a watcher resuming from before now must get a gap for the topic rather than miss it. The first
+   * skip after any event or accepted watcher takes an id for the mark (two KV writes); the skips
+   * after it write nothing, and a watcher that got that id (in a gap) and comes back after more
+   * skips is told of them by the next mark, since accepting it cleared this one.
+   */
+  skip(topic: string): void {
+    const last = this.lastId();
+    if (this.skipMark.get(topic) === last) return;
+    const id = last + 1;
+    const kv = this.ctx.storage.kv;
+    kv.put(SEQ_KEY, id);
+    kv.put(PRUNED_PREFIX + topic, id);
+    this.skipMark.set(topic, id);
+  }
+
   /** A watcher's message: an ack, or refused (counted, with the reason sent back). */
   onMessage(ws: WebSocket, message: string | ArrayBuffer): void {
     if (typeof message !== 'string') return this.refuse(ws, 'UNEXPECTED_MESSAGE', 'watchers send text messages only');
@@ -292,11 +316,11 @@ export class Watchers {
   /** The events a watcher resuming after `from` missed (of the device it follows and the teams it sees), or null (a gap) if some are gone. */
   private missed(from: number, topics: readonly string[], att: Attachment): string[] | null {
     const last = this.lastId();
-    if (from === last) return [];
     // An id from the future is one this hub never gave (its storage was reset): as lost as a pruned one.
     if (from > last) return null;
     const kv = this.ctx.storage.kv;
     if (topics.some((t) => (kv.get<number>(PRUNED_PREFIX + t) ?? 0) > from)) return null;
+    if (from === last) return [];
     const marks = topics.map(() => '?').join(', ');
     // The teams go as one JSON array: a list of placeholders would run into SQLite's limit on bound parameters.
     const teams = att.teams === null ? null : JSON.stringify(att.teams);

@@ -6,9 +6,9 @@
 // its own timestamps in raw and in the rollups; metrics_config on hello, when a metrics watcher
 // opens and closes, and when the refresh interval changes; a moved device's samples naming its
 // new team; watchers of another team getting nothing.
-import { env } from 'cloudflare:test';
+import { env, runInDurableObject } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TEST_TEAM, userWithKey } from './helpers.ts';
+import { api, TEST_TEAM, userWithKey } from './helpers.ts';
 import { eventually, waitFor } from './device-helpers.ts';
 import { makeTeam } from './kvm-helpers.ts';
 import { hub, inStore, metricsDevice, rawTimes, sample, watchMetrics } from './metrics-helpers.ts';
@@ -94,6 +94,44 @@ describe('a sample from the agent', () => {
     await eventually(async () => (await dev.counters()).badFrames === 1, 'the bad frame');
     expect((await dev.counters()).metricsRefused).toBe(bad.length + 1);
     w.ws.close();
+  });
+});
+
+describe("the hub's own watchers", () => {
+  it('get every sample while someone watches and a replay window after (a reconnect resumes); after that samples write no watcher rows and a resume across them is a gap', async () => {
+    const dev = await metricsDevice(admin);
+    const metricsRows = () => runInDurableObject(hub(dev.deviceId), (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM watch_events WHERE topic = 'metrics'").one().n);
+    const t = second(Date.now());
+    // Nobody has watched this device: its sample is stored, not published.
+    await dev.send(sample(t));
+    expect(await rawTimes(dev.deviceId)).toEqual([t]);
+    expect(await metricsRows()).toBe(0);
+    const w = await watchMetrics(dev.deviceId);
+    await dev.send(sample(t + 1000));
+    await waitFor(() => w.events().length === 1, 'the live event');
+    const seen = w.received.find((m) => m.t === 'event')!.id as string;
+    w.ws.close();
+    await eventually(() => runInDurableObject(hub(dev.deviceId), (_i, state) => state.getWebSockets('metrics').length === 0), 'the watcher gone');
+    // Just left: still published, so its reconnect resumes with what it missed.
+    await dev.send(sample(t + 2000));
+    const back = await watchMetrics(dev.deviceId, { after: seen });
+    await waitFor(() => back.events().length === 1, 'the replay');
+    expect(back.events()[0]!.timestamp).toBe(new Date(t + 2000).toISOString());
+    const resumeFrom = back.received.find((m) => m.t === 'event')!.id as string;
+    back.ws.close();
+    await eventually(() => runInDurableObject(hub(dev.deviceId), (_i, state) => state.getWebSockets('metrics').length === 0), 'the watcher gone');
+    // A replay window later (the hub's memory of its last watcher set back), samples are skipped…
+    await runInDurableObject(hub(dev.deviceId), (instance) => void ((instance as unknown as { caps: { metrics: { watchedAt: number } } }).caps.metrics.watchedAt = 0));
+    const rows = await metricsRows();
+    await dev.send(sample(t + 3000));
+    await dev.send(sample(t + 4000));
+    expect(await metricsRows()).toBe(rows);
+    expect(await rawTimes(dev.deviceId)).toEqual([0, 1, 2, 3, 4].map((i) => t + i * 1000));
+    // …and a resume across them is told it missed something.
+    const late = await watchMetrics(dev.deviceId, { after: resumeFrom });
+    await waitFor(() => late.received.length >= 1, 'the gap');
+    expect(late.received[0]).toMatchObject({ t: 'gap' });
+    late.ws.close();
   });
 });
 
@@ -189,6 +227,9 @@ describe('teams and the FleetHub', () => {
     await eventually(async () => !!(await latestOf([TEST_TEAM])), 'the latest in the FleetHub');
     expect(await latestOf([TEST_TEAM])).toMatchObject({ agent_id: dev.deviceId, team_id: TEST_TEAM, cpu: { totalUsage: 10 } });
     expect(await latestOf(['another-team'])).toBeUndefined();
+    // Deleted (DELETE /api/v1/devices/:id): the FleetHub forgets its latest sample.
+    expect((await api(`/api/v1/devices/${dev.deviceId}`, { key: admin, method: 'DELETE' })).status).toBe(204);
+    await eventually(async () => !(await latestOf(null)), 'the FleetHub to forget the device');
   });
 
   it("names a moved device's new team from its next sample (deviceMoved), and a watcher of another team never gets the device's samples", async () => {
