@@ -4,7 +4,7 @@
 // with the processes or containers that caused it. One module, so the hub's notifications and
 // the Worker's answers show an alert the same way.
 import { and, eq, isNull, or } from 'drizzle-orm';
-import { getDb, iso } from '../../worker/db/index.ts';
+import { getDb, iso } from '../../shared/db/index.ts';
 import { alertRules, type AlertRow, type AlertRuleRow } from '../../shared/db/schema.ts';
 import { METRIC_SERIES, THRESHOLD_METRICS, type Alert, type AlertCause, type AlertLevel, type ThresholdMetric } from '../../shared/api/alerts.ts';
 import type { MetricsSample, SampleContainer, SampleProcess } from '../../shared/api/metrics.ts';

@@ -17,7 +17,7 @@ import { eq } from 'drizzle-orm';
 import type { MetricsSample, Series } from '../../shared/api/metrics.ts';
 import type { AlertLevel, ThresholdMetric } from '../../shared/api/alerts.ts';
 import { alertRules, alerts, type AlertRow, type AlertRuleRow } from '../../shared/db/schema.ts';
-import { getDb } from '../../worker/db/index.ts';
+import { getDb } from '../../shared/db/index.ts';
 import { alertOf, causeOf, isThresholdRule, messageOf, rulesReaching, seriesOfRule } from './alert-rules.ts';
 import { AlertState, emptyState, type RuleState } from './alert-state.ts';
 import { AlertDeliveries } from './alert-deliveries.ts';

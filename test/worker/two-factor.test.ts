@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../worker/auth/crypto.ts';
 import { timeStep, totpCode } from '../../worker/auth/totp.ts';
 import { LOGIN_CHALLENGE_MAX_ATTEMPTS, LOGIN_CHALLENGE_TTL_MS, spendSecondFactor } from '../../worker/routes/two-factor.ts';
-import { getDb, schema } from '../../worker/db/index.ts';
+import { getDb, schema } from '../../shared/db/index.ts';
 import { eq } from 'drizzle-orm';
 import { api } from './helpers.ts';
 import { expectError, freshIp, login, sessionUser } from './auth-helpers.ts';

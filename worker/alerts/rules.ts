@@ -4,7 +4,7 @@
 // instance admins only. Lists take the teams the caller may see (null: every team) as one JSON
 // parameter (json_each), so a member of many teams stays under D1's 100 bound parameters.
 import { and, desc, eq, isNull, sql, type SQL } from 'drizzle-orm';
-import { getDb, iso } from '../db/index.ts';
+import { getDb, iso } from '../../shared/db/index.ts';
 import { alertRules, alerts, devices, type AlertRow, type AlertRuleRow } from '../../shared/db/schema.ts';
 import { THRESHOLD_METRICS, type AlertLevel, type AlertRule, type ThresholdMetric } from '../../shared/api/alerts.ts';
 import { hubFor } from '../devices/hub.ts';

@@ -3,7 +3,7 @@
 // effective permissions. One D1 query per request; nothing here trusts the client.
 import { and, eq, gt, isNull, or, sql, type SQL } from 'drizzle-orm';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
-import { getDb } from '../db/index.ts';
+import { getDb } from '../../shared/db/index.ts';
 import { apiKeys, sessions, users } from '../../shared/db/schema.ts';
 import type { TeamRole } from '../../shared/api/teams.ts';
 import { basicCredentials } from './basic.ts';

@@ -7,7 +7,7 @@ import type { Context } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { tooManyRequests } from '../errors.ts';
 import { clientIpOf } from '../client-ip.ts';
-import { getDb } from '../db/index.ts';
+import { getDb } from '../../shared/db/index.ts';
 import { loginAttempts } from '../../shared/db/schema.ts';
 
 export const LOGIN_WINDOW_MS = 15 * 60_000;

@@ -3,7 +3,7 @@
 // session at once everywhere.
 import { and, eq, isNull, ne } from 'drizzle-orm';
 import { ApiError } from '../errors.ts';
-import { getDb, schema } from '../db/index.ts';
+import { getDb, schema } from '../../shared/db/index.ts';
 import { randomId } from './crypto.ts';
 import { signSession } from './principal.ts';
 import { SESSION_COOKIE } from '../../shared/api/auth.ts';

@@ -6,7 +6,7 @@
 import { and, eq, isNull } from 'drizzle-orm';
 import type { EnrollRequest, EnrollResponse } from '../../shared/api/enroll.ts';
 import { randomId } from '../auth/crypto.ts';
-import { getDb } from '../db/index.ts';
+import { getDb } from '../../shared/db/index.ts';
 import { devices } from '../../shared/db/schema.ts';
 import { ApiError } from '../errors.ts';
 import { refundEnrollmentToken, spendEnrollmentToken } from './enrollment-tokens.ts';

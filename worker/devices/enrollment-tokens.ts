@@ -3,7 +3,7 @@
 // conditional UPDATE, so concurrent enrollments can never exceed max_uses.
 import { and, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { randomId, randomToken, sha256Hex } from '../auth/crypto.ts';
-import { getDb } from '../db/index.ts';
+import { getDb } from '../../shared/db/index.ts';
 import { enrollmentTokens, type EnrollmentToken } from '../../shared/db/schema.ts';
 import { ApiError } from '../errors.ts';
 

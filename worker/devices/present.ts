@@ -3,7 +3,7 @@
 // native, Tyto and PiTunnel views of one row cannot drift in how they read it.
 import type { Agent, Device, EnrollmentToken } from '../../shared/api/devices.ts';
 import type { EnrollmentToken as EnrollmentTokenRow } from '../../shared/db/schema.ts';
-import { iso } from '../db/index.ts';
+import { iso } from '../../shared/db/index.ts';
 import type { DeviceRow } from './queries.ts';
 
 export function presentDevice(row: DeviceRow): Device {

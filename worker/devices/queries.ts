@@ -2,7 +2,7 @@
 // query each and never read the public key; status changes are single conditional UPDATEs, so
 // two admins acting at once cannot step over each other.
 import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
-import { getDb } from '../db/index.ts';
+import { getDb } from '../../shared/db/index.ts';
 import { devices, type DeviceStatus } from '../../shared/db/schema.ts';
 import type { DeviceTag } from '../../shared/api/devices.ts';
 import { ApiError, notFound } from '../errors.ts';

@@ -10,7 +10,7 @@ import { decodeJwt, generateKeyPair, importJWK, jwtVerify, type JWK, type JWTPay
 import type { App } from '../openapi.ts';
 import { ApiError, unauthorized } from '../errors.ts';
 import { credentialFrom } from '../auth/principal.ts';
-import { getDb } from '../db/index.ts';
+import { getDb } from '../../shared/db/index.ts';
 import { devices } from '../../shared/db/schema.ts';
 import { hubFor } from '../devices/hub.ts';
 import { clientIpOf } from '../client-ip.ts';

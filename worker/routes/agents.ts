@@ -10,7 +10,7 @@ import { chooseTeam, forgetDeviceTeam, visibleTeams } from '../auth/scope.ts';
 import { audit } from '../audit.ts';
 import { allows, onDevice } from '../auth/access.ts';
 import { ApiError } from '../errors.ts';
-import { getDb, iso } from '../db/index.ts';
+import { getDb, iso } from '../../shared/db/index.ts';
 import * as S from '../devices/api-schemas.ts';
 import { getDevice, insertDeviceIfAbsent, listDevices } from '../devices/queries.ts';
 import { APPROVE_PENDING, REJECT_PENDING, REVOKE, applyStatus, removeDevice } from '../devices/lifecycle.ts';

@@ -17,7 +17,7 @@ import { deviceTeam, isInstanceAdmin, mayActIn, visibleTeams } from '../auth/sco
 import { forbidden, notFound } from '../errors.ts';
 import { json, security } from '../devices/api-schemas.ts';
 import { audit } from '../audit.ts';
-import { iso } from '../db/index.ts';
+import { iso } from '../../shared/db/index.ts';
 import { assertTargets, openChannels } from '../alerts/channels.ts';
 import { DeliverySchema, type ChannelView, type Delivery, type DeliveryEvent, type DeliveryStatus } from '../../shared/api/alerts.ts';
 import { ChannelTestResultSchema, ChannelTestSchema, DeliveryListQuerySchema, DeliveryPageSchema, RuleTestResultSchema } from '../../shared/api/alert-deliveries.ts';

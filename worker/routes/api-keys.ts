@@ -6,7 +6,7 @@ import { and, desc, eq, isNull, type SQL } from 'drizzle-orm';
 import type { App } from '../openapi.ts';
 import { authErrors, bearerSecurity, errorResponse, notFoundError } from '../openapi.ts';
 import { forbidden, notFound, validationError } from '../errors.ts';
-import { getDb, iso, schema, type Db } from '../db/index.ts';
+import { getDb, iso, schema, type Db } from '../../shared/db/index.ts';
 import type { ApiKey } from '../../shared/db/schema.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { allows } from '../auth/access.ts';

@@ -14,7 +14,7 @@ import { authErrors, bearerSecurity, notFoundError } from '../openapi.ts';
 import { allows } from '../auth/access.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { authorizeTeam, isInstanceAdmin, mayActIn } from '../auth/scope.ts';
-import { getDb, iso, schema } from '../db/index.ts';
+import { getDb, iso, schema } from '../../shared/db/index.ts';
 import type { AuditEntry } from '../../shared/db/schema.ts';
 import { AUDIT_PAGE_DEFAULT, AuditListQuerySchema, AuditPageSchema, type AuditCredential, type AuditListQuery } from '../../shared/api/audit.ts';
 

@@ -10,7 +10,7 @@ import type { AppEnv } from '../app-env.ts';
 import type { App } from '../openapi.ts';
 import { authErrors, bearerSecurity, errorResponse } from '../openapi.ts';
 import { ApiError } from '../errors.ts';
-import { getDb, iso, schema, type Db } from '../db/index.ts';
+import { getDb, iso, schema, type Db } from '../../shared/db/index.ts';
 import type { User } from '../../shared/db/schema.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { allows, publicRoute, selfService } from '../auth/access.ts';

@@ -8,7 +8,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { App } from '../openapi.ts';
 import { authErrors, bearerSecurity, errorResponse, notFoundError } from '../openapi.ts';
 import { ApiError, notFound } from '../errors.ts';
-import { isUniqueViolation } from '../db/index.ts';
+import { isUniqueViolation } from '../../shared/db/index.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { allows, onTeam, selfService } from '../auth/access.ts';
 import { authorizeTeam } from '../auth/scope.ts';

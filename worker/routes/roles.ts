@@ -8,7 +8,7 @@ import { eq, inArray, sql } from 'drizzle-orm';
 import type { App } from '../openapi.ts';
 import { authErrors, bearerSecurity, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { ApiError, conflict, forbidden, notFound } from '../errors.ts';
-import { getDb, schema, type Db } from '../db/index.ts';
+import { getDb, schema, type Db } from '../../shared/db/index.ts';
 import type { Role } from '../../shared/db/schema.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { allows } from '../auth/access.ts';

@@ -10,7 +10,7 @@ import type { App } from '../openapi.ts';
 import type { AppEnv } from '../app-env.ts';
 import { authErrors, bearerSecurity, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { ApiError, notFound, unprocessable } from '../errors.ts';
-import { isUniqueViolation } from '../db/index.ts';
+import { isUniqueViolation } from '../../shared/db/index.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { allows, onTeam } from '../auth/access.ts';
 import { authorizeTeam, isInstanceAdmin } from '../auth/scope.ts';

@@ -19,7 +19,7 @@ import { scopedTeam } from '../auth/scope.ts';
 import { randomId, randomToken, sha256Hex } from '../auth/crypto.ts';
 import { audit } from '../audit.ts';
 import { ApiError, notFound } from '../errors.ts';
-import { getDb, iso, schema } from '../db/index.ts';
+import { getDb, iso, schema } from '../../shared/db/index.ts';
 import { DeviceIdParam, json, security } from '../devices/api-schemas.ts';
 import type { TinypilotKey } from '../../shared/db/schema.ts';
 import { CreatedTinypilotKeySchema, TinypilotKeyBodySchema, TinypilotKeyListSchema, TinypilotKeySchema } from '../../shared/api/kvm.ts';

@@ -14,7 +14,7 @@ import type { App } from '../openapi.ts';
 import { authErrors, bearerSecurity, errorResponse } from '../openapi.ts';
 import { ApiError } from '../errors.ts';
 import { audit } from '../audit.ts';
-import { getDb, schema } from '../db/index.ts';
+import { getDb, schema } from '../../shared/db/index.ts';
 import type { User } from '../../shared/db/schema.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { selfService } from '../auth/access.ts';

@@ -7,7 +7,7 @@ import { asc, eq } from 'drizzle-orm';
 import type { App } from '../openapi.ts';
 import { authErrors, bearerSecurity, conflictError, errorResponse, notFoundError } from '../openapi.ts';
 import { ApiError, conflict, notFound, unprocessable } from '../errors.ts';
-import { getDb, isUniqueViolation, iso, schema, type Db } from '../db/index.ts';
+import { getDb, isUniqueViolation, iso, schema, type Db } from '../../shared/db/index.ts';
 import type { User } from '../../shared/db/schema.ts';
 import { principalOf } from '../auth/middleware.ts';
 import { allows } from '../auth/access.ts';

@@ -1,5 +1,5 @@
 // Team, member and invitation rows as the native API answers them (shared/api/teams.ts).
-import { iso } from '../db/index.ts';
+import { iso } from '../../shared/db/index.ts';
 import type { Invitation, InvitationState, Team, TeamMember } from '../../shared/api/teams.ts';
 import type { InvitationRow, MemberRow, TeamRow } from './queries.ts';
 

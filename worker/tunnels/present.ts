@@ -4,7 +4,7 @@
 // localhost (wrangler dev) it keeps the scheme and port the API was called on, so the printed
 // URL works as is.
 import { formatTarget, type Tunnel as TunnelView } from '../../shared/api/tunnels.ts';
-import { iso } from '../db/index.ts';
+import { iso } from '../../shared/db/index.ts';
 import type { Tunnel } from '../../shared/db/schema.ts';
 
 export interface UrlBase {

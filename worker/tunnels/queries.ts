@@ -2,7 +2,7 @@
 // uniqueness is left to the unique index, so two callers racing for one name cannot both win;
 // the loser gets 409 TUNNEL_NAME_TAKEN.
 import { and, eq, inArray, or, sql } from 'drizzle-orm';
-import { getDb } from '../db/index.ts';
+import { getDb } from '../../shared/db/index.ts';
 import { devices, tunnels, type DeviceStatus, type Tunnel } from '../../shared/db/schema.ts';
 import { ApiError, notFound } from '../errors.ts';
 

@@ -2,7 +2,7 @@
 // value is masked on every route alike (the sealed text never leaves the relay either).
 import type { Variable as VariableRow } from '../../shared/db/schema.ts';
 import { SECRET_MASK, type Variable } from '../../shared/api/variables.ts';
-import { iso } from '../db/index.ts';
+import { iso } from '../../shared/db/index.ts';
 
 export function presentVariable(row: VariableRow): Variable {
   return {

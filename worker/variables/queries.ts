@@ -3,7 +3,7 @@
 // open() in effectiveVariables; everything else passes the sealed text around, so the routes
 // that answer clients never hold a secret to leak.
 import { and, eq, or, sql } from 'drizzle-orm';
-import { getDb, schema } from '../db/index.ts';
+import { getDb, schema } from '../../shared/db/index.ts';
 import type { Variable } from '../../shared/db/schema.ts';
 import type { PutVariable, VariableLevel } from '../../shared/api/variables.ts';
 import { ApiError, conflict } from '../errors.ts';

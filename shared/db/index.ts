@@ -1,10 +1,11 @@
-// Drizzle over the D1 binding, and the small conversions rows need on their way out.
-import { drizzle } from 'drizzle-orm/d1';
-import * as schema from '../../shared/db/schema.ts';
+// Drizzle over the D1 binding, and the small conversions rows need on their way out. In shared/
+// because the Worker and the hubs (an alert's row, its rule) both read D1 through it.
+import { drizzle, type AnyD1Database } from 'drizzle-orm/d1';
+import * as schema from './schema.ts';
 
 export type Db = ReturnType<typeof getDb>;
 
-export function getDb(d1: D1Database) {
+export function getDb(d1: AnyD1Database) {
   return drizzle(d1, { schema });
 }
 
