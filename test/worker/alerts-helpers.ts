@@ -140,6 +140,7 @@ export async function withBench<T>(deviceId: string, fn: (b: Bench) => Promise<T
         throw new Error('no streams here');
       },
       publish: () => {},
+      skip: () => {},
       at: async (name, when) => void deadlines.set(name, when),
       when: async (name) => deadlines.get(name) ?? null,
     };
