@@ -2,12 +2,17 @@
 // device goes online or offline, `event: metrics` with each sample (`events=` picks), for one
 // device with `agent_id=` or all the caller may see.
 // As Server-Sent Events, the Worker holds watcher sockets to the hubs and turns their messages
-// into SSE (worker/stream/sse.ts); with `Upgrade: websocket` the client's own socket is handed to
-// one hub (the dashboard's form, JSON messages of shared/api/stream.ts; the client acks what it
-// has handled, and one that leaves more than STREAM_WINDOW unacked is dropped). Every event has an
-// id; Last-Event-ID (or ?last_event_id=, for clients that cannot set it) resumes after it within
-// the hub's replay window. Credentials as for every route, or ?api_key= for browsers' EventSource
-// and WebSocket, which cannot set headers.
+// into SSE (worker/stream/sse.ts). With `Upgrade: websocket` (the dashboard's form, JSON
+// messages of shared/api/stream.ts; the client acks what it has handled, and one that leaves more
+// than STREAM_WINDOW unacked is dropped) the client's own socket is handed to the FleetHub; for
+// one device's metrics alone (agent_id= with events=metrics) the Worker bridges it to the device
+// hub's watcher, holding a FleetHub watcher of that device beside it whose close (access changed,
+// credential expired) closes the client's socket with the same code (worker/stream/socket-bridge.ts):
+// revoke.ts reaches FleetHub watchers only, so a socket handed to the device hub would outlive a
+// logout or a revoked key until its credential expired. Every event has an id; Last-Event-ID (or
+// ?last_event_id=, for clients that cannot set it) resumes after it within the hub's replay
+// window. Credentials as for every route, or ?api_key= for browsers' EventSource and WebSocket,
+// which cannot set headers.
 // Two feeds of samples (docs/architecture.md): fleet-wide, the FleetHub's, which every device hub
 // publishes to at most once per refresh interval; for one device (agent_id= with metrics), that
 // device's own hub, at the rate it samples (a watcher there makes it sample live). Such a stream
@@ -17,9 +22,10 @@
 // A caller sees the events of the devices in the teams they may see (worker/auth/scope.ts): the
 // Worker sends the hub those teams with the watch, and the hub filters each event by its team_id.
 // When someone's access shrinks or their credential is revoked, worker/stream/revoke.ts closes
-// their streams; the reconnect is authorized anew, with the caller read from D1 rather than the
-// principal cache (see freshCaller). A stream ends when its credential expires: the hub closes
-// the socket (CREDENTIAL_EXPIRED), and the SSE bridge ends at that time by itself too.
+// their streams (every form of the stream holds a FleetHub watcher for this); the reconnect is
+// authorized anew, with the caller read from D1 rather than the principal cache (see freshCaller).
+// A stream ends when its credential expires: the hubs close their sockets (CREDENTIAL_EXPIRED),
+// and the SSE bridge ends at that time by itself too.
 import { createRoute, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import type { App } from '../openapi.ts';
@@ -41,6 +47,7 @@ import { StreamCloseCode } from '../../shared/codes.ts';
 import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
 import { INTERNAL, type WatchRequest } from '../../durable-objects/hub/contract.ts';
 import { sseFromWatcher, sseFromWatchers } from '../stream/sse.ts';
+import { bridgeDeviceWatcher } from '../stream/socket-bridge.ts';
 import { hubFor } from '../devices/hub.ts';
 
 /** How long an SSE client waits before reconnecting after the stream ends. */
@@ -114,8 +121,8 @@ export function registerStreamRoutes(app: App) {
         '`event: dropped` when the reader fell too far behind (the stream then ends). ' +
         `The WebSocket form sends \`{"t":"event","id","event","data"}\`, \`{"t":"gap","id"}\`, \`{"t":"dropped","reason"}\` (then close ${StreamCloseCode.DROPPED}) ` +
         'and `{"t":"error","code","reason"}`; the client sends `{"t":"ack","n":<events handled>}` and is dropped once it leaves more than ' +
-        `${STREAM_WINDOW} events unacknowledged. With agent_id and events=metrics the WebSocket is the device's own feed (its hub's decimal ids); ` +
-        'otherwise the fleet\'s (decimal ids, metrics at the refresh interval). ' +
+        `${STREAM_WINDOW} events unacknowledged. With agent_id and events=metrics the WebSocket is the device's own feed (its hub's decimal ids, ` +
+        `samples as the device takes them, status events never); otherwise the fleet's (decimal ids, metrics at the refresh interval). ` +
         `When the caller's teams change (removed from a team, a team deleted or now requiring 2FA, a device moved away) or the credential is revoked ` +
         `(the API key revoked, the session logged out or ended by a password change) the stream ends after \`: access changed\` ` +
         `(the WebSocket form: close ${StreamCloseCode.ACCESS_CHANGED}); reconnect with Last-Event-ID to go on with what the caller may see now. ` +
@@ -148,10 +155,16 @@ export function registerStreamRoutes(app: App) {
       const deviceFeed = agentId !== null && topics.includes('metrics');
 
       if (upgrade) {
-        // The dashboard's device page: the device hub's own watcher, whose ids are that hub's.
+        // The dashboard's device page: the device hub's own feed, whose ids are that hub's, bridged
+        // here beside a FleetHub watcher of the device that is never shown (socket-bridge.ts): revoke.ts
+        // closes FleetHub watchers only, and that one's close ends the client's socket.
         if (deviceFeed && topics.length === 1) {
           const after = resume !== null && resume.includes(':') ? from.metrics : resume;
-          return (await openWatcher(deviceWatch(c.env, agentId, { topics: ['metrics'], agent_id: agentId, after, ...who }))).response;
+          const [device, fleet] = await openWatchers([
+            deviceWatch(c.env, agentId, { topics: ['metrics'], agent_id: agentId, after, ...who }),
+            fleetWatch(c.env, { topics: ['status'], agent_id: agentId, after: null, ...who }),
+          ]);
+          return new Response(null, { status: 101, webSocket: bridgeDeviceWatcher(device!, fleet!) });
         }
         return (await openWatcher(fleetWatch(c.env, { topics, agent_id: agentId, after: from.status, ...who }))).response;
       }

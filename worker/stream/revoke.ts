@@ -4,9 +4,11 @@
 // so they reconnect and are filtered anew, or refused. The stream's caller is fixed when it opens
 // (the teams and the credential go to the FleetHub with the watch), so without this a removed
 // member would keep receiving their old team's events, and a revoked key its events, for as long
-// as the stream stayed open. Call it after the change is in D1: a reconnect reads the caller
-// afresh (worker/routes/stream.ts), so it sees the change. (Expiry needs no call: the hub closes
-// a watcher when its credential's expiry passes.)
+// as the stream stayed open. Every stream holds a FleetHub watcher, so closing those ends every
+// stream, one device's metrics socket too (its FleetHub watcher's close closes the client's socket:
+// socket-bridge.ts) without asking any device hub. Call it after the change is in D1: a
+// reconnect reads the caller afresh (worker/routes/stream.ts), so it sees the change. (Expiry
+// needs no call: the hub closes a watcher when its credential's expiry passes.)
 import { ApiError } from '../errors.ts';
 import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
 import type { WatcherScope } from '../../durable-objects/hub/contract.ts';

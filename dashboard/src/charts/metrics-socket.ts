@@ -1,5 +1,5 @@
 // One device's live samples for its Metrics tab: GET /api/v1/stream?agent_id=<id>&events=metrics
-// in its WebSocket form, which the relay hands to the device's own hub (README, "Live events"), so
+// in its WebSocket form, which the relay bridges to the device's own hub (README, "Live events"), so
 // the samples come at the live interval (1 s) while the tab is open, and the device goes back to
 // the relay's refresh interval when it closes. Like the fleet stream (fleet-stream.ts), it
 // acknowledges in batches (the hub drops a watcher that leaves STREAM_WINDOW events unacknowledged),
