@@ -111,6 +111,8 @@ describe('the live stream', () => {
 describe('history and export', () => {
   it('history answers at raw, 1m, 5m and 1h; raw and 1m hold the device\'s points', async () => {
     const from = Date.now() - 2 * 3_600_000;
+    // Raw points are one a second: half an hour of them stays under the bound of points.
+    const rawFrom = Date.now() - 30 * 60_000;
     // The first 1m bucket closes a little after the minute of the first sample ends.
     const oneMinute = await waitFor('a closed 1m bucket', async () => {
       const r = await api(`/api/v1/history?agent_id=${deviceId}&resolution=1m&from=${iso(from)}&to=${iso(Date.now())}`);
@@ -118,7 +120,7 @@ describe('history and export', () => {
     }, 90_000, 1_000);
     const to = Date.now();
     for (const resolution of ['raw', '1m', '5m', '1h'] as const) {
-      const r = await api(`/api/v1/history?agent_id=${deviceId}&resolution=${resolution}&from=${iso(from)}&to=${iso(to)}`);
+      const r = await api(`/api/v1/history?agent_id=${deviceId}&resolution=${resolution}&from=${iso(resolution === 'raw' ? rawFrom : from)}&to=${iso(to)}`);
       expect(r.status).toBe(200);
       const body = HistoryResponseSchema.parse(r.body);
       expect(body).toMatchObject({ resolution, agent_id: deviceId });
@@ -134,9 +136,11 @@ describe('history and export', () => {
       }
     }
     expect(oneMinute.data[0].cpu).toMatchObject({ avg: expect.any(Number), min: expect.any(Number), max: expect.any(Number) });
-    // A bad resolution says what to change.
+    // A bad resolution, and a range of more points than the bound, say what to change.
     const bad = await api(`/api/v1/history?agent_id=${deviceId}&resolution=2m`);
     expect(bad.status).toBe(400);
+    const tooMany = await api(`/api/v1/history?agent_id=${deviceId}&resolution=raw&from=${iso(from)}&to=${iso(to)}`);
+    expect(tooMany.status).toBe(400);
   }, 120_000);
 
   it('export gives the range as JSON and as CSV, the same points', async () => {
@@ -179,15 +183,16 @@ describe('the refresh interval', () => {
 
 describe('an outage', () => {
   it('samples taken while the relay was down land in history afterwards, at their own timestamps, once each', async () => {
-    await refresh(1);
-    await waitFor('samples once a second', async () => {
-      const t = await raw(Date.now() - 5_000, Date.now());
+    // Nobody watches: the agent samples at the relay's interval, and goes on at it offline.
+    await refresh(2);
+    await waitFor('samples every 2 s', async () => {
+      const t = await raw(Date.now() - 7_000, Date.now());
       return t.length >= 3 ? t : null;
     }, 30_000, 500);
     const secrets = JSON.parse(await readFile(join(dir, 'secrets.json'), 'utf8')) as Record<string, string>;
     await env.relay.stop();
     const down = Date.now();
-    await new Promise((r) => setTimeout(r, 8_000));
+    await new Promise((r) => setTimeout(r, 12_000));
     env.relay = await startRelay({ port, stateDir: join(dir, 'state'), vars: { ...secrets, ...VARS } });
     const up = Date.now();
     await waitOnline(env, 60_000);
@@ -197,8 +202,8 @@ describe('an outage', () => {
       return t.length >= 4 ? t : null;
     }, 60_000, 1_000);
     expect(new Set(during).size).toBe(during.length);
-    // Once a second, as taken: no gap of the outage's length among them.
-    expect(Math.max(...gaps(during))).toBeLessThan(3_000);
+    // Every 2 s, as taken: no gap of the outage's length among them.
+    expect(Math.max(...gaps(during))).toBeLessThan(5_000);
   }, 150_000);
 });
 
@@ -213,7 +218,7 @@ describe('an alert', () => {
     const busiest = Math.max(...recent.map((p) => p.cpu.max));
     const threshold = Math.min(90, Math.max(40, Math.ceil(busiest) + 20));
     const rule = await api('/api/v1/alert-rules', {
-      json: { name: 'e2e cpu', metric: 'cpu', warning: threshold, hold_seconds: 4, recovery_seconds: 4, device_id: deviceId, channels: [{ type: 'webhook', url: hookUrl }] },
+      json: { name: 'e2e cpu', metric: 'cpu', warning: threshold, hold_seconds: 6, recovery_seconds: 6, device_id: deviceId, channels: [{ type: 'webhook', url: hookUrl }] },
     });
     expect(rule.status).toBe(201);
     const ruleId = rule.body.id as string;
@@ -224,7 +229,10 @@ describe('an alert', () => {
     };
     const notified = (event: string) => notifications.filter((n: any) => n?.event === event && n?.rule?.id === ruleId) as any[];
 
-    // Every core busy: the child takes both (a thread each), under a name of its own.
+    // Before the burner, a hold and more: nothing fires (else this machine is too busy for the test).
+    await new Promise((r) => setTimeout(r, 8_000));
+    expect(await ours('firing'), `the machine's own load (busiest ${busiest} %) crossed ${threshold} %`).toEqual([]);
+    // Every core busy: the child takes all (a thread each), under a name of its own.
     const bin = join(dir, BURNER);
     await symlink(process.execPath, bin);
     const threads = cpus().length;
@@ -232,7 +240,7 @@ describe('an alert', () => {
     const fired = await waitFor('the alert to fire', async () => (await ours('firing'))[0], 60_000, 500);
     expect(fired).toMatchObject({ type: 'cpu', level: 'warning', agent_id: deviceId, threshold, acknowledged: false, state: 'firing' });
     expect(fired.value).toBeGreaterThanOrEqual(threshold);
-    expect(fired.cause.processes.map((p: { name: string }) => p.name)).toContain(BURNER);
+    expect(fired.cause.processes.map((p: { name: string }) => p.name), JSON.stringify(fired.cause)).toContain(BURNER);
     const sent = await waitFor('the fired notification', async () => notified('fired')[0], 30_000, 200);
     const body = AlertNotificationSchema.parse(sent);
     expect(body.alert?.id).toBe(fired.id);
