@@ -208,15 +208,17 @@ describe('an outage', () => {
 });
 
 describe('an alert', () => {
-  it('fires once while a CPU burner runs, names it among the top processes, notifies the webhook, and resolves once after it stops', async () => {
+  it('fires once while a CPU burner runs, names it among the top processes, notifies the webhook, and resolves once after it stops', async (ctx) => {
     await refresh(1);
     // The machine's own load first: the threshold sits well above it.
     const recent = await waitFor('ten samples', async () => {
       const r = await api(`/api/v1/history?agent_id=${deviceId}&resolution=raw&from=${iso(Date.now() - 12_000)}&to=${iso(Date.now())}`);
-      return r.status === 200 && r.body.data.length >= 10 ? (r.body.data as { cpu: { max: number } }[]) : null;
+      return r.status === 200 && r.body.data.length >= 10 ? (r.body.data as { cpu: { avg: number } }[]) : null;
     }, 30_000, 1_000);
-    const busiest = Math.max(...recent.map((p) => p.cpu.max));
-    const threshold = Math.min(90, Math.max(40, Math.ceil(busiest) + 20));
+    const usual = recent.reduce((a, p) => a + p.cpu.avg, 0) / recent.length;
+    // A machine already this busy cannot tell the burner from its own load (a CI runner is idle).
+    if (usual > 65) return ctx.skip(`this machine's own CPU load (${usual.toFixed(0)} %) leaves no room for a threshold the burner alone crosses`);
+    const threshold = Math.min(90, Math.ceil(usual) + 25);
     const rule = await api('/api/v1/alert-rules', {
       json: { name: 'e2e cpu', metric: 'cpu', warning: threshold, hold_seconds: 6, recovery_seconds: 6, device_id: deviceId, channels: [{ type: 'webhook', url: hookUrl }] },
     });
@@ -231,7 +233,7 @@ describe('an alert', () => {
 
     // Before the burner, a hold and more: nothing fires (else this machine is too busy for the test).
     await new Promise((r) => setTimeout(r, 8_000));
-    expect(await ours('firing'), `the machine's own load (busiest ${busiest} %) crossed ${threshold} %`).toEqual([]);
+    expect(await ours('firing'), `the machine's own load (usually ${usual.toFixed(0)} %) crossed ${threshold} %`).toEqual([]);
     // Every core busy: the child takes all (a thread each), under a name of its own.
     const bin = join(dir, BURNER);
     await symlink(process.execPath, bin);
