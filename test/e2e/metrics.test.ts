@@ -220,7 +220,7 @@ describe('an alert', () => {
     if (usual > 65) return ctx.skip(`this machine's own CPU load (${usual.toFixed(0)} %) leaves no room for a threshold the burner alone crosses`);
     const threshold = Math.min(90, Math.ceil(usual) + 25);
     const rule = await api('/api/v1/alert-rules', {
-      json: { name: 'e2e cpu', metric: 'cpu', warning: threshold, hold_seconds: 6, recovery_seconds: 6, device_id: deviceId, channels: [{ type: 'webhook', url: hookUrl }] },
+      json: { name: 'e2e cpu', metric: 'cpu', warning: threshold, hold_seconds: 15, recovery_seconds: 6, device_id: deviceId, channels: [{ type: 'webhook', url: hookUrl }] },
     });
     expect(rule.status).toBe(201);
     const ruleId = rule.body.id as string;
@@ -232,9 +232,10 @@ describe('an alert', () => {
     const notified = (event: string) => notifications.filter((n: any) => n?.event === event && n?.rule?.id === ruleId) as any[];
 
     // Before the burner, a hold and more: nothing fires (else this machine is too busy for the test).
-    await new Promise((r) => setTimeout(r, 8_000));
+    await new Promise((r) => setTimeout(r, 17_000));
     expect(await ours('firing'), `the machine's own load (usually ${usual.toFixed(0)} %) crossed ${threshold} %`).toEqual([]);
-    // Every core busy: the child takes all (a thread each), under a name of its own.
+    // Every core busy: the child takes all (a thread each), under a name of its own. The hold
+    // outlasts the sampler's process sweep (every 10 s), so the sample that fires has seen it.
     const bin = join(dir, BURNER);
     await symlink(process.execPath, bin);
     const threads = cpus().length;
