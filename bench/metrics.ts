@@ -148,7 +148,18 @@ export async function benchMetrics(env: DevEnv): Promise<Row[]> {
 
     // At 1 s: one watcher held open; its deliveries are the baseline of the counts below. Numbers
     // are reported, never asserted: a part that fails says so in its row, and the rest still runs.
+    const w1 = await d1.read();
+    const t1 = Date.now();
     rows.push(...(await live(env, pid).catch((e): Row[] => [['agent at a 1 s interval; metrics watchers', `FAILED: ${e instanceof Error ? e.message : String(e)}`, '—']])));
+    // The same count while someone watched (1 s samples, up to 1,000 watchers): still no write per sample.
+    const watched = diff(w1, await d1.read());
+    const watchedMs = Date.now() - t1;
+    const watchedTotal = [...watched.values()].reduce((a, b) => a + b, 0);
+    rows.push([
+      `… the same while watched live (1 s samples, up to 1,000 watchers), over ${fmt(watchedMs / 1000, 0)} s, × a day`,
+      `${fmt((watchedTotal / watchedMs) * DAY_MS, 0)} (${watchedTotal} in the window${watched.size ? `: ${[...watched].map(([k, v]) => `${k} ${v}`).join(', ')}` : ''})`,
+      '≤ 2,000',
+    ]);
   } finally {
     await d1.remove();
   }
