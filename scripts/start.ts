@@ -14,7 +14,8 @@ const port = Number(process.env.PORT ?? 8787);
 const dir = process.env.PIRELAY_STATE_DIR || undefined;
 const say = (m: string) => console.log(`[pirelay] ${m}`);
 
-const started = startDevEnv({ port, dir, agentLogs: 'inherit', log: say });
+// A local relay may notify a webhook on this machine (alert rules; a deployed relay may not).
+const started = startDevEnv({ port, dir, agentLogs: 'inherit', log: say, vars: { ALERT_ALLOW_PRIVATE_TARGETS: 'true' } });
 let stopping = false;
 const stop = async (why: string) => {
   if (stopping) return;
@@ -97,6 +98,8 @@ console.log(`
         curl ${url}/device_info -u ${apiKey}: -d device_id=${devices[0]?.id}
         curl ${url}/terminal -u ${apiKey}: -d device_id=${devices[0]?.id}
         echo "hello from the device" >> ${devices[0] ? env.logFile(devices[0].id) : ''}; curl "${url}/api/v1/logs?q=hello" -H "authorization: Bearer ${apiKey}"
+        curl -N "${url}/api/v1/stream?agent_id=${devices[0]?.id}&events=metrics" -H "authorization: Bearer ${apiKey}"   (live samples, one a second while watched)
+        curl "${url}/api/v1/history?agent_id=${devices[0]?.id}&resolution=1m" -H "authorization: Bearer ${apiKey}"
 
   (also in ${env.dir}/dev.json; Ctrl-C stops the relay and the agent)
 `);

@@ -92,7 +92,7 @@ describe('the live stream', () => {
   it('a watcher of the device gets event: metrics in Tyto\'s structure, about this machine, once a second', async () => {
     const s = await watch();
     await waitFor('three live samples', async () => samplesOf(s).length >= 3, 30_000);
-    const [first, ...rest] = samplesOf(s);
+    const [first] = samplesOf(s);
     const event = MetricsEventSchema.parse(first);
     expect(event.agent_id).toBe(deviceId);
     expect(event.system.hostname).toBe(hostname());
@@ -101,7 +101,7 @@ describe('the live stream', () => {
     expect(event.processes.total).toBeGreaterThan(0);
     // Only metrics on events=metrics, each a new sample.
     expect(s.messages.every((m) => m.event === 'metrics')).toBe(true);
-    const stamps = [first, ...rest].map((e) => Date.parse(e.timestamp));
+    const stamps = samplesOf(s).map((e) => Date.parse(e.timestamp));
     expect(new Set(stamps).size).toBe(stamps.length);
     expect(stamps).toEqual([...stamps].sort((a, b) => a - b));
     s.close();
@@ -111,6 +111,8 @@ describe('the live stream', () => {
 describe('history and export', () => {
   it('history answers at raw, 1m, 5m and 1h; raw and 1m hold the device\'s points', async () => {
     const from = Date.now() - 2 * 3_600_000;
+    // Raw points are one a second: half an hour of them stays under the bound of points.
+    const rawFrom = Date.now() - 30 * 60_000;
     // The first 1m bucket closes a little after the minute of the first sample ends.
     const oneMinute = await waitFor('a closed 1m bucket', async () => {
       const r = await api(`/api/v1/history?agent_id=${deviceId}&resolution=1m&from=${iso(from)}&to=${iso(Date.now())}`);
@@ -118,7 +120,7 @@ describe('history and export', () => {
     }, 90_000, 1_000);
     const to = Date.now();
     for (const resolution of ['raw', '1m', '5m', '1h'] as const) {
-      const r = await api(`/api/v1/history?agent_id=${deviceId}&resolution=${resolution}&from=${iso(from)}&to=${iso(to)}`);
+      const r = await api(`/api/v1/history?agent_id=${deviceId}&resolution=${resolution}&from=${iso(resolution === 'raw' ? rawFrom : from)}&to=${iso(to)}`);
       expect(r.status).toBe(200);
       const body = HistoryResponseSchema.parse(r.body);
       expect(body).toMatchObject({ resolution, agent_id: deviceId });
@@ -134,9 +136,11 @@ describe('history and export', () => {
       }
     }
     expect(oneMinute.data[0].cpu).toMatchObject({ avg: expect.any(Number), min: expect.any(Number), max: expect.any(Number) });
-    // A bad resolution says what to change.
+    // A bad resolution, and a range of more points than the bound, say what to change.
     const bad = await api(`/api/v1/history?agent_id=${deviceId}&resolution=2m`);
     expect(bad.status).toBe(400);
+    const tooMany = await api(`/api/v1/history?agent_id=${deviceId}&resolution=raw&from=${iso(from)}&to=${iso(to)}`);
+    expect(tooMany.status).toBe(400);
   }, 120_000);
 
   it('export gives the range as JSON and as CSV, the same points', async () => {
@@ -179,15 +183,16 @@ describe('the refresh interval', () => {
 
 describe('an outage', () => {
   it('samples taken while the relay was down land in history afterwards, at their own timestamps, once each', async () => {
-    await refresh(1);
-    await waitFor('samples once a second', async () => {
-      const t = await raw(Date.now() - 5_000, Date.now());
+    // Nobody watches: the agent samples at the relay's interval, and goes on at it offline.
+    await refresh(2);
+    await waitFor('samples every 2 s', async () => {
+      const t = await raw(Date.now() - 7_000, Date.now());
       return t.length >= 3 ? t : null;
     }, 30_000, 500);
     const secrets = JSON.parse(await readFile(join(dir, 'secrets.json'), 'utf8')) as Record<string, string>;
     await env.relay.stop();
     const down = Date.now();
-    await new Promise((r) => setTimeout(r, 8_000));
+    await new Promise((r) => setTimeout(r, 12_000));
     env.relay = await startRelay({ port, stateDir: join(dir, 'state'), vars: { ...secrets, ...VARS } });
     const up = Date.now();
     await waitOnline(env, 60_000);
@@ -197,23 +202,25 @@ describe('an outage', () => {
       return t.length >= 4 ? t : null;
     }, 60_000, 1_000);
     expect(new Set(during).size).toBe(during.length);
-    // Once a second, as taken: no gap of the outage's length among them.
-    expect(Math.max(...gaps(during))).toBeLessThan(3_000);
+    // Every 2 s, as taken: no gap of the outage's length among them.
+    expect(Math.max(...gaps(during))).toBeLessThan(5_000);
   }, 150_000);
 });
 
 describe('an alert', () => {
-  it('fires once while a CPU burner runs, names it among the top processes, notifies the webhook, and resolves once after it stops', async () => {
+  it('fires once while a CPU burner runs, names it among the top processes, notifies the webhook, and resolves once after it stops', async (ctx) => {
     await refresh(1);
     // The machine's own load first: the threshold sits well above it.
     const recent = await waitFor('ten samples', async () => {
       const r = await api(`/api/v1/history?agent_id=${deviceId}&resolution=raw&from=${iso(Date.now() - 12_000)}&to=${iso(Date.now())}`);
-      return r.status === 200 && r.body.data.length >= 10 ? (r.body.data as { cpu: { max: number } }[]) : null;
+      return r.status === 200 && r.body.data.length >= 10 ? (r.body.data as { cpu: { avg: number } }[]) : null;
     }, 30_000, 1_000);
-    const busiest = Math.max(...recent.map((p) => p.cpu.max));
-    const threshold = Math.min(90, Math.max(40, Math.ceil(busiest) + 20));
+    const usual = recent.reduce((a, p) => a + p.cpu.avg, 0) / recent.length;
+    // A machine already this busy cannot tell the burner from its own load (a CI runner is idle).
+    if (usual > 65) return ctx.skip(`this machine's own CPU load (${usual.toFixed(0)} %) leaves no room for a threshold the burner alone crosses`);
+    const threshold = Math.min(90, Math.ceil(usual) + 25);
     const rule = await api('/api/v1/alert-rules', {
-      json: { name: 'e2e cpu', metric: 'cpu', warning: threshold, hold_seconds: 4, recovery_seconds: 4, device_id: deviceId, channels: [{ type: 'webhook', url: hookUrl }] },
+      json: { name: 'e2e cpu', metric: 'cpu', warning: threshold, hold_seconds: 15, recovery_seconds: 6, device_id: deviceId, channels: [{ type: 'webhook', url: hookUrl }] },
     });
     expect(rule.status).toBe(201);
     const ruleId = rule.body.id as string;
@@ -224,7 +231,11 @@ describe('an alert', () => {
     };
     const notified = (event: string) => notifications.filter((n: any) => n?.event === event && n?.rule?.id === ruleId) as any[];
 
-    // Every core busy: the child takes both (a thread each), under a name of its own.
+    // Before the burner, a hold and more: nothing fires (else this machine is too busy for the test).
+    await new Promise((r) => setTimeout(r, 17_000));
+    expect(await ours('firing'), `the machine's own load (usually ${usual.toFixed(0)} %) crossed ${threshold} %`).toEqual([]);
+    // Every core busy: the child takes all (a thread each), under a name of its own. The hold
+    // outlasts the sampler's process sweep (every 10 s), so the sample that fires has seen it.
     const bin = join(dir, BURNER);
     await symlink(process.execPath, bin);
     const threads = cpus().length;
@@ -232,7 +243,7 @@ describe('an alert', () => {
     const fired = await waitFor('the alert to fire', async () => (await ours('firing'))[0], 60_000, 500);
     expect(fired).toMatchObject({ type: 'cpu', level: 'warning', agent_id: deviceId, threshold, acknowledged: false, state: 'firing' });
     expect(fired.value).toBeGreaterThanOrEqual(threshold);
-    expect(fired.cause.processes.map((p: { name: string }) => p.name)).toContain(BURNER);
+    expect(fired.cause.processes.map((p: { name: string }) => p.name), JSON.stringify(fired.cause)).toContain(BURNER);
     const sent = await waitFor('the fired notification', async () => notified('fired')[0], 30_000, 200);
     const body = AlertNotificationSchema.parse(sent);
     expect(body.alert?.id).toBe(fired.id);
