@@ -326,8 +326,8 @@ export class Watchers {
    * cleared this one.
    */
   skip(topic: string): void {
-    if (this.skipMark.get(topic) === this.lastId()) return;
     this.rowsWritten = 0;
+    if (this.skipMark.get(topic) === this.lastId()) return;
     const id = this.nextId();
     this.ctx.storage.kv.put(PRUNED_PREFIX + topic, id);
     this.rowsWritten++;

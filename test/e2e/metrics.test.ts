@@ -101,7 +101,7 @@ describe('the live stream', () => {
     expect(event.processes.total).toBeGreaterThan(0);
     // Only metrics on events=metrics, each a new sample.
     expect(s.messages.every((m) => m.event === 'metrics')).toBe(true);
-    const stamps = [first, ...rest].map((e) => Date.parse(e.timestamp));
+    const stamps = [first!, ...rest].map((e) => Date.parse(e.timestamp));
     expect(new Set(stamps).size).toBe(stamps.length);
     expect(stamps).toEqual([...stamps].sort((a, b) => a - b));
     s.close();
