@@ -3,28 +3,36 @@
 // hibernatably with the tags ['watch', ...topics], so an agent's socket and theirs never mix
 // (fan-out asks the runtime for the sockets of one topic) and a quiet hub costs nothing running.
 //
-// Every published event gets the next id and a row in SQLite (one indexed range read answers a
-// resume, one DELETE prunes). Ids come from memory, reserved in blocks of ID_BLOCK: the high-water
-// mark (`watch:seq` in synchronous KV, outside the table, so pruning never resets it) is written once
-// a block, and a new instance (a restart, a wake from hibernation) hands out ids above the mark, so
-// ids stay strictly increasing whatever was lost with memory. The ids between the last one given and
-// the mark were never given: the new instance finds the last one given in what is stored (the
-// newest row, the pruned marks, a compacted topic's newest id) and answers a resume from inside that
-// hole with a gap, as it answers an id from the future. A compacted topic (`compacted`: the
-// FleetHub's metrics) stores no event rows at all: the hub keeps each device's latest event with its
-// id, and a resume gets, of the devices the watcher may see, each one's latest event newer than the
-// resume id, in id order (the current state of each device, not every event it missed), so a
-// resume is never a gap for it. The replay window is per topic: each keeps its last `events` events and none
-// older than `ms` (`replay`, or the topic's own in `topicReplay`), so a busy topic (the fleet's
-// metrics, a thousand devices every few seconds) never pushes a quiet one's events (status) out of
-// reach. Each row carries its topic's own counter (`tseq`, the topic's newest plus one, read from
-// the (topic, tseq) index once), so a topic is pruned by count with one index range and by age
+// Storage is billed (and the free plan capped) by rows written, a deletion counting as one, so
+// every write here is counted (rowsWritten) and kept to what a resume needs.
+//
+// Every published event gets the next id and a row in SQLite (`watch_log`, keyed by topic and id
+// and nothing else, so an event costs one row and its pruning one more; one range read per topic
+// answers a resume). Ids come from memory, reserved in blocks of ID_BLOCK: the high-water mark
+// (`watch:seq` in synchronous KV, outside the table, so pruning never resets it) is written once a
+// block, and a new instance (a restart, a wake from hibernation) hands out ids above the mark, so
+// ids stay strictly increasing whatever was lost with memory. The ids between the last one given
+// and the mark were never given: the new instance finds the last one given in what is stored (each
+// topic's newest row, the pruned marks, a compacted topic's newest id) and answers a resume from
+// inside that hole with a gap, as it answers an id from the future.
+//
+// A compacted topic (`compacted`: the FleetHub's metrics) stores no rows here at all: the hub keeps
+// each device's latest event with its id, and a resume gets, of the devices the watcher may see,
+// each one's latest event newer than the resume id, in id order (the current state of each device,
+// not every event it missed), so a resume is never a gap for it.
+//
+// The replay window of a stored topic is its own: each keeps its last `events` events and none
+// older than `ms` (`replay`, or the topic's own in `topicReplay`), so a busy topic never pushes a
+// quiet one's events (status) out of reach. Each row carries its topic's own counter (`tseq`, the
+// topic's newest plus one, read once), so a topic is pruned by count from its oldest end and by age
 // (at most once a second) only when its oldest row is old, always a prefix of the topic; each row
 // also carries the id of the topic's event before it (`prev`), so the oldest row left names the
 // highest id pruned without a write of its own, and a watcher resuming from before that in any
-// topic it asks for gets {"t":"gap"} and must re-read what it shows. A hub may also skip an event nobody watches (skip(): a DeviceHub's
-// metrics samples once no one has watched the device for a replay window), which marks the topic
-// pruned the same way, so a resume across skipped events is a gap, never a silent loss.
+// topic it asks for gets {"t":"gap"} and must re-read what it shows. A hub may also skip an event
+// nobody watches (skip(): a DeviceHub's metrics samples once no one has watched the device for a
+// replay window), which marks the topic pruned the same way, so a resume across skipped events is
+// a gap, never a silent loss.
+//
 // Accepting, replaying and publishing are synchronous (accept awaits only the expiry deadline,
 // once the socket and its attachment are in place), so the runtime runs no other event between a
 // watcher's replay and its first live event: nothing is missed or doubled.
@@ -173,25 +181,39 @@ export class Watchers {
     this.window = opts.window ?? STREAM_WINDOW;
     this.compacted = opts.compacted ?? {};
     const sql = ctx.storage.sql;
-    sql.exec('CREATE TABLE IF NOT EXISTS watch_events (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, topic TEXT NOT NULL, agent_id TEXT, team_id TEXT, data TEXT NOT NULL, tseq INTEGER, prev INTEGER)');
-    // A hub from before teams kept no team per event: its rows (an hour's at most) replay to instance admins only.
-    if (!sql.exec("SELECT 1 FROM pragma_table_info('watch_events') WHERE name = 'team_id'").toArray().length) sql.exec('ALTER TABLE watch_events ADD COLUMN team_id TEXT');
-    // A hub from before per-topic windows: its rows' ids serve as their topic counter (increasing per topic, as tseq must be).
-    if (!sql.exec("SELECT 1 FROM pragma_table_info('watch_events') WHERE name = 'tseq'").toArray().length) {
+    // Keyed by (topic, id) with no other index: an event costs one row written and its pruning one more.
+    sql.exec(
+      'CREATE TABLE IF NOT EXISTS watch_log (topic TEXT NOT NULL, id INTEGER NOT NULL, tseq INTEGER NOT NULL, prev INTEGER, at INTEGER NOT NULL, agent_id TEXT, team_id TEXT, data TEXT NOT NULL, PRIMARY KEY (topic, id)) WITHOUT ROWID',
+    );
+    if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'watch_events'").toArray().length) this.migrate();
+    // A compacted topic's rows from before it was compacted are replayed no more (its resume reads the hub's own table); the last id given is read first, as one of them may hold it.
+    for (const t of Object.keys(this.compacted)) {
+      this.sequence();
+      sql.exec('DELETE FROM watch_log WHERE topic = ?', t);
+    }
+  }
+
+  /** A hub from before watch_log: its watch_events rows (an hour's at most), brought up to date and moved over. */
+  private migrate(): void {
+    const sql = this.ctx.storage.sql;
+    const kv = this.ctx.storage.kv;
+    const has = (column: string) => sql.exec("SELECT 1 FROM pragma_table_info('watch_events') WHERE name = ?", column).toArray().length > 0;
+    // From before teams: its rows replay to instance admins only.
+    if (!has('team_id')) sql.exec('ALTER TABLE watch_events ADD COLUMN team_id TEXT');
+    // From before per-topic windows: its rows' ids serve as their topic counter (increasing per topic, as tseq must be).
+    if (!has('tseq')) {
       sql.exec('ALTER TABLE watch_events ADD COLUMN tseq INTEGER');
       sql.exec('UPDATE watch_events SET tseq = id');
-      const oldest = sql.exec<{ id: number | null }>('SELECT MIN(id) AS id FROM watch_events').one().id ?? (ctx.storage.kv.get<number>(SEQ_KEY) ?? 0) + 1;
+      const oldest = sql.exec<{ id: number | null }>('SELECT MIN(id) AS id FROM watch_events').one().id ?? (kv.get<number>(SEQ_KEY) ?? 0) + 1;
       // What the one window pruned before is gone for every topic.
-      for (const t of opts.topics) if (oldest > 1) ctx.storage.kv.put(PRUNED_PREFIX + t, oldest - 1);
+      for (const t of this.opts.topics) if (oldest > 1) kv.put(PRUNED_PREFIX + t, oldest - 1);
     }
-    sql.exec('CREATE INDEX IF NOT EXISTS watch_events_topic ON watch_events (topic, tseq)');
-    // A hub from before `prev`: each row gets its topic's previous id (the oldest keep null; the KV pruned marks cover what went before).
-    if (!sql.exec("SELECT 1 FROM pragma_table_info('watch_events') WHERE name = 'prev'").toArray().length) {
-      sql.exec('ALTER TABLE watch_events ADD COLUMN prev INTEGER');
-      sql.exec('UPDATE watch_events SET prev = (SELECT MAX(w.id) FROM watch_events w WHERE w.topic = watch_events.topic AND w.id < watch_events.id)');
-    }
-    // A compacted topic's rows from before it was compacted are replayed no more (its resume reads the hub's own table).
-    for (const t of Object.keys(this.compacted)) sql.exec('DELETE FROM watch_events WHERE topic = ?', t);
+    // Each row gets its topic's previous id (the oldest, null: the KV pruned marks cover what went before).
+    sql.exec(
+      `INSERT INTO watch_log (topic, id, tseq, prev, at, agent_id, team_id, data)
+         SELECT topic, id, tseq, (SELECT MAX(w.id) FROM watch_events w WHERE w.topic = e.topic AND w.id < e.id), at, agent_id, team_id, data FROM watch_events e`,
+    );
+    sql.exec('DROP TABLE watch_events');
   }
 
   /**
@@ -261,21 +283,19 @@ export class Watchers {
     const sql = this.ctx.storage.sql;
     const window = this.opts.topicReplay?.[topic] ?? this.opts.replay;
     // Only this instance writes the table: the topic's newest row is read from its index once, then kept.
-    const before = this.newest.get(topic) ?? sql.exec<{ tseq: number; id: number }>('SELECT tseq, id FROM watch_events WHERE topic = ? ORDER BY tseq DESC LIMIT 1', topic).toArray()[0];
+    const before = this.newest.get(topic) ?? sql.exec<{ tseq: number; id: number }>('SELECT tseq, id FROM watch_log WHERE topic = ? ORDER BY id DESC LIMIT 1', topic).toArray()[0];
     const tseq = (before?.tseq ?? 0) + 1;
     this.newest.set(topic, { tseq, id });
-    // The event's row and index entry; `prev` is what tells a resume, once this row is the oldest, what was pruned before it.
-    this.rowsWritten += sql.exec('INSERT INTO watch_events (id, at, topic, agent_id, team_id, data, tseq, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', id, now, topic, agentId, teamId, json, tseq, before?.id ?? null).rowsWritten;
-    if (tseq > window.events) this.rowsWritten += sql.exec('DELETE FROM watch_events WHERE topic = ? AND tseq <= ?', topic, tseq - window.events).rowsWritten;
+    // The event's row; `prev` is what tells a resume, once this row is the oldest, what was pruned before it.
+    this.rowsWritten += sql.exec('INSERT INTO watch_log (topic, id, tseq, prev, at, agent_id, team_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', topic, id, tseq, before?.id ?? null, now, agentId, teamId, json).rowsWritten;
+    // Ids and tseq rise together in a topic: everything before its first row to keep (found from the oldest end, a row or two in).
+    if (tseq > window.events) this.rowsWritten += sql.exec('DELETE FROM watch_log WHERE topic = ?1 AND id < (SELECT id FROM watch_log WHERE topic = ?1 AND tseq > ?2 ORDER BY id LIMIT 1)', topic, tseq - window.events).rowsWritten;
     // By age, at most once every AGE_CHECK_MS a topic: one index probe for its oldest row, and the scan only when that one is old.
     if (now >= (this.ageChecked.get(topic) ?? 0) + AGE_CHECK_MS) {
       this.ageChecked.set(topic, now);
-      const oldest = sql.exec<{ at: number }>('SELECT at FROM watch_events WHERE topic = ? ORDER BY tseq LIMIT 1', topic).toArray()[0];
-      if (oldest && oldest.at < now - window.ms) {
-        // Up to the first row young enough (this one at least), so what is left is a suffix of the topic and its oldest `prev` is right.
-        const keep = sql.exec<{ tseq: number }>('SELECT tseq FROM watch_events WHERE topic = ? AND at >= ? ORDER BY tseq LIMIT 1', topic, now - window.ms).toArray()[0]?.tseq ?? tseq;
-        this.rowsWritten += sql.exec('DELETE FROM watch_events WHERE topic = ? AND tseq < ?', topic, keep).rowsWritten;
-      }
+      const oldest = sql.exec<{ at: number }>('SELECT at FROM watch_log WHERE topic = ? ORDER BY id LIMIT 1', topic).toArray()[0];
+      // Up to the first row young enough (this one at least), so what is left is a suffix of the topic and its oldest `prev` is right.
+      if (oldest && oldest.at < now - window.ms) this.rowsWritten += sql.exec('DELETE FROM watch_log WHERE topic = ?1 AND id < (SELECT id FROM watch_log WHERE topic = ?1 AND at >= ?2 ORDER BY id LIMIT 1)', topic, now - window.ms).rowsWritten;
     }
   }
 
@@ -303,8 +323,11 @@ export class Watchers {
     if (this.seq) return this.seq;
     const kv = this.ctx.storage.kv;
     const mark = kv.get<number>(SEQ_KEY) ?? 0;
-    let given = this.ctx.storage.sql.exec<{ id: number | null }>('SELECT MAX(id) AS id FROM watch_events').one().id ?? 0;
-    for (const t of this.topics) given = Math.max(given, kv.get<number>(PRUNED_PREFIX + t) ?? 0);
+    let given = 0;
+    for (const t of this.topics) {
+      const newest = this.ctx.storage.sql.exec<{ id: number }>('SELECT id FROM watch_log WHERE topic = ? ORDER BY id DESC LIMIT 1', t).toArray()[0]?.id ?? 0;
+      given = Math.max(given, newest, kv.get<number>(PRUNED_PREFIX + t) ?? 0);
+    }
     for (const c of Object.values(this.compacted)) given = Math.max(given, c.newest());
     given = Math.min(given, mark);
     this.seq = { last: given, mark, hole: given < mark ? [given, mark] : null };
@@ -313,7 +336,7 @@ export class Watchers {
 
   /** The highest id of `topic` pruned or skipped: a resume from before it missed some of the topic's events. */
   private pruned(topic: string): number {
-    const oldest = this.ctx.storage.sql.exec<{ prev: number | null }>('SELECT prev FROM watch_events WHERE topic = ? ORDER BY tseq LIMIT 1', topic).toArray()[0];
+    const oldest = this.ctx.storage.sql.exec<{ prev: number | null }>('SELECT prev FROM watch_log WHERE topic = ? ORDER BY id LIMIT 1', topic).toArray()[0];
     return Math.max(this.ctx.storage.kv.get<number>(PRUNED_PREFIX + topic) ?? 0, oldest?.prev ?? 0);
   }
 
@@ -412,10 +435,10 @@ export class Watchers {
       // The teams go as one JSON array: a list of placeholders would run into SQLite's limit on bound parameters.
       const teams = att.teams === null ? null : JSON.stringify(att.teams);
       const rows = this.ctx.storage.sql.exec<{ id: number; topic: string; data: string }>(
-        `SELECT id, topic, data FROM watch_events WHERE id > ? AND topic IN (${marks}) AND (? IS NULL OR agent_id = ?)
+        `SELECT id, topic, data FROM watch_log WHERE topic IN (${marks}) AND id > ? AND (? IS NULL OR agent_id = ?)
            AND (? IS NULL OR team_id IN (SELECT value FROM json_each(?))) ORDER BY id`,
-        from,
         ...stored,
+        from,
         att.agentId,
         att.agentId,
         teams,
