@@ -7,7 +7,7 @@
 import { env, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { fleetHubFor } from '../../durable-objects/fleet/publish.ts';
-import type { FleetHub } from '../../durable-objects/fleet-hub.ts';
+import { FleetHub } from '../../durable-objects/fleet-hub.ts';
 import { INTERNAL } from '../../durable-objects/hub/contract.ts';
 import { ID_BLOCK } from '../../durable-objects/hub/watchers.ts';
 import type { StatusEvent } from '../../shared/api/stream.ts';
@@ -179,6 +179,27 @@ describe('FleetHub metrics resume (compacted)', () => {
     await until(() => future.got.length >= 1);
     expect(future.got).toEqual([{ t: 'gap', id: '8' }]);
     for (const w of [a, a3, a4, admin, nosy, onlyC, b, a0, future]) w.ws.close();
+  });
+
+  it('takes a latest table from before event ids: its samples still paint, replay to no one, and the next sample replaces them', async () => {
+    const hub = fleetHubFor(env, 'compacted-legacy');
+    await runInDurableObject(hub, (instance: FleetHub, state) => {
+      const sql = state.storage.sql;
+      sql.exec('DROP TABLE fleet_latest');
+      sql.exec('CREATE TABLE fleet_latest (agent_id TEXT PRIMARY KEY, team_id TEXT NOT NULL, data TEXT NOT NULL) WITHOUT ROWID');
+      sql.exec('INSERT INTO fleet_latest VALUES (?, ?, ?)', 'old', 'team-a', JSON.stringify(metrics('old')));
+      // The hub as it starts after the upgrade.
+      const fresh = new FleetHub(state, env);
+      Object.assign(instance, { watchers: (fresh as unknown as Record<string, unknown>).watchers });
+    });
+    expect((await hub.latestMetrics(null)).map((e) => e.agent_id)).toEqual(['old']);
+    const before = await watch('compacted-legacy', ['metrics'], '0');
+    const id = await hub.publishMetrics(metrics('old', 'team-a', 5));
+    const after = await watch('compacted-legacy', ['metrics'], '0');
+    await until(() => before.got.length >= 1 && after.got.length >= 1);
+    expect(before.got.map((m) => m.id)).toEqual([id]);
+    expect(after.got.map((m) => [m.id, m.data?.agent_id])).toEqual([[id, 'old']]);
+    for (const w of [before, after]) w.ws.close();
   });
 
   it("forgets a deleted device's latest sample for a resume too", async () => {
