@@ -52,7 +52,7 @@ const JTI_PREFIX = 'jti:';
 /** storage.delete takes at most this many keys at once. */
 const STORAGE_BATCH = 128;
 /** A device's own watchers resume from a shorter window than the fleet's (its events are few). */
-const DEVICE_REPLAY = { events: 256, ms: 60 * 60_000 };
+export const DEVICE_REPLAY = { events: 256, ms: 60 * 60_000 };
 
 export class DeviceHub extends DurableObject<Env> {
   private readonly deviceId: string;

@@ -7,7 +7,12 @@
 // already authenticated and authorized, and the watch request of hub/contract.ts in INTERNAL.watch.
 // Its one alarm (hub/scheduler.ts) has one deadline: the next watcher's credential expiry. It also
 // keeps each device's latest metrics sample (publishMetrics, at the refresh interval), so the fleet
-// page paints every device at once and then follows `event: metrics`.
+// page paints every device at once and then follows `event: metrics`. That row is also the metrics
+// topic's replay (a compacted topic of hub/watchers.ts): it carries the id its event was published
+// under, and a watcher resuming metrics gets each device's latest sample newer than its resume id,
+// never a gap. So a sample costs one row written (the upsert) and, once every ID_BLOCK events, the
+// id counter's mark: Durable Object storage bills (and the free plan caps) rows written, and a
+// fleet's samples are most of what this hub writes.
 import { errorBody } from '../shared/codes.ts';
 import { DurableObject } from 'cloudflare:workers';
 import { STREAM_TOPICS, StatusEventSchema, type StatusEvent } from '../shared/api/stream.ts';
@@ -15,7 +20,7 @@ import { MetricsEventSchema, type MetricsEvent } from '../shared/api/metrics.ts'
 import { HEARTBEAT_PING, HEARTBEAT_PONG } from '../shared/protocol/envelope.ts';
 import { INTERNAL, WatchHeaderSchema, WatcherScopeSchema, type WatcherScope } from './hub/contract.ts';
 import { Scheduler } from './hub/scheduler.ts';
-import { WATCH_EXPIRY, Watchers, type WatcherCounters } from './hub/watchers.ts';
+import { WATCH_EXPIRY, Watchers, type ReplayFilter, type WatcherCounters } from './hub/watchers.ts';
 
 export interface FleetStats extends WatcherCounters {
   lastId: string;
@@ -23,23 +28,34 @@ export interface FleetStats extends WatcherCounters {
 
 /** What a resume may reach back to: a dashboard that was away longer re-reads the device list. */
 export const FLEET_REPLAY = { events: 1000, ms: 60 * 60_000 };
-/**
- * The metrics topic's own window (hub/watchers.ts prunes each topic on its own): a thousand
- * devices at the refresh interval publish hundreds of samples a minute, which must not push status
- * events out of FLEET_REPLAY. A dashboard back after longer takes the latest samples (latestMetrics).
- */
-export const FLEET_METRICS_REPLAY = { events: 2000, ms: 5 * 60_000 };
 
 export class FleetHub extends DurableObject<Env> {
   private readonly watchers: Watchers;
+  /** Rows the last publishMetrics wrote (the watchers' and the latest sample's upsert): the README's figures. */
+  rowsWritten = 0;
   private readonly scheduler: Scheduler;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.scheduler = new Scheduler(ctx.storage, { [WATCH_EXPIRY]: (now) => this.watchers.expire(now) });
-    this.watchers = new Watchers(ctx, { name: 'FleetHub', topics: STREAM_TOPICS, replay: FLEET_REPLAY, topicReplay: { metrics: FLEET_METRICS_REPLAY }, scheduler: this.scheduler });
-    // Each device's latest sample (one row a device, replaced by its next), for the fleet page's first paint.
-    ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS fleet_latest (agent_id TEXT PRIMARY KEY, team_id TEXT NOT NULL, data TEXT NOT NULL) WITHOUT ROWID');
+    const sql = ctx.storage.sql;
+    // Each device's latest sample (one row a device, replaced by its next) and its event id: the fleet page's first paint and the metrics replay.
+    sql.exec('CREATE TABLE IF NOT EXISTS fleet_latest (agent_id TEXT PRIMARY KEY, team_id TEXT NOT NULL, data TEXT NOT NULL, id INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID');
+    // A hub from before the compacted replay kept no id: those samples (a refresh interval old) replay to no one, and are replaced by the next.
+    if (!sql.exec("SELECT 1 FROM pragma_table_info('fleet_latest') WHERE name = 'id'").toArray().length) sql.exec('ALTER TABLE fleet_latest ADD COLUMN id INTEGER NOT NULL DEFAULT 0');
+    const metrics = {
+      // A scan of one row a device: resumes are rare beside samples, and an index on id would cost a row written per sample.
+      replay: (after: number, f: ReplayFilter) => [
+        ...sql.exec<{ id: number; data: string }>(
+          'SELECT id, data FROM fleet_latest WHERE id > ?1 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR team_id IN (SELECT value FROM json_each(?3))) ORDER BY id',
+          after,
+          f.agentId,
+          f.teams === null ? null : JSON.stringify(f.teams),
+        ),
+      ],
+      newest: () => sql.exec<{ id: number | null }>('SELECT MAX(id) AS id FROM fleet_latest').one().id ?? 0,
+    };
+    this.watchers = new Watchers(ctx, { name: 'FleetHub', topics: STREAM_TOPICS, replay: FLEET_REPLAY, compacted: { metrics }, scheduler: this.scheduler });
     // A dashboard keeps its socket alive with the agents' ping without waking the hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
@@ -69,7 +85,9 @@ export class FleetHub extends DurableObject<Env> {
 
   /**
    * A device's sample (sent by its hub at the relay's refresh interval): kept as the device's
-   * latest and sent to the fleet's `metrics` watchers; null if it is not a metrics event.
+   * latest, under its event id, and sent to the fleet's `metrics` watchers; null if it is not a
+   * metrics event. Publish and upsert run in one synchronous turn, so no watcher is accepted (and
+   * replayed) between the two.
    */
   async publishMetrics(event: MetricsEvent): Promise<string | null> {
     const parsed = MetricsEventSchema.safeParse(event);
@@ -79,13 +97,17 @@ export class FleetHub extends DurableObject<Env> {
       return null;
     }
     const e = parsed.data;
-    this.ctx.storage.sql.exec(
-      'INSERT INTO fleet_latest (agent_id, team_id, data) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET team_id = excluded.team_id, data = excluded.data',
-      e.agent_id,
-      e.team_id,
-      JSON.stringify(e),
-    );
-    return this.watchers.publish('metrics', e);
+    const id = this.watchers.publish('metrics', e);
+    this.rowsWritten =
+      this.watchers.rowsWritten +
+      this.ctx.storage.sql.exec(
+        'INSERT INTO fleet_latest (agent_id, team_id, data, id) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET team_id = excluded.team_id, data = excluded.data, id = excluded.id',
+        e.agent_id,
+        e.team_id,
+        JSON.stringify(e),
+        Number(id),
+      ).rowsWritten;
+    return id;
   }
 
   /** The latest sample of each device of `teams` (null: every team), for the fleet page's first paint. */

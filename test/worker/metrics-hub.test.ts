@@ -100,7 +100,7 @@ describe('a sample from the agent', () => {
 describe("the hub's own watchers", () => {
   it('get every sample while someone watches and a replay window after (a reconnect resumes); after that samples write no watcher rows and a resume across them is a gap', async () => {
     const dev = await metricsDevice(admin);
-    const metricsRows = () => runInDurableObject(hub(dev.deviceId), (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM watch_events WHERE topic = 'metrics'").one().n);
+    const metricsRows = () => runInDurableObject(hub(dev.deviceId), (_i, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM watch_log WHERE topic = 'metrics'").one().n);
     const t = second(Date.now());
     // Nobody has watched this device: its sample is stored, not published.
     await dev.send(sample(t));
