@@ -117,7 +117,9 @@ export function registerStreamRoutes(app: App) {
         'Without agent_id every device\'s samples come at the relay\'s refresh interval (POST /api/v1/settings/refresh); ' +
         `with agent_id and metrics the device's own samples come as it takes them, every ${LIVE_INTERVAL_MS / 1000} s while the stream is open, ` +
         'and event ids are `<status id>:<metrics id>` (either side empty until that kind of event came; a plain decimal id given to resume stands for the status side). ' +
-        'A `: heartbeat` comment every 15 s. `event: gap` when the events after Last-Event-ID are no longer kept; ' +
+        'A `: heartbeat` comment every 15 s. `event: gap` when the status events after Last-Event-ID are no longer kept; ' +
+        '`event: metrics` on the fleet-wide stream resumes as the current state instead (each device\'s latest sample with an id greater than the one given, once, in id order; never a gap), ' +
+        'and with `agent_id=` from the device\'s own hub, which replays every sample of its window (a gap past it). Ids are strictly increasing but not consecutive. ' +
         '`event: dropped` when the reader fell too far behind (the stream then ends). ' +
         `The WebSocket form sends \`{"t":"event","id","event","data"}\`, \`{"t":"gap","id"}\`, \`{"t":"dropped","reason"}\` (then close ${StreamCloseCode.DROPPED}) ` +
         'and `{"t":"error","code","reason"}`; the client sends `{"t":"ack","n":<events handled>}` and is dropped once it leaves more than ' +
