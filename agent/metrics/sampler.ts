@@ -2,7 +2,8 @@
 // Cheap by construction, since at the live interval it runs every second for as long as someone
 // watches: the per-sample files (/proc/stat, meminfo, diskstats, net/dev, sensor inputs, cpufreq;
 // loadavg, sockstat and uptime less often, below) are opened once and re-read with one pread into a shared
-// buffer (proc-file.ts); the process sweep runs at most every SWEEP_EVERY_MS (processes.ts); the
+// buffer (proc-file.ts); the process sweep runs at most every SWEEP_EVERY_MS (processes.ts), or at once when CPU or memory
+// use jumps (JUMP_PERCENT, at most every JUMP_SWEEP_MS); the
 // slow sources are cached on their own periods (periodic.ts): mounts' statfs every 10 s, Docker
 // every 10 s, systemd every 60 s, nvidia-smi every 30 s, vcgencmd every 60 s, sensor and GPU
 // discovery every 60 s, interface addresses every 30 s, the hostname and uptime every 60 s (uptime
@@ -22,12 +23,16 @@ import { GpuReader } from './gpu.ts';
 import { NetworkReader } from './network.ts';
 import { Periodic } from './periodic.ts';
 import { ProcFile, readOnce } from './proc-file.ts';
-import { ProcessReader } from './processes.ts';
+import { ProcessReader, type Sweep } from './processes.ts';
 import { SensorReader } from './sensors.ts';
 import { SYSTEMD_EVERY_MS, SystemdReader } from './systemd.ts';
 
 export const HOSTNAME_EVERY_MS = 60_000;
 export const UPTIME_EVERY_MS = 60_000;
+/** A change of this many points of CPU or memory use since the last process sweep sweeps again at once… */
+export const JUMP_PERCENT = 20;
+/** …at most this often. */
+export const JUMP_SWEEP_MS = 3_000;
 
 export interface Watch {
   processes: readonly string[];
@@ -70,6 +75,10 @@ export class MetricsSampler {
   private hostnameAt = Number.NEGATIVE_INFINITY;
   private watch: Watch = { processes: [], containers: [] };
   private watchChanged = false;
+  /** CPU and memory use (%) when the processes were last swept, and when a jump last forced a sweep. */
+  private swept = { cpu: Number.NaN, memory: Number.NaN };
+  private jumpAt = Number.NEGATIVE_INFINITY;
+  private lastSweep: Sweep | null = null;
 
   constructor(private readonly options: SamplerOptions) {
     const { root } = options;
@@ -106,7 +115,14 @@ export class MetricsSampler {
     const memory = this.memory();
     const network = this.network.read();
     const sensors = this.sensors.read();
-    const force = this.watchChanged;
+    // A jump in CPU or memory use sweeps the processes at once (at most every JUMP_SWEEP_MS), so
+    // the top lists of the sample an alert fires on show what caused it, not the last sweep's.
+    const memoryUse = memory.total > 0 ? (100 * memory.used) / memory.total : 0;
+    const jumped =
+      this.now() - this.jumpAt >= JUMP_SWEEP_MS &&
+      (Math.abs(cpu.totalUsage - this.swept.cpu) >= JUMP_PERCENT || Math.abs(memoryUse - this.swept.memory) >= JUMP_PERCENT);
+    if (jumped) this.jumpAt = this.now();
+    const force = this.watchChanged || jumped;
     this.watchChanged = false;
     const [disk, sweep, gpu, docker, systemd] = await Promise.all([
       this.disks.read(),
@@ -115,6 +131,10 @@ export class MetricsSampler {
       this.docker.get(),
       this.systemd.get(),
     ]);
+    if (sweep !== this.lastSweep) {
+      this.lastSweep = sweep;
+      this.swept = { cpu: cpu.totalUsage, memory: memoryUse };
+    }
     const sample: MetricsSample = {
       timestamp,
       system: { hostname: this.readHostname(), kernel: this.kernel, uptime: this.readUptime(), architecture: this.architecture },

@@ -113,6 +113,31 @@ describe('a Pi 4 snapshot whose counters move', () => {
     expect(second.system.uptime).toBeCloseTo(186432.57 + 10, 2);
   });
 
+  test('a jump in CPU use sweeps the processes at once, so the top list shows what jumped; steady use repeats the last sweep', async () => {
+    const { root, clock, s } = rig();
+    await s.sample(1000);
+    // Idle for a second: no jump, and no sweep before SWEEP_EVERY_MS.
+    bumpCpu(root, { user: 4, system: 0, idle: 396 });
+    bumpProcess(root, 990, 1, 0);
+    clock.advance(1000);
+    const idle = await s.sample(1000);
+    expect(idle.cpu.totalUsage).toBe(1);
+    // Then pid 990 takes a whole core: CPU use jumps past JUMP_PERCENT and the sample's list has it, a second later.
+    bumpCpu(root, { user: 400, system: 0, idle: 0 });
+    bumpProcess(root, 990, 100, 0);
+    clock.advance(1000);
+    const busy = await s.sample(1000);
+    expect(busy.cpu.totalUsage).toBe(100);
+    // A fresh sweep: its CPU % is over the 2 s since the first one (101 ticks of 100 a second).
+    expect(busy.processes.topByCpu[0]).toMatchObject({ pid: 990, cpu: 50.5 });
+    // Steady at 100 %: no jump, so the next sample repeats that sweep (its figures unchanged).
+    bumpCpu(root, { user: 400, system: 0, idle: 0 });
+    bumpProcess(root, 990, 50, 0);
+    clock.advance(1000);
+    const steady = await s.sample(1000);
+    expect(steady.processes.topByCpu).toEqual(busy.processes.topByCpu);
+  });
+
   test('the rest of the structure from the snapshot', async () => {
     const { s } = rig();
     const sample = await s.sample(10_000);
