@@ -43,6 +43,8 @@ export interface HubCounters extends WatcherCounters, MetricsCounters {
   terminalDropped: number;
 }
 
+/** Where the hub keeps its device's id, for the instances that wake without their name. */
+const DEVICE_ID_KEY = 'hub:device-id';
 /** A device is offline after this many heartbeat intervals of silence. */
 const MISSED_HEARTBEATS = 3;
 /** How often a connected device's last-seen time is refreshed in D1. */
@@ -71,8 +73,13 @@ export class DeviceHub extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    const name = ctx.id.name;
+    // An instance woken by its alarm is not told its name (ctx.id.name is undefined then), yet its
+    // deadlines (an offline alert, a delivery's retry, the rollup) need the device: the name is
+    // kept in storage the first time a named request reaches the hub.
+    const stored = ctx.storage.kv.get<string>(DEVICE_ID_KEY);
+    const name = ctx.id.name ?? stored;
     if (!name) throw new Error('a DeviceHub is addressed by idFromName(deviceId)');
+    if (ctx.id.name && stored !== ctx.id.name) ctx.storage.kv.put(DEVICE_ID_KEY, ctx.id.name);
     this.deviceId = name;
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
     for (const cap of this.capList) {
