@@ -18,7 +18,8 @@ function stored(out: string): string[] {
   }
   const seen = new Set<string>();
   const lines: string[] = [];
-  for (const raw of text.split('\n').filter(Boolean)) {
+  // Only whole lines: the stand-in hub may be writing the last one while it is read.
+  for (const raw of text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean)) {
     const b = LogBatchSchema.parse(JSON.parse(raw));
     if (seen.has(`${b.boot}:${b.seq}`)) continue;
     seen.add(`${b.boot}:${b.seq}`);
