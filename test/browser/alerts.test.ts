@@ -10,8 +10,8 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Page, Response } from 'playwright-core';
-import { createUser, describeBrowser, expectAccessible, openPage, screenshot, signIn, signInAdmin, startDashboard, type Dashboard } from './harness.ts';
+import type { Page } from 'playwright-core';
+import { createUser, describeBrowser, expectAccessible, openPage, pageText, recordResponses, screenshot, signIn, signInAdmin, startDashboard, type Dashboard } from './harness.ts';
 
 interface Received {
   path: string;
@@ -39,28 +39,6 @@ async function webhookTarget(): Promise<{ server: Server; port: number; received
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as { port: number }).port, received };
 }
-
-/** Every body the page received from the relay, to search for what must never come back. */
-function recordResponses(page: Page) {
-  const pending: Promise<void>[] = [];
-  const bodies: string[] = [];
-  page.on('response', (r: Response) => {
-    pending.push(
-      r.text().then(
-        (t) => void bodies.push(`${r.url()}\n${t}`),
-        () => {},
-      ),
-    );
-  });
-  return async () => {
-    await Promise.all(pending);
-    return bodies;
-  };
-}
-
-/** Everything the page holds as text, including what inputs and text areas hold. */
-const pageText = (page: Page) =>
-  page.evaluate(() => document.documentElement.outerHTML + Array.from(document.querySelectorAll('input, textarea'), (e) => (e as HTMLInputElement).value).join('\n'));
 
 const noHorizontalScroll = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
 

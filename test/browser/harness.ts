@@ -7,7 +7,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
 import { ROOT, startDevEnv, waitOnline, type DevEnv, type DevEnvOptions } from '../../scripts/dev-env.ts';
 import { freePort, http, tempDir, type Called } from '../e2e/harness.ts';
 
@@ -136,3 +136,25 @@ export async function createUser(d: Dashboard, username: string, roles: string[]
   expect(r.status, JSON.stringify(r.body)).toBe(201);
   return { id: r.body.id, username, password };
 }
+
+/** Every body the page received from the relay, to search for what must never come back. */
+export function recordResponses(page: Page) {
+  const pending: Promise<void>[] = [];
+  const bodies: string[] = [];
+  page.on('response', (r: Response) => {
+    pending.push(
+      r.text().then(
+        (t) => void bodies.push(`${r.url()}\n${t}`),
+        () => {},
+      ),
+    );
+  });
+  return async () => {
+    await Promise.all(pending);
+    return bodies;
+  };
+}
+
+/** Everything the page holds as text, including what inputs and text areas hold. */
+export const pageText = (page: Page) =>
+  page.evaluate(() => document.documentElement.outerHTML + Array.from(document.querySelectorAll('input, textarea'), (e) => (e as HTMLInputElement).value).join('\n'));

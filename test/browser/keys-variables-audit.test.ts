@@ -9,8 +9,8 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Page, Response } from 'playwright-core';
-import { createUser, describeBrowser, expectAccessible, openPage, screenshot, signIn, signInAdmin, startDashboard, type Dashboard } from './harness.ts';
+import type { Page } from 'playwright-core';
+import { createUser, describeBrowser, expectAccessible, openPage, pageText, recordResponses, screenshot, signIn, signInAdmin, startDashboard, type Dashboard } from './harness.ts';
 
 const run = promisify(execFile);
 
@@ -20,28 +20,6 @@ async function curl(args: string[]): Promise<{ status: number; body: string }> {
   const cut = stdout.lastIndexOf('\n');
   return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
 }
-
-/** Every body the page received from the relay, to search for what must never come back. */
-function recordResponses(page: Page) {
-  const pending: Promise<void>[] = [];
-  const bodies: string[] = [];
-  page.on('response', (r: Response) => {
-    pending.push(
-      r.text().then(
-        (t) => void bodies.push(`${r.url()}\n${t}`),
-        () => {},
-      ),
-    );
-  });
-  return async () => {
-    await Promise.all(pending);
-    return bodies;
-  };
-}
-
-/** Everything the page holds as text, including what inputs and text areas hold. */
-const pageText = (page: Page) =>
-  page.evaluate(() => document.documentElement.outerHTML + Array.from(document.querySelectorAll('input, textarea'), (e) => (e as HTMLInputElement).value).join('\n'));
 
 /** Errors in the page besides the console's line for a refusal the test asked for (the browser logs every 4xx). */
 const unexpected = (errors: string[]) => errors.filter((e) => !/status of 40[03]/.test(e));
